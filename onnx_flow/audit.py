@@ -1,0 +1,52 @@
+"""Compose the stages: a model and options in, a report out."""
+
+from __future__ import annotations
+
+import os
+
+import onnx
+
+from onnx_flow import load, network, shapes, verdict, widths
+from onnx_flow.options import Options
+from onnx_flow.report import Report
+
+__all__ = ["audit", "run"]
+
+
+def audit(
+    source: str | os.PathLike[str] | onnx.ModelProto,
+    *,
+    dims: dict[str, int] | None = None,
+    batch_dim: str | None = None,
+    measure: str = "elements",
+    threshold: float = 1.0,
+) -> Report:
+    """Audit one model for information bottlenecks.
+
+    Args:
+        source: path of an ``.onnx`` file, or a model in memory (left unchanged).
+        dims: sizes of named symbolic dims (``{"sequence": 128}``).
+        batch_dim: the dim bound to 1; by default the symbolic axis 0 of the data inputs.
+        measure: ``elements`` (product of dims) or ``bits`` (elements x dtype bits).
+        threshold: a ratio below this is a bottleneck.
+
+    Raises:
+        AuditError: the model or an option cannot be audited.
+    """
+    options = Options.checked(dims=dims, batch_dim=batch_dim, measure=measure, threshold=threshold)
+    return run(source, options)
+
+
+def run(source: str | os.PathLike[str] | onnx.ModelProto, options: Options) -> Report:
+    """Audit one model with options already checked."""
+    model = load.load(source)
+    graph = shapes.infer(model, dims=options.dims, batch_dim=options.batch_dim)
+    resolved = widths.compute(graph, measure=options.measure)
+    return verdict.judge(
+        graph,
+        resolved,
+        network.build(graph, resolved),
+        model=load.display_name(source),
+        measure=options.measure.value,
+        threshold=options.threshold,
+    )

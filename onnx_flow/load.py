@@ -1,0 +1,107 @@
+"""Read an ONNX model's graph without its weights.
+
+Weights stored as external data are never opened. Weights stored inline are dropped
+(dims and dtype kept) before anything else runs, except small integer tensors, which
+shape inference reads as values (the target shape of a ``Reshape``, say). Local
+functions are inlined so that every op is visible to shape inference and to the flow.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnx
+import onnx.inliner
+from google.protobuf.message import DecodeError
+
+from onnx_flow.errors import AuditError
+
+__all__ = ["INTEGER_TYPES", "display_name", "load"]
+
+#: Integer initializers up to this many elements keep their values (shape arguments).
+_KEPT_INTEGER_ELEMENTS = 1024
+
+#: ONNX element types whose values are integers.
+INTEGER_TYPES = frozenset(
+    {
+        onnx.TensorProto.INT8,
+        onnx.TensorProto.INT16,
+        onnx.TensorProto.INT32,
+        onnx.TensorProto.INT64,
+        onnx.TensorProto.UINT8,
+        onnx.TensorProto.UINT16,
+        onnx.TensorProto.UINT32,
+        onnx.TensorProto.UINT64,
+    }
+)
+
+_DATA_FIELDS = (
+    "raw_data",
+    "float_data",
+    "int32_data",
+    "int64_data",
+    "double_data",
+    "uint64_data",
+    "string_data",
+)
+
+
+def load(source: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:
+    """Return a private copy of the model's graph, weights dropped and functions inlined.
+
+    Args:
+        source: path of an ``.onnx`` file, or a model already in memory (left unchanged).
+
+    Raises:
+        AuditError: the path is missing or not a file, or the file is not an ONNX model.
+    """
+    if isinstance(source, onnx.ModelProto):
+        model = onnx.ModelProto()
+        model.CopyFrom(source)
+    else:
+        model = _read(Path(source))
+    name = display_name(source)
+    if not model.HasField("graph") or model.ir_version == 0:
+        raise AuditError(f"{name}: not an ONNX model (no graph or no IR version)")
+    for tensor in model.graph.initializer:
+        _drop_data(tensor)
+    if model.functions:
+        try:
+            model = onnx.inliner.inline_local_functions(model)
+        except Exception as error:  # the C++ inliner raises bare RuntimeErrors
+            raise AuditError(f"{name}: cannot inline local functions: {error}") from None
+    return model
+
+
+def display_name(source: str | os.PathLike[str] | onnx.ModelProto) -> str:
+    """The model's name in reports: the path as given, ``<model>`` for one in memory."""
+    return "<model>" if isinstance(source, onnx.ModelProto) else os.fspath(source)
+
+
+def _read(path: Path) -> onnx.ModelProto:
+    """Parse the file's protobuf without opening external data."""
+    if not path.exists():
+        raise AuditError(f"{path}: no such file")
+    if not path.is_file():
+        raise AuditError(f"{path}: not a file")
+    try:
+        return onnx.load_model(path, load_external_data=False)
+    except (DecodeError, RuntimeError, ValueError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise AuditError(f"{path}: not an ONNX model ({reason})") from None
+    except OSError as error:
+        raise AuditError(f"{path}: cannot read ({error.strerror or error})") from None
+
+
+def _drop_data(tensor: onnx.TensorProto) -> None:
+    """Clear an inline initializer's values unless shape inference may need them."""
+    if tensor.data_location == onnx.TensorProto.EXTERNAL:
+        return
+    elements = 1
+    for dim in tensor.dims:
+        elements *= dim
+    if tensor.data_type in INTEGER_TYPES and elements <= _KEPT_INTEGER_ELEMENTS:
+        return
+    for field in _DATA_FIELDS:
+        tensor.ClearField(field)  # type: ignore[arg-type]

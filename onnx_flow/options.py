@@ -1,0 +1,75 @@
+"""The audit's options, checked before any model is read."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from onnx_flow.errors import AuditError
+from onnx_flow.widths import Measure
+
+__all__ = ["Options", "parse_dims"]
+
+_DIM = re.compile(r"^([^=\s]+)=(\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How to audit a model."""
+
+    dims: Mapping[str, int]
+    """Sizes of named symbolic dims."""
+    batch_dim: str | None
+    """The dim bound to 1; ``None``: the symbolic axis 0 of the data inputs."""
+    measure: Measure
+    threshold: float
+    """A ratio below this is a bottleneck."""
+
+    @classmethod
+    def checked(
+        cls,
+        *,
+        dims: Mapping[str, int] | None = None,
+        batch_dim: str | None = None,
+        measure: str | Measure = Measure.ELEMENTS,
+        threshold: float = 1.0,
+    ) -> Options:
+        """Return the options, or raise :class:`AuditError` naming the bad one."""
+        for name, size in (dims or {}).items():
+            if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+                raise AuditError(f"--dim {name}={size}: the size must be a positive integer")
+        try:
+            chosen = Measure(measure)
+        except ValueError:
+            known = ", ".join(m.value for m in Measure)
+            raise AuditError(f"--measure {measure}: unknown measure (known: {known})") from None
+        if not (isinstance(threshold, (int, float)) and math.isfinite(threshold)) or not (
+            0 < threshold <= 1
+        ):
+            raise AuditError(f"--threshold {threshold}: must be a ratio in (0, 1]")
+        return cls(
+            dims=dict(sorted((dims or {}).items())),
+            batch_dim=batch_dim,
+            measure=chosen,
+            threshold=float(threshold),
+        )
+
+
+def parse_dims(texts: Iterable[str]) -> dict[str, int]:
+    """Parse ``NAME=N`` strings from the command line.
+
+    Raises:
+        AuditError: a text is not ``NAME=N`` with N a positive integer, or names a dim twice.
+    """
+    dims: dict[str, int] = {}
+    for text in texts:
+        match = _DIM.match(text)
+        if match is None or int(match.group(2)) < 1:
+            raise AuditError(f"--dim {text}: expected NAME=N with N a positive integer")
+        name = match.group(1)
+        if name in dims:
+            raise AuditError(f"--dim {text}: dim {name!r} is given twice")
+        dims[name] = int(match.group(2))
+    return dims

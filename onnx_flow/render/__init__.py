@@ -1,0 +1,41 @@
+"""Renderers: one per format, each turning reports into text. None of them writes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import Enum
+from typing import NoReturn
+
+from onnx_flow.report import Report
+
+__all__ = ["Format", "render"]
+
+
+class Format(str, Enum):
+    """Output formats of ``onnx-flow audit``."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+def render(reports: Sequence[Report], format: Format, *, color: bool = False) -> str:
+    """Render the reports; one report for a single model, several for several models.
+
+    Args:
+        reports: the audits, in the order the models were given.
+        format: the output format.
+        color: whether the text format may use terminal colours.
+    """
+    if format is Format.TEXT:
+        from onnx_flow.render import text
+
+        return text.render(reports, color=color)
+    if format is Format.JSON:
+        from onnx_flow.render import json
+
+        return json.render(reports)
+    return _unreachable(format)
+
+
+def _unreachable(value: NoReturn) -> NoReturn:
+    raise AssertionError(f"unhandled format {value!r}")

@@ -1,0 +1,161 @@
+"""The audit's result: frozen records, and ``to_dict`` spelling the JSON contract.
+
+Every format renders this one object; nothing downstream recomputes a figure. Keys
+named in the design's report contract are never renamed; new keys may be added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["SCHEMA_VERSION", "Bypassed", "CutTensor", "OutputResult", "Report", "Unknown"]
+
+SCHEMA_VERSION = 1
+
+Shape = tuple[int | str | None, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class CutTensor:
+    """A tensor on a minimum cut and the layer that produces it."""
+
+    tensor: str
+    width: int
+    shape: Shape
+    node: str | None
+    """Producing node's name; ``None`` for a graph input."""
+    op: str | None
+    module: str | None
+    """Framework layer path (``enc.2``); ``None`` when the model does not say."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this tensor."""
+        return {
+            "tensor": self.tensor,
+            "width": self.width,
+            "shape": _shape(self.shape),
+            "node": self.node,
+            "op": self.op,
+            "module": self.module,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Bypassed:
+    """A narrow tensor (width < reference) that other paths go around."""
+
+    tensor: str
+    width: int
+    node: str | None
+    op: str | None
+    module: str | None
+    bypass: int
+    """The max-flow with this tensor removed: what flows around it."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this tensor."""
+        return {
+            "tensor": self.tensor,
+            "width": self.width,
+            "node": self.node,
+            "op": self.op,
+            "module": self.module,
+            "bypass": self.bypass,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A tensor that carries sample information but whose width could not be resolved."""
+
+    tensor: str
+    reason: str
+    node: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this tensor."""
+        return {"tensor": self.tensor, "reason": self.reason, "node": self.node}
+
+
+@dataclass(frozen=True, slots=True)
+class OutputResult:
+    """The flow from the inputs to one output (or to all outputs together)."""
+
+    name: str
+    max_flow: int
+    reference: int
+    """R = min(width of the inputs the output depends on, width of the output)."""
+    threshold: float
+    cut_near_inputs: tuple[CutTensor, ...]
+    cut_near_outputs: tuple[CutTensor, ...]
+
+    @property
+    def ratio(self) -> float:
+        """F / R; 1.0 when R is 0 (nothing to deliver, nothing lost)."""
+        return self.max_flow / self.reference if self.reference else 1.0
+
+    @property
+    def bottleneck(self) -> bool:
+        """Whether the ratio is below the threshold."""
+        return self.ratio < self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this output."""
+        return {
+            "name": self.name,
+            "max_flow": self.max_flow,
+            "reference": self.reference,
+            "ratio": self.ratio,
+            "bottleneck": self.bottleneck,
+            "cut_near_inputs": [t.to_dict() for t in self.cut_near_inputs],
+            "cut_near_outputs": [t.to_dict() for t in self.cut_near_outputs],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The audit of one model."""
+
+    model: str
+    """The path as given (``<model>`` for a model passed in memory)."""
+    measure: str
+    dims: tuple[tuple[str, int], ...]
+    """Symbolic dims bound for the audit, sorted by name."""
+    threshold: float
+    total: OutputResult
+    """All outputs together (one super-sink); for one output, that output's figures."""
+    outputs: tuple[OutputResult, ...]
+    bypassed: tuple[Bypassed, ...]
+    unknown: tuple[Unknown, ...]
+    inputs: tuple[tuple[str, int], ...]
+    """Data inputs and their widths."""
+
+    @property
+    def bottleneck(self) -> bool:
+        """Whether any output's ratio is below the threshold."""
+        return any(output.bottleneck for output in self.outputs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of the report (the report contract)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "model": self.model,
+            "measure": self.measure,
+            "dims": dict(self.dims),
+            "threshold": self.threshold,
+            "inputs": [{"name": name, "width": width} for name, width in self.inputs],
+            "max_flow": self.total.max_flow,
+            "reference": self.total.reference,
+            "ratio": self.total.ratio,
+            "bottleneck": self.bottleneck,
+            "cut_near_inputs": [t.to_dict() for t in self.total.cut_near_inputs],
+            "cut_near_outputs": [t.to_dict() for t in self.total.cut_near_outputs],
+            "outputs": [output.to_dict() for output in self.outputs],
+            "bypassed": [b.to_dict() for b in self.bypassed],
+            "unknown": [u.to_dict() for u in self.unknown],
+        }
+
+
+def _shape(shape: Shape) -> list[int | str | None] | None:
+    return None if shape is None else list(shape)

@@ -1,0 +1,293 @@
+"""Bind symbolic dims, infer every tensor's shape, and hand on plain records.
+
+ONNX shape inference (with data propagation) is not guaranteed complete: a tensor it
+leaves without a shape, or with a dim it could not resolve, keeps that gap here
+(``None`` dims, or the name of a symbol it made up) for ``widths`` to report.
+The records this module returns are all that later stages see of the model.
+"""
+
+from __future__ import annotations
+
+import ast
+import heapq
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import onnx
+import onnx.shape_inference
+
+from onnx_flow.errors import AuditError
+from onnx_flow.load import INTEGER_TYPES
+
+__all__ = ["Dim", "Node", "ShapedGraph", "TensorType", "infer"]
+
+#: A dim: a size, the name of a symbolic dim nobody bound, or ``None`` when unknown.
+Dim = int | str | None
+
+# Bits per element of ONNX tensor types; a bool carries one bit, 4-bit types four.
+_BITS = {
+    onnx.TensorProto.FLOAT: 32,
+    onnx.TensorProto.UINT8: 8,
+    onnx.TensorProto.INT8: 8,
+    onnx.TensorProto.UINT16: 16,
+    onnx.TensorProto.INT16: 16,
+    onnx.TensorProto.INT32: 32,
+    onnx.TensorProto.INT64: 64,
+    onnx.TensorProto.BOOL: 1,
+    onnx.TensorProto.FLOAT16: 16,
+    onnx.TensorProto.DOUBLE: 64,
+    onnx.TensorProto.UINT32: 32,
+    onnx.TensorProto.UINT64: 64,
+    onnx.TensorProto.COMPLEX64: 64,
+    onnx.TensorProto.COMPLEX128: 128,
+    onnx.TensorProto.BFLOAT16: 16,
+    onnx.TensorProto.FLOAT8E4M3FN: 8,
+    onnx.TensorProto.FLOAT8E4M3FNUZ: 8,
+    onnx.TensorProto.FLOAT8E5M2: 8,
+    onnx.TensorProto.FLOAT8E5M2FNUZ: 8,
+    onnx.TensorProto.UINT4: 4,
+    onnx.TensorProto.INT4: 4,
+}
+
+@dataclass(frozen=True, slots=True)
+class TensorType:
+    """What shape inference knows of one tensor."""
+
+    shape: tuple[Dim, ...] | None
+    """Dims after binding; ``None`` when even the rank is unknown."""
+    dtype: str
+    """ONNX element type name, e.g. ``FLOAT``; ``""`` for non-tensor types."""
+    bits: int | None
+    """Bits per element; ``None`` for strings and non-tensor types."""
+    integer: bool
+    """Whether the elements are integers (index tensors can be one-hot)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One operator, its tensors named in graph order."""
+
+    name: str
+    """The node's name, or ``<op_type #index>`` when the model leaves it empty."""
+    op_type: str
+    domain: str
+    inputs: tuple[str, ...]
+    """Input tensors, including values its subgraphs capture from the outer scope."""
+    outputs: tuple[str, ...]
+    module: str | None
+    """The framework layer that produced it (``enc.2``), ``None`` when unknown."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShapedGraph:
+    """The model's graph as plain records, nodes in topological order."""
+
+    nodes: tuple[Node, ...]
+    inputs: tuple[str, ...]
+    """Data inputs: graph inputs that are not initializers."""
+    outputs: tuple[str, ...]
+    constants: frozenset[str]
+    """Initializers: tensors fixed by the model, carrying no sample information."""
+    types: Mapping[str, TensorType]
+    dims: Mapping[str, int]
+    """Symbolic dims bound before inference (the batch dim and ``--dim`` values)."""
+    declared_dims: frozenset[str]
+    """Symbolic dims the model declares on its inputs and outputs (bindable by the user)."""
+
+
+def infer(
+    model: onnx.ModelProto,
+    *,
+    dims: Mapping[str, int] | None = None,
+    batch_dim: str | None = None,
+) -> ShapedGraph:
+    """Bind symbolic dims in ``model`` (in place), infer shapes and return the records.
+
+    Args:
+        model: a model from :func:`onnx_flow.load.load`, which the pipeline owns.
+        dims: sizes for named symbolic dims (``--dim seq=128``).
+        batch_dim: the dim to bind to 1; by default the symbolic dim on axis 0 of the
+            data inputs. A value for it in ``dims`` wins.
+
+    Raises:
+        AuditError: a dim named in ``dims`` or ``batch_dim`` is not in the model, the model
+            has no data inputs, its graph has a cycle, or shape inference rejects it.
+    """
+    graph = model.graph
+    constants = frozenset(t.name for t in graph.initializer)
+    inputs = tuple(i.name for i in graph.input if i.name not in constants)
+    if not inputs:
+        raise AuditError("the model has no data inputs: every graph input is an initializer")
+    declared = _declared_dims(graph)
+    bindings = _bindings(graph, inputs, declared, dict(dims or {}), batch_dim)
+    for value in _value_infos(graph):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.HasField("dim_param") and dim.dim_param in bindings:
+                dim.dim_value = bindings[dim.dim_param]
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception as error:  # onnx raises InferenceError, ValueError or RuntimeError
+        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise AuditError(f"shape inference failed: {message}") from None
+    types = {t.name: _tensor_type(t.data_type, tuple(t.dims)) for t in graph.initializer}
+    for value in _value_infos(inferred.graph):
+        types[value.name] = _value_type(value.type)
+    return ShapedGraph(
+        nodes=tuple(_topological(graph)),
+        inputs=inputs,
+        outputs=tuple(o.name for o in graph.output),
+        constants=constants,
+        types=types,
+        dims=bindings,
+        declared_dims=declared,
+    )
+
+
+def _value_infos(graph: onnx.GraphProto) -> Iterator[onnx.ValueInfoProto]:
+    yield from graph.input
+    yield from graph.output
+    yield from graph.value_info
+
+
+def _declared_dims(graph: onnx.GraphProto) -> frozenset[str]:
+    return frozenset(
+        dim.dim_param
+        for value in (*graph.input, *graph.output)
+        for dim in value.type.tensor_type.shape.dim
+        if dim.HasField("dim_param") and dim.dim_param
+    )
+
+
+def _bindings(
+    graph: onnx.GraphProto,
+    inputs: tuple[str, ...],
+    declared: frozenset[str],
+    dims: dict[str, int],
+    batch_dim: str | None,
+) -> dict[str, int]:
+    """Return the dims to bind: the user's, plus the batch dim at 1 unless given."""
+    known = sorted(declared)
+    for name in sorted(dims):
+        if name not in declared:
+            raise AuditError(
+                f"--dim {name}={dims[name]}: the model has no dim named {name!r}"
+                f" (its symbolic dims: {', '.join(known) or 'none'})"
+            )
+    if batch_dim is not None:
+        if batch_dim not in declared:
+            raise AuditError(
+                f"--batch-dim {batch_dim}: the model has no dim named {batch_dim!r}"
+                f" (its symbolic dims: {', '.join(known) or 'none'})"
+            )
+        batch_dims = {batch_dim}
+    else:
+        batch_dims = set()
+        for value in graph.input:
+            if value.name in inputs:
+                shape = value.type.tensor_type.shape.dim
+                if shape and shape[0].HasField("dim_param") and shape[0].dim_param:
+                    batch_dims.add(shape[0].dim_param)
+    return {name: dims.get(name, 1) for name in sorted(batch_dims)} | dims
+
+
+def _value_type(type_proto: onnx.TypeProto) -> TensorType:
+    if not type_proto.HasField("tensor_type"):
+        return TensorType(shape=None, dtype="", bits=None, integer=False)
+    tensor = type_proto.tensor_type
+    if not tensor.HasField("shape"):
+        return _tensor_type(tensor.elem_type, None)
+    shape: list[Dim] = []
+    for dim in tensor.shape.dim:
+        if dim.HasField("dim_value"):
+            shape.append(dim.dim_value)
+        elif dim.HasField("dim_param") and dim.dim_param:
+            shape.append(dim.dim_param)
+        else:
+            shape.append(None)
+    return _tensor_type(tensor.elem_type, tuple(shape))
+
+
+def _tensor_type(elem_type: int, shape: tuple[Dim, ...] | None) -> TensorType:
+    name = onnx.TensorProto.DataType.Name(elem_type) if elem_type else ""
+    return TensorType(
+        shape=shape, dtype=name, bits=_BITS.get(elem_type), integer=elem_type in INTEGER_TYPES
+    )
+
+
+def _topological(graph: onnx.GraphProto) -> list[Node]:
+    """Return the nodes as records in topological order, file order among ready nodes.
+
+    Raises:
+        AuditError: the graph has a cycle.
+    """
+    records = [_node(node, index) for index, node in enumerate(graph.node)]
+    producers = {out: i for i, record in enumerate(records) for out in record.outputs if out}
+    waiting = [0] * len(records)
+    readers: dict[int, list[int]] = {}
+    for i, record in enumerate(records):
+        for name in set(record.inputs):
+            producer = producers.get(name)
+            if producer is not None and producer != i:
+                waiting[i] += 1
+                readers.setdefault(producer, []).append(i)
+    ready = [i for i, count in enumerate(waiting) if count == 0]
+    heapq.heapify(ready)
+    ordered: list[Node] = []
+    while ready:
+        i = heapq.heappop(ready)
+        ordered.append(records[i])
+        for reader in readers.get(i, ()):
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                heapq.heappush(ready, reader)
+    if len(ordered) < len(records):
+        stuck = next(records[i] for i, count in enumerate(waiting) if count)
+        raise AuditError(f"the graph has a cycle through node {stuck.name!r}")
+    return ordered
+
+
+def _node(node: onnx.NodeProto, index: int) -> Node:
+    inputs = list(node.input)
+    for name in _captured(node):
+        if name not in inputs:
+            inputs.append(name)
+    return Node(
+        name=node.name or f"<{node.op_type} #{index}>",
+        op_type=node.op_type,
+        domain=node.domain,
+        inputs=tuple(n for n in inputs if n),
+        outputs=tuple(node.output),
+        module=_module_path(node),
+    )
+
+
+def _captured(node: onnx.NodeProto) -> list[str]:
+    """Names a node's subgraphs read from the outer scope, in order of first use."""
+    names: list[str] = []
+    for attribute in node.attribute:
+        for subgraph in (*([attribute.g] if attribute.HasField("g") else []), *attribute.graphs):
+            defined = {i.name for i in subgraph.input} | {t.name for t in subgraph.initializer}
+            for inner in subgraph.node:
+                for name in (*inner.input, *_captured(inner)):
+                    if name and name not in defined and name not in names:
+                        names.append(name)
+                defined.update(inner.output)
+    return names
+
+
+def _module_path(node: onnx.NodeProto) -> str | None:
+    """The layer path: dynamo's ``name_scopes`` metadata or a TorchScript node name."""
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            try:
+                scopes = ast.literal_eval(prop.value)
+            except (ValueError, SyntaxError):
+                return None
+            # The last scope names the op itself (``linear_1``); the one before, its layer.
+            layers = [s for s in scopes[:-1] if s] if isinstance(scopes, list) else []
+            return str(layers[-1]) if layers else None
+    # TorchScript names nodes ``/enc/enc.2/Gemm``: each scope is a full module path.
+    if node.name.startswith("/"):
+        scopes = node.name.split("/")[1:-1]
+        return scopes[-1] if scopes else None
+    return None

@@ -1,0 +1,136 @@
+"""Judge the flows: references, ratios, the layers on the cuts, what skips go around."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from onnx_flow.cut import Flow, solve
+from onnx_flow.errors import AuditError
+from onnx_flow.network import FlowNetwork
+from onnx_flow.report import Bypassed, CutTensor, OutputResult, Report, Unknown
+from onnx_flow.shapes import Node, ShapedGraph
+from onnx_flow.widths import Widths
+
+__all__ = ["judge"]
+
+#: The name of the all-outputs result in a model with several outputs.
+ALL_OUTPUTS = "*"
+
+
+def judge(
+    graph: ShapedGraph,
+    widths: Widths,
+    network: FlowNetwork,
+    *,
+    model: str,
+    measure: str,
+    threshold: float,
+) -> Report:
+    """Solve the flow to each output and to all of them, and build the report.
+
+    Raises:
+        AuditError: a data input or an output has no known width.
+    """
+    for name in (*graph.inputs, *graph.outputs):
+        if name in widths.unknown:
+            raise AuditError(f"width of {name!r} is unknown ({widths.unknown[name]})")
+    producers = {out: node for node in graph.nodes for out in node.outputs}
+    judged = _Judge(graph, widths, network, producers, threshold)
+    outputs = tuple(judged.output(name) for name in graph.outputs)
+    if len(outputs) == 1:
+        total, flow = outputs[0], judged.flows[graph.outputs[0]]
+    else:
+        flow = solve(network, outputs=graph.outputs)
+        total = judged.result(ALL_OUTPUTS, flow, graph.outputs)
+    return Report(
+        model=model,
+        measure=measure,
+        dims=tuple(sorted(graph.dims.items())),
+        threshold=threshold,
+        total=total,
+        outputs=outputs,
+        bypassed=tuple(judged.bypassed(flow, total.reference)),
+        unknown=tuple(
+            Unknown(name, reason, _node_name(producers.get(name)))
+            for name, reason in widths.unknown.items()
+        ),
+        inputs=tuple((name, widths.known[name]) for name in graph.inputs),
+    )
+
+
+class _Judge:
+    """Shared look-ups for building results of one model."""
+
+    def __init__(
+        self,
+        graph: ShapedGraph,
+        widths: Widths,
+        network: FlowNetwork,
+        producers: dict[str, Node],
+        threshold: float,
+    ) -> None:
+        self.graph = graph
+        self.widths = widths
+        self.network = network
+        self.producers = producers
+        self.threshold = threshold
+        self.flows: dict[str, Flow] = {}
+
+    def output(self, name: str) -> OutputResult:
+        flow = solve(self.network, outputs=[name])
+        self.flows[name] = flow
+        return self.result(name, flow, [name])
+
+    def result(self, name: str, flow: Flow, outputs: Sequence[str]) -> OutputResult:
+        delivered = sum(self.widths.known.get(o, 0) for o in dict.fromkeys(outputs))
+        given = sum(self.widths.known[i] for i in flow.inputs)
+        return OutputResult(
+            name=name,
+            max_flow=flow.value,
+            reference=min(given, delivered),
+            threshold=self.threshold,
+            cut_near_inputs=tuple(self.cut_tensor(t) for t in flow.near_inputs),
+            cut_near_outputs=tuple(self.cut_tensor(t) for t in flow.near_outputs),
+        )
+
+    def cut_tensor(self, tensor: str) -> CutTensor:
+        node = self.producers.get(tensor)
+        return CutTensor(
+            tensor=tensor,
+            width=self.widths.known[tensor],
+            shape=self.graph.types[tensor].shape,
+            node=_node_name(node),
+            op=node.op_type if node else None,
+            module=node.module if node else None,
+        )
+
+    def bypassed(self, flow: Flow, reference: int) -> list[Bypassed]:
+        """Narrow tensors that other paths go around.
+
+        A tensor lies on some minimum cut exactly when removing it lowers the flow by its
+        width; one that loses less, and leaves some flow, is bypassed.
+        """
+        on_cut = {*flow.near_inputs, *flow.near_outputs}
+        found = []
+        for tensor in flow.tensors():
+            width = self.widths.known.get(tensor)
+            if width is None or width >= reference or tensor in on_cut:
+                continue
+            without = flow.without(tensor)
+            if without > max(flow.value - width, 0):
+                node = self.producers.get(tensor)
+                found.append(
+                    Bypassed(
+                        tensor=tensor,
+                        width=width,
+                        node=_node_name(node),
+                        op=node.op_type if node else None,
+                        module=node.module if node else None,
+                        bypass=without,
+                    )
+                )
+        return found
+
+
+def _node_name(node: Node | None) -> str | None:
+    return node.name if node else None

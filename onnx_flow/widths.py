@@ -1,0 +1,129 @@
+"""Turn shapes into capacities: how much of one sample a tensor can hold.
+
+A width is an int per sample: the batch dim was bound to 1 before inference, a fixed
+batch of N counts as it stands. ``elements`` is the product of the dims; ``bits``
+multiplies it by the bits of the element type. An integer tensor that indexes rows of
+a constant table (an embedding ``Gather``) counts as one-hot: V per index, so the
+embedding is a V -> d layer like any other. Tensors computed only from shapes and
+constants (``Shape``, ``Size`` and what follows from them) carry no sample information
+and get no width: they are not part of the flow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from onnx_flow.errors import AuditError
+from onnx_flow.shapes import ShapedGraph, TensorType
+
+__all__ = ["Measure", "Widths", "compute"]
+
+# Ops whose outputs depend on their inputs' shapes only, never on the values.
+_SHAPE_ONLY_OPS = frozenset({"Shape", "Size"})
+
+
+class Measure(str, Enum):
+    """What a width counts."""
+
+    ELEMENTS = "elements"
+    BITS = "bits"
+
+
+@dataclass(frozen=True, slots=True)
+class Widths:
+    """Capacities of the tensors that carry sample information."""
+
+    known: Mapping[str, int]
+    """Width of each carrying tensor whose shape is fully resolved."""
+    unknown: Mapping[str, str]
+    """Carrying tensors whose width could not be resolved, with the reason."""
+    one_hot: Mapping[str, int]
+    """Integer index tensors counted as one-hot, with their vocabulary size V."""
+
+
+def compute(graph: ShapedGraph, *, measure: Measure = Measure.ELEMENTS) -> Widths:
+    """Return the width of every tensor that carries sample information.
+
+    Raises:
+        AuditError: a width needs a symbolic dim the model declares and nobody bound.
+    """
+    carrying = _carrying(graph)
+    one_hot = _one_hot(graph, carrying)
+    known: dict[str, int] = {}
+    unknown: dict[str, str] = {}
+    unbound: dict[str, str] = {}
+    for name in carrying:
+        tensor = graph.types.get(name)
+        reason = _unresolved(tensor, measure)
+        if reason is None:
+            assert tensor is not None and tensor.shape is not None
+            symbols = [d for d in tensor.shape if isinstance(d, str)]
+            for symbol in symbols:
+                if symbol in graph.declared_dims:
+                    unbound.setdefault(symbol, name)
+            if symbols:
+                reason = f"symbolic dim {symbols[0]!r} left by shape inference"
+        if reason is not None:
+            unknown[name] = reason
+            continue
+        assert tensor is not None and tensor.shape is not None
+        width = math.prod(d for d in tensor.shape if isinstance(d, int))
+        if name in one_hot:
+            width *= one_hot[name][0]
+        if measure is Measure.BITS:
+            width *= one_hot[name][1] if name in one_hot else tensor.bits or 0
+        known[name] = width
+    if unbound:
+        symbol = min(unbound)
+        raise AuditError(
+            f"dim {symbol!r} is symbolic and tensor {unbound[symbol]!r} needs it:"
+            f" bind it with --dim {symbol}=N"
+        )
+    return Widths(
+        known=known, unknown=unknown, one_hot={name: v for name, (v, _) in one_hot.items()}
+    )
+
+
+def _carrying(graph: ShapedGraph) -> dict[str, None]:
+    """Tensors computed from a data input, in graph order (a dict as an ordered set)."""
+    carrying = dict.fromkeys(graph.inputs)
+    for node in graph.nodes:
+        if node.domain in ("", "ai.onnx") and node.op_type in _SHAPE_ONLY_OPS:
+            continue
+        if any(name in carrying for name in node.inputs):
+            carrying.update(dict.fromkeys(out for out in node.outputs if out))
+    return carrying
+
+
+def _one_hot(graph: ShapedGraph, carrying: Mapping[str, None]) -> dict[str, tuple[int, int]]:
+    """Index tensors that pick rows of a constant table: name -> (V, bits of the table)."""
+    found: dict[str, tuple[int, int]] = {}
+    for node in graph.nodes:
+        if node.op_type != "Gather" or node.domain not in ("", "ai.onnx") or len(node.inputs) < 2:
+            continue
+        table_name, indices = node.inputs[0], node.inputs[1]
+        table, index = graph.types.get(table_name), graph.types.get(indices)
+        if table_name in carrying or indices not in carrying or table is None or index is None:
+            continue
+        if not index.integer or table.shape is None or not table.shape:
+            continue
+        rows = table.shape[0]  # exporters gather embeddings along axis 0
+        if isinstance(rows, int) and rows > found.get(indices, (0, 0))[0]:
+            found[indices] = (rows, table.bits or 0)
+    return found
+
+
+def _unresolved(tensor: TensorType | None, measure: Measure) -> str | None:
+    """Why the tensor has no width yet, or ``None`` when its shape resolves it."""
+    if tensor is None:
+        return "no type after shape inference"
+    if tensor.shape is None:
+        return "shape unknown after shape inference"
+    if any(d is None for d in tensor.shape):
+        return "a dim is unknown after shape inference"
+    if measure is Measure.BITS and tensor.bits is None:
+        return f"element type {tensor.dtype or 'non-tensor'} has no bit width"
+    return None
