@@ -17,12 +17,17 @@ import onnx
 import onnx.shape_inference
 
 from onnx_flow.errors import AuditError
+from onnx_flow.fold import fold_constants
 from onnx_flow.load import INTEGER_TYPES
 
 __all__ = ["Dim", "Node", "ShapedGraph", "TensorType", "infer"]
 
 #: A dim: a size, the name of a symbolic dim nobody bound, or ``None`` when unknown.
 Dim = int | str | None
+
+#: Rounds of "fold what is constant, infer again"; each resolves one more layer of
+#: shape arithmetic, and exporters nest it only a few deep.
+_FOLD_ROUNDS = 8
 
 # Bits per element of ONNX tensor types; a bool carries one bit, 4-bit types four.
 _BITS = {
@@ -124,11 +129,11 @@ def infer(
         for dim in value.type.tensor_type.shape.dim:
             if dim.HasField("dim_param") and dim.dim_param in bindings:
                 dim.dim_value = bindings[dim.dim_param]
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception as error:  # onnx raises InferenceError, ValueError or RuntimeError
-        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        raise AuditError(f"shape inference failed: {message}") from None
+    inferred = _infer(model)
+    for _ in range(_FOLD_ROUNDS):
+        if _resolved(inferred.graph) or not fold_constants(model, inferred.graph):
+            break
+        inferred = _infer(model)
     types = {t.name: _tensor_type(t.data_type, tuple(t.dims)) for t in graph.initializer}
     for value in _value_infos(inferred.graph):
         types[value.name] = _value_type(value.type)
@@ -140,6 +145,26 @@ def infer(
         types=types,
         dims=bindings,
         declared_dims=declared,
+    )
+
+
+def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception as error:  # onnx raises InferenceError, ValueError or RuntimeError
+        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise AuditError(f"shape inference failed: {message}") from None
+
+
+def _resolved(graph: onnx.GraphProto) -> bool:
+    """Whether every tensor of the graph has a fully static shape."""
+    return all(
+        value.type.tensor_type.HasField("shape")
+        and all(d.HasField("dim_value") for d in value.type.tensor_type.shape.dim)
+        for value in _value_infos(graph)
+        if value.type.HasField("tensor_type")
+    ) and len(graph.value_info) + len(graph.input) + len(graph.output) >= len(
+        {out for node in graph.node for out in node.output if out}
     )
 
 
@@ -286,8 +311,15 @@ def _module_path(node: onnx.NodeProto) -> str | None:
             # The last scope names the op itself (``linear_1``); the one before, its layer.
             layers = [s for s in scopes[:-1] if s] if isinstance(scopes, list) else []
             return str(layers[-1]) if layers else None
-    # TorchScript names nodes ``/enc/enc.2/Gemm``: each scope is a full module path.
-    if node.name.startswith("/"):
-        scopes = node.name.split("/")[1:-1]
-        return scopes[-1] if scopes else None
-    return None
+    # TorchScript names nodes ``/model/transformer/h.0/ln_1/LayerNormalization``: one
+    # scope per module, by attribute name, except that a numbered child of a container
+    # repeats the container's scope (``/enc/enc.2/Gemm`` is ``enc.2``, not ``enc.enc.2``).
+    if not node.name.startswith("/"):
+        return None
+    path: list[str] = []
+    for scope in node.name.split("/")[1:-1]:
+        if path and scope.startswith(path[-1] + "."):
+            path[-1] = scope
+        elif scope:
+            path.append(scope)
+    return ".".join(path) or None

@@ -24,6 +24,11 @@ __all__ = ["Measure", "Widths", "compute"]
 # Ops whose outputs depend on their inputs' shapes only, never on the values.
 _SHAPE_ONLY_OPS = frozenset({"Shape", "Size"})
 
+# Ops that pass index values on unchanged (first input), only rearranged.
+_INDEX_PRESERVING = frozenset(
+    {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast", "Transpose", "Expand"}
+)
+
 
 class Measure(str, Enum):
     """What a width counts."""
@@ -101,6 +106,7 @@ def _carrying(graph: ShapedGraph) -> dict[str, None]:
 def _one_hot(graph: ShapedGraph, carrying: Mapping[str, None]) -> dict[str, tuple[int, int]]:
     """Index tensors that pick rows of a constant table: name -> (V, bits of the table)."""
     found: dict[str, tuple[int, int]] = {}
+    producers = {out: node for node in graph.nodes for out in node.outputs}
     for node in graph.nodes:
         if node.op_type != "Gather" or node.domain not in ("", "ai.onnx") or len(node.inputs) < 2:
             continue
@@ -111,8 +117,16 @@ def _one_hot(graph: ShapedGraph, carrying: Mapping[str, None]) -> dict[str, tupl
         if not index.integer or table.shape is None or not table.shape:
             continue
         rows = table.shape[0]  # exporters gather embeddings along axis 0
-        if isinstance(rows, int) and rows > found.get(indices, (0, 0))[0]:
-            found[indices] = (rows, table.bits or 0)
+        if not isinstance(rows, int):
+            continue
+        # The same indices, reshaped or cast on the way (``input_ids.view(-1, n)``), are
+        # the same one-hot choice: walk back to where they come from.
+        name: str | None = indices
+        while name is not None and name in carrying and graph.types.get(name, index).integer:
+            if rows > found.get(name, (0, 0))[0]:
+                found[name] = (rows, table.bits or 0)
+            producer = producers.get(name)
+            name = producer.inputs[0] if producer and producer.op_type in _INDEX_PRESERVING else None
     return found
 
 

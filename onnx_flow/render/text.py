@@ -14,6 +14,7 @@ from onnx_flow.report import Bypassed, CutTensor, OutputResult, Report
 __all__ = ["render"]
 
 _WIDTH = 110
+_MAX_BYPASSED_ROWS = 12
 
 
 def render(reports: Sequence[Report], *, color: bool = False) -> str:
@@ -92,6 +93,9 @@ def _bypassed(console: Console, tensors: Sequence[Bypassed]) -> None:
     table = Table(title="narrow layers bypassed by skips", title_justify="left", box=None, padding=(0, 2))
     for column in ("layer", "op", "tensor", "width", "flow around"):
         table.add_column(column, justify="right" if column in ("width", "flow around") else "left")
-    for t in tensors:
+    for t in tensors[:_MAX_BYPASSED_ROWS]:
         table.add_row(t.module or t.node or "(input)", t.op or "input", t.tensor, str(t.width), str(t.bypass))
     console.print(table)
+    if len(tensors) > _MAX_BYPASSED_ROWS:
+        hidden = len(tensors) - _MAX_BYPASSED_ROWS
+        console.print(Text(f"  ... and {hidden} more (all of them in --format json)", style="dim"))

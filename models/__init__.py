@@ -1,0 +1,1 @@
+"""Reference models of the design document, built from PyTorch modules."""

@@ -1,0 +1,232 @@
+"""Build the design document's reference models and export them to ONNX.
+
+Each model is a small PyTorch module with the figures DESIGN.md gives for it. Export
+them with either exporter (``dynamo=False``: TorchScript; ``dynamo=True``: the
+default ``torch.export`` exporter, which writes weights as external data):
+
+    python -m models.reference OUT_DIR          # every model, both exporters
+    python -m models.reference OUT_DIR squeeze  # one model
+
+Nothing is downloaded: GPT-2 is built from a ``transformers`` config with random weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = ["MODELS", "Reference", "export"]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference model and the figures an audit must give for it."""
+
+    build: Callable[[], nn.Module]
+    example: tuple[torch.Tensor, ...]
+    """Example inputs; axes named in ``dynamic`` are exported symbolic."""
+    dynamic: dict[str, dict[int, str]]
+    """Input name -> {axis: dim name}."""
+    dims: dict[str, int]
+    """``--dim`` bindings the audit needs (the batch dim is bound to 1 by default)."""
+    max_flow: int
+    reference: int
+    bottleneck: bool
+
+
+class Residual(nn.Module):
+    """``x + up(relu(down(x)))``: a narrow branch with a full-width skip around it."""
+
+    def __init__(self, width: int = 64, narrow: int = 4) -> None:
+        super().__init__()
+        self.down = nn.Linear(width, narrow)
+        self.up = nn.Linear(narrow, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.up(torch.relu(self.down(x)))
+
+
+class UNet(nn.Module):
+    """Two-level U-Net on 3x32x32; the innermost tensor is 4x8x8 = 256 wide."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc1 = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+        self.enc2 = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU())
+        self.inner = nn.Sequential(nn.Conv2d(16, 4, 3, stride=2, padding=1), nn.ReLU())
+        self.up2 = nn.ConvTranspose2d(4, 16, 2, stride=2)
+        self.dec2 = nn.Sequential(nn.Conv2d(32, 16, 3, padding=1), nn.ReLU())
+        self.up1 = nn.ConvTranspose2d(16, 8, 2, stride=2)
+        self.dec1 = nn.Conv2d(16, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e1 = self.enc1(x)
+        e2 = self.enc2(e1)
+        inner = self.inner(e2)
+        d2 = self.dec2(torch.cat([self.up2(inner), e2], dim=1))
+        return self.dec1(torch.cat([self.up1(d2), e1], dim=1))
+
+
+class LanguageModelLogits(nn.Module):
+    """A ``transformers`` causal LM that returns only its logits."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        # An all-ones mask built from the input's shape: without one, transformers looks
+        # for packed sequences with ``torch.diff``, which the TorchScript exporter lacks.
+        mask = torch.ones_like(input_ids)
+        return self.model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
+
+
+def gpt2(layers: int = 2, width: int = 768, vocabulary: int = 50257) -> nn.Module:
+    """A GPT-2 LM with random weights, built from a config (nothing downloaded)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(
+        n_layer=layers, n_embd=width, n_head=12, vocab_size=vocabulary, n_positions=1024
+    )
+    config._attn_implementation = "eager"
+    return LanguageModelLogits(GPT2LMHeadModel(config))
+
+
+class AutoEncoder(nn.Module):
+    """``784-128-32-128-784``: the 32-wide latent is the encoder's last layer (``enc.2``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 32))
+        self.dec = nn.Sequential(nn.Linear(32, 128), nn.ReLU(), nn.Linear(128, 784))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dec(self.enc(x))
+
+
+_BATCH = {"x": {0: "batch"}}
+
+MODELS: dict[str, Reference] = {
+    # 64 -> 64 -> 4 -> 64: squeezes 64 values through the Linear(64, 4) output.
+    "squeeze": Reference(
+        build=lambda: nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4), nn.Linear(4, 64)),
+        example=(torch.randn(2, 64),),
+        dynamic=_BATCH,
+        dims={},
+        max_flow=4,
+        reference=64,
+        bottleneck=True,
+    ),
+    # (3,50) -> (3,100) -> (3,80): widens; the input limits the flow (fixed batch of 3).
+    "widening": Reference(
+        build=lambda: nn.Sequential(nn.Linear(50, 100), nn.Linear(100, 80)),
+        example=(torch.randn(3, 50),),
+        dynamic={},
+        dims={},
+        max_flow=150,
+        reference=150,
+        bottleneck=False,
+    ),
+    "residual": Reference(
+        build=Residual,
+        example=(torch.randn(2, 64),),
+        dynamic=_BATCH,
+        dims={},
+        max_flow=64,
+        reference=64,
+        bottleneck=False,
+    ),
+    "autoencoder": Reference(
+        build=AutoEncoder,
+        example=(torch.randn(2, 784),),
+        dynamic=_BATCH,
+        dims={},
+        max_flow=32,
+        reference=784,
+        bottleneck=True,
+    ),
+    "unet": Reference(
+        build=UNet,
+        example=(torch.randn(2, 3, 32, 32),),
+        dynamic=_BATCH,
+        dims={},
+        max_flow=3072,
+        reference=3072,
+        bottleneck=False,
+    ),
+    # input_ids count one-hot: 16 x 50257 in and out, 16 x 768 through the middle.
+    "gpt2": Reference(
+        build=gpt2,
+        example=(torch.randint(0, 50257, (2, 16)),),
+        dynamic={"x": {0: "batch", 1: "sequence"}},
+        dims={"sequence": 16},
+        max_flow=16 * 768,
+        reference=16 * 50257,
+        bottleneck=True,
+    ),
+}
+
+
+def export(name: str, path: Path, *, dynamo: bool) -> Path:
+    """Export reference model ``name`` to ``path`` with the chosen exporter."""
+    reference = MODELS[name]
+    torch.manual_seed(0)
+    module = reference.build().eval()
+    names = [f"x{i}" if i else "x" for i in range(len(reference.example))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    quiet = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(quiet):
+        warnings.simplefilter("ignore")
+        if dynamo:
+            shapes = tuple(
+                {axis: torch.export.Dim(dim, min=1) for axis, dim in reference.dynamic.get(n, {}).items()}
+                or None
+                for n in names
+            )
+            torch.onnx.export(
+                module,
+                reference.example,
+                str(path),
+                input_names=names,
+                output_names=["y"],
+                dynamic_shapes=shapes if reference.dynamic else None,
+                dynamo=True,
+            )
+        else:
+            torch.onnx.export(
+                module,
+                reference.example,
+                str(path),
+                input_names=names,
+                output_names=["y"],
+                dynamic_axes={**reference.dynamic, "y": reference.dynamic.get("x", {})},
+                dynamo=False,
+            )
+    return path
+
+
+def main() -> None:
+    """Export the named reference models (all by default) with both exporters."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"one of {', '.join(MODELS)}")
+    arguments = parser.parse_args()
+    unknown = sorted(set(arguments.names) - set(MODELS))
+    if unknown:
+        parser.error(f"unknown model(s): {', '.join(unknown)}")
+    for name in arguments.names or MODELS:
+        for dynamo in (False, True):
+            path = export(name, arguments.out / f"{name}-{'dynamo' if dynamo else 'torchscript'}.onnx", dynamo=dynamo)
+            print(path)
+
+
+if __name__ == "__main__":
+    main()

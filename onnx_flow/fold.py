@@ -1,0 +1,108 @@
+"""Evaluate shape computations to constants where ONNX data propagation stops.
+
+Once symbolic dims are bound, every ``Shape`` of a tensor with a static shape is a
+constant, and so is what is computed from it alone (``Range``, ``Cast``, ``Where`` on
+shapes ...). ONNX shape inference propagates values through only a few of those ops;
+evaluating the rest with the ONNX reference implementation lets the next round of
+inference resolve the ``Reshape``/``Expand`` targets they feed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+__all__ = ["fold_constants"]
+
+_log = logging.getLogger(__name__)
+
+#: Larger results stay computed at run time: shapes need values only of small tensors.
+_MAX_ELEMENTS = 65536
+
+_NONDETERMINISTIC = frozenset(
+    {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Bernoulli", "Multinomial"}
+)
+
+
+def fold_constants(model: onnx.ModelProto, inferred: onnx.GraphProto) -> int:
+    """Replace nodes whose inputs are all known values by initializers, in place.
+
+    Args:
+        model: the model to change (owned by the pipeline).
+        inferred: its graph after shape inference, for the shapes ``Shape`` reads.
+
+    Returns:
+        How many nodes were folded; 0 when nothing more can be.
+    """
+    graph = model.graph
+    values: dict[str, np.ndarray] = {
+        t.name: numpy_helper.to_array(t) for t in graph.initializer if _has_data(t)
+    }
+    static = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in (*inferred.input, *inferred.value_info, *inferred.output)
+        if v.type.tensor_type.HasField("shape")
+        and all(d.HasField("dim_value") for d in v.type.tensor_type.shape.dim)
+    }
+    folded: list[int] = []
+    for index, node in enumerate(graph.node):
+        result = _evaluate(node, values, static)
+        if result is None:
+            continue
+        values.update(result)
+        folded.append(index)
+    if not folded:
+        return 0
+    dropped = set(folded)
+    kept = [node for i, node in enumerate(graph.node) if i not in dropped]
+    produced = {out for i in folded for out in graph.node[i].output if out}
+    del graph.node[:]
+    graph.node.extend(kept)
+    graph.initializer.extend(numpy_helper.from_array(values[name], name) for name in sorted(produced))
+    _log.debug("folded %d shape computations", len(folded))
+    return len(folded)
+
+
+def _has_data(tensor: onnx.TensorProto) -> bool:
+    if tensor.data_location == onnx.TensorProto.EXTERNAL:
+        return False
+    elements = int(np.prod(tensor.dims)) if tensor.dims else 1
+    return elements == 0 or any(
+        len(getattr(tensor, field)) > 0
+        for field in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data")
+    )
+
+
+def _evaluate(
+    node: onnx.NodeProto, values: dict[str, np.ndarray], static: dict[str, list[int]]
+) -> dict[str, np.ndarray] | None:
+    """The node's outputs if it can be computed from known values and static shapes."""
+    if node.domain not in ("", "ai.onnx") or node.op_type in _NONDETERMINISTIC:
+        return None
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+        return None
+    if node.op_type in ("Shape", "Size"):
+        shape = static.get(node.input[0])
+        if shape is None:
+            return None
+        feeds = {node.input[0]: np.zeros(shape, dtype=np.uint8)}
+    else:
+        if not node.input and node.op_type != "Constant":
+            return None
+        if not all(name in values for name in node.input if name):
+            return None
+        feeds = {name: values[name] for name in node.input if name}
+    try:
+        outputs = ReferenceEvaluator(node).run(None, feeds)
+    except Exception as error:  # an op the reference cannot run stays for shape inference
+        _log.debug("cannot fold %s (%s): %s", node.name, node.op_type, error)
+        return None
+    named = [out for out in node.output if out]
+    arrays = [np.asarray(o) for o in outputs]
+    if any(a.size > _MAX_ELEMENTS for a in arrays):
+        return None
+    return dict(zip(named, arrays))

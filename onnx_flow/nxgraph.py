@@ -1,0 +1,82 @@
+"""The model as networkx graphs: the user's view, and the flow network for checking.
+
+This module is not on the audit's path (importing networkx costs time an audit does
+not need); it serves the Python API and the tests that cross-check the solver.
+"""
+
+from __future__ import annotations
+
+import os
+
+import networkx as nx
+import onnx
+
+from onnx_flow import load, network, shapes, widths
+from onnx_flow.options import Options
+
+__all__ = ["flow_digraph", "graph"]
+
+
+def graph(
+    source: str | os.PathLike[str] | onnx.ModelProto,
+    *,
+    dims: dict[str, int] | None = None,
+    batch_dim: str | None = None,
+    measure: str = "elements",
+) -> nx.MultiDiGraph:
+    """Return the model's data flow: op nodes joined by the tensors that carry samples.
+
+    Nodes are the operators (by node name, attributes ``op_type``, ``module``) plus one
+    node per data input and per graph output (``input:NAME``, ``output:NAME``). Each edge
+    is one tensor from its producer to one reader, keyed by the tensor's name, with
+    attributes ``width`` (``None`` when unknown), ``shape`` and ``dtype``. Tensors that
+    carry no sample information (shape arithmetic, weights) are not drawn.
+
+    Raises:
+        AuditError: as :func:`onnx_flow.audit`.
+    """
+    options = Options.checked(dims=dims, batch_dim=batch_dim, measure=measure)
+    shaped = shapes.infer(load.load(source), dims=options.dims, batch_dim=options.batch_dim)
+    resolved = widths.compute(shaped, measure=options.measure)
+    carrying = {**dict.fromkeys(resolved.unknown), **resolved.known}
+    result = nx.MultiDiGraph()
+    producer = {name: f"input:{name}" for name in shaped.inputs}
+    for name in shaped.inputs:
+        result.add_node(f"input:{name}", op_type="Input", module=None)
+    for node in shaped.nodes:
+        if any(out in carrying for out in node.outputs):
+            result.add_node(node.name, op_type=node.op_type, module=node.module)
+            producer.update({out: node.name for out in node.outputs})
+    readers = [(node.name, node.inputs) for node in shaped.nodes if node.name in result]
+    readers += [(f"output:{name}", (name,)) for name in shaped.outputs if name in carrying]
+    for reader, inputs in readers:
+        if reader.startswith("output:"):
+            result.add_node(reader, op_type="Output", module=None)
+        for name in dict.fromkeys(inputs):
+            if name in carrying:
+                tensor = shaped.types.get(name)
+                result.add_edge(
+                    producer[name],
+                    reader,
+                    key=name,
+                    width=resolved.known.get(name),
+                    shape=tensor.shape if tensor else None,
+                    dtype=tensor.dtype if tensor else "",
+                )
+    return result
+
+
+def flow_digraph(flow_network: network.FlowNetwork, *, outputs: list[str]) -> nx.DiGraph:
+    """The unreduced split-vertex network with only ``outputs`` joined to the sink.
+
+    Vertices are ints (``network.SOURCE``, ``network.SINK``, ...); an edge without a
+    ``capacity`` attribute is unbounded, as networkx's flow functions read it.
+    """
+    kept_sinks = {flow_network.sink_edges[name] for name in outputs}
+    result = nx.DiGraph()
+    for index, edge in enumerate(flow_network.edges):
+        if edge.head == network.SINK and index not in kept_sinks:
+            continue
+        attributes = {} if edge.capacity is None else {"capacity": edge.capacity}
+        result.add_edge(edge.tail, edge.head, **attributes)
+    return result

@@ -1,0 +1,26 @@
+"""Shared fixtures: the reference models, exported once per test run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+EXPORTERS = ("torchscript", "dynamo")
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory: pytest.TempPathFactory):
+    """Return ``export(name, exporter) -> Path``, exporting each model at most once."""
+    from models.reference import export
+
+    folder = tmp_path_factory.mktemp("reference")
+    cache: dict[tuple[str, str], Path] = {}
+
+    def get(name: str, exporter: str) -> Path:
+        if (name, exporter) not in cache:
+            path = folder / f"{name}-{exporter}.onnx"
+            cache[name, exporter] = export(name, path, dynamo=exporter == "dynamo")
+        return cache[name, exporter]
+
+    return get

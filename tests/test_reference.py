@@ -1,0 +1,62 @@
+"""DESIGN.md's reference models give their exact figures with both exporters."""
+
+from __future__ import annotations
+
+import pytest
+
+import onnx_flow
+from models.reference import MODELS
+from tests.conftest import EXPORTERS
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_reference_model_gives_design_figures(exported, name: str, exporter: str) -> None:
+    expected = MODELS[name]
+    report = onnx_flow.audit(exported(name, exporter), dims=expected.dims)
+    assert report.total.max_flow == expected.max_flow
+    assert report.total.reference == expected.reference
+    assert report.bottleneck is expected.bottleneck
+    assert report.total.ratio == pytest.approx(expected.max_flow / expected.reference)
+    assert report.unknown == ()
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_squeeze_cut_is_the_linear_64_to_4_output(exported, exporter: str) -> None:
+    report = onnx_flow.audit(exported("squeeze", exporter))
+    for cut in (report.total.cut_near_inputs, report.total.cut_near_outputs):
+        assert [(t.module, t.op, t.width, t.shape) for t in cut] == [("2", "Gemm", 4, (1, 4))]
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_autoencoder_cut_is_the_latent(exported, exporter: str) -> None:
+    report = onnx_flow.audit(exported("autoencoder", exporter))
+    assert [(t.module, t.width) for t in report.total.cut_near_inputs] == [("enc.2", 32)]
+    assert report.total.ratio == pytest.approx(32 / 784)
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_residual_branch_is_bypassed_by_the_skip(exported, exporter: str) -> None:
+    report = onnx_flow.audit(exported("residual", exporter))
+    # down's output and the ReLU after it: 4 wide, 64 flows around them.
+    assert [(b.width, b.bypass) for b in report.bypassed] == [(4, 64), (4, 64)]
+    assert report.bypassed[0].module == "down"
+    assert [t.tensor for t in report.total.cut_near_inputs] == ["x"]
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_unet_inner_layer_is_bypassed_by_the_skips(exported, exporter: str) -> None:
+    report = onnx_flow.audit(exported("unet", exporter))
+    inner = [b for b in report.bypassed if b.width == 4 * 8 * 8]
+    assert [b.module for b in inner] == ["inner.0", "inner.1"]
+    assert all(b.bypass == 3072 for b in inner)
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_gpt2_has_the_softmax_bottleneck(exported, exporter: str) -> None:
+    report = onnx_flow.audit(exported("gpt2", exporter), dims={"sequence": 16})
+    assert report.total.ratio == pytest.approx(768 / 50257)
+    assert dict(report.inputs) == {"x": 16 * 50257}  # one-hot token ids
+    (embedding,) = report.total.cut_near_inputs
+    assert (embedding.op, embedding.module) == ("Gather", "model.transformer.wte")
+    assert all(t.width == 16 * 768 for t in report.total.cut_near_outputs)
