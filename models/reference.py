@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["MODELS", "Reference", "export"]
+__all__ = ["MODELS", "Reference", "export", "export_module", "gpt2"]
 
 
 @dataclass(frozen=True)
@@ -179,35 +179,48 @@ def export(name: str, path: Path, *, dynamo: bool) -> Path:
     """Export reference model ``name`` to ``path`` with the chosen exporter."""
     reference = MODELS[name]
     torch.manual_seed(0)
-    module = reference.build().eval()
-    names = [f"x{i}" if i else "x" for i in range(len(reference.example))]
+    return export_module(
+        reference.build().eval(), reference.example, reference.dynamic, path, dynamo=dynamo
+    )
+
+
+def export_module(
+    module: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    dynamic: dict[str, dict[int, str]],
+    path: Path,
+    *,
+    dynamo: bool,
+) -> Path:
+    """Export ``module`` with inputs ``x, x1, ...`` and output ``y``; axes in ``dynamic``
+    (input name -> {axis: dim name}) stay symbolic, and ``y`` shares the first input's."""
+    names = [f"x{i}" if i else "x" for i in range(len(example))]
     path.parent.mkdir(parents=True, exist_ok=True)
-    quiet = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(quiet):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         if dynamo:
             shapes = tuple(
-                {axis: torch.export.Dim(dim, min=1) for axis, dim in reference.dynamic.get(n, {}).items()}
+                {axis: torch.export.Dim(dim, min=1) for axis, dim in dynamic.get(n, {}).items()}
                 or None
                 for n in names
             )
             torch.onnx.export(
                 module,
-                reference.example,
+                example,
                 str(path),
                 input_names=names,
                 output_names=["y"],
-                dynamic_shapes=shapes if reference.dynamic else None,
+                dynamic_shapes=shapes if dynamic else None,
                 dynamo=True,
             )
         else:
             torch.onnx.export(
                 module,
-                reference.example,
+                example,
                 str(path),
                 input_names=names,
                 output_names=["y"],
-                dynamic_axes={**reference.dynamic, "y": reference.dynamic.get("x", {})},
+                dynamic_axes={**dynamic, "y": dynamic.get("x", {})},
                 dynamo=False,
             )
     return path

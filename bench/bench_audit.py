@@ -1,0 +1,143 @@
+"""Benchmark ``onnx-flow audit`` against the floor: loading the graph and inferring shapes.
+
+Time: synthetic deep residual MLPs (narrow branches, weights in external data) of the
+given node counts. Each round runs the floor process (``onnx.load`` without external
+data + ``infer_shapes(data_prop=True)``) and the audit process side by side; the ratio
+of the medians over the rounds is reported. Memory: a 48-layer GPT-2-style decoder
+built from a transformers config (random weights, external data), peak RSS of the audit
+process over that of the floor process. Prints one JSON object.
+
+    python bench/bench_audit.py --sizes 20000 200000 [--rounds 3] [--no-memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+WIDTH, NARROW = 64, 4
+NODES_PER_BLOCK = 5  # MatMul, Relu, MatMul, Add (bias), Add (skip)
+
+FLOOR = (
+    "import sys, onnx, onnx.shape_inference\n"
+    "model = onnx.load(sys.argv[1], load_external_data=False)\n"
+    "onnx.shape_inference.infer_shapes(model, data_prop=True)\n"
+)
+
+
+def residual_mlp(nodes: int, path: Path) -> Path:
+    """Write a residual MLP of about ``nodes`` nodes, its weights as external data."""
+    blocks = max(1, nodes // NODES_PER_BLOCK)
+    graph_nodes, weights = [], []
+    rng = np.random.default_rng(0)
+    h = "x"
+    for b in range(blocks):
+        down, up, bias = f"b{b}.down", f"b{b}.up", f"b{b}.bias"
+        weights += [
+            numpy_helper.from_array(rng.standard_normal((WIDTH, NARROW), np.float32), down),
+            numpy_helper.from_array(rng.standard_normal((NARROW, WIDTH), np.float32), up),
+            numpy_helper.from_array(rng.standard_normal(WIDTH, np.float32), bias),
+        ]
+        graph_nodes += [
+            helper.make_node("MatMul", [h, down], [f"b{b}.d"], name=f"b{b}/down"),
+            helper.make_node("Relu", [f"b{b}.d"], [f"b{b}.r"], name=f"b{b}/relu"),
+            helper.make_node("MatMul", [f"b{b}.r", up], [f"b{b}.u"], name=f"b{b}/up"),
+            helper.make_node("Add", [f"b{b}.u", bias], [f"b{b}.ub"], name=f"b{b}/bias"),
+            helper.make_node("Add", [h, f"b{b}.ub"], [f"b{b}.h"], name=f"b{b}/skip"),
+        ]
+        h = f"b{b}.h"
+    graph = helper.make_graph(
+        graph_nodes,
+        "residual_mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", WIDTH])],
+        [helper.make_tensor_value_info(h, TensorProto.FLOAT, ["batch", WIDTH])],
+        initializer=weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, path, save_as_external_data=True, location=path.name + ".data", size_threshold=0)
+    return path
+
+
+def gpt2_decoder(layers: int, path: Path) -> Path:
+    """Export a GPT-2-style decoder of ``layers`` layers (dynamo exporter, external data)."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from models.reference import export_module, gpt2
+
+    torch.manual_seed(0)
+    module = gpt2(layers=layers).eval()
+    example = (torch.randint(0, 50257, (2, 16)),)
+    return export_module(module, example, {"x": {0: "batch", 1: "sequence"}}, path, dynamo=True)
+
+
+def measure(command: list[str]) -> tuple[float, int]:
+    """Wall time (s) and peak RSS (KiB) of one process that must succeed or exit 1."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        stderr = process.stderr.read().decode() if process.stderr else ""
+        raise SystemExit(f"{' '.join(command)} exited {code}: {stderr.strip()}")
+    return elapsed, usage.ru_maxrss
+
+
+def compare(model: Path, rounds: int, flags: list[str]) -> dict[str, float]:
+    """Median time and peak RSS of the floor and the audit, run side by side."""
+    floor_cmd = [sys.executable, "-c", FLOOR, str(model)]
+    audit_cmd = [sys.executable, "-m", "onnx_flow", "audit", str(model), *flags]
+    floors, audits = [], []
+    for _ in range(rounds):
+        floors.append(measure(floor_cmd))
+        audits.append(measure(audit_cmd))
+    floor_time = statistics.median(t for t, _ in floors)
+    audit_time = statistics.median(t for t, _ in audits)
+    floor_rss = statistics.median(m for _, m in floors)
+    audit_rss = statistics.median(m for _, m in audits)
+    return {
+        "floor_seconds": round(floor_time, 3),
+        "audit_seconds": round(audit_time, 3),
+        "time_ratio": round(audit_time / floor_time, 2),
+        "floor_peak_rss_mib": round(floor_rss / 1024, 1),
+        "audit_peak_rss_mib": round(audit_rss / 1024, 1),
+        "memory_ratio": round(audit_rss / floor_rss, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20000, 200000])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--gpt2-layers", type=int, default=48)
+    parser.add_argument("--no-memory", action="store_true", help="skip the GPT-2 memory case")
+    arguments = parser.parse_args()
+    results: dict[str, object] = {"rounds": arguments.rounds, "time": {}, "memory": None}
+    with tempfile.TemporaryDirectory() as folder:
+        for size in arguments.sizes:
+            model = residual_mlp(size, Path(folder) / f"residual-{size}.onnx")
+            nodes = len(onnx.load(model, load_external_data=False).graph.node)
+            results["time"][str(size)] = {"nodes": nodes, **compare(model, arguments.rounds, [])}
+        if not arguments.no_memory:
+            model = gpt2_decoder(arguments.gpt2_layers, Path(folder) / "gpt2.onnx")
+            results["memory"] = {
+                "model": f"gpt2-{arguments.gpt2_layers}-layers",
+                **compare(model, arguments.rounds, ["--dim", "sequence=16"]),
+            }
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

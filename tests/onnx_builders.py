@@ -1,0 +1,40 @@
+"""Small ONNX models built by hand with onnx.helper, for tests of single behaviours."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def model(nodes, inputs, outputs, initializers=(), opset: int = 17, domains=()) -> onnx.ModelProto:
+    """A checked model from nodes and (name, elem_type, shape) inputs/outputs."""
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
+        [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs],
+        initializer=list(initializers),
+    )
+    opsets = [helper.make_opsetid("", opset), *(helper.make_opsetid(d, 1) for d in domains)]
+    built = helper.make_model(graph, opset_imports=opsets)
+    onnx.checker.check_model(built)
+    return built
+
+
+def weight(name: str, *shape: int, dtype=np.float32) -> TensorProto:
+    return numpy_helper.from_array(np.zeros(shape, dtype=dtype), name)
+
+
+def linear(name: str, source: str, inputs: int, outputs: int) -> tuple[list, list]:
+    """``source @ W`` as a MatMul with its weight initializer."""
+    return [helper.make_node("MatMul", [source, f"{name}.w"], [name], name=name)], [
+        weight(f"{name}.w", inputs, outputs)
+    ]
+
+
+def squeeze_mlp(dtype: int = TensorProto.FLOAT) -> onnx.ModelProto:
+    """x[batch, 64] -> 4 -> 64, with a symbolic batch dim."""
+    first, w1 = linear("down", "x", 64, 4)
+    second, w2 = linear("up", "down", 4, 64)
+    return model(first + second, [("x", dtype, ["batch", 64])], [("up", dtype, ["batch", 64])], w1 + w2)

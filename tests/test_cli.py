@@ -1,0 +1,172 @@
+"""The command line: exit codes, one-line refusals, the JSON contract, determinism."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from tests.onnx_builders import model, squeeze_mlp
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "models" / "squeeze.onnx"
+
+REPORT_KEYS = {
+    "model", "measure", "dims", "schema_version", "max_flow", "reference", "ratio",
+    "bottleneck", "outputs", "cut_near_inputs", "cut_near_outputs", "bypassed", "unknown",
+}
+OUTPUT_KEYS = {
+    "name", "max_flow", "reference", "ratio", "bottleneck", "cut_near_inputs", "cut_near_outputs",
+}
+CUT_KEYS = {"tensor", "width", "shape", "node", "op", "module"}
+BYPASSED_KEYS = {"tensor", "width", "node", "module", "bypass"}
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "onnx_flow", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+
+
+def test_shipped_model_is_a_bottleneck_exit_1() -> None:
+    result = run("audit", SHIPPED)
+    assert result.returncode == 1, result.stderr
+    assert "BOTTLENECK" in result.stdout and "max-flow 4 of 64" in result.stdout
+
+
+def test_clean_model_exits_0(tmp_path: Path) -> None:
+    path = tmp_path / "relu.onnx"
+    onnx.save(
+        model([helper.make_node("Relu", ["x"], ["y"])], [("x", 1, [1, 8])], [("y", 1, [1, 8])]),
+        path,
+    )
+    result = run("audit", path)
+    assert result.returncode == 0, result.stderr
+    assert "no bottleneck" in result.stdout
+
+
+def test_json_report_has_the_contract_keys(tmp_path: Path) -> None:
+    path = tmp_path / "residual.onnx"
+    down = helper.make_node("MatMul", ["x", "wd"], ["d"], name="down")
+    up = helper.make_node("MatMul", ["d", "wu"], ["u"], name="up")
+    add = helper.make_node("Add", ["x", "u"], ["y"], name="add")
+    weights = [
+        numpy_helper.from_array(np.zeros((16, 2), np.float32), "wd"),
+        numpy_helper.from_array(np.zeros((2, 16), np.float32), "wu"),
+    ]
+    onnx.save(model([down, up, add], [("x", 1, ["n", 16])], [("y", 1, ["n", 16])], weights), path)
+    result = run("audit", path, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert REPORT_KEYS <= report.keys()
+    assert report["schema_version"] == 1 and report["dims"] == {"n": 1}
+    (output,) = report["outputs"]
+    assert OUTPUT_KEYS <= output.keys()
+    assert all(CUT_KEYS <= cut.keys() for cut in output["cut_near_inputs"])
+    (bypassed,) = [b for b in report["bypassed"] if b["tensor"] == "d"]
+    assert BYPASSED_KEYS <= bypassed.keys()
+    assert (bypassed["width"], bypassed["bypass"], bypassed["node"]) == (2, 16, "down")
+
+
+def test_several_models_give_a_list_in_order(tmp_path: Path) -> None:
+    clean = tmp_path / "relu.onnx"
+    onnx.save(
+        model([helper.make_node("Relu", ["x"], ["y"])], [("x", 1, [1, 8])], [("y", 1, [1, 8])]),
+        clean,
+    )
+    result = run("audit", clean, SHIPPED, "--format", "json")
+    assert result.returncode == 1
+    reports = json.loads(result.stdout)
+    assert [r["model"] for r in reports] == [str(clean), str(SHIPPED)]
+    assert [r["bottleneck"] for r in reports] == [False, True]
+
+
+def test_bits_measure_and_dims_reach_the_report() -> None:
+    result = run("audit", SHIPPED, "--format", "json", "--measure", "bits", "--dim", "batch=4")
+    report = json.loads(result.stdout)
+    assert report["measure"] == "bits" and report["dims"] == {"batch": 4}
+    assert (report["max_flow"], report["reference"]) == (4 * 4 * 32, 4 * 64 * 32)
+
+
+def test_threshold_below_the_ratio_passes() -> None:
+    assert run("audit", SHIPPED, "--threshold", "0.05").returncode == 0
+    assert run("audit", SHIPPED, "--threshold", "0.07").returncode == 1
+
+
+def test_json_is_byte_identical_across_runs(exported) -> None:
+    path = exported("unet", "dynamo")
+    first, second = (run("audit", path, "--format", "json") for _ in range(2))
+    assert first.returncode == 0 and first.stdout == second.stdout
+
+
+def _no_inputs(path: Path) -> None:
+    const = helper.make_node("Constant", [], ["y"], value=numpy_helper.from_array(np.ones(3, np.float32)))
+    onnx.save(model([const], [], [("y", 1, [3])]), path)
+
+
+def _truncated(path: Path) -> None:
+    path.write_bytes(SHIPPED.read_bytes()[: SHIPPED.stat().st_size // 2])
+
+
+BAD_INPUTS = {
+    "missing file": (lambda p: None, [], "no such file"),
+    "directory": (lambda p: p.mkdir(), [], "not a file"),
+    "truncated file": (_truncated, [], "not an ONNX model"),
+    "text file": (lambda p: p.write_text("hello, world\n" * 20), [], "not an ONNX model"),
+    "empty file": (lambda p: p.write_bytes(b""), [], "not an ONNX model"),
+    "no data inputs": (_no_inputs, [], "no data inputs"),
+    "malformed --dim": (lambda p: onnx.save(squeeze_mlp(), p), ["--dim", "batch"], "NAME=N"),
+    "--dim not in model": (lambda p: onnx.save(squeeze_mlp(), p), ["--dim", "seq=3"], "no dim named 'seq'"),
+    "zero --dim": (lambda p: onnx.save(squeeze_mlp(), p), ["--dim", "batch=0"], "positive integer"),
+    "--threshold out of range": (lambda p: onnx.save(squeeze_mlp(), p), ["--threshold", "2"], "(0, 1]"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
+    make, flags, message = BAD_INPUTS[case]
+    path = tmp_path / "model.onnx"
+    make(path)
+    result = run("audit", path, *flags)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert lines[0].startswith("onnx-flow: error: ") and message in lines[0]
+
+
+def test_cyclic_graph_is_refused(tmp_path: Path) -> None:
+    nodes = [
+        helper.make_node("Add", ["x", "b"], ["a"], name="first"),
+        helper.make_node("Relu", ["a"], ["b"], name="second"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "cycle",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 4])],
+    )
+    path = tmp_path / "cycle.onnx"
+    onnx.save(helper.make_model(graph), path)  # unchecked: the checker rejects cycles too
+    result = run("audit", path)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert "cycle" in result.stderr
+
+
+def test_weights_are_never_read(tmp_path: Path) -> None:
+    path = tmp_path / "external.onnx"
+    onnx.save(squeeze_mlp(), path, save_as_external_data=True, location="weights.bin", size_threshold=0)
+    (tmp_path / "weights.bin").unlink()
+    result = run("audit", path, "--format", "json")
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout)["max_flow"] == 4

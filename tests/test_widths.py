@@ -1,0 +1,95 @@
+"""Widths: elements and bits, one-hot indices, shape-only tensors, unbound dims."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import onnx_flow
+from onnx_flow import load, shapes, widths
+from tests.onnx_builders import model, squeeze_mlp, weight
+
+
+def _widths(built, **options) -> widths.Widths:
+    graph = shapes.infer(load.load(built), dims=options.pop("dims", None))
+    return widths.compute(graph, **options)
+
+
+def test_batch_dim_is_bound_to_one() -> None:
+    assert _widths(squeeze_mlp()).known == {"x": 64, "down": 4, "up": 64}
+
+
+def test_bits_multiply_elements_by_dtype_bits() -> None:
+    found = _widths(squeeze_mlp(TensorProto.FLOAT16), measure=widths.Measure.BITS)
+    assert found.known == {"x": 64 * 16, "down": 4 * 16, "up": 64 * 16}
+
+
+def test_embedding_indices_count_one_hot() -> None:
+    table = weight("table", 1000, 8)
+    built = model(
+        [helper.make_node("Gather", ["table", "ids"], ["embedded"], name="embed")],
+        [("ids", TensorProto.INT64, [1, 5])],
+        [("embedded", TensorProto.FLOAT, [1, 5, 8])],
+        [table],
+    )
+    found = _widths(built)
+    assert found.known == {"ids": 5 * 1000, "embedded": 5 * 8}
+    assert found.one_hot == {"ids": 1000}
+    # In bits, each index is a one-hot row of the table's dtype.
+    assert _widths(built, measure=widths.Measure.BITS).known["ids"] == 5 * 1000 * 32
+
+
+def test_shape_arithmetic_carries_no_sample_information() -> None:
+    built = model(
+        [
+            helper.make_node("Shape", ["x"], ["shape"]),
+            helper.make_node("Reshape", ["x", "shape"], ["y"]),
+        ],
+        [("x", TensorProto.FLOAT, [2, 3])],
+        [("y", TensorProto.FLOAT, [2, 3])],
+    )
+    assert _widths(built).known == {"x": 6, "y": 6}
+
+
+def test_unbound_symbolic_dim_names_the_dim_and_the_flag() -> None:
+    built = model(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        [("x", TensorProto.FLOAT, ["batch", "sequence"])],
+        [("y", TensorProto.FLOAT, ["batch", "sequence"])],
+    )
+    with pytest.raises(onnx_flow.AuditError, match=r"'sequence'.*--dim sequence=N"):
+        _widths(built)
+    assert _widths(built, dims={"sequence": 7}).known == {"x": 7, "y": 7}
+
+
+def test_width_unknown_to_shape_inference_is_listed_not_guessed() -> None:
+    built = model(
+        [
+            helper.make_node("Relu", ["x"], ["h"]),
+            helper.make_node("Custom", ["h"], ["c"], domain="example.custom"),
+            helper.make_node("Add", ["c", "h"], ["y"]),
+        ],
+        [("x", TensorProto.FLOAT, [1, 8])],
+        [("y", TensorProto.FLOAT, [1, 8])],
+        domains=["example.custom"],
+    )
+    report = onnx_flow.audit(built)
+    assert [u.tensor for u in report.unknown] == ["c"]
+    assert report.total.max_flow == 8
+
+
+def test_reshape_target_computed_by_range_is_folded() -> None:
+    # Reshape's target comes from Range(Size(x)) arithmetic that data propagation skips.
+    nodes = [
+        helper.make_node("Size", ["x"], ["n"]),
+        helper.make_node("Range", ["zero", "n", "one"], ["positions"]),
+        helper.make_node("Shape", ["positions"], ["flat"]),
+        helper.make_node("Reshape", ["x", "flat"], ["y"]),
+    ]
+    scalars = [
+        numpy_helper.from_array(np.array(0, dtype=np.int64), "zero"),
+        numpy_helper.from_array(np.array(1, dtype=np.int64), "one"),
+    ]
+    built = model(nodes, [("x", TensorProto.FLOAT, [2, 3])], [("y", TensorProto.FLOAT, [None])], scalars)
+    assert _widths(built).known == {"x": 6, "y": 6}
