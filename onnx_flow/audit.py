@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import onnx
@@ -39,6 +40,19 @@ def audit(
 
 def run(source: str | os.PathLike[str] | onnx.ModelProto, options: Options) -> Report:
     """Audit one model with options already checked."""
+    # The stages build millions of small objects and no reference cycles; the cyclic
+    # collector's passes over them cost more than the stages (measured: the reduction
+    # of a 200,000-node graph takes 2.6 s with it, 1.5 s without).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(source, options)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _run(source: str | os.PathLike[str] | onnx.ModelProto, options: Options) -> Report:
     model = load.load(source)
     graph = shapes.infer(model, dims=options.dims, batch_dim=options.batch_dim)
     resolved = widths.compute(graph, measure=options.measure)

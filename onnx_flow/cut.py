@@ -36,7 +36,7 @@ class Flow:
 
     def tensors(self) -> list[str]:
         """Tensors on some path from the inputs to the outputs, in graph order."""
-        return sorted(self._reduced.leaves, key=self._order.__getitem__)
+        return list(self._reduced.leaves)
 
     def without(self, tensor: str) -> int:
         """The max-flow if ``tensor`` carried nothing (what goes around it)."""
@@ -64,7 +64,7 @@ def solve(network: FlowNetwork, *, outputs: Iterable[str]) -> Flow:
     """
     reduced = reduce(network, outputs=outputs)
     value, core_flow = _max_flow(reduced.edges)
-    order = network.tensor_edges
+    order = network.index
     near_inputs = _cut(reduced.edges, core_flow, from_source=True)
     near_outputs = _cut(reduced.edges, core_flow, from_source=False)
     return Flow(

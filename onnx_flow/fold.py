@@ -14,7 +14,6 @@ import logging
 import numpy as np
 import onnx
 from onnx import numpy_helper
-from onnx.reference import ReferenceEvaluator
 
 __all__ = ["fold_constants"]
 
@@ -96,6 +95,9 @@ def _evaluate(
         if not all(name in values for name in node.input if name):
             return None
         feeds = {name: values[name] for name in node.input if name}
+    # Imported here: most models need no folding, and the reference runtime is slow to load.
+    from onnx.reference import ReferenceEvaluator
+
     try:
         outputs = ReferenceEvaluator(node).run(None, feeds)
     except Exception as error:  # an op the reference cannot run stays for shape inference

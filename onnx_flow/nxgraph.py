@@ -69,14 +69,21 @@ def graph(
 def flow_digraph(flow_network: network.FlowNetwork, *, outputs: list[str]) -> nx.DiGraph:
     """The unreduced split-vertex network with only ``outputs`` joined to the sink.
 
-    Vertices are ints (``network.SOURCE``, ``network.SINK``, ...); an edge without a
-    ``capacity`` attribute is unbounded, as networkx's flow functions read it.
+    Each tensor is an edge ``("in", name) -> ("out", name)`` of capacity = width; its
+    producer (an operator vertex, an int, or ``network.SOURCE``) feeds its ``in`` half and
+    its ``out`` half feeds each reader (and ``network.SINK`` for a kept output). An edge
+    without a ``capacity`` attribute is unbounded, as networkx's flow functions read it.
     """
-    kept_sinks = {flow_network.sink_edges[name] for name in outputs}
     result = nx.DiGraph()
-    for index, edge in enumerate(flow_network.edges):
-        if edge.head == network.SINK and index not in kept_sinks:
-            continue
-        attributes = {} if edge.capacity is None else {"capacity": edge.capacity}
-        result.add_edge(edge.tail, edge.head, **attributes)
+    result.add_nodes_from((network.SOURCE, network.SINK))
+    for tensor, name in enumerate(flow_network.tensors):
+        capacity = flow_network.capacity[tensor]
+        attributes = {} if capacity is None else {"capacity": capacity}
+        result.add_edge(("in", name), ("out", name), **attributes)
+        result.add_edge(flow_network.producer[tensor], ("in", name))
+        for reader in flow_network.readers[tensor]:
+            result.add_edge(("out", name), reader)
+    for name in outputs:
+        if name in flow_network.outputs:
+            result.add_edge(("out", name), network.SINK)
     return result

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from onnx_flow.network import SINK, SOURCE, FlowNetwork
+from onnx_flow.network import SINK, FlowNetwork
 
 __all__ = ["UNBOUNDED", "Capacity", "CoreEdge", "Part", "Reduced", "reduce"]
 
@@ -91,10 +91,6 @@ class Part:
         return self._without
 
 
-def _edge_part(capacity: int | None, tensor: str | None) -> Part:
-    return Part("edge", UNBOUNDED if capacity is None else capacity, tensor, deque())
-
-
 def _compose(kind: str, first: Part, second: Part) -> Part:
     """Join two parts in series (``first`` then ``second``) or in parallel.
 
@@ -123,6 +119,17 @@ def _compose(kind: str, first: Part, second: Part) -> Part:
     return part
 
 
+def _extend(chain: Part, leaf: Part) -> Part:
+    """``chain`` then ``leaf`` in series: :func:`_compose`'s common case, kept cheap."""
+    if chain.kind != "series":
+        return _compose("series", chain, leaf)
+    chain.children.append(leaf)
+    leaf.parent = chain
+    if leaf.capacity < chain.capacity:
+        chain.capacity = leaf.capacity
+    return chain
+
+
 @dataclass(frozen=True, slots=True)
 class CoreEdge:
     """An edge of the reduced network and the parts it stands for."""
@@ -138,7 +145,8 @@ class Reduced:
 
     edges: tuple[CoreEdge, ...]
     leaves: dict[str, Part]
-    """Tensor -> its edge part, for tensors on some path from the inputs to the sinks."""
+    """Tensor -> its edge part, for tensors on some path from the inputs to the sinks,
+    in graph order."""
     inputs: tuple[str, ...]
     """Data inputs on some path to the sinks kept (what the outputs depend on)."""
 
@@ -146,110 +154,131 @@ class Reduced:
 def reduce(network: FlowNetwork, *, outputs: Iterable[str]) -> Reduced:
     """Reduce the network with only ``outputs`` joined to the sink.
 
-    Edges on no path from the source to the sink are dropped first: a tensor that no
-    kept output depends on plays no part in the flow.
+    Tensors that none of ``outputs`` depends on are left out first: they play no part
+    in the flow. A tensor with one reader is an edge from its producer to that reader;
+    one with several readers gets a vertex of its own, entered by its capacity and left
+    by an unbounded edge to each reader.
     """
-    dropped_sinks = set(network.sink_edges.values()) - {
-        network.sink_edges[name] for name in outputs if name in network.sink_edges
-    }
-    edges = [
-        (index, edge)
-        for index, edge in enumerate(network.edges)
-        if index not in dropped_sinks
-    ]
-    alive = _on_source_sink_paths(network.vertex_count, [(e.tail, e.head) for _, e in edges])
-    graph = _Multigraph()
+    sinks = {network.outputs[name] for name in outputs if name in network.outputs}
+    tensor_alive, vertex_alive = _needed(network, sinks)
+    names, capacities, producers = network.tensors, network.capacity, network.producer
+    alive = [t for t in range(len(names)) if tensor_alive[t]]
+    heads: dict[int, list[int]] = {}
+    written = [0] * len(network.reads)
+    for tensor in alive:
+        heads[tensor] = [v for v in network.readers[tensor] if vertex_alive[v]]
+        if tensor in sinks:
+            heads[tensor].append(SINK)
+        written[producers[tensor]] += 1
+    # Chains first, in one pass: a tensor whose producer reads only the previous tensor
+    # of a chain, and which that tensor feeds alone, extends the chain in series.
     leaves: dict[str, Part] = {}
-    for _, edge in edges:
-        if alive[edge.tail] and alive[edge.head]:
-            part = _edge_part(edge.capacity, edge.tensor)
-            if edge.tensor is not None:
-                leaves[edge.tensor] = part
-            graph.add(edge.tail, edge.head, part)
+    chains: dict[int, tuple[int, Part]] = {}  # last tensor -> (first producer, part)
+    for tensor in alive:
+        capacity = capacities[tensor]
+        leaf = Part("edge", UNBOUNDED if capacity is None else capacity, names[tensor], deque())
+        leaves[names[tensor]] = leaf
+        producer = producers[tensor]
+        if producer > SINK and written[producer] == 1:
+            read = [t for t in network.reads[producer] if tensor_alive[t]]
+            if len(read) == 1 and heads[read[0]] == [producer]:
+                start, part = chains.pop(read[0])
+                chains[tensor] = (start, _extend(part, leaf))
+                continue
+        chains[tensor] = (producer, leaf)
+    graph = _Multigraph(len(network.reads))
+    for tensor, (start, part) in chains.items():
+        ends = heads[tensor]
+        if len(ends) == 1:
+            graph.add(start, ends[0], part)
+            continue
+        fan = graph.new_vertex()
+        graph.add(start, fan, part)
+        for end in ends:
+            graph.add(fan, end, Part("edge", UNBOUNDED, None, deque()))
     graph.reduce()
-    inputs = tuple(
-        name
-        for name, index in network.source_edges.items()
-        if alive[network.edges[index].head] and alive[SOURCE]
-    )
+    inputs = tuple(names[t] for t in network.inputs if tensor_alive[t])
     return Reduced(edges=tuple(graph.core()), leaves=leaves, inputs=inputs)
 
 
-def _on_source_sink_paths(vertex_count: int, arcs: list[tuple[int, int]]) -> list[bool]:
-    """Which vertices lie on some path from SOURCE to SINK."""
-    forward: list[list[int]] = [[] for _ in range(vertex_count)]
-    backward: list[list[int]] = [[] for _ in range(vertex_count)]
-    for tail, head in arcs:
-        forward[tail].append(head)
-        backward[head].append(tail)
-    from_source = _reach(SOURCE, forward)
-    to_sink = _reach(SINK, backward)
-    return [a and b for a, b in zip(from_source, to_sink)]
-
-
-def _reach(start: int, adjacency: list[list[int]]) -> list[bool]:
-    seen = [False] * len(adjacency)
-    seen[start] = True
-    stack = [start]
+def _needed(network: FlowNetwork, sinks: set[int]) -> tuple[list[bool], list[bool]]:
+    """Tensors and operator vertices that some sink tensor depends on."""
+    tensor_alive = [False] * len(network.tensors)
+    vertex_alive = [False] * len(network.reads)
+    stack = list(sinks)
+    for tensor in stack:
+        tensor_alive[tensor] = True
     while stack:
-        for neighbour in adjacency[stack.pop()]:
-            if not seen[neighbour]:
-                seen[neighbour] = True
-                stack.append(neighbour)
-    return seen
+        vertex = network.producer[stack.pop()]
+        if vertex_alive[vertex]:
+            continue
+        vertex_alive[vertex] = True
+        for tensor in network.reads[vertex]:
+            if not tensor_alive[tensor]:
+                tensor_alive[tensor] = True
+                stack.append(tensor)
+    return tensor_alive, vertex_alive
 
 
 class _Multigraph:
-    """Edges keyed by id with in/out adjacency; parallel edges merge as they are added."""
+    """Edges by id with per-vertex in/out sets; parallel edges merge as they are added."""
 
-    def __init__(self) -> None:
-        self._ends: dict[int, tuple[int, int]] = {}
-        self._parts: dict[int, Part] = {}
-        self._out: dict[int, dict[int, None]] = {}
-        self._in: dict[int, dict[int, None]] = {}
+    def __init__(self, vertex_count: int) -> None:
+        self._tails: list[int] = []
+        self._heads: list[int] = []
+        self._parts: list[Part | None] = []
+        self._out: list[dict[int, None]] = [{} for _ in range(vertex_count)]
+        self._in: list[dict[int, None]] = [{} for _ in range(vertex_count)]
         self._between: dict[tuple[int, int], int] = {}
-        self._next_id = 0
-        self._pending: deque[int] = deque()
+
+    def new_vertex(self) -> int:
+        self._out.append({})
+        self._in.append({})
+        return len(self._out) - 1
 
     def add(self, tail: int, head: int, part: Part) -> None:
         existing = self._between.get((tail, head))
         if existing is not None:
-            self._parts[existing] = _compose("parallel", self._parts[existing], part)
-            self._pending.extend((tail, head))
+            self._parts[existing] = _compose("parallel", self._parts[existing], part)  # type: ignore[arg-type]
             return
-        edge = self._next_id
-        self._next_id += 1
-        self._ends[edge] = (tail, head)
-        self._parts[edge] = part
-        self._out.setdefault(tail, {})[edge] = None
-        self._in.setdefault(head, {})[edge] = None
-        self._out.setdefault(head, {})
-        self._in.setdefault(tail, {})
+        edge = len(self._parts)
+        self._tails.append(tail)
+        self._heads.append(head)
+        self._parts.append(part)
+        self._out[tail][edge] = None
+        self._in[head][edge] = None
         self._between[(tail, head)] = edge
-        self._pending.extend((tail, head))
 
     def _remove(self, edge: int) -> Part:
-        tail, head = self._ends.pop(edge)
-        del self._out[tail][edge]
-        del self._in[head][edge]
-        del self._between[(tail, head)]
-        return self._parts.pop(edge)
+        tail, head = self._tails[edge], self._heads[edge]
+        del self._out[tail][edge], self._in[head][edge], self._between[(tail, head)]
+        part, self._parts[edge] = self._parts[edge], None
+        assert part is not None
+        return part
 
     def reduce(self) -> None:
-        """Apply the series rule until no vertex has exactly one edge in and one out."""
-        while self._pending:
-            vertex = self._pending.popleft()
-            if vertex in (SOURCE, SINK):
-                continue
-            incoming, outgoing = self._in.get(vertex), self._out.get(vertex)
-            if not incoming or not outgoing or len(incoming) != 1 or len(outgoing) != 1:
+        """Apply the series rule until no vertex has exactly one edge in and one out.
+
+        Parallel edges were merged as they were added; a series merge may create a new
+        pair of parallel edges, which merges at once, and may leave its two end vertices
+        with one edge in and one out, so they are looked at again.
+        """
+        pending = deque(range(2, len(self._out)))
+        while pending:
+            vertex = pending.popleft()
+            incoming, outgoing = self._in[vertex], self._out[vertex]
+            if len(incoming) != 1 or len(outgoing) != 1:
                 continue
             (first,), (second,) = incoming, outgoing
-            tail, head = self._ends[first][0], self._ends[second][1]
+            tail, head = self._tails[first], self._heads[second]
             part = _compose("series", self._remove(first), self._remove(second))
-            del self._in[vertex], self._out[vertex]
             self.add(tail, head, part)
+            if tail > SINK:
+                pending.append(tail)
+            if head > SINK:
+                pending.append(head)
 
     def core(self) -> Iterator[CoreEdge]:
-        for edge, (tail, head) in self._ends.items():
-            yield CoreEdge(tail, head, self._parts[edge])
+        for edge, part in enumerate(self._parts):
+            if part is not None:
+                yield CoreEdge(self._tails[edge], self._heads[edge], part)

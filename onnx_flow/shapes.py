@@ -20,7 +20,7 @@ from onnx_flow.errors import AuditError
 from onnx_flow.fold import fold_constants
 from onnx_flow.load import INTEGER_TYPES
 
-__all__ = ["Dim", "Node", "ShapedGraph", "TensorType", "infer"]
+__all__ = ["Dim", "Node", "ShapedGraph", "TensorType", "infer", "module_path"]
 
 #: A dim: a size, the name of a symbolic dim nobody bound, or ``None`` when unknown.
 Dim = int | str | None
@@ -79,8 +79,14 @@ class Node:
     inputs: tuple[str, ...]
     """Input tensors, including values its subgraphs capture from the outer scope."""
     outputs: tuple[str, ...]
-    module: str | None
-    """The framework layer that produced it (``enc.2``), ``None`` when unknown."""
+    scope: str | None
+    """Where the framework says the node comes from: the dynamo exporter's
+    ``name_scopes`` metadata, or a TorchScript-style ``/a/b/Op`` node name."""
+
+    @property
+    def module(self) -> str | None:
+        """The framework layer that produced it (``enc.2``), ``None`` when unknown."""
+        return module_path(self.scope)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,16 +135,17 @@ def infer(
         for dim in value.type.tensor_type.shape.dim:
             if dim.HasField("dim_param") and dim.dim_param in bindings:
                 dim.dim_value = bindings[dim.dim_param]
+    records = _records(graph)
     inferred = _infer(model)
+    types = _types(graph, inferred.graph)
     for _ in range(_FOLD_ROUNDS):
-        if _resolved(inferred.graph) or not fold_constants(model, inferred.graph):
+        if _resolved(records, types) or not fold_constants(model, inferred.graph):
             break
+        records = _records(graph)
         inferred = _infer(model)
-    types = {t.name: _tensor_type(t.data_type, tuple(t.dims)) for t in graph.initializer}
-    for value in _value_infos(inferred.graph):
-        types[value.name] = _value_type(value.type)
+        types = _types(graph, inferred.graph)
     return ShapedGraph(
-        nodes=tuple(_topological(graph)),
+        nodes=tuple(_topological(records)),
         inputs=inputs,
         outputs=tuple(o.name for o in graph.output),
         constants=constants,
@@ -156,16 +163,30 @@ def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
         raise AuditError(f"shape inference failed: {message}") from None
 
 
-def _resolved(graph: onnx.GraphProto) -> bool:
-    """Whether every tensor of the graph has a fully static shape."""
-    return all(
-        value.type.tensor_type.HasField("shape")
-        and all(d.HasField("dim_value") for d in value.type.tensor_type.shape.dim)
-        for value in _value_infos(graph)
-        if value.type.HasField("tensor_type")
-    ) and len(graph.value_info) + len(graph.input) + len(graph.output) >= len(
-        {out for node in graph.node for out in node.output if out}
-    )
+def _types(graph: onnx.GraphProto, inferred: onnx.GraphProto) -> dict[str, TensorType]:
+    """Every tensor's type; tensors of the same type share one record."""
+    by_dims: dict[tuple[int, tuple[int, ...]], TensorType] = {}
+    types: dict[str, TensorType] = {}
+    for tensor in graph.initializer:
+        key = (tensor.data_type, tuple(tensor.dims))
+        if key not in by_dims:
+            by_dims[key] = _tensor_type(*key)
+        types[tensor.name] = by_dims[key]
+    by_proto: dict[bytes, TensorType] = {}
+    for value in _value_infos(inferred):
+        proto = value.type.SerializeToString()
+        if proto not in by_proto:
+            by_proto[proto] = _value_type(value.type)
+        types[value.name] = by_proto[proto]
+    return types
+
+
+def _resolved(records: list[Node], types: Mapping[str, TensorType]) -> bool:
+    """Whether every tensor the nodes write has a fully static shape."""
+    distinct = {id(t): t for t in types.values()}.values()
+    if any(t.shape is None or not all(type(d) is int for d in t.shape) for t in distinct):
+        return False
+    return all(out in types for record in records for out in record.outputs if out)
 
 
 def _value_infos(graph: onnx.GraphProto) -> Iterator[onnx.ValueInfoProto]:
@@ -239,20 +260,33 @@ def _tensor_type(elem_type: int, shape: tuple[Dim, ...] | None) -> TensorType:
     )
 
 
-def _topological(graph: onnx.GraphProto) -> list[Node]:
-    """Return the nodes as records in topological order, file order among ready nodes.
+def _records(graph: onnx.GraphProto) -> list[Node]:
+    return [_node(node, index) for index, node in enumerate(graph.node)]
+
+
+def _topological(records: list[Node]) -> list[Node]:
+    """Return the records in topological order, file order among ready nodes.
 
     Raises:
         AuditError: the graph has a cycle.
     """
-    records = [_node(node, index) for index, node in enumerate(graph.node)]
+    position = {out: i for i, record in enumerate(records) for out in record.outputs}
+    for i, record in enumerate(records):
+        for name in record.inputs:
+            if position.get(name, -1) >= i:
+                return _sorted(records)
+    return records  # exporters write nodes in order: no sorting needed
+
+
+def _sorted(records: list[Node]) -> list[Node]:
+    """Kahn's algorithm with a heap, so that ready nodes keep their file order."""
     producers = {out: i for i, record in enumerate(records) for out in record.outputs if out}
     waiting = [0] * len(records)
     readers: dict[int, list[int]] = {}
     for i, record in enumerate(records):
         for name in set(record.inputs):
             producer = producers.get(name)
-            if producer is not None and producer != i:
+            if producer is not None:
                 waiting[i] += 1
                 readers.setdefault(producer, []).append(i)
     ready = [i for i, count in enumerate(waiting) if count == 0]
@@ -271,19 +305,24 @@ def _topological(graph: onnx.GraphProto) -> list[Node]:
     return ordered
 
 
+# Standard ops whose attributes hold subgraphs (custom-domain ops are checked too).
+_SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
+
+
 def _node(node: onnx.NodeProto, index: int) -> Node:
-    inputs = list(node.input)
-    for name in _captured(node):
-        if name not in inputs:
-            inputs.append(name)
-    return Node(
-        name=node.name or f"<{node.op_type} #{index}>",
-        op_type=node.op_type,
-        domain=node.domain,
-        inputs=tuple(n for n in inputs if n),
-        outputs=tuple(node.output),
-        module=_module_path(node),
-    )
+    # Each field read from a protobuf message costs; this runs once per node.
+    name, op_type, domain = node.name, node.op_type, node.domain
+    inputs = tuple(node.input)
+    if "" in inputs:
+        inputs = tuple(n for n in inputs if n)
+    if op_type in _SUBGRAPH_OPS or (domain and domain != "ai.onnx"):
+        inputs += tuple(n for n in dict.fromkeys(_captured(node)) if n not in inputs)
+    scope = name if name[:1] == "/" else None
+    if node.metadata_props:
+        for prop in node.metadata_props:
+            if prop.key == _NAME_SCOPES:
+                scope = prop.value
+    return Node(name or f"<{op_type} #{index}>", op_type, domain, inputs, tuple(node.output), scope)
 
 
 def _captured(node: onnx.NodeProto) -> list[str]:
@@ -300,26 +339,31 @@ def _captured(node: onnx.NodeProto) -> list[str]:
     return names
 
 
-def _module_path(node: onnx.NodeProto) -> str | None:
-    """The layer path: dynamo's ``name_scopes`` metadata or a TorchScript node name."""
-    for prop in node.metadata_props:
-        if prop.key == "pkg.torch.onnx.name_scopes":
-            try:
-                scopes = ast.literal_eval(prop.value)
-            except (ValueError, SyntaxError):
-                return None
-            # The last scope names the op itself (``linear_1``); the one before, its layer.
-            layers = [s for s in scopes[:-1] if s] if isinstance(scopes, list) else []
-            return str(layers[-1]) if layers else None
-    # TorchScript names nodes ``/model/transformer/h.0/ln_1/LayerNormalization``: one
-    # scope per module, by attribute name, except that a numbered child of a container
-    # repeats the container's scope (``/enc/enc.2/Gemm`` is ``enc.2``, not ``enc.enc.2``).
-    if not node.name.startswith("/"):
+_NAME_SCOPES = "pkg.torch.onnx.name_scopes"
+
+
+def module_path(scope: str | None) -> str | None:
+    """The framework layer path from a node's scope (see :attr:`Node.scope`).
+
+    The dynamo exporter records ``['', 'enc', 'enc.2', 'linear_1']``: the last scope
+    names the op itself, the one before its layer. TorchScript names nodes
+    ``/model/transformer/h.0/ln_1/LayerNormalization``: one scope per module, by
+    attribute name, except that a numbered child of a container repeats the
+    container's scope (``/enc/enc.2/Gemm`` is ``enc.2``, not ``enc.enc.2``).
+    """
+    if scope is None:
         return None
+    if scope.startswith("["):
+        try:
+            scopes = ast.literal_eval(scope)
+        except (ValueError, SyntaxError):
+            return None
+        layers = [s for s in scopes[:-1] if s] if isinstance(scopes, list) else []
+        return str(layers[-1]) if layers else None
     path: list[str] = []
-    for scope in node.name.split("/")[1:-1]:
-        if path and scope.startswith(path[-1] + "."):
-            path[-1] = scope
-        elif scope:
-            path.append(scope)
+    for part in scope.split("/")[1:-1]:
+        if path and part.startswith(path[-1] + "."):
+            path[-1] = part
+        elif part:
+            path.append(part)
     return ".".join(path) or None

@@ -60,27 +60,29 @@ def compute(graph: ShapedGraph, *, measure: Measure = Measure.ELEMENTS) -> Width
     known: dict[str, int] = {}
     unknown: dict[str, str] = {}
     unbound: dict[str, str] = {}
+    # Tensors of one type share one record: count each distinct type's elements once.
+    by_type: dict[int, int | str] = {}
     for name in carrying:
         tensor = graph.types.get(name)
-        reason = _unresolved(tensor, measure)
-        if reason is None:
-            assert tensor is not None and tensor.shape is not None
-            symbols = [d for d in tensor.shape if isinstance(d, str)]
-            for symbol in symbols:
+        elements = by_type.get(id(tensor))
+        if elements is None:
+            elements = by_type[id(tensor)] = _elements(tensor)
+        if isinstance(elements, str):
+            unknown[name] = elements
+            for symbol in _symbols(tensor):
                 if symbol in graph.declared_dims:
                     unbound.setdefault(symbol, name)
-            if symbols:
-                reason = f"symbolic dim {symbols[0]!r} left by shape inference"
-        if reason is not None:
-            unknown[name] = reason
             continue
-        assert tensor is not None and tensor.shape is not None
-        width = math.prod(d for d in tensor.shape if isinstance(d, int))
-        if name in one_hot:
-            width *= one_hot[name][0]
-        if measure is Measure.BITS:
-            width *= one_hot[name][1] if name in one_hot else tensor.bits or 0
-        known[name] = width
+        assert tensor is not None
+        rows, table_bits = one_hot.get(name, (1, None))
+        if measure is Measure.ELEMENTS:
+            known[name] = elements * rows
+            continue
+        bits = table_bits if name in one_hot else tensor.bits
+        if bits is None:
+            unknown[name] = f"element type {tensor.dtype or 'non-tensor'} has no bit width"
+        else:
+            known[name] = elements * rows * bits
     if unbound:
         symbol = min(unbound)
         raise AuditError(
@@ -96,16 +98,22 @@ def _carrying(graph: ShapedGraph) -> dict[str, None]:
     """Tensors computed from a data input, in graph order (a dict as an ordered set)."""
     carrying = dict.fromkeys(graph.inputs)
     for node in graph.nodes:
-        if node.domain in ("", "ai.onnx") and node.op_type in _SHAPE_ONLY_OPS:
+        if node.op_type in _SHAPE_ONLY_OPS and node.domain in ("", "ai.onnx"):
             continue
-        if any(name in carrying for name in node.inputs):
-            carrying.update(dict.fromkeys(out for out in node.outputs if out))
+        for name in node.inputs:
+            if name in carrying:
+                for out in node.outputs:
+                    if out:
+                        carrying[out] = None
+                break
     return carrying
 
 
-def _one_hot(graph: ShapedGraph, carrying: Mapping[str, None]) -> dict[str, tuple[int, int]]:
+def _one_hot(
+    graph: ShapedGraph, carrying: Mapping[str, None]
+) -> dict[str, tuple[int, int | None]]:
     """Index tensors that pick rows of a constant table: name -> (V, bits of the table)."""
-    found: dict[str, tuple[int, int]] = {}
+    found: dict[str, tuple[int, int | None]] = {}
     producers = {out: node for node in graph.nodes for out in node.outputs}
     for node in graph.nodes:
         if node.op_type != "Gather" or node.domain not in ("", "ai.onnx") or len(node.inputs) < 2:
@@ -124,20 +132,27 @@ def _one_hot(graph: ShapedGraph, carrying: Mapping[str, None]) -> dict[str, tupl
         name: str | None = indices
         while name is not None and name in carrying and graph.types.get(name, index).integer:
             if rows > found.get(name, (0, 0))[0]:
-                found[name] = (rows, table.bits or 0)
+                found[name] = (rows, table.bits)
             producer = producers.get(name)
             name = producer.inputs[0] if producer and producer.op_type in _INDEX_PRESERVING else None
     return found
 
 
-def _unresolved(tensor: TensorType | None, measure: Measure) -> str | None:
-    """Why the tensor has no width yet, or ``None`` when its shape resolves it."""
+def _symbols(tensor: TensorType | None) -> list[str]:
+    if tensor is None or tensor.shape is None:
+        return []
+    return [d for d in tensor.shape if isinstance(d, str)]
+
+
+def _elements(tensor: TensorType | None) -> int | str:
+    """The tensor's element count, or why it has none."""
     if tensor is None:
         return "no type after shape inference"
     if tensor.shape is None:
         return "shape unknown after shape inference"
+    symbols = _symbols(tensor)
+    if symbols:
+        return f"symbolic dim {symbols[0]!r} left by shape inference"
     if any(d is None for d in tensor.shape):
         return "a dim is unknown after shape inference"
-    if measure is Measure.BITS and tensor.bits is None:
-        return f"element type {tensor.dtype or 'non-tensor'} has no bit width"
-    return None
+    return math.prod(d for d in tensor.shape if isinstance(d, int))
