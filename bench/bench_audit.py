@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +63,9 @@ def residual_mlp(nodes: int, path: Path) -> Path:
         initializer=weights,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.save(model, path, save_as_external_data=True, location=path.name + ".data", size_threshold=0)
+    onnx.save(
+        model, path, save_as_external_data=True, location=path.name + ".data", size_threshold=0
+    )
     return path
 
 
@@ -82,17 +82,30 @@ def gpt2_decoder(layers: int, path: Path) -> Path:
     return export_module(module, example, {"x": {0: "batch", 1: "sequence"}}, path, dynamo=True)
 
 
+# A forked child's peak RSS starts at its parent's (Linux keeps the high-water mark
+# across exec), and this process holds whole models: so each measured command is
+# started by a small launcher process, which reports the command's time and peak RSS.
+LAUNCHER = (
+    "import json, os, subprocess, sys, time\n"
+    "start = time.perf_counter()\n"
+    "child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+    "_, status, usage = os.wait4(child.pid, 0)\n"
+    "seconds = time.perf_counter() - start\n"
+    "code = os.waitstatus_to_exitcode(status)\n"
+    "stderr = child.stderr.read().decode()\n"
+    "print(json.dumps([seconds, usage.ru_maxrss, code, stderr]))\n"
+)
+
+
 def measure(command: list[str]) -> tuple[float, int]:
-    """Wall time (s) and peak RSS (KiB) of one process that must succeed or exit 1."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
+    """Wall time (s) and peak RSS (KiB) of one process that must exit 0 or 1."""
+    launched = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, *command], capture_output=True, text=True, check=True
+    )
+    seconds, peak, code, stderr = json.loads(launched.stdout)
     if code not in (0, 1):
-        stderr = process.stderr.read().decode() if process.stderr else ""
         raise SystemExit(f"{' '.join(command)} exited {code}: {stderr.strip()}")
-    return elapsed, usage.ru_maxrss
+    return seconds, peak
 
 
 def compare(model: Path, rounds: int, flags: list[str]) -> dict[str, float]:

@@ -117,7 +117,9 @@ _BATCH = {"x": {0: "batch"}}
 MODELS: dict[str, Reference] = {
     # 64 -> 64 -> 4 -> 64: squeezes 64 values through the Linear(64, 4) output.
     "squeeze": Reference(
-        build=lambda: nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4), nn.Linear(4, 64)),
+        build=lambda: nn.Sequential(
+            nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4), nn.Linear(4, 64)
+        ),
         example=(torch.randn(2, 64),),
         dynamic=_BATCH,
         dims={},
@@ -237,7 +239,11 @@ def main() -> None:
         parser.error(f"unknown model(s): {', '.join(unknown)}")
     for name in arguments.names or MODELS:
         for dynamo in (False, True):
-            path = export(name, arguments.out / f"{name}-{'dynamo' if dynamo else 'torchscript'}.onnx", dynamo=dynamo)
+            path = export(
+                name,
+                arguments.out / f"{name}-{'dynamo' if dynamo else 'torchscript'}.onnx",
+                dynamo=dynamo,
+            )
             print(path)
 
 

@@ -20,4 +20,5 @@ def graph(*args: Any, **kwargs: Any) -> networkx.MultiDiGraph:
 
     return build(*args, **kwargs)
 
+
 __version__ = "0.1.0"

@@ -61,7 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("models", nargs="+", metavar="MODEL", help="an .onnx file")
     audit.add_argument(
-        "--format", choices=[f.value for f in Format], default=Format.TEXT.value, help="default: text"
+        "--format",
+        choices=[f.value for f in Format],
+        default=Format.TEXT.value,
+        help="default: text",
     )
     audit.add_argument(
         "--dim",

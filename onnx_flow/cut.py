@@ -31,8 +31,11 @@ class Flow:
     near_outputs: tuple[str, ...]
     """Tensors of the minimum cut nearest the outputs, in graph order."""
     _reduced: Reduced = field(repr=False, compare=False)
-    _order: dict[str, int] = field(repr=False, compare=False)
-    _solved: dict[tuple[int, Capacity], int] = field(default_factory=dict, repr=False, compare=False)
+    _roots: dict[int, int] = field(repr=False, compare=False)
+    """``id`` of each core edge's part -> the edge's index."""
+    _solved: dict[tuple[int, Capacity], int] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def tensors(self) -> list[str]:
         """Tensors on some path from the inputs to the outputs, in graph order."""
@@ -48,10 +51,9 @@ class Flow:
             part = part.parent
         if capacity == part.capacity:
             return self.value
-        edges = self._reduced.edges
-        root = next(i for i, edge in enumerate(edges) if edge.part is part)
+        root = self._roots[id(part)]
         if (root, capacity) not in self._solved:
-            value, _ = _max_flow(edges, override=(root, capacity))
+            value, _ = _max_flow(self._reduced.edges, override=(root, capacity))
             self._solved[root, capacity] = int(value)
         return self._solved[root, capacity]
 
@@ -73,7 +75,7 @@ def solve(network: FlowNetwork, *, outputs: Iterable[str]) -> Flow:
         near_inputs=tuple(sorted(set(near_inputs), key=order.__getitem__)),
         near_outputs=tuple(sorted(set(near_outputs), key=order.__getitem__)),
         _reduced=reduced,
-        _order=dict(order),
+        _roots={id(edge.part): i for i, edge in enumerate(reduced.edges)},
     )
 
 
@@ -100,9 +102,7 @@ def _max_flow(
     return value, {i: flows[edge.tail][edge.head] for i, edge in enumerate(edges)}
 
 
-def _cut(
-    edges: tuple[CoreEdge, ...], flow: dict[int, Capacity], *, from_source: bool
-) -> list[str]:
+def _cut(edges: tuple[CoreEdge, ...], flow: dict[int, Capacity], *, from_source: bool) -> list[str]:
     """Tensors of the minimum cut found by a residual search from one terminal."""
     spare: dict[int, list[int]] = {}
     for index, edge in enumerate(edges):

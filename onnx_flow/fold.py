@@ -15,6 +15,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from onnx_flow.load import DATA_FIELDS
+
 __all__ = ["fold_constants"]
 
 _log = logging.getLogger(__name__)
@@ -23,7 +25,14 @@ _log = logging.getLogger(__name__)
 _MAX_ELEMENTS = 65536
 
 _NONDETERMINISTIC = frozenset(
-    {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Bernoulli", "Multinomial"}
+    {
+        "RandomNormal",
+        "RandomNormalLike",
+        "RandomUniform",
+        "RandomUniformLike",
+        "Bernoulli",
+        "Multinomial",
+    }
 )
 
 
@@ -61,7 +70,9 @@ def fold_constants(model: onnx.ModelProto, inferred: onnx.GraphProto) -> int:
     produced = {out for i in folded for out in graph.node[i].output if out}
     del graph.node[:]
     graph.node.extend(kept)
-    graph.initializer.extend(numpy_helper.from_array(values[name], name) for name in sorted(produced))
+    graph.initializer.extend(
+        numpy_helper.from_array(values[name], name) for name in sorted(produced)
+    )
     _log.debug("folded %d shape computations", len(folded))
     return len(folded)
 
@@ -70,10 +81,7 @@ def _has_data(tensor: onnx.TensorProto) -> bool:
     if tensor.data_location == onnx.TensorProto.EXTERNAL:
         return False
     elements = int(np.prod(tensor.dims)) if tensor.dims else 1
-    return elements == 0 or any(
-        len(getattr(tensor, field)) > 0
-        for field in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data")
-    )
+    return elements == 0 or any(len(getattr(tensor, field)) > 0 for field in DATA_FIELDS)
 
 
 def _evaluate(
@@ -82,7 +90,9 @@ def _evaluate(
     """The node's outputs if it can be computed from known values and static shapes."""
     if node.domain not in ("", "ai.onnx") or node.op_type in _NONDETERMINISTIC:
         return None
-    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+    if any(
+        a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute
+    ):
         return None
     if node.op_type in ("Shape", "Size"):
         shape = static.get(node.input[0])
@@ -103,8 +113,8 @@ def _evaluate(
     except Exception as error:  # an op the reference cannot run stays for shape inference
         _log.debug("cannot fold %s (%s): %s", node.name, node.op_type, error)
         return None
-    named = [out for out in node.output if out]
     arrays = [np.asarray(o) for o in outputs]
     if any(a.size > _MAX_ELEMENTS for a in arrays):
         return None
-    return dict(zip(named, arrays))
+    # Optional outputs the node does not write have empty names: skip them.
+    return {name: a for name, a in zip(node.output, arrays, strict=False) if name}

@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 
 from onnx_flow.errors import AuditError
 
-__all__ = ["INTEGER_TYPES", "display_name", "load"]
+__all__ = ["DATA_FIELDS", "INTEGER_TYPES", "display_name", "load"]
 
 #: Integer initializers up to this many elements keep their values (shape arguments).
 _KEPT_INTEGER_ELEMENTS = 1024
@@ -36,7 +36,8 @@ INTEGER_TYPES = frozenset(
     }
 )
 
-_DATA_FIELDS = (
+#: TensorProto fields that hold inline values.
+DATA_FIELDS = (
     "raw_data",
     "float_data",
     "int32_data",
@@ -103,5 +104,5 @@ def _drop_data(tensor: onnx.TensorProto) -> None:
         elements *= dim
     if tensor.data_type in INTEGER_TYPES and elements <= _KEPT_INTEGER_ELEMENTS:
         return
-    for field in _DATA_FIELDS:
-        tensor.ClearField(field)  # type: ignore[arg-type]
+    for field in DATA_FIELDS:
+        tensor.ClearField(field)

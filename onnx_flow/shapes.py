@@ -30,7 +30,7 @@ Dim = int | str | None
 _FOLD_ROUNDS = 8
 
 # Bits per element of ONNX tensor types; a bool carries one bit, 4-bit types four.
-_BITS = {
+_BITS: dict[int, int] = {
     onnx.TensorProto.FLOAT: 32,
     onnx.TensorProto.UINT8: 8,
     onnx.TensorProto.INT8: 8,
@@ -53,6 +53,7 @@ _BITS = {
     onnx.TensorProto.UINT4: 4,
     onnx.TensorProto.INT4: 4,
 }
+
 
 @dataclass(frozen=True, slots=True)
 class TensorType:

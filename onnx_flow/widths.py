@@ -109,9 +109,7 @@ def _carrying(graph: ShapedGraph) -> dict[str, None]:
     return carrying
 
 
-def _one_hot(
-    graph: ShapedGraph, carrying: Mapping[str, None]
-) -> dict[str, tuple[int, int | None]]:
+def _one_hot(graph: ShapedGraph, carrying: Mapping[str, None]) -> dict[str, tuple[int, int | None]]:
     """Index tensors that pick rows of a constant table: name -> (V, bits of the table)."""
     found: dict[str, tuple[int, int | None]] = {}
     producers = {out: node for node in graph.nodes for out in node.outputs}
@@ -134,7 +132,9 @@ def _one_hot(
             if rows > found.get(name, (0, 0))[0]:
                 found[name] = (rows, table.bits)
             producer = producers.get(name)
-            name = producer.inputs[0] if producer and producer.op_type in _INDEX_PRESERVING else None
+            name = (
+                producer.inputs[0] if producer and producer.op_type in _INDEX_PRESERVING else None
+            )
     return found
 
 

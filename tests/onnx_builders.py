@@ -37,4 +37,6 @@ def squeeze_mlp(dtype: int = TensorProto.FLOAT) -> onnx.ModelProto:
     """x[batch, 64] -> 4 -> 64, with a symbolic batch dim."""
     first, w1 = linear("down", "x", 64, 4)
     second, w2 = linear("up", "down", 4, 64)
-    return model(first + second, [("x", dtype, ["batch", 64])], [("up", dtype, ["batch", 64])], w1 + w2)
+    return model(
+        first + second, [("x", dtype, ["batch", 64])], [("up", dtype, ["batch", 64])], w1 + w2
+    )

@@ -18,11 +18,28 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / "squeeze.onnx"
 
 REPORT_KEYS = {
-    "model", "measure", "dims", "schema_version", "max_flow", "reference", "ratio",
-    "bottleneck", "outputs", "cut_near_inputs", "cut_near_outputs", "bypassed", "unknown",
+    "model",
+    "measure",
+    "dims",
+    "schema_version",
+    "max_flow",
+    "reference",
+    "ratio",
+    "bottleneck",
+    "outputs",
+    "cut_near_inputs",
+    "cut_near_outputs",
+    "bypassed",
+    "unknown",
 }
 OUTPUT_KEYS = {
-    "name", "max_flow", "reference", "ratio", "bottleneck", "cut_near_inputs", "cut_near_outputs",
+    "name",
+    "max_flow",
+    "reference",
+    "ratio",
+    "bottleneck",
+    "cut_near_inputs",
+    "cut_near_outputs",
 }
 CUT_KEYS = {"tensor", "width", "shape", "node", "op", "module"}
 BYPASSED_KEYS = {"tensor", "width", "node", "module", "bypass"}
@@ -110,7 +127,9 @@ def test_json_is_byte_identical_across_runs(exported) -> None:
 
 
 def _no_inputs(path: Path) -> None:
-    const = helper.make_node("Constant", [], ["y"], value=numpy_helper.from_array(np.ones(3, np.float32)))
+    const = helper.make_node(
+        "Constant", [], ["y"], value=numpy_helper.from_array(np.ones(3, np.float32))
+    )
     onnx.save(model([const], [], [("y", 1, [3])]), path)
 
 
@@ -126,9 +145,17 @@ BAD_INPUTS = {
     "empty file": (lambda p: p.write_bytes(b""), [], "not an ONNX model"),
     "no data inputs": (_no_inputs, [], "no data inputs"),
     "malformed --dim": (lambda p: onnx.save(squeeze_mlp(), p), ["--dim", "batch"], "NAME=N"),
-    "--dim not in model": (lambda p: onnx.save(squeeze_mlp(), p), ["--dim", "seq=3"], "no dim named 'seq'"),
+    "--dim not in model": (
+        lambda p: onnx.save(squeeze_mlp(), p),
+        ["--dim", "seq=3"],
+        "no dim named 'seq'",
+    ),
     "zero --dim": (lambda p: onnx.save(squeeze_mlp(), p), ["--dim", "batch=0"], "positive integer"),
-    "--threshold out of range": (lambda p: onnx.save(squeeze_mlp(), p), ["--threshold", "2"], "(0, 1]"),
+    "--threshold out of range": (
+        lambda p: onnx.save(squeeze_mlp(), p),
+        ["--threshold", "2"],
+        "(0, 1]",
+    ),
 }
 
 
@@ -165,7 +192,9 @@ def test_cyclic_graph_is_refused(tmp_path: Path) -> None:
 
 def test_weights_are_never_read(tmp_path: Path) -> None:
     path = tmp_path / "external.onnx"
-    onnx.save(squeeze_mlp(), path, save_as_external_data=True, location="weights.bin", size_threshold=0)
+    onnx.save(
+        squeeze_mlp(), path, save_as_external_data=True, location="weights.bin", size_threshold=0
+    )
     (tmp_path / "weights.bin").unlink()
     result = run("audit", path, "--format", "json")
     assert result.returncode == 1, result.stderr

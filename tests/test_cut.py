@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from onnx_flow import network, widths
 from onnx_flow.cut import solve
 from onnx_flow.nxgraph import flow_digraph
+from onnx_flow.report import Report
 from onnx_flow.shapes import Node, ShapedGraph, TensorType
 from onnx_flow.verdict import judge
 
@@ -33,7 +34,9 @@ def random_dags(draw: st.DrawFn, max_nodes: int = 8, min_width: int = 0) -> Shap
         nodes.append(Node(f"n{k}", "Op", "", tuple(reads), (out,), f"/layer{k}/Op"))
         tensors.append(out)
         sizes[out] = draw(st.integers(min_width, 9))
-    outputs = draw(st.lists(st.sampled_from(tensors[len(inputs):]), min_size=1, max_size=2, unique=True))
+    outputs = draw(
+        st.lists(st.sampled_from(tensors[len(inputs) :]), min_size=1, max_size=2, unique=True)
+    )
     return _graph(inputs, nodes, tuple(outputs), sizes)
 
 
@@ -47,6 +50,12 @@ def _graph(inputs, nodes, outputs, sizes) -> ShapedGraph:
         dims={},
         declared_dims=frozenset(),
     )
+
+
+def _report(graph: ShapedGraph) -> Report:
+    resolved = widths.compute(graph)
+    flows = network.build(graph, resolved)
+    return judge(graph, resolved, flows, model="m", measure="elements", threshold=1.0)
 
 
 def _sizes(graph: ShapedGraph) -> dict[str, int]:
@@ -113,7 +122,9 @@ def test_cut_nearest_outputs_matches_networkx_minimum_cut(graph: ShapedGraph) ->
     digraph = flow_digraph(flows, outputs=list(graph.outputs))
     _, (_, sink_side) = nx.minimum_cut(digraph, network.SOURCE, network.SINK)
     expected = {
-        name for name in flows.tensors if ("in", name) not in sink_side and ("out", name) in sink_side
+        name
+        for name in flows.tensors
+        if ("in", name) not in sink_side and ("out", name) in sink_side
     }
     assert set(solve(flows, outputs=graph.outputs).near_outputs) == expected
 
@@ -121,10 +132,7 @@ def test_cut_nearest_outputs_matches_networkx_minimum_cut(graph: ShapedGraph) ->
 @settings(max_examples=200, deadline=None)
 @given(random_dags())
 def test_flow_never_exceeds_reference(graph: ShapedGraph) -> None:
-    resolved = widths.compute(graph)
-    report = judge(
-        graph, resolved, network.build(graph, resolved), model="m", measure="elements", threshold=1.0
-    )
+    report = _report(graph)
     for result in (report.total, *report.outputs):
         assert 0 <= result.max_flow <= result.reference
 
@@ -148,10 +156,7 @@ def test_adding_a_skip_never_lowers_the_flow(graph: ShapedGraph, data: st.DataOb
 def test_bypassed_tensors_are_exactly_the_narrow_ones_other_paths_go_around(
     graph: ShapedGraph,
 ) -> None:
-    resolved = widths.compute(graph)
-    report = judge(
-        graph, resolved, network.build(graph, resolved), model="m", measure="elements", threshold=1.0
-    )
+    report = _report(graph)
     flow, reference = report.total.max_flow, report.total.reference
     on_cut = {t.tensor for t in (*report.total.cut_near_inputs, *report.total.cut_near_outputs)}
     expected = {}

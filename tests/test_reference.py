@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import networkx as nx
 import pytest
 
 import onnx_flow
@@ -60,3 +61,28 @@ def test_gpt2_has_the_softmax_bottleneck(exported, exporter: str) -> None:
     (embedding,) = report.total.cut_near_inputs
     assert (embedding.op, embedding.module) == ("Gather", "model.transformer.wte")
     assert all(t.width == 16 * 768 for t in report.total.cut_near_outputs)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_reduced_solve_matches_networkx_on_the_unreduced_network(exported, name: str) -> None:
+    from onnx_flow import load, network, shapes, widths
+    from onnx_flow.cut import solve
+    from onnx_flow.nxgraph import flow_digraph
+
+    graph = shapes.infer(load.load(exported(name, "torchscript")), dims=MODELS[name].dims)
+    flows = network.build(graph, widths.compute(graph))
+    digraph = flow_digraph(flows, outputs=list(graph.outputs))
+    expected = nx.maximum_flow_value(digraph, network.SOURCE, network.SINK)
+    assert solve(flows, outputs=graph.outputs).value == expected == MODELS[name].max_flow
+
+
+def test_user_graph_has_op_nodes_and_tensor_edges_with_widths(exported) -> None:
+    g = onnx_flow.graph(exported("residual", "torchscript"))
+    assert isinstance(g, nx.MultiDiGraph)
+    edges = sorted((key, data["width"]) for _, _, key, data in g.edges(keys=True, data=True))
+    # x is one tensor read by two layers: an edge to each, both keyed "x".
+    assert [width for _, width in edges] == [4, 4, 64, 64, 64, 64]
+    assert [key for key, _ in edges].count("x") == 2
+    assert g.nodes["/down/Gemm"] == {"op_type": "Gemm", "module": "down"}
+    assert {data["dtype"] for *_, data in g.edges(data=True)} == {"FLOAT"}
+    assert g.number_of_edges("input:x", "/Add") == 1

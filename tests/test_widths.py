@@ -91,5 +91,7 @@ def test_reshape_target_computed_by_range_is_folded() -> None:
         numpy_helper.from_array(np.array(0, dtype=np.int64), "zero"),
         numpy_helper.from_array(np.array(1, dtype=np.int64), "one"),
     ]
-    built = model(nodes, [("x", TensorProto.FLOAT, [2, 3])], [("y", TensorProto.FLOAT, [None])], scalars)
+    built = model(
+        nodes, [("x", TensorProto.FLOAT, [2, 3])], [("y", TensorProto.FLOAT, [None])], scalars
+    )
     assert _widths(built).known == {"x": 6, "y": 6}

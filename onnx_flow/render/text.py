@@ -38,10 +38,15 @@ def render(reports: Sequence[Report], *, color: bool = False) -> str:
 
 def _report(console: Console, report: Report) -> None:
     dims = ", ".join(f"{name}={size}" for name, size in report.dims)
-    console.print(Text(report.model, style="bold"), Text(f"({report.measure}; {dims or 'no symbolic dims'})", style="dim"))
+    console.print(
+        Text(report.model, style="bold"),
+        Text(f"({report.measure}; {dims or 'no symbolic dims'})", style="dim"),
+    )
     console.print(_headline(report.total, "all outputs" if len(report.outputs) > 1 else None))
     if len(report.outputs) > 1:
-        table = Table("output", "max-flow", "reference", "ratio", "verdict", box=None, padding=(0, 2))
+        table = Table(
+            "output", "max-flow", "reference", "ratio", "verdict", box=None, padding=(0, 2)
+        )
         for output in report.outputs:
             table.add_row(
                 output.name,
@@ -60,7 +65,12 @@ def _report(console: Console, report: Report) -> None:
     if report.bypassed:
         _bypassed(console, report.bypassed)
     if report.unknown:
-        console.print(Text(f"{len(report.unknown)} tensor(s) of unknown width, not limiting the flow:", style="yellow"))
+        console.print(
+            Text(
+                f"{len(report.unknown)} tensor(s) of unknown width, not limiting the flow:",
+                style="yellow",
+            )
+        )
         for unknown in report.unknown:
             console.print(f"  {unknown.tensor}: {unknown.reason}")
 
@@ -85,16 +95,22 @@ def _cut(console: Console, title: str, tensors: Sequence[CutTensor]) -> None:
         table.add_column(column, justify="right" if column == "width" else "left")
     for t in tensors:
         shape = "x".join(str(d) for d in t.shape) if t.shape is not None else "?"
-        table.add_row(t.module or t.node or "(input)", t.op or "input", t.tensor, shape, str(t.width))
+        table.add_row(
+            t.module or t.node or "(input)", t.op or "input", t.tensor, shape, str(t.width)
+        )
     console.print(table)
 
 
 def _bypassed(console: Console, tensors: Sequence[Bypassed]) -> None:
-    table = Table(title="narrow layers bypassed by skips", title_justify="left", box=None, padding=(0, 2))
+    table = Table(
+        title="narrow layers bypassed by skips", title_justify="left", box=None, padding=(0, 2)
+    )
     for column in ("layer", "op", "tensor", "width", "flow around"):
         table.add_column(column, justify="right" if column in ("width", "flow around") else "left")
     for t in tensors[:_MAX_BYPASSED_ROWS]:
-        table.add_row(t.module or t.node or "(input)", t.op or "input", t.tensor, str(t.width), str(t.bypass))
+        table.add_row(
+            t.module or t.node or "(input)", t.op or "input", t.tensor, str(t.width), str(t.bypass)
+        )
     console.print(table)
     if len(tensors) > _MAX_BYPASSED_ROWS:
         hidden = len(tensors) - _MAX_BYPASSED_ROWS
