@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -14,7 +14,8 @@ from onnx_flow.report import Bypassed, CutTensor, OutputResult, Report
 __all__ = ["render"]
 
 _WIDTH = 110
-_MAX_BYPASSED_ROWS = 12
+_MAX_ROWS = 12
+_NUMERIC = frozenset({"width", "flow around"})
 
 
 def render(reports: Sequence[Report], *, color: bool = False) -> str:
@@ -57,22 +58,28 @@ def _report(console: Console, report: Report) -> None:
             )
         console.print(table)
     total = report.total
-    if total.cut_near_inputs == total.cut_near_outputs:
-        _cut(console, "minimum cut", total.cut_near_inputs)
-    else:
-        _cut(console, "minimum cut nearest the inputs", total.cut_near_inputs)
-        _cut(console, "minimum cut nearest the outputs", total.cut_near_outputs)
-    if report.bypassed:
-        _bypassed(console, report.bypassed)
-    if report.unknown:
-        console.print(
-            Text(
-                f"{len(report.unknown)} tensor(s) of unknown width, not limiting the flow:",
-                style="yellow",
-            )
-        )
-        for unknown in report.unknown:
-            console.print(f"  {unknown.tensor}: {unknown.reason}")
+    cuts = (
+        [("minimum cut", total.cut_near_inputs)]
+        if total.cut_near_inputs == total.cut_near_outputs
+        else [
+            ("minimum cut nearest the inputs", total.cut_near_inputs),
+            ("minimum cut nearest the outputs", total.cut_near_outputs),
+        ]
+    )
+    for title, tensors in cuts:
+        _table(console, title, ("layer", "op", "tensor", "shape", "width"), map(_cut_row, tensors))
+    _table(
+        console,
+        "narrow layers bypassed by skips",
+        ("layer", "op", "tensor", "width", "flow around"),
+        map(_bypassed_row, report.bypassed),
+    )
+    _table(
+        console,
+        "tensors of unknown width (they do not limit the flow)",
+        ("tensor", "reason"),
+        ((u.tensor, u.reason) for u in report.unknown),
+    )
 
 
 def _headline(result: OutputResult, label: str | None) -> Text:
@@ -87,31 +94,32 @@ def _verdict(result: OutputResult) -> Text:
     return Text("BOTTLENECK", "red") if result.bottleneck else Text("ok", "green")
 
 
-def _cut(console: Console, title: str, tensors: Sequence[CutTensor]) -> None:
-    if not tensors:
+def _layer(tensor: CutTensor | Bypassed) -> str:
+    return tensor.module or tensor.node or "(input)"
+
+
+def _cut_row(t: CutTensor) -> tuple[str, ...]:
+    shape = "x".join(str(d) for d in t.shape) if t.shape is not None else "?"
+    return (_layer(t), t.op or "input", t.tensor, shape, str(t.width))
+
+
+def _bypassed_row(t: Bypassed) -> tuple[str, ...]:
+    return (_layer(t), t.op or "input", t.tensor, str(t.width), str(t.bypass))
+
+
+def _table(
+    console: Console, title: str, columns: tuple[str, ...], rows: Iterable[tuple[str, ...]]
+) -> None:
+    """Print a table of at most ``_MAX_ROWS`` rows, saying how many more there are."""
+    rows = list(rows)
+    if not rows:
         return
     table = Table(title=title, title_justify="left", box=None, padding=(0, 2))
-    for column in ("layer", "op", "tensor", "shape", "width"):
-        table.add_column(column, justify="right" if column == "width" else "left")
-    for t in tensors:
-        shape = "x".join(str(d) for d in t.shape) if t.shape is not None else "?"
-        table.add_row(
-            t.module or t.node or "(input)", t.op or "input", t.tensor, shape, str(t.width)
-        )
+    for column in columns:
+        table.add_column(column, justify="right" if column in _NUMERIC else "left")
+    for row in rows[:_MAX_ROWS]:
+        table.add_row(*row)
     console.print(table)
-
-
-def _bypassed(console: Console, tensors: Sequence[Bypassed]) -> None:
-    table = Table(
-        title="narrow layers bypassed by skips", title_justify="left", box=None, padding=(0, 2)
-    )
-    for column in ("layer", "op", "tensor", "width", "flow around"):
-        table.add_column(column, justify="right" if column in ("width", "flow around") else "left")
-    for t in tensors[:_MAX_BYPASSED_ROWS]:
-        table.add_row(
-            t.module or t.node or "(input)", t.op or "input", t.tensor, str(t.width), str(t.bypass)
-        )
-    console.print(table)
-    if len(tensors) > _MAX_BYPASSED_ROWS:
-        hidden = len(tensors) - _MAX_BYPASSED_ROWS
+    if len(rows) > _MAX_ROWS:
+        hidden = len(rows) - _MAX_ROWS
         console.print(Text(f"  ... and {hidden} more (all of them in --format json)", style="dim"))
