@@ -112,10 +112,13 @@ def _carrying(graph: ShapedGraph) -> dict[str, None]:
 def _one_hot(graph: ShapedGraph, carrying: Mapping[str, None]) -> dict[str, tuple[int, int | None]]:
     """Index tensors that pick rows of a constant table: name -> (V, bits of the table)."""
     found: dict[str, tuple[int, int | None]] = {}
-    producers = {out: node for node in graph.nodes for out in node.outputs}
-    for node in graph.nodes:
-        if node.op_type != "Gather" or node.domain not in ("", "ai.onnx") or len(node.inputs) < 2:
-            continue
+    gathers = [
+        node
+        for node in graph.nodes
+        if node.op_type == "Gather" and node.domain in ("", "ai.onnx") and len(node.inputs) > 1
+    ]
+    producers = {out: node for node in graph.nodes for out in node.outputs} if gathers else {}
+    for node in gathers:
         table_name, indices = node.inputs[0], node.inputs[1]
         table, index = graph.types.get(table_name), graph.types.get(indices)
         if table_name in carrying or indices not in carrying or table is None or index is None:
