@@ -355,10 +355,14 @@ def module_path(scope: str | None) -> str | None:
     if scope is None:
         return None
     if scope.startswith("["):
-        try:
-            scopes = ast.literal_eval(scope)
-        except (ValueError, SyntaxError):
-            return None
+        # A Python list literal of names: split it (literal_eval costs 20x more) unless
+        # a name holds a quote or a comma.
+        scopes: object = scope[2:-2].split("', '") if scope.endswith("']") else None
+        if not isinstance(scopes, list) or any("'" in s or "," in s for s in scopes):
+            try:
+                scopes = ast.literal_eval(scope)
+            except (ValueError, SyntaxError):
+                return None
         layers = [s for s in scopes[:-1] if s] if isinstance(scopes, list) else []
         return str(layers[-1]) if layers else None
     path: list[str] = []

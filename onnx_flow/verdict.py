@@ -111,14 +111,15 @@ class _Judge:
         width; one that loses less, and leaves some flow, is bypassed.
         """
         on_cut = {*flow.near_inputs, *flow.near_outputs}
+        known, producers = self.widths.known, self.producers
         found = []
         for tensor in flow.tensors():
-            width = self.widths.known.get(tensor)
+            width = known.get(tensor)
             if width is None or width >= reference or tensor in on_cut:
                 continue
             without = flow.without(tensor)
-            if without > max(flow.value - width, 0):
-                node = self.producers.get(tensor)
+            if without > flow.value - width and without > 0:
+                node = producers.get(tensor)
                 found.append(
                     Bypassed(
                         tensor=tensor,

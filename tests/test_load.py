@@ -92,9 +92,7 @@ def test_several_outputs_are_judged_each_and_together() -> None:
         numpy_helper.from_array(np.zeros((8, 2), np.float32), "w1"),
         numpy_helper.from_array(np.zeros((2, 8), np.float32), "w2"),
     ]
-    built = model(
-        nodes, [("x", 1, [1, 8])], [("out1", 1, [1, 8]), ("out2", 1, [1, 8])], weights
-    )
+    built = model(nodes, [("x", 1, [1, 8])], [("out1", 1, [1, 8]), ("out2", 1, [1, 8])], weights)
     report = onnx_flow.audit(built).to_dict()
     figures = [(o["name"], o["max_flow"], o["reference"]) for o in report["outputs"]]
     assert figures == [("out1", 2, 8), ("out2", 8, 8)]
