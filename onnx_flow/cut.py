@@ -36,6 +36,7 @@ class Flow:
     _solved: dict[tuple[int, Capacity], int] = field(
         default_factory=dict, repr=False, compare=False
     )
+    _series_answers: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
 
     def tensors(self) -> list[str]:
         """Tensors on some path from the inputs to the outputs, in graph order."""
@@ -43,9 +44,18 @@ class Flow:
 
     def without(self, tensor: str) -> int:
         """The max-flow if ``tensor`` carried nothing (what goes around it)."""
-        leaf = self._reduced.leaves[tensor]
+        part = self._reduced.leaves[tensor]
+        parent = part.parent
+        if parent is not None and parent.kind == "series":
+            # Any child of a series part at 0 puts the whole part at 0: one answer for all.
+            if id(parent) not in self._series_answers:
+                self._series_answers[id(parent)] = self._without_part(parent)
+            return self._series_answers[id(parent)]
+        return self._without_part(part)
+
+    def _without_part(self, part: Part) -> int:
+        """The max-flow if ``part`` carried nothing."""
         capacity: Capacity = 0
-        part = leaf
         while part.parent is not None:
             capacity = part.parent.capacity_with(part, capacity)
             part = part.parent
