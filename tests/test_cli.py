@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -199,3 +200,18 @@ def test_weights_are_never_read(tmp_path: Path) -> None:
     result = run("audit", path, "--format", "json")
     assert result.returncode == 1, result.stderr
     assert json.loads(result.stdout)["max_flow"] == 4
+
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.mark.parametrize(
+    ("name", "flags"), [("squeeze.txt", []), ("squeeze.json", ["--format", "json"])]
+)
+def test_output_matches_golden_file(name: str, flags: list[str]) -> None:
+    """Set ONNX_FLOW_UPDATE_GOLDEN=1 to rewrite the golden files, then review the diff."""
+    result = run("audit", "models/squeeze.onnx", *flags)
+    golden = GOLDEN / name
+    if os.environ.get("ONNX_FLOW_UPDATE_GOLDEN") == "1":
+        golden.write_text(result.stdout)
+    assert result.stdout == golden.read_text()

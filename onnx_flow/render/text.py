@@ -34,7 +34,8 @@ def render(reports: Sequence[Report], *, color: bool = False) -> str:
         if index:
             console.print()
         _report(console, report)
-    return buffer.getvalue()
+    # Tables pad every cell; trailing blanks only get in the way of diffs and golden files.
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 
 
 def _report(console: Console, report: Report) -> None:
