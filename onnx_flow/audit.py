@@ -8,6 +8,7 @@ import os
 import onnx
 
 from onnx_flow import load, network, shapes, verdict, widths
+from onnx_flow.errors import AuditError
 from onnx_flow.options import Options
 from onnx_flow.report import Report
 
@@ -53,14 +54,18 @@ def run(source: str | os.PathLike[str] | onnx.ModelProto, options: Options) -> R
 
 
 def _run(source: str | os.PathLike[str] | onnx.ModelProto, options: Options) -> Report:
-    model = load.load(source)
-    graph = shapes.infer(model, dims=options.dims, batch_dim=options.batch_dim)
-    resolved = widths.compute(graph, measure=options.measure)
-    return verdict.judge(
-        graph,
-        resolved,
-        network.build(graph, resolved),
-        model=load.display_name(source),
-        measure=options.measure.value,
-        threshold=options.threshold,
-    )
+    model = load.load(source)  # its errors name the file already
+    name = load.display_name(source)
+    try:
+        graph = shapes.infer(model, dims=options.dims, batch_dim=options.batch_dim)
+        resolved = widths.compute(graph, measure=options.measure)
+        return verdict.judge(
+            graph,
+            resolved,
+            network.build(graph, resolved),
+            model=name,
+            measure=options.measure.value,
+            threshold=options.threshold,
+        )
+    except AuditError as error:
+        raise AuditError(f"{name}: {error}") from None
