@@ -20,10 +20,13 @@ from onnx_flow.errors import AuditError
 from onnx_flow.fold import fold_constants
 from onnx_flow.load import INTEGER_TYPES
 
-__all__ = ["Dim", "Node", "ShapedGraph", "TensorType", "infer", "module_path"]
+__all__ = ["SHAPE_OPS", "Dim", "Node", "ShapedGraph", "TensorType", "infer", "module_path"]
 
 #: A dim: a size, the name of a symbolic dim nobody bound, or ``None`` when unknown.
 Dim = int | str | None
+
+#: Ops whose outputs are values read off their input's shape, never its values.
+SHAPE_OPS = frozenset({"Shape", "Size"})
 
 #: Rounds of "fold what is constant, infer again"; each resolves one more layer of
 #: shape arithmetic, and exporters nest it only a few deep.
@@ -105,6 +108,8 @@ class ShapedGraph:
     """Symbolic dims bound before inference (the batch dim and ``--dim`` values)."""
     declared_dims: frozenset[str]
     """Symbolic dims the model declares on its inputs and outputs (bindable by the user)."""
+    producers: Mapping[str, Node]
+    """Tensor -> the node that writes it (an index over ``nodes``)."""
 
 
 def infer(
@@ -138,8 +143,9 @@ def infer(
                 dim.dim_value = bindings[dim.dim_param]
     records = _records(graph)
     # Data propagation carries values computed from shapes; without a Shape or Size op
-    # there are none (constant Reshape targets are read anyway), and it costs 25% more.
-    data_prop = any(r.op_type in _VALUE_FROM_SHAPE_OPS for r in records)
+    # (nor a subgraph that may hold one) there are none, constant Reshape targets are
+    # read anyway, and it costs 25% more.
+    data_prop = any(r.op_type in SHAPE_OPS or r.op_type in _SUBGRAPH_OPS for r in records)
     inferred = _infer(model, data_prop=data_prop)
     types = _types(graph, inferred.graph)
     for _ in range(_FOLD_ROUNDS):
@@ -148,14 +154,16 @@ def infer(
         records = _records(graph)
         inferred = _infer(model, data_prop=True)
         types = _types(graph, inferred.graph)
+    nodes = tuple(_topological(records))
     return ShapedGraph(
-        nodes=tuple(_topological(records)),
+        nodes=nodes,
         inputs=inputs,
         outputs=tuple(o.name for o in graph.output),
         constants=constants,
         types=types,
         dims=bindings,
         declared_dims=declared,
+        producers={out: node for node in nodes for out in node.outputs},
     )
 
 
@@ -308,9 +316,6 @@ def _sorted(records: list[Node]) -> list[Node]:
         raise AuditError(f"the graph has a cycle through node {stuck.name!r}")
     return ordered
 
-
-# Ops whose outputs are values read off shapes, and ops whose subgraphs may hold them.
-_VALUE_FROM_SHAPE_OPS = frozenset({"Shape", "Size", "If", "Loop", "Scan", "SequenceMap"})
 
 # Standard ops whose attributes hold subgraphs (custom-domain ops are checked too).
 _SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})

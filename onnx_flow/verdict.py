@@ -34,8 +34,7 @@ def judge(
     for name in (*graph.inputs, *graph.outputs):
         if name in widths.unknown:
             raise AuditError(f"width of {name!r} is unknown ({widths.unknown[name]})")
-    producers = {out: node for node in graph.nodes for out in node.outputs}
-    judged = _Judge(graph, widths, network, producers, threshold)
+    judged = _Judge(graph, widths, network, threshold)
     outputs = tuple(judged.output(name) for name in graph.outputs)
     if len(outputs) == 1:
         total, flow = outputs[0], judged.flows[graph.outputs[0]]
@@ -51,7 +50,7 @@ def judge(
         outputs=outputs,
         bypassed=tuple(judged.bypassed(flow, total.reference)),
         unknown=tuple(
-            Unknown(name, reason, _node_name(producers.get(name)))
+            Unknown(name, reason, _node_name(graph.producers.get(name)))
             for name, reason in widths.unknown.items()
         ),
         inputs=tuple((name, widths.known[name]) for name in graph.inputs),
@@ -66,13 +65,11 @@ class _Judge:
         graph: ShapedGraph,
         widths: Widths,
         network: FlowNetwork,
-        producers: dict[str, Node],
         threshold: float,
     ) -> None:
         self.graph = graph
         self.widths = widths
         self.network = network
-        self.producers = producers
         self.threshold = threshold
         self.flows: dict[str, Flow] = {}
 
@@ -94,7 +91,7 @@ class _Judge:
         )
 
     def cut_tensor(self, tensor: str) -> CutTensor:
-        node = self.producers.get(tensor)
+        node = self.graph.producers.get(tensor)
         return CutTensor(
             tensor=tensor,
             width=self.widths.known[tensor],
@@ -111,7 +108,7 @@ class _Judge:
         width; one that loses less, and leaves some flow, is bypassed.
         """
         on_cut = {*flow.near_inputs, *flow.near_outputs}
-        known, producers = self.widths.known, self.producers
+        known, producers = self.widths.known, self.graph.producers
         found = []
         for tensor in flow.tensors():
             width = known.get(tensor)

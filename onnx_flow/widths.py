@@ -17,12 +17,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 from onnx_flow.errors import AuditError
-from onnx_flow.shapes import ShapedGraph, TensorType
+from onnx_flow.shapes import SHAPE_OPS, ShapedGraph, TensorType
 
 __all__ = ["Measure", "Widths", "compute"]
-
-# Ops whose outputs depend on their inputs' shapes only, never on the values.
-_SHAPE_ONLY_OPS = frozenset({"Shape", "Size"})
 
 # Ops that pass index values on unchanged (first input), only rearranged.
 _INDEX_PRESERVING = frozenset(
@@ -98,7 +95,7 @@ def _carrying(graph: ShapedGraph) -> dict[str, None]:
     """Tensors computed from a data input, in graph order (a dict as an ordered set)."""
     carrying = dict.fromkeys(graph.inputs)
     for node in graph.nodes:
-        if node.op_type in _SHAPE_ONLY_OPS and node.domain in ("", "ai.onnx"):
+        if node.op_type in SHAPE_OPS and node.domain in ("", "ai.onnx"):
             continue
         for name in node.inputs:
             if name in carrying:
@@ -117,7 +114,6 @@ def _one_hot(graph: ShapedGraph, carrying: Mapping[str, None]) -> dict[str, tupl
         for node in graph.nodes
         if node.op_type == "Gather" and node.domain in ("", "ai.onnx") and len(node.inputs) > 1
     ]
-    producers = {out: node for node in graph.nodes for out in node.outputs} if gathers else {}
     for node in gathers:
         table_name, indices = node.inputs[0], node.inputs[1]
         table, index = graph.types.get(table_name), graph.types.get(indices)
@@ -134,7 +130,7 @@ def _one_hot(graph: ShapedGraph, carrying: Mapping[str, None]) -> dict[str, tupl
         while name is not None and name in carrying and graph.types.get(name, index).integer:
             if rows > found.get(name, (0, 0))[0]:
                 found[name] = (rows, table.bits)
-            producer = producers.get(name)
+            producer = graph.producers.get(name)
             name = (
                 producer.inputs[0] if producer and producer.op_type in _INDEX_PRESERVING else None
             )

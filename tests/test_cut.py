@@ -49,6 +49,7 @@ def _graph(inputs, nodes, outputs, sizes) -> ShapedGraph:
         types={name: TensorType((size,), "FLOAT", 32, False) for name, size in sizes.items()},
         dims={},
         declared_dims=frozenset(),
+        producers={out: node for node in nodes for out in node.outputs},
     )
 
 
