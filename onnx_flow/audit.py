@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+from collections.abc import Iterator
 
 import onnx
 
@@ -12,7 +14,7 @@ from onnx_flow.errors import AuditError
 from onnx_flow.options import Options
 from onnx_flow.report import Report
 
-__all__ = ["audit", "run"]
+__all__ = ["audit", "resolve", "run"]
 
 
 def audit(
@@ -54,18 +56,32 @@ def run(source: str | os.PathLike[str] | onnx.ModelProto, options: Options) -> R
 
 
 def _run(source: str | os.PathLike[str] | onnx.ModelProto, options: Options) -> Report:
-    model = load.load(source)  # its errors name the file already
-    name = load.display_name(source)
-    try:
-        graph = shapes.infer(model, dims=options.dims, batch_dim=options.batch_dim)
-        resolved = widths.compute(graph, measure=options.measure)
+    graph, resolved = resolve(source, options)
+    with _naming(source):
         return verdict.judge(
             graph,
             resolved,
             network.build(graph, resolved),
-            model=name,
+            model=load.display_name(source),
             measure=options.measure.value,
             threshold=options.threshold,
         )
+
+
+def resolve(
+    source: str | os.PathLike[str] | onnx.ModelProto, options: Options
+) -> tuple[shapes.ShapedGraph, widths.Widths]:
+    """Load the model, infer its shapes and resolve the widths of its tensors."""
+    model = load.load(source)  # its errors name the file already
+    with _naming(source):
+        graph = shapes.infer(model, dims=options.dims, batch_dim=options.batch_dim)
+        return graph, widths.compute(graph, measure=options.measure)
+
+
+@contextlib.contextmanager
+def _naming(source: str | os.PathLike[str] | onnx.ModelProto) -> Iterator[None]:
+    """Prefix an error with the model's name, so one among several models says which."""
+    try:
+        yield
     except AuditError as error:
-        raise AuditError(f"{name}: {error}") from None
+        raise AuditError(f"{load.display_name(source)}: {error}") from None

@@ -48,7 +48,6 @@ class FlowNetwork:
 
 def build(graph: ShapedGraph, widths: Widths) -> FlowNetwork:
     """Return the flow network of the tensors that carry sample information."""
-    carrying = widths.known.keys() | widths.unknown.keys()
     index: dict[str, int] = {}
     producer: list[int] = []
     for name in graph.inputs:
@@ -60,7 +59,7 @@ def build(graph: ShapedGraph, widths: Widths) -> FlowNetwork:
         read = [index[name] for name in node.inputs if name in index]
         if not read:
             continue
-        written = [name for name in node.outputs if name in carrying]
+        written = [name for name in node.outputs if widths.carries(name)]
         if not written:
             continue
         if len(read) > 1:

@@ -11,7 +11,8 @@ import os
 import networkx as nx
 import onnx
 
-from onnx_flow import load, network, shapes, widths
+from onnx_flow import network
+from onnx_flow.audit import resolve
 from onnx_flow.options import Options
 
 __all__ = ["flow_digraph", "graph"]
@@ -36,24 +37,25 @@ def graph(
         AuditError: as :func:`onnx_flow.audit`.
     """
     options = Options.checked(dims=dims, batch_dim=batch_dim, measure=measure)
-    shaped = shapes.infer(load.load(source), dims=options.dims, batch_dim=options.batch_dim)
-    resolved = widths.compute(shaped, measure=options.measure)
-    carrying = {**dict.fromkeys(resolved.unknown), **resolved.known}
+    shaped, resolved = resolve(source, options)
     result = nx.MultiDiGraph()
-    producer = {name: f"input:{name}" for name in shaped.inputs}
+    producer: dict[str, str] = {}
+    readers: list[tuple[str, tuple[str, ...]]] = []
     for name in shaped.inputs:
         result.add_node(f"input:{name}", op_type="Input", module=None)
+        producer[name] = f"input:{name}"
     for node in shaped.nodes:
-        if any(out in carrying for out in node.outputs):
+        if any(resolved.carries(out) for out in node.outputs):
             result.add_node(node.name, op_type=node.op_type, module=node.module)
-            producer.update({out: node.name for out in node.outputs})
-    readers = [(node.name, node.inputs) for node in shaped.nodes if node.name in result]
-    readers += [(f"output:{name}", (name,)) for name in shaped.outputs if name in carrying]
+            producer.update(dict.fromkeys(node.outputs, node.name))
+            readers.append((node.name, node.inputs))
+    for name in shaped.outputs:
+        if resolved.carries(name):
+            result.add_node(f"output:{name}", op_type="Output", module=None)
+            readers.append((f"output:{name}", (name,)))
     for reader, inputs in readers:
-        if reader.startswith("output:"):
-            result.add_node(reader, op_type="Output", module=None)
         for name in dict.fromkeys(inputs):
-            if name in carrying:
+            if resolved.carries(name):
                 tensor = shaped.types.get(name)
                 result.add_edge(
                     producer[name],

@@ -45,6 +45,10 @@ class Widths:
     one_hot: Mapping[str, int]
     """Integer index tensors counted as one-hot, with their vocabulary size V."""
 
+    def carries(self, name: str) -> bool:
+        """Whether the tensor carries sample information (its width known or not)."""
+        return name in self.known or name in self.unknown
+
 
 def compute(graph: ShapedGraph, *, measure: Measure = Measure.ELEMENTS) -> Widths:
     """Return the width of every tensor that carries sample information.
