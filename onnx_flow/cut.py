@@ -36,7 +36,8 @@ class Flow:
     _solved: dict[tuple[int, Capacity], int] = field(
         default_factory=dict, repr=False, compare=False
     )
-    _series_answers: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
+    _answers: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
+    """``id`` of a part -> the max-flow without it."""
 
     def tensors(self) -> list[str]:
         """Tensors on some path from the inputs to the outputs, in graph order."""
@@ -45,13 +46,11 @@ class Flow:
     def without(self, tensor: str) -> int:
         """The max-flow if ``tensor`` carried nothing (what goes around it)."""
         part = self._reduced.leaves[tensor]
-        parent = part.parent
-        if parent is not None and parent.kind == "series":
-            # Any child of a series part at 0 puts the whole part at 0: one answer for all.
-            if id(parent) not in self._series_answers:
-                self._series_answers[id(parent)] = self._without_part(parent)
-            return self._series_answers[id(parent)]
-        return self._without_part(part)
+        if part.parent is not None and part.parent.kind == "series":
+            part = part.parent  # any child at 0 puts a series part at 0: one answer for all
+        if id(part) not in self._answers:
+            self._answers[id(part)] = self._without_part(part)
+        return self._answers[id(part)]
 
     def _without_part(self, part: Part) -> int:
         """The max-flow if ``part`` carried nothing."""
@@ -133,6 +132,5 @@ def _cut(edges: tuple[CoreEdge, ...], flow: dict[int, Capacity], *, from_source:
     for edge in edges:
         near, far = (edge.tail, edge.head) if from_source else (edge.head, edge.tail)
         if near in seen and far not in seen:
-            part: Part = edge.part
-            tensors.extend(part.near_inputs() if from_source else part.near_outputs())
+            tensors.extend(edge.part.cut(nearest_outputs=not from_source))
     return tensors

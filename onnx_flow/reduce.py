@@ -48,28 +48,21 @@ class Part:
         self.parent: Part | None = None
         self._without: tuple[Capacity, int, Capacity] | None = None
 
-    def near_inputs(self) -> Iterator[str]:
-        """Tensors of this part's minimum cut nearest the inputs, for a saturated part."""
-        yield from self._cut(reversed_order=False)
-
-    def near_outputs(self) -> Iterator[str]:
-        """Tensors of this part's minimum cut nearest the outputs, for a saturated part."""
-        yield from self._cut(reversed_order=True)
-
-    def _cut(self, *, reversed_order: bool) -> Iterator[str]:
+    def cut(self, *, nearest_outputs: bool) -> Iterator[str]:
+        """Tensors of this saturated part's minimum cut nearest the inputs or the outputs."""
         if self.kind == "edge":
             if self.tensor is not None:
                 yield self.tensor
         elif self.kind == "parallel":
             # A saturated parallel part has every branch saturated: each holds a cut.
             for child in self.children:
-                yield from child._cut(reversed_order=reversed_order)
+                yield from child.cut(nearest_outputs=nearest_outputs)
         else:
             # Flow in series is the narrowest child's; a residual search from the inputs
             # stops at the first such child, one from the outputs at the last.
-            order = reversed(self.children) if reversed_order else iter(self.children)
+            order = reversed(self.children) if nearest_outputs else iter(self.children)
             narrowest = next(child for child in order if child.capacity == self.capacity)
-            yield from narrowest._cut(reversed_order=reversed_order)
+            yield from narrowest.cut(nearest_outputs=nearest_outputs)
 
     def capacity_with(self, child: Part, capacity: Capacity) -> Capacity:
         """This part's capacity if ``child``'s were lowered to ``capacity``."""
