@@ -50,7 +50,7 @@ def judge(
         outputs=outputs,
         bypassed=tuple(judged.bypassed(flow, total.reference)),
         unknown=tuple(
-            Unknown(name, reason, _node_name(graph.producers.get(name)))
+            Unknown(name, reason, _origin(graph.producers.get(name))[0])
             for name, reason in widths.unknown.items()
         ),
         inputs=tuple((name, widths.known[name]) for name in graph.inputs),
@@ -91,14 +91,11 @@ class _Judge:
         )
 
     def cut_tensor(self, tensor: str) -> CutTensor:
-        node = self.graph.producers.get(tensor)
         return CutTensor(
-            tensor=tensor,
-            width=self.widths.known[tensor],
-            shape=self.graph.types[tensor].shape,
-            node=_node_name(node),
-            op=node.op_type if node else None,
-            module=node.module if node else None,
+            tensor,
+            self.widths.known[tensor],
+            self.graph.types[tensor].shape,
+            *_origin(self.graph.producers.get(tensor)),
         )
 
     def bypassed(self, flow: Flow, reference: int) -> list[Bypassed]:
@@ -116,19 +113,11 @@ class _Judge:
                 continue
             without = flow.without(tensor)
             if without > flow.value - width and without > 0:
-                node = producers.get(tensor)
-                found.append(
-                    Bypassed(
-                        tensor=tensor,
-                        width=width,
-                        node=_node_name(node),
-                        op=node.op_type if node else None,
-                        module=node.module if node else None,
-                        bypass=without,
-                    )
-                )
+                node, op, module = _origin(producers.get(tensor))
+                found.append(Bypassed(tensor, width, node, op, module, without))
         return found
 
 
-def _node_name(node: Node | None) -> str | None:
-    return node.name if node else None
+def _origin(node: Node | None) -> tuple[str | None, str | None, str | None]:
+    """The producing node's name, op and layer path; all ``None`` for a graph input."""
+    return (node.name, node.op_type, node.module) if node else (None, None, None)
