@@ -17,7 +17,7 @@ import contextlib
 import io
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -33,13 +33,17 @@ class Reference:
     build: Callable[[], nn.Module]
     example: tuple[torch.Tensor, ...]
     """Example inputs; axes named in ``dynamic`` are exported symbolic."""
-    dynamic: dict[str, dict[int, str]]
-    """Input name -> {axis: dim name}."""
-    dims: dict[str, int]
-    """``--dim`` bindings the audit needs (the batch dim is bound to 1 by default)."""
     max_flow: int
     reference: int
-    bottleneck: bool
+    dynamic: dict[str, dict[int, str]] = field(default_factory=lambda: {"x": {0: "batch"}})
+    """Input name -> {axis: dim name}; by default a symbolic batch axis."""
+    dims: dict[str, int] = field(default_factory=dict)
+    """``--dim`` bindings the audit needs (the batch dim is bound to 1 by default)."""
+
+    @property
+    def bottleneck(self) -> bool:
+        """The verdict at the default threshold: the flow falls short of the reference."""
+        return self.max_flow < self.reference
 
 
 class Residual(nn.Module):
@@ -112,8 +116,6 @@ class AutoEncoder(nn.Module):
         return self.dec(self.enc(x))
 
 
-_BATCH = {"x": {0: "batch"}}
-
 MODELS: dict[str, Reference] = {
     # 64 -> 64 -> 4 -> 64: squeezes 64 values through the Linear(64, 4) output.
     "squeeze": Reference(
@@ -121,58 +123,28 @@ MODELS: dict[str, Reference] = {
             nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4), nn.Linear(4, 64)
         ),
         example=(torch.randn(2, 64),),
-        dynamic=_BATCH,
-        dims={},
         max_flow=4,
         reference=64,
-        bottleneck=True,
     ),
     # (3,50) -> (3,100) -> (3,80): widens; the input limits the flow (fixed batch of 3).
     "widening": Reference(
         build=lambda: nn.Sequential(nn.Linear(50, 100), nn.Linear(100, 80)),
         example=(torch.randn(3, 50),),
-        dynamic={},
-        dims={},
         max_flow=150,
         reference=150,
-        bottleneck=False,
+        dynamic={},
     ),
-    "residual": Reference(
-        build=Residual,
-        example=(torch.randn(2, 64),),
-        dynamic=_BATCH,
-        dims={},
-        max_flow=64,
-        reference=64,
-        bottleneck=False,
-    ),
-    "autoencoder": Reference(
-        build=AutoEncoder,
-        example=(torch.randn(2, 784),),
-        dynamic=_BATCH,
-        dims={},
-        max_flow=32,
-        reference=784,
-        bottleneck=True,
-    ),
-    "unet": Reference(
-        build=UNet,
-        example=(torch.randn(2, 3, 32, 32),),
-        dynamic=_BATCH,
-        dims={},
-        max_flow=3072,
-        reference=3072,
-        bottleneck=False,
-    ),
+    "residual": Reference(Residual, (torch.randn(2, 64),), max_flow=64, reference=64),
+    "autoencoder": Reference(AutoEncoder, (torch.randn(2, 784),), max_flow=32, reference=784),
+    "unet": Reference(UNet, (torch.randn(2, 3, 32, 32),), max_flow=3072, reference=3072),
     # input_ids count one-hot: 16 x 50257 in and out, 16 x 768 through the middle.
     "gpt2": Reference(
         build=gpt2,
         example=(torch.randint(0, 50257, (2, 16)),),
-        dynamic={"x": {0: "batch", 1: "sequence"}},
-        dims={"sequence": 16},
         max_flow=16 * 768,
         reference=16 * 50257,
-        bottleneck=True,
+        dynamic={"x": {0: "batch", 1: "sequence"}},
+        dims={"sequence": 16},
     ),
 }
 
@@ -198,33 +170,25 @@ def export_module(
     (input name -> {axis: dim name}) stay symbolic, and ``y`` shares the first input's."""
     names = [f"x{i}" if i else "x" for i in range(len(example))]
     path.parent.mkdir(parents=True, exist_ok=True)
+    if dynamo:
+        shapes = tuple(
+            {axis: torch.export.Dim(dim, min=1) for axis, dim in dynamic.get(n, {}).items()} or None
+            for n in names
+        )
+        symbolic = {"dynamic_shapes": shapes if dynamic else None}
+    else:
+        symbolic = {"dynamic_axes": {**dynamic, "y": dynamic.get("x", {})}}
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        if dynamo:
-            shapes = tuple(
-                {axis: torch.export.Dim(dim, min=1) for axis, dim in dynamic.get(n, {}).items()}
-                or None
-                for n in names
-            )
-            torch.onnx.export(
-                module,
-                example,
-                str(path),
-                input_names=names,
-                output_names=["y"],
-                dynamic_shapes=shapes if dynamic else None,
-                dynamo=True,
-            )
-        else:
-            torch.onnx.export(
-                module,
-                example,
-                str(path),
-                input_names=names,
-                output_names=["y"],
-                dynamic_axes={**dynamic, "y": dynamic.get("x", {})},
-                dynamo=False,
-            )
+        torch.onnx.export(
+            module,
+            example,
+            str(path),
+            input_names=names,
+            output_names=["y"],
+            dynamo=dynamo,
+            **symbolic,
+        )
     return path
 
 
