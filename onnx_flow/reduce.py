@@ -34,7 +34,7 @@ Capacity = int | float
 class Part:
     """A piece of the network between two vertices: one edge, or parts in series/parallel."""
 
-    __slots__ = ("capacity", "children", "kind", "parent", "tensor", "_without")
+    __slots__ = ("capacity", "children", "kind", "parent", "tensor", "_minimum")
 
     def __init__(
         self, kind: str, capacity: Capacity, tensor: str | None, children: deque[Part]
@@ -46,7 +46,7 @@ class Part:
         """The tensor an ``edge`` part splits (``None`` for joins and composites)."""
         self.children = children
         self.parent: Part | None = None
-        self._without: tuple[Capacity, int, Capacity] | None = None
+        self._minimum: tuple[Capacity, int, Capacity] | None = None
 
     def cut(self, *, nearest_outputs: bool) -> Iterator[str]:
         """Tensors of this saturated part's minimum cut nearest the inputs or the outputs."""
@@ -77,12 +77,12 @@ class Part:
 
     def _minimum_without(self) -> tuple[Capacity, int, Capacity]:
         """(smallest child capacity, how many children have it, the next larger one)."""
-        if self._without is None:
+        if self._minimum is None:
             capacities = [c.capacity for c in self.children]
             smallest = min(capacities)
             larger = [c for c in capacities if c > smallest]
-            self._without = (smallest, capacities.count(smallest), min(larger, default=UNBOUNDED))
-        return self._without
+            self._minimum = (smallest, capacities.count(smallest), min(larger, default=UNBOUNDED))
+        return self._minimum
 
 
 def _compose(kind: str, first: Part, second: Part) -> Part:
