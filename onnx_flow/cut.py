@@ -58,9 +58,9 @@ class Flow:
         while part.parent is not None:
             capacity = part.parent.capacity_with(part, capacity)
             part = part.parent
-        if capacity == part.capacity:
-            return self.value
-        root = self._roots[id(part)]
+        root = self._roots.get(id(part))
+        if root is None or capacity == part.capacity:
+            return self.value  # beside an unbounded join, or the core edge keeps its capacity
         if (root, capacity) not in self._solved:
             value, _ = _max_flow(self._reduced.edges, override=(root, capacity))
             self._solved[root, capacity] = int(value)
@@ -84,7 +84,7 @@ def solve(network: FlowNetwork, *, outputs: Iterable[str]) -> Flow:
         near_inputs=tuple(sorted(set(near_inputs), key=order.__getitem__)),
         near_outputs=tuple(sorted(set(near_outputs), key=order.__getitem__)),
         _reduced=reduced,
-        _roots={id(edge.part): i for i, edge in enumerate(reduced.edges)},
+        _roots={id(edge.part): i for i, edge in enumerate(reduced.edges) if edge.part},
     )
 
 
@@ -92,7 +92,7 @@ def _max_flow(
     edges: tuple[CoreEdge, ...], *, override: tuple[int, Capacity] | None = None
 ) -> tuple[Capacity, dict[int, Capacity]]:
     """Solve the core: (flow value, flow on each core edge by index)."""
-    capacities = [edge.part.capacity for edge in edges]
+    capacities = [_capacity(edge) for edge in edges]
     if override is not None:
         capacities[override[0]] = override[1]
     if not edges:
@@ -116,7 +116,7 @@ def _cut(edges: tuple[CoreEdge, ...], flow: dict[int, Capacity], *, from_source:
     spare: dict[int, list[int]] = {}
     for index, edge in enumerate(edges):
         forward, backward = (edge.tail, edge.head) if from_source else (edge.head, edge.tail)
-        if flow[index] < edge.part.capacity:
+        if flow[index] < _capacity(edge):
             spare.setdefault(forward, []).append(backward)
         if flow[index] > 0:
             spare.setdefault(backward, []).append(forward)
@@ -131,6 +131,10 @@ def _cut(edges: tuple[CoreEdge, ...], flow: dict[int, Capacity], *, from_source:
     tensors: list[str] = []
     for edge in edges:
         near, far = (edge.tail, edge.head) if from_source else (edge.head, edge.tail)
-        if near in seen and far not in seen:
+        if near in seen and far not in seen and edge.part is not None:
             tensors.extend(edge.part.cut(nearest_outputs=not from_source))
     return tensors
+
+
+def _capacity(edge: CoreEdge) -> Capacity:
+    return UNBOUNDED if edge.part is None else edge.part.capacity

@@ -32,34 +32,51 @@ Capacity = int | float
 
 
 class Part:
-    """A piece of the network between two vertices: one edge, or parts in series/parallel."""
+    """A piece of the network between two vertices: a chain of tensors, or parts in
+    series or in parallel."""
 
-    __slots__ = ("capacity", "children", "kind", "parent", "tensor", "_minimum")
+    __slots__ = ("capacities", "capacity", "children", "kind", "parent", "tensors", "_minimum")
 
-    def __init__(
-        self, kind: str, capacity: Capacity, tensor: str | None, children: deque[Part]
-    ) -> None:
+    def __init__(self, kind: str, capacity: Capacity, children: deque[Part]) -> None:
         self.kind = kind
-        """``edge``, ``series`` or ``parallel``."""
+        """``chain``, ``series`` or ``parallel``."""
         self.capacity = capacity
-        self.tensor = tensor
-        """The tensor an ``edge`` part splits (``None`` for joins and composites)."""
         self.children = children
+        self.tensors: list[str] = []
+        """A chain's tensors, in flow order (empty for composites)."""
+        self.capacities: list[Capacity] = []
+        """A chain's tensor capacities, one per tensor."""
         self.parent: Part | None = None
         self._minimum: tuple[Capacity, int, Capacity] | None = None
 
+    @classmethod
+    def chain(cls, tensor: str, capacity: Capacity) -> Part:
+        """A chain of one tensor, to be extended with :meth:`extend`."""
+        part = cls("chain", capacity, _NO_CHILDREN)
+        part.tensors.append(tensor)
+        part.capacities.append(capacity)
+        return part
+
+    def extend(self, tensor: str, capacity: Capacity) -> None:
+        """Add a tensor at the end of this chain."""
+        self.tensors.append(tensor)
+        self.capacities.append(capacity)
+        if capacity < self.capacity:
+            self.capacity = capacity
+
     def cut(self, *, nearest_outputs: bool) -> Iterator[str]:
         """Tensors of this saturated part's minimum cut nearest the inputs or the outputs."""
-        if self.kind == "edge":
-            if self.tensor is not None:
-                yield self.tensor
+        if self.kind == "chain":
+            # A residual search from the inputs stops at the first narrowest tensor,
+            # one from the outputs at the last.
+            last = len(self.capacities) - 1
+            order = range(last, -1, -1) if nearest_outputs else range(last + 1)
+            yield self.tensors[next(i for i in order if self.capacities[i] == self.capacity)]
         elif self.kind == "parallel":
             # A saturated parallel part has every branch saturated: each holds a cut.
             for child in self.children:
                 yield from child.cut(nearest_outputs=nearest_outputs)
         else:
-            # Flow in series is the narrowest child's; a residual search from the inputs
-            # stops at the first such child, one from the outputs at the last.
             order = reversed(self.children) if nearest_outputs else iter(self.children)
             narrowest = next(child for child in order if child.capacity == self.capacity)
             yield from narrowest.cut(nearest_outputs=nearest_outputs)
@@ -85,6 +102,30 @@ class Part:
         return self._minimum
 
 
+#: A chain has no children; all chains share this empty deque and never change it.
+_NO_CHILDREN: deque[Part] = deque()
+
+#: An unbounded edge that splits no tensor (from a tensor's fan-out vertex to a reader)
+#: is ``None`` rather than a part: in series it leaves the other part as it is, and in
+#: parallel it makes the pair unbounded, so the other part can never be cut and losing
+#: it loses nothing.
+Join = None
+
+
+def _series(first: Part | None, second: Part | None) -> Part | None:
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return _compose("series", first, second)
+
+
+def _parallel(first: Part | None, second: Part | None) -> Part | None:
+    if first is None or second is None:
+        return None
+    return _compose("parallel", first, second)
+
+
 def _compose(kind: str, first: Part, second: Part) -> Part:
     """Join two parts in series (``first`` then ``second``) or in parallel.
 
@@ -105,23 +146,12 @@ def _compose(kind: str, first: Part, second: Part) -> Part:
         part, moved = second, first.children if first_flat else deque([first])
         part.children.extendleft(reversed(moved))
     else:
-        part = Part(kind, capacity, None, deque([first, second]))
+        part = Part(kind, capacity, deque([first, second]))
         moved = part.children
     for child in moved:
         child.parent = part
     part.capacity = capacity
     return part
-
-
-def _extend(chain: Part, leaf: Part) -> Part:
-    """``chain`` then ``leaf`` in series: :func:`_compose`'s common case, kept cheap."""
-    if chain.kind != "series":
-        return _compose("series", chain, leaf)
-    chain.children.append(leaf)
-    leaf.parent = chain
-    if leaf.capacity < chain.capacity:
-        chain.capacity = leaf.capacity
-    return chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +160,8 @@ class CoreEdge:
 
     tail: int
     head: int
-    part: Part
+    part: Part | None
+    """``None`` for an unbounded join (see :data:`Join`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +170,9 @@ class Reduced:
 
     edges: tuple[CoreEdge, ...]
     leaves: dict[str, Part]
-    """Tensor -> its edge part, for tensors on some path from the inputs to the sinks,
-    in graph order."""
+    """Tensor -> its chain, for tensors on some path from the inputs to the sinks, in
+    graph order. A chain outside every core edge's tree was set beside an unbounded
+    join: the flow does not depend on it."""
     inputs: tuple[str, ...]
     """Data inputs on some path to the sinks kept (what the outputs depend on)."""
 
@@ -167,19 +199,22 @@ def reduce(network: FlowNetwork, *, outputs: Iterable[str]) -> Reduced:
     # Chains first, in one pass: a tensor whose producer reads only the previous tensor
     # of a chain, and which that tensor feeds alone, extends the chain in series.
     leaves: dict[str, Part] = {}
-    chains: dict[int, tuple[int, Part]] = {}  # last tensor -> (first producer, part)
+    chains: dict[int, tuple[int, Part]] = {}  # last tensor -> (first producer, chain)
     for tensor in alive:
-        capacity = capacities[tensor]
-        leaf = Part("edge", UNBOUNDED if capacity is None else capacity, names[tensor], deque())
-        leaves[names[tensor]] = leaf
+        name, capacity = names[tensor], capacities[tensor]
+        if capacity is None:
+            capacity = UNBOUNDED
         producer = producers[tensor]
         if producer > SINK and written[producer] == 1:
             read = [t for t in network.reads[producer] if tensor_alive[t]]
             if len(read) == 1 and heads[read[0]] == [producer]:
                 start, part = chains.pop(read[0])
-                chains[tensor] = (start, _extend(part, leaf))
+                part.extend(name, capacity)
+                leaves[name] = part
+                chains[tensor] = (start, part)
                 continue
-        chains[tensor] = (producer, leaf)
+        part = leaves[name] = Part.chain(name, capacity)
+        chains[tensor] = (producer, part)
     graph = _Multigraph(len(network.reads))
     for tensor, (start, part) in chains.items():
         ends = heads[tensor]
@@ -189,7 +224,7 @@ def reduce(network: FlowNetwork, *, outputs: Iterable[str]) -> Reduced:
         fan = graph.new_vertex()
         graph.add(start, fan, part)
         for end in ends:
-            graph.add(fan, end, Part("edge", UNBOUNDED, None, deque()))
+            graph.add(fan, end, Join)
     graph.reduce()
     inputs = tuple(names[t] for t in network.inputs if tensor_alive[t])
     return Reduced(edges=tuple(graph.core()), leaves=leaves, inputs=inputs)
@@ -221,6 +256,7 @@ class _Multigraph:
         self._tails: list[int] = []
         self._heads: list[int] = []
         self._parts: list[Part | None] = []
+        self._removed: list[bool] = []
         self._out: list[dict[int, None]] = [{} for _ in range(vertex_count)]
         self._in: list[dict[int, None]] = [{} for _ in range(vertex_count)]
         self._between: dict[tuple[int, int], int] = {}
@@ -230,25 +266,25 @@ class _Multigraph:
         self._in.append({})
         return len(self._out) - 1
 
-    def add(self, tail: int, head: int, part: Part) -> None:
+    def add(self, tail: int, head: int, part: Part | None) -> None:
         existing = self._between.get((tail, head))
         if existing is not None:
-            self._parts[existing] = _compose("parallel", self._parts[existing], part)  # type: ignore[arg-type]
+            self._parts[existing] = _parallel(self._parts[existing], part)
             return
         edge = len(self._parts)
         self._tails.append(tail)
         self._heads.append(head)
         self._parts.append(part)
+        self._removed.append(False)
         self._out[tail][edge] = None
         self._in[head][edge] = None
         self._between[(tail, head)] = edge
 
-    def _remove(self, edge: int) -> Part:
+    def _remove(self, edge: int) -> Part | None:
         tail, head = self._tails[edge], self._heads[edge]
         del self._out[tail][edge], self._in[head][edge], self._between[(tail, head)]
-        part, self._parts[edge] = self._parts[edge], None
-        assert part is not None
-        return part
+        self._removed[edge] = True
+        return self._parts[edge]
 
     def reduce(self) -> None:
         """Apply the series rule until no vertex has exactly one edge in and one out.
@@ -265,7 +301,7 @@ class _Multigraph:
                 continue
             (first,), (second,) = incoming, outgoing
             tail, head = self._tails[first], self._heads[second]
-            part = _compose("series", self._remove(first), self._remove(second))
+            part = _series(self._remove(first), self._remove(second))
             self.add(tail, head, part)
             if tail > SINK:
                 pending.append(tail)
@@ -274,5 +310,5 @@ class _Multigraph:
 
     def core(self) -> Iterator[CoreEdge]:
         for edge, part in enumerate(self._parts):
-            if part is not None:
+            if not self._removed[edge]:
                 yield CoreEdge(self._tails[edge], self._heads[edge], part)

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from onnx_flow.report import Bypassed, CutTensor, OutputResult, Report
+from onnx_flow.report import Bypassed, CutTensor, OutputResult, Report, Unknown
 
 __all__ = ["render"]
 
 _WIDTH = 110
 _MAX_ROWS = 12
 _NUMERIC = frozenset({"width", "flow around"})
+_Item = TypeVar("_Item")
 
 
 def render(reports: Sequence[Report], *, color: bool = False) -> str:
@@ -68,18 +70,20 @@ def _report(console: Console, report: Report) -> None:
         ]
     )
     for title, tensors in cuts:
-        _table(console, title, ("layer", "op", "tensor", "shape", "width"), map(_cut_row, tensors))
+        _table(console, title, ("layer", "op", "tensor", "shape", "width"), tensors, _cut_row)
     _table(
         console,
         "narrow layers bypassed by skips",
         ("layer", "op", "tensor", "width", "flow around"),
-        map(_bypassed_row, report.bypassed),
+        report.bypassed,
+        _bypassed_row,
     )
     _table(
         console,
         "tensors of unknown width (they do not limit the flow)",
         ("tensor", "reason"),
-        ((u.tensor, u.reason) for u in report.unknown),
+        report.unknown,
+        _unknown_row,
     )
 
 
@@ -108,19 +112,29 @@ def _bypassed_row(t: Bypassed) -> tuple[str, ...]:
     return (_layer(t), t.op or "input", t.tensor, str(t.width), str(t.bypass))
 
 
+def _unknown_row(u: Unknown) -> tuple[str, ...]:
+    return (u.tensor, u.reason)
+
+
 def _table(
-    console: Console, title: str, columns: tuple[str, ...], rows: Iterable[tuple[str, ...]]
+    console: Console,
+    title: str,
+    columns: tuple[str, ...],
+    items: Sequence[_Item],
+    row: Callable[[_Item], tuple[str, ...]],
 ) -> None:
-    """Print a table of at most ``_MAX_ROWS`` rows, saying how many more there are."""
-    rows = list(rows)
-    if not rows:
+    """Print the first ``_MAX_ROWS`` items as rows, saying how many more there are.
+
+    Only the rows shown are formatted: a deep model can list tens of thousands.
+    """
+    if not items:
         return
     table = Table(title=title, title_justify="left", box=None, padding=(0, 2))
     for column in columns:
         table.add_column(column, justify="right" if column in _NUMERIC else "left")
-    for row in rows[:_MAX_ROWS]:
-        table.add_row(*row)
+    for item in items[:_MAX_ROWS]:
+        table.add_row(*row(item))
     console.print(table)
-    if len(rows) > _MAX_ROWS:
-        hidden = len(rows) - _MAX_ROWS
+    if len(items) > _MAX_ROWS:
+        hidden = len(items) - _MAX_ROWS
         console.print(Text(f"  ... and {hidden} more (all of them in --format json)", style="dim"))
