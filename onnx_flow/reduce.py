@@ -70,8 +70,8 @@ class Part:
             # A residual search from the inputs stops at the first narrowest tensor,
             # one from the outputs at the last.
             last = len(self.capacities) - 1
-            order = range(last, -1, -1) if nearest_outputs else range(last + 1)
-            yield self.tensors[next(i for i in order if self.capacities[i] == self.capacity)]
+            positions = range(last, -1, -1) if nearest_outputs else range(last + 1)
+            yield self.tensors[next(i for i in positions if self.capacities[i] == self.capacity)]
         elif self.kind == "parallel":
             # A saturated parallel part has every branch saturated: each holds a cut.
             for child in self.children:
@@ -201,9 +201,8 @@ def reduce(network: FlowNetwork, *, outputs: Iterable[str]) -> Reduced:
     leaves: dict[str, Part] = {}
     chains: dict[int, tuple[int, Part]] = {}  # last tensor -> (first producer, chain)
     for tensor in alive:
-        name, capacity = names[tensor], capacities[tensor]
-        if capacity is None:
-            capacity = UNBOUNDED
+        name, width = names[tensor], capacities[tensor]
+        capacity: Capacity = UNBOUNDED if width is None else width
         producer = producers[tensor]
         if producer > SINK and written[producer] == 1:
             read = [t for t in network.reads[producer] if tensor_alive[t]]
