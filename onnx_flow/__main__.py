@@ -1,5 +1,5 @@
 """``python -m onnx_flow``: the command line."""
 
-from onnx_flow.cli import main
+from onnx_flow.cli import entry
 
-raise SystemExit(main())
+entry()

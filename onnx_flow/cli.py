@@ -3,19 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from onnx_flow import __version__
 from onnx_flow.audit import run
 from onnx_flow.errors import AuditError
 from onnx_flow.options import Options, parse_dims
 from onnx_flow.render import Format, render
+from onnx_flow.report import Report
 from onnx_flow.widths import Measure
 
-__all__ = ["main"]
+__all__ = ["entry", "main"]
 
 EXIT_CLEAN, EXIT_BOTTLENECK, EXIT_ERROR = 0, 1, 2
+
+
+def entry() -> NoReturn:
+    """The ``onnx-flow`` executable: :func:`main`, then exit at once.
+
+    An audit of a deep model leaves hundreds of thousands of objects behind. The
+    collector's passes over them, and freeing them one by one at interpreter exit,
+    cost up to a tenth of the run (0.5 s of 5 s on a 200,000-node model), for memory
+    the operating system takes back anyway.
+    """
+    gc.disable()
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,7 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             measure=arguments.measure,
             threshold=arguments.threshold,
         )
-        reports = [run(model, options) for model in arguments.models]
+        reports: list[Report] = []
+        for model in arguments.models:
+            if reports:
+                gc.collect()  # what the previous model left, when collection is off
+            reports.append(run(model, options))
         text = render(reports, Format(arguments.format), color=sys.stdout.isatty())
     except AuditError as error:
         return _fatal(str(error))

@@ -15,11 +15,11 @@ two child lists), linear for chains, which are merged while the graph is built.
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from onnx_flow.network import SINK, FlowNetwork
+from onnx_flow.network import SINK, SOURCE, FlowNetwork
 
 __all__ = ["UNBOUNDED", "Capacity", "CoreEdge", "Part", "Reduced", "reduce"]
 
@@ -205,7 +205,7 @@ def reduce(network: FlowNetwork, *, outputs: Iterable[str]) -> Reduced:
         capacity: Capacity = UNBOUNDED if width is None else width
         producer = producers[tensor]
         if producer > SINK and written[producer] == 1:
-            read = [t for t in network.reads[producer] if tensor_alive[t]]
+            read = network.reads[producer]  # all alive: the producer is
             if len(read) == 1 and heads[read[0]] == [producer]:
                 start, part = chains.pop(read[0])
                 part.extend(name, capacity)
@@ -256,14 +256,16 @@ class _Multigraph:
         self._heads: list[int] = []
         self._parts: list[Part | None] = []
         self._removed: list[bool] = []
-        self._out: list[dict[int, None]] = [{} for _ in range(vertex_count)]
-        self._in: list[dict[int, None]] = [{} for _ in range(vertex_count)]
+        # Most operators sit inside chains and never become vertices: their edge sets
+        # are made when first needed.
+        self._out: defaultdict[int, dict[int, None]] = defaultdict(dict)
+        self._in: defaultdict[int, dict[int, None]] = defaultdict(dict)
         self._between: dict[tuple[int, int], int] = {}
+        self._vertex_count = vertex_count
 
     def new_vertex(self) -> int:
-        self._out.append({})
-        self._in.append({})
-        return len(self._out) - 1
+        self._vertex_count += 1
+        return self._vertex_count - 1
 
     def add(self, tail: int, head: int, part: Part | None) -> None:
         existing = self._between.get((tail, head))
@@ -292,7 +294,7 @@ class _Multigraph:
         pair of parallel edges, which merges at once, and may leave its two end vertices
         with one edge in and one out, so they are looked at again.
         """
-        pending = deque(range(2, len(self._out)))
+        pending = deque(sorted(self._out.keys() & self._in.keys() - {SOURCE, SINK}))
         while pending:
             vertex = pending.popleft()
             incoming, outgoing = self._in[vertex], self._out[vertex]
