@@ -188,6 +188,7 @@ def reduce(network: FlowNetwork, *, outputs: Iterable[str]) -> Reduced:
     sinks = {network.outputs[name] for name in outputs if name in network.outputs}
     tensor_alive, vertex_alive = _needed(network, sinks)
     names, capacities, producers = network.tensors, network.capacity, network.producer
+    reads = network.reads
     alive = [t for t in range(len(names)) if tensor_alive[t]]
     heads: dict[int, list[int]] = {}
     written = [0] * len(network.reads)
@@ -205,7 +206,7 @@ def reduce(network: FlowNetwork, *, outputs: Iterable[str]) -> Reduced:
         capacity: Capacity = UNBOUNDED if width is None else width
         producer = producers[tensor]
         if producer > SINK and written[producer] == 1:
-            read = network.reads[producer]  # all alive: the producer is
+            read = reads[producer]  # all alive: the producer is
             if len(read) == 1 and heads[read[0]] == [producer]:
                 start, part = chains.pop(read[0])
                 part.extend(name, capacity)
@@ -214,16 +215,24 @@ def reduce(network: FlowNetwork, *, outputs: Iterable[str]) -> Reduced:
                 continue
         part = leaves[name] = Part.chain(name, capacity)
         chains[tensor] = (producer, part)
+    # A tensor with several readers gets a fan-out vertex, joined to each reader. A
+    # reader that reads nothing else and writes one tensor would only pass the join on
+    # in series: its chain starts at the fan-out vertex instead (the series rule, applied
+    # before the edges exist).
     graph = _Multigraph(len(network.reads))
+    fans: dict[int, int] = {}  # tensor -> its fan-out vertex
     for tensor, (start, part) in chains.items():
+        if start > SINK and written[start] == 1 and len(reads[start]) == 1:
+            start = fans.get(reads[start][0], start)
         ends = heads[tensor]
         if len(ends) == 1:
             graph.add(start, ends[0], part)
             continue
-        fan = graph.new_vertex()
+        fan = fans[tensor] = graph.new_vertex()
         graph.add(start, fan, part)
         for end in ends:
-            graph.add(fan, end, Join)
+            if end == SINK or written[end] != 1 or len(reads[end]) != 1:
+                graph.add(fan, end, Join)
     graph.reduce()
     inputs = tuple(names[t] for t in network.inputs if tensor_alive[t])
     return Reduced(edges=tuple(graph.core()), leaves=leaves, inputs=inputs)

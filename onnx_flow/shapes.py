@@ -154,7 +154,7 @@ def infer(
         records = _records(graph)
         inferred = _infer(model, data_prop=True)
         types = _types(graph, inferred.graph)
-    nodes = tuple(_topological(records))
+    nodes, producers = _topological(records)
     return ShapedGraph(
         nodes=nodes,
         inputs=inputs,
@@ -163,7 +163,7 @@ def infer(
         types=types,
         dims=bindings,
         declared_dims=declared,
-        producers={out: node for node in nodes for out in node.outputs},
+        producers=producers,
     )
 
 
@@ -276,18 +276,25 @@ def _records(graph: onnx.GraphProto) -> list[Node]:
     return [_node(node, index) for index, node in enumerate(graph.node)]
 
 
-def _topological(records: list[Node]) -> list[Node]:
-    """Return the records in topological order, file order among ready nodes.
+def _topological(records: list[Node]) -> tuple[tuple[Node, ...], dict[str, Node]]:
+    """Return the records in topological order (file order among ready nodes), and the
+    node that writes each tensor.
 
     Raises:
         AuditError: the graph has a cycle.
     """
-    position = {out: i for i, record in enumerate(records) for out in record.outputs}
-    for i, record in enumerate(records):
+    producers: dict[str, Node] = {}
+    unseen: list[str] = []  # inputs no earlier node writes: graph inputs, or out of order
+    for record in records:
         for name in record.inputs:
-            if position.get(name, -1) >= i:
-                return _sorted(records)
-    return records  # exporters write nodes in order: no sorting needed
+            if name not in producers:
+                unseen.append(name)
+        for name in record.outputs:
+            if name:
+                producers[name] = record
+    if any(name in producers for name in unseen):
+        return tuple(_sorted(records)), producers
+    return tuple(records), producers  # exporters write nodes in order: no sorting needed
 
 
 def _sorted(records: list[Node]) -> list[Node]:
