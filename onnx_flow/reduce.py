@@ -264,7 +264,6 @@ class _Multigraph:
         self._tails: list[int] = []
         self._heads: list[int] = []
         self._parts: list[Part | None] = []
-        self._removed: list[bool] = []
         # Most operators sit inside chains and never become vertices: their edge sets
         # are made when first needed.
         self._out: defaultdict[int, dict[int, None]] = defaultdict(dict)
@@ -277,23 +276,22 @@ class _Multigraph:
         return self._vertex_count - 1
 
     def add(self, tail: int, head: int, part: Part | None) -> None:
-        existing = self._between.get((tail, head))
+        between = self._between
+        existing = between.get((tail, head))
         if existing is not None:
             self._parts[existing] = _parallel(self._parts[existing], part)
             return
-        edge = len(self._parts)
+        edge = between[tail, head] = len(self._parts)
         self._tails.append(tail)
         self._heads.append(head)
         self._parts.append(part)
-        self._removed.append(False)
         self._out[tail][edge] = None
         self._in[head][edge] = None
-        self._between[(tail, head)] = edge
 
     def _remove(self, edge: int) -> Part | None:
         tail, head = self._tails[edge], self._heads[edge]
-        del self._out[tail][edge], self._in[head][edge], self._between[(tail, head)]
-        self._removed[edge] = True
+        del self._out[tail][edge], self._in[head][edge], self._between[tail, head]
+        self._tails[edge] = _REMOVED
         return self._parts[edge]
 
     def reduce(self) -> None:
@@ -319,6 +317,10 @@ class _Multigraph:
                 pending.append(head)
 
     def core(self) -> Iterator[CoreEdge]:
-        for edge, part in enumerate(self._parts):
-            if not self._removed[edge]:
-                yield CoreEdge(self._tails[edge], self._heads[edge], part)
+        for tail, head, part in zip(self._tails, self._heads, self._parts):
+            if tail != _REMOVED:
+                yield CoreEdge(tail, head, part)
+
+
+#: The tail of an edge merged into another.
+_REMOVED = -1
