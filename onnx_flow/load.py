@@ -1,6 +1,7 @@
 """Read an ONNX model's graph without its weights.
 
-Weights stored as external data are never opened. Weights stored inline are dropped
+Weights stored as external data are never opened; their references are checked
+(:mod:`onnx_flow.external`). Weights stored inline are dropped
 (dims and dtype kept) before anything else runs, except small integer tensors, which
 shape inference reads as values (the target shape of a ``Reshape``, say). Local
 functions are inlined so that every op is visible to shape inference and to the flow.
@@ -15,9 +16,13 @@ import onnx
 import onnx.inliner
 from google.protobuf.message import DecodeError
 
+from onnx_flow import external
 from onnx_flow.errors import AuditError
 
 __all__ = ["DATA_FIELDS", "INTEGER_TYPES", "display_name", "load"]
+
+#: The largest message protobuf parses: 2 GiB.
+_PROTOBUF_LIMIT = 2**31 - 1
 
 #: Integer initializers up to this many elements keep their values (shape arguments).
 _KEPT_INTEGER_ELEMENTS = 1024
@@ -60,11 +65,17 @@ def load(source: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:
     if isinstance(source, onnx.ModelProto):
         model = onnx.ModelProto()
         model.CopyFrom(source)
+        folder = None
     else:
         model = _read(Path(source))
+        folder = Path(source).parent
     name = display_name(source)
     if not model.HasField("graph") or model.ir_version == 0:
         raise AuditError(f"{name}: not an ONNX model (no graph or no IR version)")
+    try:
+        external.check(model.graph, folder)
+    except AuditError as error:
+        raise AuditError(f"{name}: {error}") from None
     for tensor in model.graph.initializer:
         _drop_data(tensor)
     if model.functions:
@@ -86,6 +97,11 @@ def _read(path: Path) -> onnx.ModelProto:
         raise AuditError(f"{path}: no such file")
     if not path.is_file():
         raise AuditError(f"{path}: not a file")
+    if path.stat().st_size > _PROTOBUF_LIMIT:
+        raise AuditError(
+            f"{path}: over 2 GB, more than protobuf can parse; save the model with its"
+            " weights as external data (onnx.save(..., save_as_external_data=True))"
+        )
     try:
         return onnx.load_model(path, load_external_data=False)
     except (DecodeError, RuntimeError, ValueError) as error:

@@ -317,7 +317,7 @@ class _Multigraph:
                 pending.append(head)
 
     def core(self) -> Iterator[CoreEdge]:
-        for tail, head, part in zip(self._tails, self._heads, self._parts):
+        for tail, head, part in zip(self._tails, self._heads, self._parts, strict=True):
             if tail != _REMOVED:
                 yield CoreEdge(tail, head, part)
 

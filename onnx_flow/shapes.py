@@ -70,6 +70,9 @@ class TensorType:
     """Bits per element; ``None`` for strings and non-tensor types."""
     integer: bool
     """Whether the elements are integers (index tensors can be one-hot)."""
+    kind: str = "tensor"
+    """``tensor``, or the value kind that has no fixed shape: ``sequence``, ``optional``,
+    ``map``, ``sparse_tensor``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,7 @@ def infer(
             if dim.HasField("dim_param") and dim.dim_param in bindings:
                 dim.dim_value = bindings[dim.dim_param]
     records = _records(graph)
+    _check_defined(graph, records, constants)
     # Data propagation carries values computed from shapes; without a Shape or Size op
     # (nor a subgraph that may hold one) there are none, constant Reshape targets are
     # read anyway, and it costs 25% more.
@@ -169,7 +173,9 @@ def infer(
 
 def _infer(model: onnx.ModelProto, *, data_prop: bool) -> onnx.ModelProto:
     try:
-        return onnx.shape_inference.infer_shapes(model, data_prop=data_prop)
+        # Strict: a conflict (an Add of widths 3 and 5, from --dim values that do not fit
+        # the model or from a broken model) is an error, not a shape quietly kept.
+        return onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=data_prop)
     except Exception as error:  # onnx raises InferenceError, ValueError or RuntimeError
         message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise AuditError(f"shape inference failed: {message}") from None
@@ -250,7 +256,8 @@ def _bindings(
 
 def _value_type(type_proto: onnx.TypeProto) -> TensorType:
     if not type_proto.HasField("tensor_type"):
-        return TensorType(shape=None, dtype="", bits=None, integer=False)
+        kind = (type_proto.WhichOneof("value") or "unknown_type").removesuffix("_type")
+        return TensorType(shape=None, dtype="", bits=None, integer=False, kind=kind)
     tensor = type_proto.tensor_type
     if not tensor.HasField("shape"):
         return _tensor_type(tensor.elem_type, None)
@@ -274,6 +281,20 @@ def _tensor_type(elem_type: int, shape: tuple[Dim, ...] | None) -> TensorType:
 
 def _records(graph: onnx.GraphProto) -> list[Node]:
     return [_node(node, index) for index, node in enumerate(graph.node)]
+
+
+def _check_defined(graph: onnx.GraphProto, records: list[Node], constants: frozenset[str]) -> None:
+    """Refuse a node that reads a tensor no node, input or initializer defines."""
+    defined = {i.name for i in graph.input} | constants
+    defined.update(t.values.name for t in graph.sparse_initializer)
+    defined.update(name for record in records for name in record.outputs)
+    for record in records:
+        for name in record.inputs:
+            if name not in defined:
+                raise AuditError(
+                    f"node {record.name!r} reads {name!r}, which no node, input or"
+                    " initializer defines"
+                )
 
 
 def _topological(records: list[Node]) -> tuple[tuple[Node, ...], dict[str, Node]]:

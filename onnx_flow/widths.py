@@ -151,6 +151,8 @@ def _elements(tensor: TensorType | None) -> int | str:
     """The tensor's element count, or why it has none."""
     if tensor is None:
         return "no type after shape inference"
+    if tensor.kind != "tensor":
+        return f"{tensor.kind.replace('_', ' ')} value, not a tensor: no fixed width"
     if tensor.shape is None:
         return "shape unknown after shape inference"
     symbols = _symbols(tensor)

@@ -24,3 +24,11 @@ def exported(tmp_path_factory: pytest.TempPathFactory):
         return cache[name, exporter]
 
     return get
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """Print the backend sweep's counts, when it ran, for comparison between runs."""
+    from tests.test_backend_sweep import SUMMARIES
+
+    for summary in config.stash.get(SUMMARIES, []):
+        terminalreporter.write_line(summary.line())
