@@ -74,7 +74,12 @@ def resolve(
     """Load the model, infer its shapes and resolve the widths of its tensors."""
     model = load.load(source)  # its errors name the file already
     with _naming(source):
-        graph = shapes.infer(model, dims=options.dims, batch_dim=options.batch_dim)
+        graph = shapes.infer(
+            model,
+            dims=options.dims,
+            batch_dim=options.batch_dim,
+            stored=lambda: load.stored(source),
+        )
         return graph, widths.compute(graph, measure=options.measure)
 
 

@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from onnx_flow import external
 from onnx_flow.errors import AuditError
 
-__all__ = ["DATA_FIELDS", "INTEGER_TYPES", "display_name", "load"]
+__all__ = ["DATA_FIELDS", "INTEGER_TYPES", "display_name", "load", "stored"]
 
 #: The largest message protobuf parses: 2 GiB.
 _PROTOBUF_LIMIT = 2**31 - 1
@@ -84,6 +84,16 @@ def load(source: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:
         except Exception as error:  # the C++ inliner raises bare RuntimeErrors
             raise AuditError(f"{name}: cannot inline local functions: {error}") from None
     return model
+
+
+def stored(source: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx.ModelProto, Path | None]:
+    """The model as stored, to be run: inline weights kept, external data left in the
+    returned folder (``None`` for a model in memory). The caller owns the copy."""
+    if isinstance(source, onnx.ModelProto):
+        model = onnx.ModelProto()
+        model.CopyFrom(source)
+        return model, None
+    return _read(Path(source)), Path(source).parent
 
 
 def display_name(source: str | os.PathLike[str] | onnx.ModelProto) -> str:

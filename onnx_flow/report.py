@@ -130,6 +130,8 @@ class Report:
     unknown: tuple[Unknown, ...]
     inputs: tuple[tuple[str, int], ...]
     """Data inputs and their widths."""
+    shape_fallbacks: tuple[tuple[str, int], ...] = ()
+    """How shapes ONNX inference left open were resolved: (method, tensors)."""
 
     @property
     def bottleneck(self) -> bool:
@@ -154,6 +156,9 @@ class Report:
             "outputs": [output.to_dict() for output in self.outputs],
             "bypassed": [b.to_dict() for b in self.bypassed],
             "unknown": [u.to_dict() for u in self.unknown],
+            "shape_fallbacks": [
+                {"method": method, "tensors": tensors} for method, tensors in self.shape_fallbacks
+            ],
         }
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import ast
 import heapq
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import onnx
 import onnx.shape_inference
 
+from onnx_flow import fallback
 from onnx_flow.errors import AuditError
 from onnx_flow.fold import fold_constants
 from onnx_flow.load import INTEGER_TYPES
@@ -56,6 +58,10 @@ _BITS: dict[int, int] = {
     onnx.TensorProto.UINT4: 4,
     onnx.TensorProto.INT4: 4,
 }
+
+
+#: ONNX element type name -> number.
+_ELEM_TYPES = dict(onnx.TensorProto.DataType.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +119,8 @@ class ShapedGraph:
     """Symbolic dims the model declares on its inputs and outputs (bindable by the user)."""
     producers: Mapping[str, Node]
     """Tensor -> the node that writes it (an index over ``nodes``)."""
+    fallbacks: tuple[tuple[str, int], ...] = ()
+    """Fallbacks that resolved shapes ONNX inference left open: (method, tensors)."""
 
 
 def infer(
@@ -120,14 +128,20 @@ def infer(
     *,
     dims: Mapping[str, int] | None = None,
     batch_dim: str | None = None,
+    stored: Callable[[], tuple[onnx.ModelProto, Path | None]] | None = None,
 ) -> ShapedGraph:
     """Bind symbolic dims in ``model`` (in place), infer shapes and return the records.
+
+    Where ONNX inference leaves shapes open, :mod:`onnx_flow.fallback` tries
+    onnxruntime's symbolic inference, then one onnxruntime run (which needs ``stored``).
 
     Args:
         model: a model from :func:`onnx_flow.load.load`, which the pipeline owns.
         dims: sizes for named symbolic dims (``--dim seq=128``).
         batch_dim: the dim to bind to 1; by default the symbolic dim on axis 0 of the
             data inputs. A value for it in ``dims`` wins.
+        stored: gives the model with its weights (as stored: inline data kept, external
+            data in the returned folder) for the onnxruntime run; ``None``: no run.
 
     Raises:
         AuditError: a dim named in ``dims`` or ``batch_dim`` is not in the model, the model
@@ -158,6 +172,7 @@ def infer(
         records = _records(graph)
         inferred = _infer(model, data_prop=True)
         types = _types(graph, inferred.graph)
+    fallbacks = _fall_back(model, records, types, inputs, stored)
     nodes, producers = _topological(records)
     return ShapedGraph(
         nodes=nodes,
@@ -168,7 +183,66 @@ def infer(
         dims=bindings,
         declared_dims=declared,
         producers=producers,
+        fallbacks=fallbacks,
     )
+
+
+def _fall_back(
+    model: onnx.ModelProto,
+    records: list[Node],
+    types: dict[str, TensorType],
+    inputs: tuple[str, ...],
+    stored: Callable[[], tuple[onnx.ModelProto, Path | None]] | None,
+) -> tuple[tuple[str, int], ...]:
+    """Resolve open shapes with onnxruntime, in place in ``types``; say what was used."""
+    open_ = _open(records, types)
+    used: list[tuple[str, int]] = []
+    if open_:
+        found = _static(fallback.symbolic(model, open_))
+        types.update(found)
+        open_ -= found.keys()
+        if found:
+            used.append((fallback.SYMBOLIC, len(found)))
+    if open_ and stored is not None:
+        feeds: dict[str, tuple[int, tuple[int, ...]]] = {}
+        for name in inputs:
+            tensor = types.get(name)
+            if tensor is None or not tensor.dtype or not _static_shape(tensor):
+                return tuple(used)  # a run needs every input's shape and type
+            feeds[name] = (
+                _ELEM_TYPES[tensor.dtype],
+                tuple(d for d in tensor.shape or () if type(d) is int),
+            )
+        weighted, folder = stored()
+        found = _static(fallback.run(weighted, folder, feeds, open_))
+        types.update(found)
+        if found:
+            used.append((fallback.RUN, len(found)))
+    return tuple(used)
+
+
+def _open(records: list[Node], types: Mapping[str, TensorType]) -> set[str]:
+    """Tensors the nodes write whose shape is not fully known (tensors only)."""
+    return {
+        out
+        for record in records
+        for out in record.outputs
+        if out
+        and (out not in types or (types[out].kind == "tensor" and not _static_shape(types[out])))
+    }
+
+
+def _static_shape(tensor: TensorType) -> bool:
+    return tensor.shape is not None and all(type(d) is int for d in tensor.shape)
+
+
+def _static(shapes: fallback.Shapes) -> dict[str, TensorType]:
+    """The fully known shapes among fallback results, as types."""
+    return {
+        name: _tensor_type(elem, dims)
+        for name, (elem, dims) in shapes.items()
+        if elem and all(type(d) is int for d in dims)
+    }
 
 
 def _infer(model: onnx.ModelProto, *, data_prop: bool) -> onnx.ModelProto:

@@ -54,6 +54,7 @@ def judge(
             for name, reason in widths.unknown.items()
         ),
         inputs=tuple((name, widths.known[name]) for name in graph.inputs),
+        shape_fallbacks=graph.fallbacks,
     )
 
 

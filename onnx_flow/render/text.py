@@ -47,6 +47,8 @@ def _report(console: Console, report: Report) -> None:
         Text(f"({report.measure}; {dims or 'no symbolic dims'})", style="dim"),
     )
     console.print(_headline(report.total, "all outputs" if len(report.outputs) > 1 else None))
+    for method, count in report.shape_fallbacks:
+        console.print(Text(f"shapes of {count} tensors from {method}", style="dim"))
     if len(report.outputs) > 1:
         table = Table(
             "output", "max-flow", "reference", "ratio", "verdict", box=None, padding=(0, 2)

@@ -1,0 +1,126 @@
+"""Shapes that ONNX inference leaves open, from onnxruntime.
+
+Two fallbacks, in order, each only for the tensors still open:
+
+1. onnxruntime's symbolic shape inference, which knows its own ``com.microsoft`` ops
+   and follows symbolic arithmetic further. It reads no weights.
+2. One run of the model in onnxruntime on synthetic inputs of the bound shapes (a fixed
+   random seed), reading the shape of every open tensor. It needs the weights, and a
+   shape that depends on values (``NonZero``, ``Unique``) holds for those inputs only:
+   the report says when this was used.
+
+Both are quiet: what they log goes nowhere, their failures leave the tensors open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Collection, Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+__all__ = ["RUN", "SYMBOLIC", "Shapes", "run", "symbolic"]
+
+#: Names of the fallbacks in reports.
+SYMBOLIC = "onnxruntime symbolic shape inference"
+RUN = (
+    "one onnxruntime run on synthetic inputs (a shape that depends on values holds for"
+    " those inputs only)"
+)
+
+#: Shapes: tensor -> (elem_type, dims); dims are ints or symbol names.
+Shapes = dict[str, tuple[int, tuple[int | str, ...]]]
+
+
+def symbolic(model: onnx.ModelProto, names: Collection[str]) -> Shapes:
+    """Shapes of ``names`` that onnxruntime's symbolic inference finds (no weights read)."""
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    try:
+        with _quiet("onnxruntime.tools.symbolic_shape_infer"):
+            inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=False)
+    except Exception:  # it raises on ops and conflicts it cannot handle: nothing found
+        return {}
+    if inferred is None:
+        return {}
+    found: Shapes = {}
+    wanted = set(names)
+    graph = inferred.graph
+    for value in (*graph.value_info, *graph.output):
+        if value.name in wanted and value.type.HasField("tensor_type"):
+            tensor = value.type.tensor_type
+            if tensor.HasField("shape"):
+                dims = tuple(
+                    d.dim_value if d.HasField("dim_value") else d.dim_param
+                    for d in tensor.shape.dim
+                )
+                found[value.name] = (tensor.elem_type, dims)
+    return found
+
+
+def run(
+    model: onnx.ModelProto,
+    folder: Path | None,
+    inputs: Mapping[str, tuple[int, tuple[int, ...]]],
+    names: Collection[str],
+) -> Shapes:
+    """Shapes of ``names`` from one onnxruntime run on synthetic inputs.
+
+    Args:
+        model: the model as stored (inline weights kept); it is changed: ``names``
+            become graph outputs.
+        folder: where its external data lives, ``None`` when it has none.
+        inputs: each data input's (elem_type, static shape).
+        names: the tensors to measure.
+    """
+    import onnxruntime as ort
+
+    graph = model.graph
+    present = {o.name for o in graph.output}
+    graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in present)
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # fatal only: a failed run leaves the tensors open
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if folder is not None:
+        options.add_session_config_entry(
+            "session.model_external_initializers_file_folder_path", str(folder)
+        )
+    rng = np.random.default_rng(0)
+    feeds = {name: _synthetic(elem, shape, rng) for name, (elem, shape) in inputs.items()}
+    try:
+        session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        wanted = [o.name for o in session.get_outputs() if o.name in names]
+        values = session.run(wanted, feeds)
+    except Exception:  # onnxruntime cannot load or run it: the tensors stay open
+        return {}
+    return {
+        name: (onnx.helper.np_dtype_to_tensor_dtype(value.dtype), tuple(value.shape))
+        for name, value in zip(wanted, values, strict=True)
+        if isinstance(value, np.ndarray)
+    }
+
+
+def _synthetic(elem_type: int, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Values for one input: normal floats, zero indices, false booleans."""
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(elem_type)
+    if np.issubdtype(dtype, np.floating):
+        return rng.standard_normal(shape).astype(dtype)
+    return np.zeros(shape, dtype)
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Silence a library's logger and prints while it runs."""
+    log = logging.getLogger(logger)
+    disabled, log.disabled = log.disabled, True
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        log.disabled = disabled
