@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["MODELS", "Reference", "export", "export_module", "gpt2"]
+__all__ = ["MODELS", "Reference", "export", "export_module", "export_reference", "gpt2"]
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,11 @@ MODELS: dict[str, Reference] = {
 
 def export(name: str, path: Path, *, dynamo: bool) -> Path:
     """Export reference model ``name`` to ``path`` with the chosen exporter."""
-    reference = MODELS[name]
+    return export_reference(MODELS[name], path, dynamo=dynamo)
+
+
+def export_reference(reference: Reference, path: Path, *, dynamo: bool) -> Path:
+    """Build ``reference``'s module (seeded: the same weights every time) and export it."""
     torch.manual_seed(0)
     return export_module(
         reference.build().eval(), reference.example, reference.dynamic, path, dynamo=dynamo
@@ -171,9 +175,11 @@ def export_module(
     names = [f"x{i}" if i else "x" for i in range(len(example))]
     path.parent.mkdir(parents=True, exist_ok=True)
     if dynamo:
+        named = {
+            dim: torch.export.Dim(dim, min=1) for axes in dynamic.values() for dim in axes.values()
+        }
         shapes = tuple(
-            {axis: torch.export.Dim(dim, min=1) for axis, dim in dynamic.get(n, {}).items()} or None
-            for n in names
+            {axis: named[dim] for axis, dim in dynamic.get(n, {}).items()} or None for n in names
         )
         symbolic = {"dynamic_shapes": shapes if dynamic else None}
     else:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ast
 import heapq
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import onnx
@@ -60,8 +62,12 @@ _BITS: dict[int, int] = {
 }
 
 
+#: The most input elements the onnxruntime run feeds (1 GiB of float32).
+_RUN_ELEMENTS = 2**28
+
 #: ONNX element type name -> number.
 _ELEM_TYPES = dict(onnx.TensorProto.DataType.items())
+_TYPE_NAMES = {number: name for name, number in _ELEM_TYPES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,14 +158,15 @@ def infer(
     inputs = tuple(i.name for i in graph.input if i.name not in constants)
     if not inputs:
         raise AuditError("the model has no data inputs: every graph input is an initializer")
+    records = _records(graph)
+    _check_text(graph, records, constants)
+    _check_defined(graph, records, constants)
     declared = _declared_dims(graph)
     bindings = _bindings(graph, inputs, declared, dict(dims or {}), batch_dim)
     for value in _value_infos(graph):
         for dim in value.type.tensor_type.shape.dim:
             if dim.HasField("dim_param") and dim.dim_param in bindings:
                 dim.dim_value = bindings[dim.dim_param]
-    records = _records(graph)
-    _check_defined(graph, records, constants)
     # Data propagation carries values computed from shapes; without a Shape or Size op
     # (nor a subgraph that may hold one) there are none, constant Reshape targets are
     # read anyway, and it costs 25% more.
@@ -213,6 +220,8 @@ def _fall_back(
                 _ELEM_TYPES[tensor.dtype],
                 tuple(d for d in tensor.shape or () if type(d) is int),
             )
+        if sum(math.prod(shape) for _, shape in feeds.values()) > _RUN_ELEMENTS:
+            return tuple(used)  # synthetic inputs that large are a broken model, not a run
         weighted, folder = stored()
         found = _static(fallback.run(weighted, folder, feeds, open_))
         types.update(found)
@@ -347,7 +356,8 @@ def _value_type(type_proto: onnx.TypeProto) -> TensorType:
 
 
 def _tensor_type(elem_type: int, shape: tuple[Dim, ...] | None) -> TensorType:
-    name = onnx.TensorProto.DataType.Name(elem_type) if elem_type else ""
+    # An element type newer than this onnx (or a corrupt one) keeps its number.
+    name = _TYPE_NAMES.get(elem_type, f"element type {elem_type}") if elem_type else ""
     return TensorType(
         shape=shape, dtype=name, bits=_BITS.get(elem_type), integer=elem_type in INTEGER_TYPES
     )
@@ -355,6 +365,29 @@ def _tensor_type(elem_type: int, shape: tuple[Dim, ...] | None) -> TensorType:
 
 def _records(graph: onnx.GraphProto) -> list[Node]:
     return [_node(node, index) for index, node in enumerate(graph.node)]
+
+
+def _check_text(graph: onnx.GraphProto, records: list[Node], constants: frozenset[str]) -> None:
+    """Refuse names that are not UTF-8: protobuf hands those over as ``bytes``."""
+    values = (*graph.input, *graph.output)
+    texts = [
+        [v.name for v in values],
+        [d.dim_param for v in values for d in v.type.tensor_type.shape.dim],
+        constants,
+        [r.name for r in records],
+        [r.op_type for r in records],
+        [r.domain for r in records],
+        [r.scope or "" for r in records],
+        chain.from_iterable(r.inputs for r in records),
+        chain.from_iterable(r.outputs for r in records),
+    ]
+    for group in texts:
+        items = list(group)
+        try:
+            "".join(items)  # one pass in C; a bytes item raises
+        except TypeError:
+            bad = next(item for item in items if not isinstance(item, str))
+            raise AuditError(f"the model holds a name that is not UTF-8: {bad!r}") from None
 
 
 def _check_defined(graph: onnx.GraphProto, records: list[Node], constants: frozenset[str]) -> None:
