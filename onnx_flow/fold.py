@@ -10,6 +10,7 @@ inference resolve the ``Reshape``/``Expand`` targets they feed.
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import onnx
@@ -109,7 +110,10 @@ def _evaluate(
     from onnx.reference import ReferenceEvaluator
 
     try:
-        outputs = ReferenceEvaluator(node).run(None, feeds)
+        # Constants may hold log(0) and the like: numpy's warnings are not the user's.
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            outputs = ReferenceEvaluator(node).run(None, feeds)
     except Exception as error:  # an op the reference cannot run stays for shape inference
         _log.debug("cannot fold %s (%s): %s", node.name, node.op_type, error)
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import heapq
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -24,7 +24,16 @@ from onnx_flow.errors import AuditError
 from onnx_flow.fold import fold_constants
 from onnx_flow.load import INTEGER_TYPES
 
-__all__ = ["SHAPE_OPS", "Dim", "Node", "ShapedGraph", "TensorType", "infer", "module_path"]
+__all__ = [
+    "SHAPE_OPS",
+    "Dim",
+    "Node",
+    "ShapedGraph",
+    "TensorType",
+    "carrying_tensors",
+    "infer",
+    "module_path",
+]
 
 #: A dim: a size, the name of a symbolic dim nobody bound, or ``None`` when unknown.
 Dim = int | str | None
@@ -179,8 +188,8 @@ def infer(
         records = _records(graph)
         inferred = _infer(model, data_prop=True)
         types = _types(graph, inferred.graph)
-    fallbacks = _fall_back(model, records, types, inputs, stored)
     nodes, producers = _topological(records)
+    fallbacks = _fall_back(model, nodes, types, inputs, stored)
     return ShapedGraph(
         nodes=nodes,
         inputs=inputs,
@@ -196,13 +205,13 @@ def infer(
 
 def _fall_back(
     model: onnx.ModelProto,
-    records: list[Node],
+    nodes: tuple[Node, ...],
     types: dict[str, TensorType],
     inputs: tuple[str, ...],
     stored: Callable[[], tuple[onnx.ModelProto, Path | None]] | None,
 ) -> tuple[tuple[str, int], ...]:
     """Resolve open shapes with onnxruntime, in place in ``types``; say what was used."""
-    open_ = _open(records, types)
+    open_ = _open(nodes, types, inputs)
     used: list[tuple[str, int]] = []
     if open_:
         found = _static(fallback.symbolic(model, open_))
@@ -230,14 +239,36 @@ def _fall_back(
     return tuple(used)
 
 
-def _open(records: list[Node], types: Mapping[str, TensorType]) -> set[str]:
-    """Tensors the nodes write whose shape is not fully known (tensors only)."""
+def carrying_tensors(nodes: Iterable[Node], inputs: Iterable[str]) -> dict[str, None]:
+    """Tensors computed from a data input, in node order (a dict as an ordered set).
+
+    What ``Shape`` and ``Size`` read is the input's shape, never its values: their
+    outputs, and what is computed from them alone, carry no sample information.
+    """
+    carrying = dict.fromkeys(inputs)
+    for node in nodes:
+        if node.op_type in SHAPE_OPS and node.domain in ("", "ai.onnx"):
+            continue
+        for name in node.inputs:
+            if name in carrying:
+                for out in node.outputs:
+                    if out:
+                        carrying[out] = None
+                break
+    return carrying
+
+
+def _open(
+    nodes: tuple[Node, ...], types: Mapping[str, TensorType], inputs: tuple[str, ...]
+) -> set[str]:
+    """Tensors carrying sample information whose shape is not fully known (tensors only).
+
+    The rest never needs a width, nor a fallback that loads the weights to find one.
+    """
     return {
-        out
-        for record in records
-        for out in record.outputs
-        if out
-        and (out not in types or (types[out].kind == "tensor" and not _static_shape(types[out])))
+        name
+        for name in carrying_tensors(nodes, inputs)
+        if name not in types or (types[name].kind == "tensor" and not _static_shape(types[name]))
     }
 
 

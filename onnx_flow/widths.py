@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from onnx_flow.errors import AuditError
-from onnx_flow.shapes import SHAPE_OPS, ShapedGraph, TensorType
+from onnx_flow.shapes import ShapedGraph, TensorType, carrying_tensors
 
 __all__ = ["Measure", "Widths", "compute"]
 
@@ -56,7 +56,7 @@ def compute(graph: ShapedGraph, *, measure: Measure = Measure.ELEMENTS) -> Width
     Raises:
         AuditError: a width needs a symbolic dim the model declares and nobody bound.
     """
-    carrying = _carrying(graph)
+    carrying = carrying_tensors(graph.nodes, graph.inputs)
     one_hot = _one_hot(graph, carrying)
     known: dict[str, int] = {}
     unknown: dict[str, str] = {}
@@ -93,21 +93,6 @@ def compute(graph: ShapedGraph, *, measure: Measure = Measure.ELEMENTS) -> Width
     return Widths(
         known=known, unknown=unknown, one_hot={name: v for name, (v, _) in one_hot.items()}
     )
-
-
-def _carrying(graph: ShapedGraph) -> dict[str, None]:
-    """Tensors computed from a data input, in graph order (a dict as an ordered set)."""
-    carrying = dict.fromkeys(graph.inputs)
-    for node in graph.nodes:
-        if node.op_type in SHAPE_OPS and node.domain in ("", "ai.onnx"):
-            continue
-        for name in node.inputs:
-            if name in carrying:
-                for out in node.outputs:
-                    if out:
-                        carrying[out] = None
-                break
-    return carrying
 
 
 def _one_hot(graph: ShapedGraph, carrying: Mapping[str, None]) -> dict[str, tuple[int, int | None]]:

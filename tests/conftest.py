@@ -12,15 +12,19 @@ EXPORTERS = ("torchscript", "dynamo")
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory: pytest.TempPathFactory):
     """Return ``export(name, exporter) -> Path``, exporting each model at most once."""
-    from models.reference import export
+    from models.architectures import ARCHITECTURES
+    from models.reference import MODELS, export_reference
 
+    references = {**MODELS, **ARCHITECTURES}
     folder = tmp_path_factory.mktemp("reference")
     cache: dict[tuple[str, str], Path] = {}
 
     def get(name: str, exporter: str) -> Path:
         if (name, exporter) not in cache:
             path = folder / f"{name}-{exporter}.onnx"
-            cache[name, exporter] = export(name, path, dynamo=exporter == "dynamo")
+            cache[name, exporter] = export_reference(
+                references[name], path, dynamo=exporter == "dynamo"
+            )
         return cache[name, exporter]
 
     return get

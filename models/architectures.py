@@ -1,0 +1,176 @@
+"""Real architectures from ``transformers`` configs (random weights, nothing downloaded).
+
+Small configs of BERT (masked LM), T5 (encoder-decoder LM), ViT and ResNet image
+classifiers, each with the figures an audit must give, derived by hand below. Export
+them like the reference models:
+
+    python -m models.architectures OUT_DIR [NAME...]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from models.reference import Reference, export_reference
+
+__all__ = ["ARCHITECTURES"]
+
+VOCABULARY, HIDDEN = 1000, 32
+SEQUENCE, TARGET = 8, 4
+LABELS = 100
+
+
+class MaskedLanguageModel(nn.Module):
+    """A masked LM over ``input_ids`` with an all-ones attention mask; returns logits."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        mask = torch.ones_like(input_ids)
+        return self.model(input_ids=input_ids, attention_mask=mask).logits
+
+
+class Seq2SeqLanguageModel(nn.Module):
+    """An encoder-decoder LM over ``input_ids`` and ``decoder_input_ids``; returns logits."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, decoder_input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(
+            input_ids=input_ids, decoder_input_ids=decoder_input_ids, use_cache=False
+        ).logits
+
+
+class ImageClassifier(nn.Module):
+    """An image classifier over ``pixel_values``; returns logits."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixel_values).logits
+
+
+def bert() -> nn.Module:
+    from transformers import BertConfig, BertForMaskedLM
+
+    config = BertConfig(
+        vocab_size=VOCABULARY,
+        hidden_size=HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=4 * HIDDEN,
+        max_position_embeddings=64,
+    )
+    config._attn_implementation = "eager"
+    return MaskedLanguageModel(BertForMaskedLM(config))
+
+
+def t5() -> nn.Module:
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    config = T5Config(
+        vocab_size=VOCABULARY,
+        d_model=HIDDEN,
+        d_kv=8,
+        num_heads=4,
+        d_ff=4 * HIDDEN,
+        num_layers=2,
+        num_decoder_layers=2,
+        use_cache=False,
+    )
+    config._attn_implementation = "eager"
+    return Seq2SeqLanguageModel(T5ForConditionalGeneration(config))
+
+
+def vit() -> nn.Module:
+    from transformers import ViTConfig, ViTForImageClassification
+
+    config = ViTConfig(
+        hidden_size=HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=4 * HIDDEN,
+        image_size=32,
+        patch_size=8,
+        num_labels=LABELS,
+    )
+    config._attn_implementation = "eager"
+    return ImageClassifier(ViTForImageClassification(config))
+
+
+def resnet() -> nn.Module:
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    config = ResNetConfig(
+        embedding_size=16,
+        hidden_sizes=[16, HIDDEN],
+        depths=[1, 1],
+        layer_type="basic",
+        num_labels=LABELS,
+    )
+    return ImageClassifier(ResNetForImageClassification(config))
+
+
+_TOKENS = {"x": {0: "batch", 1: "sequence"}}
+_IMAGE = (torch.randn(2, 3, 32, 32),)
+
+ARCHITECTURES: dict[str, Reference] = {
+    # Token ids count one-hot (V each): 8 x 1000 in, 8 x 1000 logits out. Every path
+    # passes the 32-wide hidden state of each token: the softmax bottleneck d / V.
+    "bert": Reference(
+        build=bert,
+        example=(torch.randint(0, VOCABULARY, (2, SEQUENCE)),),
+        max_flow=SEQUENCE * HIDDEN,
+        reference=SEQUENCE * VOCABULARY,
+        dynamic=_TOKENS,
+        dims={"sequence": SEQUENCE},
+    ),
+    # Inputs 8 and 4 tokens (one-hot), logits for the 4 decoder positions: R = 4 x V.
+    # The decoder's last hidden state (4 x 32) carries everything to the logits.
+    "t5": Reference(
+        build=t5,
+        example=(
+            torch.randint(0, VOCABULARY, (2, SEQUENCE)),
+            torch.randint(0, VOCABULARY, (2, TARGET)),
+        ),
+        max_flow=TARGET * HIDDEN,
+        reference=TARGET * VOCABULARY,
+        dynamic={"x": {0: "batch"}, "x1": {0: "batch"}},
+    ),
+    # 3x32x32 = 3072 in, 100 logits out: R = 100. The classifier reads the [CLS] token
+    # only: 32 wide.
+    "vit": Reference(build=vit, example=_IMAGE, max_flow=HIDDEN, reference=LABELS),
+    # Stages 16 then 32 channels, global average pooling to 32 values, then 100 logits.
+    "resnet": Reference(build=resnet, example=_IMAGE, max_flow=HIDDEN, reference=LABELS),
+}
+
+
+def export(name: str, path: Path, *, dynamo: bool) -> Path:
+    """Export architecture ``name`` to ``path`` with the chosen exporter."""
+    return export_reference(ARCHITECTURES[name], path, dynamo=dynamo)
+
+
+def main() -> None:
+    """Export the named architectures (all by default) with both exporters."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(ARCHITECTURES))
+    arguments = parser.parse_args()
+    for name in arguments.names or ARCHITECTURES:
+        for dynamo in (False, True):
+            exporter = "dynamo" if dynamo else "torchscript"
+            print(export(name, arguments.out / f"{name}-{exporter}.onnx", dynamo=dynamo))
+
+
+if __name__ == "__main__":
+    main()
