@@ -38,13 +38,22 @@ Shapes = dict[str, tuple[int, tuple[int | str, ...]]]
 
 def symbolic(model: onnx.ModelProto, names: Collection[str]) -> Shapes:
     """Shapes of ``names`` that onnxruntime's symbolic inference finds (no weights read)."""
-    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference, get_opset
 
+    if (get_opset(model) or 0) < 7:
+        return {}  # it supports opset 7 and later
+    # Its infer_shapes() keeps nothing when a single tensor stays open, and then saves
+    # the model into the working directory: drive the same steps, keep what they find.
+    inference = SymbolicShapeInference(2**31 - 1, False, False, 0)
     try:
         with _quiet("onnxruntime.tools.symbolic_shape_infer"):
-            inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=False)
-    except Exception:  # it raises on ops and conflicts it cannot handle: nothing found
-        return {}
+            inference._preprocess(model)
+            while inference.run_:
+                inference._infer_impl()
+            inference._update_output_from_vi()
+    except Exception:  # ops and conflicts it cannot handle end it: keep what it found
+        pass
+    inferred = getattr(inference, "out_mp_", None)
     if inferred is None:
         return {}
     found: Shapes = {}

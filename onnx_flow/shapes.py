@@ -172,10 +172,16 @@ def infer(
     _check_defined(graph, records, constants)
     declared = _declared_dims(graph)
     bindings = _bindings(graph, inputs, declared, dict(dims or {}), batch_dim)
+    sizes: dict[str, int | None] = {}  # dim_param -> its size, once per distinct text
     for value in _value_infos(graph):
         for dim in value.type.tensor_type.shape.dim:
-            if dim.HasField("dim_param") and dim.dim_param in bindings:
-                dim.dim_value = bindings[dim.dim_param]
+            if dim.HasField("dim_param"):
+                param = dim.dim_param
+                if param not in sizes:
+                    sizes[param] = _size(param, bindings)
+                size = sizes[param]
+                if size is not None:
+                    dim.dim_value = size
     # Data propagation carries values computed from shapes; without a Shape or Size op
     # (nor a subgraph that may hold one) there are none, constant Reshape targets are
     # read anyway, and it costs 25% more.
@@ -328,12 +334,53 @@ def _value_infos(graph: onnx.GraphProto) -> Iterator[onnx.ValueInfoProto]:
 
 
 def _declared_dims(graph: onnx.GraphProto) -> frozenset[str]:
+    """Names of the symbolic dims of the graph's inputs and outputs, the names inside
+    expressions (``past_sequence_length + sequence_length``) included."""
     return frozenset(
-        dim.dim_param
+        name
         for value in (*graph.input, *graph.output)
         for dim in value.type.tensor_type.shape.dim
         if dim.HasField("dim_param") and dim.dim_param
+        for name in _names(dim.dim_param)
     )
+
+
+_ARITHMETIC = {ast.Add: int.__add__, ast.Sub: int.__sub__, ast.Mult: int.__mul__}
+
+
+def _names(param: str) -> set[str]:
+    """The dim names a dim_param refers to: itself, or the names of its expression."""
+    if param.isidentifier():
+        return {param}
+    try:
+        tree = ast.parse(param, mode="eval")
+    except SyntaxError:
+        return {param}
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} or {param}
+
+
+def _size(param: str, bindings: Mapping[str, int]) -> int | None:
+    """A dim_param's size: a bound name, or +, - and * of bound names and integers."""
+    if param in bindings:
+        return bindings[param]
+    if param.isidentifier():
+        return None
+    try:
+        size = _evaluate(ast.parse(param, mode="eval").body, bindings)
+    except (SyntaxError, KeyError, TypeError, RecursionError):
+        return None
+    return size if size > 0 else None
+
+
+def _evaluate(node: ast.expr, bindings: Mapping[str, int]) -> int:
+    if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
+        left, right = _evaluate(node.left, bindings), _evaluate(node.right, bindings)
+        return _ARITHMETIC[type(node.op)](left, right)
+    if isinstance(node, ast.Name):
+        return bindings[node.id]
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    raise TypeError(f"not an integer expression: {ast.dump(node)}")
 
 
 def _bindings(

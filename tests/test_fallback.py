@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +83,24 @@ def test_an_op_no_one_knows_stays_unknown_and_is_named() -> None:
     built = _squeeze_through(mystery, [], "example.custom")
     with pytest.raises(AuditError, match="width of 'mid' is unknown"):
         onnx_flow.audit(built)
+
+
+def test_fallbacks_write_nothing_into_the_working_directory(tmp_path: Path) -> None:
+    """onnxruntime's symbolic inference saves a model into the working directory when it
+    cannot resolve everything; the audit must not let it."""
+    mystery = helper.make_node("Mystery", ["down"], ["mid"], domain="example.custom", name="m")
+    model_path = tmp_path / "model" / "mystery.onnx"
+    model_path.parent.mkdir()
+    onnx.save(_squeeze_through(mystery, [], "example.custom"), model_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "onnx_flow", "audit", str(model_path)],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert result.returncode == 2 and "'mid' is unknown" in result.stderr
+    assert list(work.iterdir()) == []
+    assert sorted(p.name for p in model_path.parent.iterdir()) == ["mystery.onnx"]
