@@ -11,7 +11,7 @@ number the format does not allow is refused.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import onnx
@@ -53,44 +53,59 @@ def check(graph: onnx.GraphProto, folder: Path | None) -> None:
     Raises:
         AuditError: naming the tensor and what is wrong with its reference.
     """
-    sizes: dict[str, int] = {}
+    sizes: dict[str, int | str] = {}  # location -> file size, or what is wrong with it
     for tensor in external_tensors(graph):
-        entries = {entry.key: entry.value for entry in tensor.external_data}
-        problem = _problem(entries, folder, sizes)
+        problem = _problem(tensor.external_data, folder, sizes)
         if problem:
             raise AuditError(f"external data of tensor {tensor.name!r}: {problem}")
 
 
-def _problem(entries: dict[str, str], folder: Path | None, sizes: dict[str, int]) -> str | None:
-    """What is wrong with one tensor's reference, or ``None``."""
-    unknown = sorted(set(entries) - _KEYS)
-    if unknown:
-        return f"unknown key {unknown[0]!r}"
-    location = entries.get("location", "")
+def _problem(
+    entries: Iterable[onnx.StringStringEntryProto],
+    folder: Path | None,
+    sizes: dict[str, int | str],
+) -> str | None:
+    """What is wrong with one tensor's reference, or ``None``. Runs once per external
+    tensor (a large model has 100,000s): each location is looked at once."""
+    location, end = "", 0
+    for entry in entries:
+        key, value = entry.key, entry.value
+        if key == "location":
+            location = value
+        elif key in ("offset", "length"):
+            if not value.isdigit():
+                return f"{key} {value!r} is not a non-negative integer"
+            end += int(value)
+        elif key not in _KEYS:
+            return f"unknown key {key!r}"
     if not location:
         return "no location"
-    numbers: dict[str, int] = {}
-    for key in ("offset", "length"):
-        if key in entries:
-            text = entries[key]
-            if not text.isdigit():
-                return f"{key} {text!r} is not a non-negative integer"
-            numbers[key] = int(text)
+    size = sizes.get(location)
+    if size is None:
+        size = sizes[location] = _file_size(location, folder)
+    if isinstance(size, str):
+        return size
+    if end > size:
+        return f"bytes up to {end} are past the end of {location!r} ({size} bytes)"
+    return None
+
+
+def _file_size(location: str, folder: Path | None) -> int | str:
+    """The size of the file a location names, or why it cannot be used."""
     if _leaves_folder(location):
         return f"location {location!r} leaves the model's folder"
     if folder is None:
-        return None
-    if location not in sizes:
-        path = folder / location
-        if not path.resolve().is_relative_to(folder.resolve()):
-            return f"location {location!r} leaves the model's folder (through a link)"
-        if not path.is_file():
-            return f"file {location!r} is missing"
-        sizes[location] = path.stat().st_size
-    end = numbers.get("offset", 0) + numbers.get("length", 0)
-    if end > sizes[location]:
-        return f"bytes {numbers.get('offset', 0)}..{end} are past the end of {location!r}"
-    return None
+        return _UNCHECKED
+    path = folder / location
+    if not path.resolve().is_relative_to(folder.resolve()):
+        return f"location {location!r} leaves the model's folder (through a link)"
+    if not path.is_file():
+        return f"file {location!r} is missing"
+    return path.stat().st_size
+
+
+#: The size of a file that cannot be looked up (a model in memory has no folder).
+_UNCHECKED = 2**63
 
 
 def _leaves_folder(location: str) -> bool:

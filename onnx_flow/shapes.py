@@ -134,6 +134,8 @@ class ShapedGraph:
     """Symbolic dims the model declares on its inputs and outputs (bindable by the user)."""
     producers: Mapping[str, Node]
     """Tensor -> the node that writes it (an index over ``nodes``)."""
+    carrying: Mapping[str, None]
+    """Tensors computed from a data input, in node order (see :func:`carrying_tensors`)."""
     fallbacks: tuple[tuple[str, int], ...] = ()
     """Fallbacks that resolved shapes ONNX inference left open: (method, tensors)."""
 
@@ -169,7 +171,7 @@ def infer(
         raise AuditError("the model has no data inputs: every graph input is an initializer")
     records = _records(graph)
     _check_text(graph, records, constants)
-    _check_defined(graph, records, constants)
+    nodes, producers = _topological(records, _defined(graph))
     declared = _declared_dims(graph)
     bindings = _bindings(graph, inputs, declared, dict(dims or {}), batch_dim)
     sizes: dict[str, int | None] = {}  # dim_param -> its size, once per distinct text
@@ -185,17 +187,18 @@ def infer(
     # Data propagation carries values computed from shapes; without a Shape or Size op
     # (nor a subgraph that may hold one) there are none, constant Reshape targets are
     # read anyway, and it costs 25% more.
-    data_prop = any(r.op_type in SHAPE_OPS or r.op_type in _SUBGRAPH_OPS for r in records)
+    data_prop = any(r.op_type in SHAPE_OPS or r.op_type in _SUBGRAPH_OPS for r in nodes)
     inferred = _infer(model, data_prop=data_prop)
     types = _types(graph, inferred.graph)
     for _ in range(_FOLD_ROUNDS):
-        if _resolved(records, types) or not fold_constants(model, inferred.graph):
+        if _resolved(nodes, types) or not fold_constants(model, inferred.graph):
             break
-        records = _records(graph)
+        # Folded nodes became initializers: read the graph again.
+        nodes, producers = _topological(_records(graph), _defined(graph))
         inferred = _infer(model, data_prop=True)
         types = _types(graph, inferred.graph)
-    nodes, producers = _topological(records)
-    fallbacks = _fall_back(model, nodes, types, inputs, stored)
+    carrying = carrying_tensors(nodes, inputs)
+    fallbacks = _fall_back(model, carrying, types, inputs, stored)
     return ShapedGraph(
         nodes=nodes,
         inputs=inputs,
@@ -205,19 +208,20 @@ def infer(
         dims=bindings,
         declared_dims=declared,
         producers=producers,
+        carrying=carrying,
         fallbacks=fallbacks,
     )
 
 
 def _fall_back(
     model: onnx.ModelProto,
-    nodes: tuple[Node, ...],
+    carrying: Mapping[str, None],
     types: dict[str, TensorType],
     inputs: tuple[str, ...],
     stored: Callable[[], tuple[onnx.ModelProto, Path | None]] | None,
 ) -> tuple[tuple[str, int], ...]:
     """Resolve open shapes with onnxruntime, in place in ``types``; say what was used."""
-    open_ = _open(nodes, types, inputs)
+    open_ = _open(carrying, types)
     used: list[tuple[str, int]] = []
     if open_:
         found = _static(fallback.symbolic(model, open_))
@@ -264,16 +268,14 @@ def carrying_tensors(nodes: Iterable[Node], inputs: Iterable[str]) -> dict[str, 
     return carrying
 
 
-def _open(
-    nodes: tuple[Node, ...], types: Mapping[str, TensorType], inputs: tuple[str, ...]
-) -> set[str]:
+def _open(carrying: Mapping[str, None], types: Mapping[str, TensorType]) -> set[str]:
     """Tensors carrying sample information whose shape is not fully known (tensors only).
 
     The rest never needs a width, nor a fallback that loads the weights to find one.
     """
     return {
         name
-        for name in carrying_tensors(nodes, inputs)
+        for name in carrying
         if name not in types or (types[name].kind == "tensor" and not _static_shape(types[name]))
     }
 
@@ -319,7 +321,7 @@ def _types(graph: onnx.GraphProto, inferred: onnx.GraphProto) -> dict[str, Tenso
     return types
 
 
-def _resolved(records: list[Node], types: Mapping[str, TensorType]) -> bool:
+def _resolved(records: Iterable[Node], types: Mapping[str, TensorType]) -> bool:
     """Whether every tensor the nodes write has a fully static shape."""
     distinct = {id(t): t for t in types.values()}.values()
     if any(t.shape is None or not all(type(d) is int for d in t.shape) for t in distinct):
@@ -468,26 +470,26 @@ def _check_text(graph: onnx.GraphProto, records: list[Node], constants: frozense
             raise AuditError(f"the model holds a name that is not UTF-8: {bad!r}") from None
 
 
-def _check_defined(graph: onnx.GraphProto, records: list[Node], constants: frozenset[str]) -> None:
-    """Refuse a node that reads a tensor no node, input or initializer defines."""
-    defined = {i.name for i in graph.input} | constants
+def _defined(graph: onnx.GraphProto) -> set[str]:
+    """Tensors no node writes: graph inputs and initializers."""
+    defined = {i.name for i in graph.input}
+    defined.update(t.name for t in graph.initializer)
     defined.update(t.values.name for t in graph.sparse_initializer)
-    defined.update(name for record in records for name in record.outputs)
-    for record in records:
-        for name in record.inputs:
-            if name not in defined:
-                raise AuditError(
-                    f"node {record.name!r} reads {name!r}, which no node, input or"
-                    " initializer defines"
-                )
+    return defined
 
 
-def _topological(records: list[Node]) -> tuple[tuple[Node, ...], dict[str, Node]]:
+def _topological(
+    records: list[Node], defined: set[str]
+) -> tuple[tuple[Node, ...], dict[str, Node]]:
     """Return the records in topological order (file order among ready nodes), and the
     node that writes each tensor.
 
+    Args:
+        records: the nodes in file order.
+        defined: the tensors no node writes (:func:`_defined`).
+
     Raises:
-        AuditError: the graph has a cycle.
+        AuditError: a node reads a tensor nothing defines, or the graph has a cycle.
     """
     producers: dict[str, Node] = {}
     unseen: list[str] = []  # inputs no earlier node writes: graph inputs, or out of order
@@ -498,6 +500,12 @@ def _topological(records: list[Node]) -> tuple[tuple[Node, ...], dict[str, Node]
         for name in record.outputs:
             if name:
                 producers[name] = record
+    for name in unseen:
+        if name not in defined and name not in producers:
+            reader = next(r for r in records if name in r.inputs)
+            raise AuditError(
+                f"node {reader.name!r} reads {name!r}, which no node, input or initializer defines"
+            )
     if any(name in producers for name in unseen):
         return tuple(_sorted(records)), producers
     return tuple(records), producers  # exporters write nodes in order: no sorting needed

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from onnx_flow.errors import AuditError
-from onnx_flow.shapes import ShapedGraph, TensorType, carrying_tensors
+from onnx_flow.shapes import ShapedGraph, TensorType
 
 __all__ = ["Measure", "Widths", "compute"]
 
@@ -56,7 +56,7 @@ def compute(graph: ShapedGraph, *, measure: Measure = Measure.ELEMENTS) -> Width
     Raises:
         AuditError: a width needs a symbolic dim the model declares and nobody bound.
     """
-    carrying = carrying_tensors(graph.nodes, graph.inputs)
+    carrying = graph.carrying
     one_hot = _one_hot(graph, carrying)
     known: dict[str, int] = {}
     unknown: dict[str, str] = {}

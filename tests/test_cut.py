@@ -17,7 +17,7 @@ from onnx_flow import network, widths
 from onnx_flow.cut import solve
 from onnx_flow.nxgraph import flow_digraph
 from onnx_flow.report import Report
-from onnx_flow.shapes import Node, ShapedGraph, TensorType
+from onnx_flow.shapes import Node, ShapedGraph, TensorType, carrying_tensors
 from onnx_flow.verdict import judge
 
 
@@ -50,6 +50,7 @@ def _graph(inputs, nodes, outputs, sizes) -> ShapedGraph:
         dims={},
         declared_dims=frozenset(),
         producers={out: node for node in nodes for out in node.outputs},
+        carrying=carrying_tensors(nodes, inputs),
     )
 
 
