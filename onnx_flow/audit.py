@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import onnx
 
-from onnx_flow import load, network, shapes, verdict, widths
+from onnx_flow import declared, load, network, shapes, verdict, widths
 from onnx_flow.errors import AuditError
 from onnx_flow.options import Options
 from onnx_flow.report import Report
@@ -24,6 +24,7 @@ def audit(
     batch_dim: str | None = None,
     measure: str = "elements",
     threshold: float = 1.0,
+    allow: Sequence[str] = (),
 ) -> Report:
     """Audit one model for information bottlenecks.
 
@@ -33,11 +34,15 @@ def audit(
         batch_dim: the dim bound to 1; by default the symbolic axis 0 of the data inputs.
         measure: ``elements`` (product of dims) or ``bits`` (elements x dtype bits).
         threshold: a ratio below this is a bottleneck.
+        allow: declared bottlenecks (tensor names, node names or module paths such as
+            ``enc.2``): the model is split at what they hand on, so their squeeze passes.
 
     Raises:
         AuditError: the model or an option cannot be audited.
     """
-    options = Options.checked(dims=dims, batch_dim=batch_dim, measure=measure, threshold=threshold)
+    options = Options.checked(
+        dims=dims, batch_dim=batch_dim, measure=measure, threshold=threshold, allow=allow
+    )
     return run(source, options)
 
 
@@ -58,13 +63,15 @@ def run(source: str | os.PathLike[str] | onnx.ModelProto, options: Options) -> R
 def _run(source: str | os.PathLike[str] | onnx.ModelProto, options: Options) -> Report:
     graph, resolved = resolve(source, options)
     with _naming(source):
+        split = declared.split_tensors(graph, resolved, options.allow)
         return verdict.judge(
             graph,
             resolved,
-            network.build(graph, resolved),
+            network.build(graph, resolved, split=split),
             model=load.display_name(source),
             measure=options.measure.value,
             threshold=options.threshold,
+            allow=options.allow,
         )
 
 

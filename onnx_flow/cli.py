@@ -47,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_dim=arguments.batch_dim,
             measure=arguments.measure,
             threshold=arguments.threshold,
+            allow=arguments.allow,
         )
         reports: list[Report] = []
         for model in arguments.models:
@@ -113,5 +114,13 @@ def _parser() -> argparse.ArgumentParser:
         default=1.0,
         metavar="RATIO",
         help="a max-flow / reference ratio below this is a bottleneck (default 1.0)",
+    )
+    audit.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="LAYER",
+        help="a layer that is narrow on purpose (module path such as enc.2, node or tensor"
+        " name; repeatable): the model is split there and that squeeze passes",
     )
     return parser

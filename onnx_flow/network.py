@@ -12,13 +12,16 @@ super-sink. Only tensors that carry sample information take part.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from onnx_flow.shapes import ShapedGraph
 from onnx_flow.widths import Widths
 
-__all__ = ["SINK", "SOURCE", "FlowNetwork", "build"]
+__all__ = ["SINK", "SOURCE", "SPLIT_INPUT", "FlowNetwork", "build"]
+
+#: The name of the input a split adds in place of the split tensor.
+SPLIT_INPUT = "{} (declared input)"
 
 #: Vertex of the super-source (producer of every data input) and of the super-sink.
 SOURCE = 0
@@ -41,22 +44,41 @@ class FlowNetwork:
     reads: tuple[tuple[int, ...], ...]
     """Per vertex, the tensors it reads (empty for SOURCE and SINK)."""
     inputs: tuple[int, ...]
-    """Data inputs."""
+    """Data inputs, then the inputs that declared splits add."""
     outputs: Mapping[str, int]
-    """Graph outputs that carry sample information -> tensor number."""
+    """Graph outputs that carry sample information, then the split tensors -> number."""
+    split_inputs: Mapping[str, str] = field(default_factory=dict)
+    """Input that a split adds -> the split tensor it stands for."""
 
 
-def build(graph: ShapedGraph, widths: Widths) -> FlowNetwork:
-    """Return the flow network of the tensors that carry sample information."""
+def build(graph: ShapedGraph, widths: Widths, *, split: Sequence[str] = ()) -> FlowNetwork:
+    """Return the flow network of the tensors that carry sample information.
+
+    Args:
+        graph: the shaped graph.
+        widths: the capacities.
+        split: tensors at which the model is split (declared bottlenecks): each ends the
+            part before it as an extra output, and the part after it reads, in its place,
+            an extra input of the same width named ``SPLIT_INPUT.format(tensor)``.
+    """
     index: dict[str, int] = {}
     producer: list[int] = []
     for name in graph.inputs:
         index[name] = len(producer)
         producer.append(SOURCE)
+    split_inputs = {SPLIT_INPUT.format(t): t for t in split}
+    for name in split_inputs:
+        index[name] = len(producer)
+        producer.append(SOURCE)
+    reading = {t: index[name] for name, t in split_inputs.items()}  # readers see the input
     reads: list[tuple[int, ...]] = [(), ()]
     readers: list[list[int]] = [[] for _ in producer]
     for node in graph.nodes:
-        read = [index[name] for name in node.inputs if name in index]
+        read = [
+            reading[name] if name in reading else index[name]
+            for name in node.inputs
+            if name in index or name in reading
+        ]
         if not read:
             continue
         written = [name for name in node.outputs if widths.carries(name)]
@@ -74,13 +96,15 @@ def build(graph: ShapedGraph, widths: Widths) -> FlowNetwork:
                 producer.append(vertex)
                 readers.append([])
     tensors = tuple(index)
+    known = {**widths.known, **{name: widths.known[t] for name, t in split_inputs.items()}}
     return FlowNetwork(
         tensors=tensors,
         index=index,
-        capacity=tuple(map(widths.known.get, tensors)),
+        capacity=tuple(map(known.get, tensors)),
         producer=tuple(producer),
         readers=tuple(map(tuple, readers)),
         reads=tuple(reads),
-        inputs=tuple(range(len(graph.inputs))),
-        outputs={name: index[name] for name in graph.outputs if name in index},
+        inputs=tuple(range(len(graph.inputs) + len(split_inputs))),
+        outputs={name: index[name] for name in (*graph.outputs, *split) if name in index},
+        split_inputs=split_inputs,
     )

@@ -26,6 +26,8 @@ class Options:
     measure: Measure
     threshold: float
     """A ratio below this is a bottleneck."""
+    allow: tuple[str, ...] = ()
+    """Declared bottlenecks: tensor names, node names or module paths."""
 
     @classmethod
     def checked(
@@ -35,6 +37,7 @@ class Options:
         batch_dim: str | None = None,
         measure: str | Measure = Measure.ELEMENTS,
         threshold: float = 1.0,
+        allow: Iterable[str] = (),
     ) -> Options:
         """Return the options, or raise :class:`AuditError` naming the bad one."""
         for name, size in (dims or {}).items():
@@ -54,6 +57,7 @@ class Options:
             batch_dim=batch_dim,
             measure=chosen,
             threshold=float(threshold),
+            allow=tuple(dict.fromkeys(allow)),
         )
 
 

@@ -89,6 +89,8 @@ class OutputResult:
     threshold: float
     cut_near_inputs: tuple[CutTensor, ...]
     cut_near_outputs: tuple[CutTensor, ...]
+    declared: bool = False
+    """An output that a declared bottleneck adds: the end of the part before it."""
 
     @property
     def ratio(self) -> float:
@@ -110,6 +112,7 @@ class OutputResult:
             "bottleneck": self.bottleneck,
             "cut_near_inputs": [t.to_dict() for t in self.cut_near_inputs],
             "cut_near_outputs": [t.to_dict() for t in self.cut_near_outputs],
+            "declared": self.declared,
         }
 
 
@@ -126,12 +129,15 @@ class Report:
     total: OutputResult
     """All outputs together (one super-sink); for one output, that output's figures."""
     outputs: tuple[OutputResult, ...]
+    """Graph outputs in graph order, then the outputs declared bottlenecks add."""
     bypassed: tuple[Bypassed, ...]
     unknown: tuple[Unknown, ...]
     inputs: tuple[tuple[str, int], ...]
     """Data inputs and their widths."""
     shape_fallbacks: tuple[tuple[str, int], ...] = ()
     """How shapes ONNX inference left open were resolved: (method, tensors)."""
+    allow: tuple[str, ...] = ()
+    """Declared bottlenecks as given (``--allow``)."""
 
     @property
     def bottleneck(self) -> bool:
@@ -156,6 +162,7 @@ class Report:
             "outputs": [output.to_dict() for output in self.outputs],
             "bypassed": [b.to_dict() for b in self.bypassed],
             "unknown": [u.to_dict() for u in self.unknown],
+            "allow": list(self.allow),
             "shape_fallbacks": [
                 {"method": method, "tensors": tensors} for method, tensors in self.shape_fallbacks
             ],

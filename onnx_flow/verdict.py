@@ -25,6 +25,7 @@ def judge(
     model: str,
     measure: str,
     threshold: float,
+    allow: tuple[str, ...] = (),
 ) -> Report:
     """Solve the flow to each output and to all of them, and build the report.
 
@@ -41,6 +42,8 @@ def judge(
     else:
         flow = solve(network, outputs=graph.outputs)
         total = judged.result(ALL_OUTPUTS, flow, graph.outputs)
+    split = [name for name in network.outputs if name not in graph.outputs]
+    outputs += tuple(judged.output(name, declared=True) for name in split)
     return Report(
         model=model,
         measure=measure,
@@ -55,6 +58,7 @@ def judge(
         ),
         inputs=tuple((name, widths.known[name]) for name in graph.inputs),
         shape_fallbacks=graph.fallbacks,
+        allow=allow,
     )
 
 
@@ -74,14 +78,17 @@ class _Judge:
         self.threshold = threshold
         self.flows: dict[str, Flow] = {}
 
-    def output(self, name: str) -> OutputResult:
+    def output(self, name: str, *, declared: bool = False) -> OutputResult:
         flow = solve(self.network, outputs=[name])
         self.flows[name] = flow
-        return self.result(name, flow, [name])
+        return self.result(name, flow, [name], declared=declared)
 
-    def result(self, name: str, flow: Flow, outputs: Sequence[str]) -> OutputResult:
+    def result(
+        self, name: str, flow: Flow, outputs: Sequence[str], *, declared: bool = False
+    ) -> OutputResult:
         delivered = sum(self.widths.known.get(o, 0) for o in dict.fromkeys(outputs))
-        given = sum(self.widths.known[i] for i in flow.inputs)
+        index, capacity = self.network.index, self.network.capacity
+        given = sum(capacity[index[i]] or 0 for i in flow.inputs)
         return OutputResult(
             name=name,
             max_flow=flow.value,
@@ -89,9 +96,12 @@ class _Judge:
             threshold=self.threshold,
             cut_near_inputs=tuple(self.cut_tensor(t) for t in flow.near_inputs),
             cut_near_outputs=tuple(self.cut_tensor(t) for t in flow.near_outputs),
+            declared=declared,
         )
 
     def cut_tensor(self, tensor: str) -> CutTensor:
+        """A cut tensor's record; a split's input is reported as the tensor it stands for."""
+        tensor = self.network.split_inputs.get(tensor, tensor)
         return CutTensor(
             tensor,
             self.widths.known[tensor],

@@ -46,7 +46,10 @@ def _report(console: Console, report: Report) -> None:
         Text(report.model, style="bold"),
         Text(f"({report.measure}; {dims or 'no symbolic dims'})", style="dim"),
     )
-    console.print(_headline(report.total, "all outputs" if len(report.outputs) > 1 else None))
+    graph_outputs = sum(not output.declared for output in report.outputs)
+    console.print(_headline(report.total, "all outputs" if graph_outputs > 1 else None))
+    if report.allow:
+        console.print(Text(f"declared bottlenecks: {', '.join(report.allow)}", style="dim"))
     for method, count in report.shape_fallbacks:
         console.print(Text(f"shapes of {count} tensors from {method}", style="dim"))
     if len(report.outputs) > 1:
@@ -55,7 +58,7 @@ def _report(console: Console, report: Report) -> None:
         )
         for output in report.outputs:
             table.add_row(
-                output.name,
+                f"{output.name} (declared)" if output.declared else output.name,
                 str(output.max_flow),
                 str(output.reference),
                 f"{output.ratio:.4g}",
