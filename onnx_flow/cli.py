@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import NoReturn
 
-from onnx_flow import __version__
-from onnx_flow.audit import run
+from onnx_flow import __version__, batch
 from onnx_flow.errors import AuditError
 from onnx_flow.options import Options, parse_dims
 from onnx_flow.render import Format, render
-from onnx_flow.report import Report
+from onnx_flow.report import Failure
 from onnx_flow.widths import Measure
 
 __all__ = ["entry", "main"]
@@ -49,20 +51,59 @@ def main(argv: Sequence[str] | None = None) -> int:
             threshold=arguments.threshold,
             allow=arguments.allow,
         )
-        reports: list[Report] = []
-        for model in arguments.models:
-            if reports:
-                gc.collect()  # what the previous model left, when collection is off
-            reports.append(run(model, options))
-        text = render(reports, Format(arguments.format), color=sys.stdout.isatty())
+        if arguments.jobs < 1:
+            raise AuditError(f"--jobs {arguments.jobs}: must be at least 1")
+        models = batch.expand(arguments.models)
     except AuditError as error:
         return _fatal(str(error))
-    except MemoryError:
-        return _fatal("out of memory")
-    except Exception as error:  # a bug must still end in one line, never a traceback
-        return _fatal(f"internal error: {type(error).__name__}: {error}")
-    sys.stdout.write(text)
-    return EXIT_BOTTLENECK if any(r.bottleneck for r in reports) else EXIT_CLEAN
+    with _progress(len(models)) as done:
+        results = batch.audit_all(models, options, jobs=arguments.jobs, done=done)
+    failures = [r for r in results if isinstance(r, Failure)]
+    for failure in failures:
+        _fatal(failure.error)
+    if len(models) == 1 and failures:
+        return EXIT_ERROR  # nothing to show but the reason
+    try:
+        color = arguments.output is None and sys.stdout.isatty()
+        text = render(results, Format(arguments.format), color=color)
+        _write(text, arguments.output)
+    except AuditError as error:
+        return _fatal(str(error))
+    if failures:
+        return EXIT_ERROR
+    return EXIT_BOTTLENECK if any(r.bottleneck for r in results) else EXIT_CLEAN
+
+
+def _write(text: str, output: str | None) -> None:
+    """Print, or write ``output`` atomically: a failed run never leaves a half file."""
+    if output is None:
+        sys.stdout.write(text)
+        return
+    target = Path(output)
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", delete=False
+        ) as file:
+            file.write(text)
+        os.replace(file.name, target)
+    except OSError as error:
+        with contextlib.suppress(OSError, NameError):
+            os.unlink(file.name)
+        raise AuditError(f"--output {output}: {error.strerror or error}") from None
+
+
+@contextlib.contextmanager
+def _progress(total: int) -> Iterator[Callable[[str], None] | None]:
+    """A progress bar on stderr while several models are audited, if it is a terminal."""
+    if total < 2 or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("auditing", total=total)
+        yield lambda model: progress.update(task, advance=1, description=Path(model).name)
 
 
 def _fatal(message: str) -> int:
@@ -83,7 +124,12 @@ def _parser() -> argparse.ArgumentParser:
         help="audit models for bottlenecks",
         description="Exit code: 0 no bottleneck, 1 bottleneck, 2 the model could not be audited.",
     )
-    audit.add_argument("models", nargs="+", metavar="MODEL", help="an .onnx file")
+    audit.add_argument(
+        "models",
+        nargs="+",
+        metavar="MODEL",
+        help="an .onnx file, or a folder: every .onnx file under it",
+    )
     audit.add_argument(
         "--format",
         choices=[f.value for f in Format],
@@ -122,5 +168,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="LAYER",
         help="a layer that is narrow on purpose (module path such as enc.2, node or tensor"
         " name; repeatable): the model is split there and that squeeze passes",
+    )
+    audit.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write the report to FILE (atomically) instead of stdout",
+    )
+    audit.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="audit N models at a time in worker processes (default 1)",
     )
     return parser

@@ -9,7 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "Bypassed", "CutTensor", "OutputResult", "Report", "Unknown"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Bypassed",
+    "CutTensor",
+    "Failure",
+    "OutputResult",
+    "Report",
+    "Result",
+    "Unknown",
+]
 
 SCHEMA_VERSION = 1
 
@@ -167,6 +176,28 @@ class Report:
                 {"method": method, "tensors": tensors} for method, tensors in self.shape_fallbacks
             ],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A model that could not be audited, among several."""
+
+    model: str
+    error: str
+    """One line saying why."""
+
+    @property
+    def bottleneck(self) -> bool:
+        """Not known: nothing to report."""
+        return False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object: the model and the reason."""
+        return {"schema_version": SCHEMA_VERSION, "model": self.model, "error": self.error}
+
+
+#: One entry of a run over several models.
+Result = Report | Failure
 
 
 def _shape(shape: Shape) -> list[int | str | None] | None:

@@ -140,7 +140,7 @@ def _truncated(path: Path) -> None:
 
 BAD_INPUTS = {
     "missing file": (lambda p: None, [], "no such file"),
-    "directory": (lambda p: p.mkdir(), [], "not a file"),
+    "empty folder": (lambda p: p.mkdir(), [], "no .onnx file in this folder"),
     "truncated file": (_truncated, [], "not an ONNX model"),
     "text file": (lambda p: p.write_text("hello, world\n" * 20), [], "not an ONNX model"),
     "empty file": (lambda p: p.write_bytes(b""), [], "not an ONNX model"),

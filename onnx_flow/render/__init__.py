@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from enum import Enum
 from typing import NoReturn
 
-from onnx_flow.report import Report
+from onnx_flow.report import Result
 
 __all__ = ["Format", "render"]
 
@@ -18,11 +18,12 @@ class Format(str, Enum):
     JSON = "json"
 
 
-def render(reports: Sequence[Report], format: Format, *, color: bool = False) -> str:
+def render(reports: Sequence[Result], format: Format, *, color: bool = False) -> str:
     """Render the reports; one report for a single model, several for several models.
 
     Args:
-        reports: the audits, in the order the models were given.
+        reports: the audits (or why a model could not be audited), in the order the
+            models were given.
         format: the output format.
         color: whether the text format may use terminal colours.
     """

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from onnx_flow.report import Bypassed, CutTensor, OutputResult, Report, Unknown
+from onnx_flow.report import Bypassed, CutTensor, Failure, OutputResult, Report, Result, Unknown
 
 __all__ = ["render"]
 
@@ -20,7 +20,7 @@ _NUMERIC = frozenset({"width", "flow around"})
 _Item = TypeVar("_Item")
 
 
-def render(reports: Sequence[Report], *, color: bool = False) -> str:
+def render(reports: Sequence[Result], *, color: bool = False) -> str:
     """Render each report as a headline and tables of cut, bypassed and unknown tensors."""
     buffer = io.StringIO()
     console = Console(
@@ -35,7 +35,11 @@ def render(reports: Sequence[Report], *, color: bool = False) -> str:
     for index, report in enumerate(reports):
         if index:
             console.print()
-        _report(console, report)
+        if isinstance(report, Failure):
+            console.print(Text(report.model, style="bold"))
+            console.print(Text.assemble(("NOT AUDITED", "bold red"), f"  {report.error}"))
+        else:
+            _report(console, report)
     # Tables pad every cell; trailing blanks only get in the way of diffs and golden files.
     return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 

@@ -1,0 +1,85 @@
+"""Audit many models: folders expanded, one failure never stops the others.
+
+A folder stands for every ``.onnx`` file under it, in sorted order. Each model's audit
+ends in a :class:`~onnx_flow.report.Report` or a :class:`~onnx_flow.report.Failure`
+naming the reason; with ``jobs > 1`` the models are audited in worker processes, and
+the results keep the order of the models.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from onnx_flow.audit import run
+from onnx_flow.errors import AuditError
+from onnx_flow.options import Options
+from onnx_flow.report import Failure, Result
+
+__all__ = ["audit_all", "expand"]
+
+
+def expand(paths: Sequence[str]) -> list[str]:
+    """The models named by ``paths``: files as given, folders as their ``.onnx`` files.
+
+    Raises:
+        AuditError: a folder holds no ``.onnx`` file.
+    """
+    models: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(str(p) for p in Path(path).rglob("*.onnx") if p.is_file())
+            if not found:
+                raise AuditError(f"{path}: no .onnx file in this folder")
+            models += found
+        else:
+            models.append(path)
+    return models
+
+
+def audit_all(
+    models: Sequence[str],
+    options: Options,
+    *,
+    jobs: int = 1,
+    done: Callable[[str], None] | None = None,
+) -> list[Result]:
+    """Audit each model; ``done(model)`` is called as each one finishes."""
+    results: list[Result] = []
+    for model, result in zip(models, _results(models, options, jobs), strict=True):
+        results.append(result)
+        if done is not None:
+            done(model)
+    return results
+
+
+def _results(models: Sequence[str], options: Options, jobs: int) -> Iterator[Result]:
+    if jobs > 1 and len(models) > 1:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(models))) as pool:
+            yield from pool.map(audit_one, models, [options] * len(models))
+        return
+    for index, model in enumerate(models):
+        if index:
+            gc.collect()  # what the previous model left, when collection is off
+        yield audit_one(model, options)
+
+
+def audit_one(model: str, options: Options) -> Result:
+    """The model's report, or why it could not be audited (never an exception)."""
+    try:
+        return run(model, options)
+    except AuditError as error:
+        return Failure(model, _first_line(str(error)))
+    except MemoryError:
+        return Failure(model, f"{model}: out of memory")
+    except Exception as error:  # a bug must still end in one line, never a traceback
+        return Failure(
+            model, _first_line(f"{model}: internal error: {type(error).__name__}: {error}")
+        )
+
+
+def _first_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else "unknown error"

@@ -1,0 +1,76 @@
+"""Several models in one call: folders, failures that do not stop the others, --jobs,
+--output written atomically."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import onnx
+
+from tests.onnx_builders import squeeze_mlp
+from tests.test_cli import SHIPPED, run
+
+
+def _folder(tmp_path: Path) -> Path:
+    """b.onnx (bottleneck), sub/a.onnx (the same), c.onnx (truncated)."""
+    folder = tmp_path / "models"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(SHIPPED, folder / "b.onnx")
+    onnx.save(squeeze_mlp(), folder / "sub" / "a.onnx")
+    (folder / "c.onnx").write_bytes(SHIPPED.read_bytes()[:100])
+    return folder
+
+
+def test_a_folder_is_every_model_under_it_in_sorted_order(tmp_path: Path) -> None:
+    folder = _folder(tmp_path)
+    result = run("audit", folder, "--format", "json")
+    assert result.returncode == 2  # c.onnx cannot be read: the worst of 1, 1, 2
+    entries = json.loads(result.stdout)
+    assert [Path(e["model"]).relative_to(folder).as_posix() for e in entries] == [
+        "b.onnx",
+        "c.onnx",
+        "sub/a.onnx",
+    ]
+    assert [e.get("bottleneck") for e in entries] == [True, None, True]
+    assert "not an ONNX model" in entries[1]["error"]
+    assert result.stderr.count("\n") == 1 and "c.onnx" in result.stderr
+
+
+def test_without_a_failure_the_exit_code_is_the_worst_verdict(tmp_path: Path) -> None:
+    folder = _folder(tmp_path)
+    (folder / "c.onnx").unlink()
+    assert run("audit", folder).returncode == 1
+
+
+def test_jobs_give_the_same_output(tmp_path: Path) -> None:
+    folder = _folder(tmp_path)
+    one = run("audit", folder, "--format", "json")
+    two = run("audit", folder, "--format", "json", "--jobs", "2")
+    assert (one.returncode, one.stdout, one.stderr) == (two.returncode, two.stdout, two.stderr)
+
+
+def test_output_file_holds_what_stdout_would(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    printed = run("audit", SHIPPED, "--format", "json")
+    written = run("audit", SHIPPED, "--format", "json", "--output", target)
+    assert written.returncode == printed.returncode == 1 and written.stdout == ""
+    assert target.read_text() == printed.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_a_failed_write_leaves_no_file(tmp_path: Path) -> None:
+    target = tmp_path / "missing-folder" / "report.json"
+    result = run("audit", SHIPPED, "--output", target)
+    assert result.returncode == 2 and "--output" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_that_fails_alone_writes_no_output(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    result = run("audit", broken, "--output", target)
+    assert result.returncode == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.onnx"]
