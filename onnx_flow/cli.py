@@ -10,13 +10,16 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from onnx_flow import __version__, batch
 from onnx_flow.errors import AuditError
 from onnx_flow.options import Options, parse_dims
 from onnx_flow.render import Format, render
-from onnx_flow.report import Failure
+from onnx_flow.report import Failure, Result
+
+if TYPE_CHECKING:
+    import networkx as nx
 from onnx_flow.widths import Measure
 
 __all__ = ["entry", "main"]
@@ -65,13 +68,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR  # nothing to show but the reason
     try:
         color = arguments.output is None and sys.stdout.isatty()
-        text = render(results, Format(arguments.format), color=color)
+        output_format = Format(arguments.format)
+        graphs = _graphs(results, options) if output_format is Format.DOT else ()
+        text = render(results, output_format, color=color, graphs=graphs)
         _write(text, arguments.output)
     except AuditError as error:
         return _fatal(str(error))
     if failures:
         return EXIT_ERROR
     return EXIT_BOTTLENECK if any(r.bottleneck for r in results) else EXIT_CLEAN
+
+
+def _graphs(results: Sequence[Result], options: Options) -> list[nx.MultiDiGraph | None]:
+    """Each audited model's data flow, for the DOT format."""
+    from onnx_flow.nxgraph import graph
+
+    return [
+        None
+        if isinstance(result, Failure)
+        else graph(
+            result.model,
+            dims=dict(options.dims),
+            batch_dim=options.batch_dim,
+            measure=options.measure.value,
+        )
+        for result in results
+    ]
 
 
 def _write(text: str, output: str | None) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import Enum
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from onnx_flow.report import Result
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["Format", "render"]
 
@@ -16,9 +19,18 @@ class Format(str, Enum):
 
     TEXT = "text"
     JSON = "json"
+    MARKDOWN = "markdown"
+    SARIF = "sarif"
+    DOT = "dot"
 
 
-def render(reports: Sequence[Result], format: Format, *, color: bool = False) -> str:
+def render(
+    reports: Sequence[Result],
+    format: Format,
+    *,
+    color: bool = False,
+    graphs: Sequence[nx.MultiDiGraph | None] = (),
+) -> str:
     """Render the reports; one report for a single model, several for several models.
 
     Args:
@@ -26,6 +38,7 @@ def render(reports: Sequence[Result], format: Format, *, color: bool = False) ->
             models were given.
         format: the output format.
         color: whether the text format may use terminal colours.
+        graphs: for DOT, each report's data flow (:func:`onnx_flow.graph`).
     """
     if format is Format.TEXT:
         from onnx_flow.render import text
@@ -35,6 +48,18 @@ def render(reports: Sequence[Result], format: Format, *, color: bool = False) ->
         from onnx_flow.render import json
 
         return json.render(reports)
+    if format is Format.MARKDOWN:
+        from onnx_flow.render import markdown
+
+        return markdown.render(reports)
+    if format is Format.SARIF:
+        from onnx_flow.render import sarif
+
+        return sarif.render(reports)
+    if format is Format.DOT:
+        from onnx_flow.render import dot
+
+        return dot.render(reports, graphs)
     return _unreachable(format)
 
 

@@ -1,0 +1,57 @@
+"""DOT (Graphviz): each model's data flow, with the minimum cut drawn in red.
+
+Operators are boxes labelled with their layer and op; each edge is a tensor labelled
+with its width. Edges of the cut nearest the inputs and of the cut nearest the outputs
+are red and thick. Several models give several graphs in one file, which ``dot``
+reads in turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import networkx as nx
+
+from onnx_flow.report import Failure, Result
+
+__all__ = ["render"]
+
+
+def render(reports: Sequence[Result], graphs: Sequence[nx.MultiDiGraph | None]) -> str:
+    """One ``digraph`` per audited model; ``graphs[i]`` is report ``i``'s data flow."""
+    parts = []
+    for report, graph in zip(reports, graphs, strict=True):
+        if isinstance(report, Failure) or graph is None:
+            error = report.error if isinstance(report, Failure) else "no graph"
+            parts.append(f"// {_comment(report.model)}: not audited: {_comment(error)}\n")
+            continue
+        cut = {t.tensor for t in (*report.total.cut_near_inputs, *report.total.cut_near_outputs)}
+        lines = [
+            f"digraph {_quote(report.model)} {{",
+            "  rankdir=TB;",
+            '  node [shape=box, fontname="Helvetica", fontsize=10];',
+            '  edge [fontname="Helvetica", fontsize=9];',
+        ]
+        for name, data in sorted(graph.nodes(data=True)):
+            label = f"{data.get('module') or name}\\n{data.get('op_type', '')}"
+            lines.append(f"  {_quote(name)} [label={_quote(label, escaped=True)}];")
+        for tail, head, tensor, data in sorted(graph.edges(keys=True, data=True)):
+            width = data.get("width")
+            label = f"{tensor}\\n{width if width is not None else '?'}"
+            style = ', color="red", fontcolor="red", penwidth=3' if tensor in cut else ""
+            lines.append(
+                f"  {_quote(tail)} -> {_quote(head)} [label={_quote(label, escaped=True)}{style}];"
+            )
+        lines.append("}")
+        parts.append("\n".join(lines) + "\n")
+    return "".join(parts)
+
+
+def _quote(text: str, *, escaped: bool = False) -> str:
+    """A DOT string; ``escaped`` keeps ``\\n`` line breaks made by the caller."""
+    body = text.replace('"', '\\"') if escaped else text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{body}"'
+
+
+def _comment(text: str) -> str:
+    return text.replace("\n", " ")

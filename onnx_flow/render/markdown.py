@@ -1,0 +1,59 @@
+"""Markdown: one table over every model and output, fit for a pull-request comment."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from onnx_flow.render.layers import cut_layers
+from onnx_flow.report import Failure, OutputResult, Report, Result
+
+__all__ = ["render"]
+
+_HEADER = (
+    "| model | output | max-flow | reference | ratio | verdict | narrowest layers |\n"
+    "| --- | --- | ---: | ---: | ---: | --- | --- |\n"
+)
+
+
+def render(reports: Sequence[Result]) -> str:
+    """A heading, the verdict in one line, then one row per output of every model."""
+    bottlenecks = sum(r.bottleneck for r in reports)
+    failures = sum(isinstance(r, Failure) for r in reports)
+    summary = f"{len(reports)} model{'s' if len(reports) != 1 else ''} audited"
+    summary += f", {bottlenecks} with a bottleneck" if bottlenecks else ", no bottleneck"
+    if failures:
+        summary += f", {failures} not audited"
+    rows = "".join(_rows(r) for r in reports)
+    return f"## onnx-flow\n\n{summary}.\n\n{_HEADER}{rows}"
+
+
+def _rows(result: Result) -> str:
+    if isinstance(result, Failure):
+        return _row(result.model, "", "", "", "", "**not audited**", result.error)
+    rows = [_output_row(result, output) for output in result.outputs]
+    if sum(not o.declared for o in result.outputs) > 1:
+        rows.append(_output_row(result, result.total, name="(all outputs)"))
+    return "".join(rows)
+
+
+def _output_row(report: Report, output: OutputResult, name: str | None = None) -> str:
+    label = name or (f"{output.name} (declared)" if output.declared else output.name)
+    verdict = "**bottleneck**" if output.bottleneck else "ok"
+    return _row(
+        report.model,
+        label,
+        str(output.max_flow),
+        str(output.reference),
+        f"{output.ratio:.4g}",
+        verdict,
+        cut_layers(output),
+    )
+
+
+def _row(*cells: str) -> str:
+    return "| " + " | ".join(_cell(c) for c in cells) + " |\n"
+
+
+def _cell(text: str) -> str:
+    """Table-safe text: pipes escaped, line breaks as spaces."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")

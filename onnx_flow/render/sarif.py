@@ -1,0 +1,110 @@
+"""SARIF 2.1.0, as GitHub code scanning reads it: one result per bottleneck.
+
+Rules: ``ONNXFLOW001`` (an output receives less than the reference) and
+``ONNXFLOW002`` (a model could not be audited). The level follows the ratio: below 0.1
+an error, below 0.5 a warning, else a note. The location is the model file as given.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import PurePath
+from typing import Any
+
+from onnx_flow import __version__
+from onnx_flow.render.layers import cut_layers
+from onnx_flow.report import Failure, OutputResult, Report, Result
+
+__all__ = ["render"]
+
+_SCHEMA = (
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+)
+_BOTTLENECK, _NOT_AUDITED = "ONNXFLOW001", "ONNXFLOW002"
+_RULES = [
+    {
+        "id": _BOTTLENECK,
+        "name": "InformationBottleneck",
+        "shortDescription": {"text": "A layer squeezes the information an output needs"},
+        "fullDescription": {
+            "text": "The max-flow from the model's inputs to an output, in tensor widths, is"
+            " below the reference: the narrowest of what the output depends on and what it"
+            " delivers. The named layers form the narrowest cross-section."
+        },
+        "help": {
+            "text": "Widen the named layers, add a skip connection around them, or declare"
+            " them intentional with --allow LAYER."
+        },
+        "defaultConfiguration": {"level": "warning"},
+    },
+    {
+        "id": _NOT_AUDITED,
+        "name": "ModelNotAudited",
+        "shortDescription": {"text": "The model could not be audited"},
+        "help": {"text": "The message says why: fix the file or the options."},
+        "defaultConfiguration": {"level": "error"},
+    },
+]
+
+
+def render(reports: Sequence[Result]) -> str:
+    """One SARIF log with one run of onnx-flow over every model."""
+    results: list[dict[str, Any]] = []
+    for report in reports:
+        if isinstance(report, Failure):
+            results.append(_result(_NOT_AUDITED, "error", report.error, report.model))
+            continue
+        for output in report.outputs:
+            if output.bottleneck:
+                results.append(_bottleneck(report, output))
+    log = {
+        "$schema": _SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "onnx-flow",
+                        "version": __version__,
+                        "rules": _RULES,
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
+    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
+
+
+def _bottleneck(report: Report, output: OutputResult) -> dict[str, Any]:
+    message = (
+        f"{'Declared output' if output.declared else 'Output'} {output.name!r} receives"
+        f" max-flow {output.max_flow} of {output.reference} (ratio {output.ratio:.4g},"
+        f" {report.measure}); narrowest layers: {cut_layers(output)}"
+    )
+    result = _result(_BOTTLENECK, _level(output.ratio), message, report.model)
+    result["properties"] = {
+        "output": output.name,
+        "max_flow": output.max_flow,
+        "reference": output.reference,
+        "ratio": output.ratio,
+        "measure": report.measure,
+    }
+    return result
+
+
+def _result(rule: str, level: str, message: str, model: str) -> dict[str, Any]:
+    return {
+        "ruleId": rule,
+        "ruleIndex": 0 if rule == _BOTTLENECK else 1,
+        "level": level,
+        "message": {"text": message},
+        "locations": [
+            {"physicalLocation": {"artifactLocation": {"uri": PurePath(model).as_posix()}}}
+        ],
+    }
+
+
+def _level(ratio: float) -> str:
+    return "error" if ratio < 0.1 else "warning" if ratio < 0.5 else "note"

@@ -1,0 +1,80 @@
+"""Markdown, SARIF (validated against the 2.1.0 schema) and DOT; every format stable."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from onnx_flow.render import Format
+from tests.test_cli import SHIPPED, run
+
+SCHEMA = json.loads((Path(__file__).parent / "schemas" / "sarif-schema-2.1.0.json").read_text())
+
+
+def _folder(tmp_path: Path) -> Path:
+    """The shipped model twice (one name with a pipe) and a broken file."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    shutil.copy(SHIPPED, folder / "a.onnx")
+    shutil.copy(SHIPPED, folder / "b|c.onnx")
+    (folder / "z.onnx").write_bytes(b"\x08\x07")
+    return folder
+
+
+def test_sarif_is_valid_and_has_one_result_per_bottleneck(tmp_path: Path) -> None:
+    result = run("audit", _folder(tmp_path), "--format", "sarif")
+    assert result.returncode == 2
+    log = json.loads(result.stdout)
+    jsonschema.Draft4Validator(SCHEMA).validate(log)
+    results = log["runs"][0]["results"]
+    assert [(r["ruleId"], r["level"]) for r in results] == [
+        ("ONNXFLOW001", "error"),  # ratio 4/64 < 0.1
+        ("ONNXFLOW001", "error"),
+        ("ONNXFLOW002", "error"),
+    ]
+    uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results]
+    assert [Path(u).name for u in uris] == ["a.onnx", "b|c.onnx", "z.onnx"]
+    assert "2 (Gemm, 4)" in results[0]["message"]["text"]
+    assert results[0]["properties"]["ratio"] == pytest.approx(4 / 64)
+
+
+def test_sarif_without_a_bottleneck_has_no_results() -> None:
+    result = run("audit", SHIPPED, "--format", "sarif", "--allow", "2")
+    assert result.returncode == 0
+    log = json.loads(result.stdout)
+    jsonschema.Draft4Validator(SCHEMA).validate(log)
+    assert log["runs"][0]["results"] == []
+
+
+def test_markdown_is_one_table_with_a_row_per_output(tmp_path: Path) -> None:
+    result = run("audit", _folder(tmp_path), "--format", "markdown")
+    lines = result.stdout.splitlines()
+    assert lines[0] == "## onnx-flow"
+    assert lines[2] == "3 models audited, 2 with a bottleneck, 1 not audited."
+    rows = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 3
+    # Cells split on unescaped pipes only: the model named b|c keeps its pipe escaped.
+    cells = [re.split(r"(?<!\\)\|", row)[1:-1] for row in rows]
+    assert all(len(c) == 7 for c in cells)
+    assert cells[1][0].strip().endswith("b\\|c.onnx")
+    assert [c[5].strip() for c in cells] == ["**bottleneck**", "**bottleneck**", "**not audited**"]
+
+
+def test_dot_draws_the_cut_in_red() -> None:
+    result = run("audit", SHIPPED, "--format", "dot")
+    red = [line for line in result.stdout.splitlines() if 'color="red"' in line]
+    assert len(red) == 1 and '"/2/Gemm_output_0\\n4"' in red[0]
+    assert result.stdout.count(" -> ") == 5  # x, three hidden tensors, y
+
+
+@pytest.mark.parametrize("output_format", [f.value for f in Format])
+def test_two_runs_are_byte_identical(tmp_path: Path, output_format: str) -> None:
+    folder = _folder(tmp_path)
+    first = run("audit", folder, "--format", output_format)
+    second = run("audit", folder, "--format", output_format)
+    assert first.stdout == second.stdout and first.stdout
