@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from onnx_flow import __version__, batch
+from onnx_flow import __version__, batch, config
 from onnx_flow.errors import AuditError
 from onnx_flow.options import Options, parse_dims
 from onnx_flow.render import Format, render
@@ -47,13 +47,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     arguments = parser.parse_args(argv)
     try:
+        project = config.load(Path.cwd())
         options = Options.checked(
-            dims=parse_dims(arguments.dim),
+            dims={**project.dims, **parse_dims(arguments.dim)},
             batch_dim=arguments.batch_dim,
-            measure=arguments.measure,
-            threshold=arguments.threshold,
-            allow=arguments.allow,
+            measure=arguments.measure or project.measure or Measure.ELEMENTS.value,
+            threshold=_first(arguments.threshold, project.threshold, 1.0),
+            allow=arguments.allow or project.allow,
         )
+        output_format = _format(arguments.format or project.format or Format.TEXT.value)
         if arguments.jobs < 1:
             raise AuditError(f"--jobs {arguments.jobs}: must be at least 1")
         models = batch.expand(arguments.models)
@@ -68,7 +70,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR  # nothing to show but the reason
     try:
         color = arguments.output is None and sys.stdout.isatty()
-        output_format = Format(arguments.format)
         graphs = _graphs(results, options) if output_format is Format.DOT else ()
         text = render(results, output_format, color=color, graphs=graphs)
         _write(text, arguments.output)
@@ -77,6 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if failures:
         return EXIT_ERROR
     return EXIT_BOTTLENECK if any(r.bottleneck for r in results) else EXIT_CLEAN
+
+
+def _first(*values: float | None) -> float:
+    return next(v for v in values if v is not None)
+
+
+def _format(name: str) -> Format:
+    try:
+        return Format(name)
+    except ValueError:
+        known = ", ".join(f.value for f in Format)
+        raise AuditError(f"format {name!r} is unknown (known: {known})") from None
 
 
 def _graphs(results: Sequence[Result], options: Options) -> list[nx.MultiDiGraph | None]:
@@ -155,8 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument(
         "--format",
         choices=[f.value for f in Format],
-        default=Format.TEXT.value,
-        help="default: text",
+        help="default: text, or format in [tool.onnx-flow]",
     )
     audit.add_argument(
         "--dim",
@@ -173,13 +185,11 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument(
         "--measure",
         choices=[m.value for m in Measure],
-        default=Measure.ELEMENTS.value,
         help="elements (default) or bits (elements x dtype bits)",
     )
     audit.add_argument(
         "--threshold",
         type=float,
-        default=1.0,
         metavar="RATIO",
         help="a max-flow / reference ratio below this is a bottleneck (default 1.0)",
     )

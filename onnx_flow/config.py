@@ -1,0 +1,115 @@
+"""Project defaults from ``[tool.onnx-flow]`` in the nearest ``pyproject.toml``.
+
+The file is looked for in the working directory and then in each parent. Its keys set
+defaults that command-line flags override::
+
+    [tool.onnx-flow]
+    allow = ["enc.2"]          # declared bottlenecks
+    threshold = 0.5
+    dims = { sequence = 128 }
+    measure = "bits"
+    format = "sarif"
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from onnx_flow.errors import AuditError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["Config", "find", "load"]
+
+_TABLE = "onnx-flow"
+_KINDS: dict[type, str] = {list: "a list", dict: "a table", str: "a string"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Defaults from a project; ``None`` or empty where the project says nothing."""
+
+    path: Path | None = None
+    allow: tuple[str, ...] = ()
+    threshold: float | None = None
+    dims: Mapping[str, int] = field(default_factory=dict)
+    measure: str | None = None
+    format: str | None = None
+
+
+def find(start: Path) -> Path | None:
+    """The nearest ``pyproject.toml`` at or above ``start``."""
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load(start: Path) -> Config:
+    """The ``[tool.onnx-flow]`` defaults of the project around ``start``.
+
+    Raises:
+        AuditError: the file cannot be parsed, or a key is unknown or has the wrong type.
+    """
+    path = find(start)
+    if path is None:
+        return Config()
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise AuditError(f"{path}: cannot read [tool.{_TABLE}]: {error}") from None
+    table = document.get("tool", {}).get(_TABLE)
+    if table is None:
+        return Config(path=path)
+    where = f"{path}: [tool.{_TABLE}]"
+    if not isinstance(table, dict):
+        raise AuditError(f"{where} must be a table")
+    unknown = sorted(set(table) - {"allow", "threshold", "dims", "measure", "format"})
+    if unknown:
+        raise AuditError(
+            f"{where}: unknown key {unknown[0]!r} (known: allow, dims, format, measure, threshold)"
+        )
+    return Config(
+        path=path,
+        allow=tuple(_typed(table, "allow", list, where, item=str) or ()),
+        threshold=_number(table, where),
+        dims=dict(_typed(table, "dims", dict, where, item=int) or {}),
+        measure=_typed(table, "measure", str, where),
+        format=_typed(table, "format", str, where),
+    )
+
+
+def _typed(
+    table: dict[str, Any], key: str, kind: type, where: str, item: type | None = None
+) -> Any:
+    """``table[key]`` if it is a ``kind`` (whose items or values are ``item``s)."""
+    if key not in table:
+        return None
+    value = table[key]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    if (
+        not isinstance(value, kind)
+        or isinstance(value, bool)
+        or (item is not None and not all(type(v) is item for v in items))
+    ):
+        expected = _KINDS[kind]
+        detail = f" of {item.__name__} values" if item is not None else ""
+        raise AuditError(f"{where}: {key} must be {expected}{detail}")
+    return value
+
+
+def _number(table: dict[str, Any], where: str) -> float | None:
+    value = table.get("threshold")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise AuditError(f"{where}: threshold must be a number")
+    return float(value)

@@ -1,0 +1,64 @@
+"""[tool.onnx-flow] in the nearest pyproject.toml sets defaults; flags win."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.test_cli import REPO, SHIPPED
+
+
+def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "onnx_flow", "audit", str(SHIPPED), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def _project(tmp_path: Path, table: str) -> Path:
+    (tmp_path / "pyproject.toml").write_text(
+        f"[project]\nname = 'p'\n\n[tool.onnx-flow]\n{table}\n"
+    )
+    nested = tmp_path / "src" / "deep"
+    nested.mkdir(parents=True)
+    return nested  # the search goes upward from here
+
+
+def test_config_sets_the_defaults(tmp_path: Path) -> None:
+    cwd = _project(tmp_path, 'allow = ["2"]\nformat = "json"\nmeasure = "bits"')
+    result = _run(cwd)
+    assert result.returncode == 0, result.stderr  # the squeeze is declared
+    report = json.loads(result.stdout)
+    assert (report["measure"], report["allow"]) == ("bits", ["2"])
+
+
+def test_flags_win_over_the_config(tmp_path: Path) -> None:
+    cwd = _project(tmp_path, 'allow = ["2"]\nformat = "json"\nthreshold = 0.01')
+    result = _run(cwd, "--allow", "3", "--format", "markdown", "--threshold", "1")
+    assert result.returncode == 1  # layer 3 is not the squeeze
+    assert result.stdout.startswith("## onnx-flow")
+
+
+def test_threshold_from_the_config(tmp_path: Path) -> None:
+    # ratio 0.0625: a bottleneck below 1.0, none below 0.05.
+    assert _run(_project(tmp_path, "threshold = 0.05")).returncode == 0
+
+
+def test_a_bad_key_is_an_error_naming_it(tmp_path: Path) -> None:
+    result = _run(_project(tmp_path, "alow = ['2']"))
+    assert result.returncode == 2 and result.stdout == ""
+    assert "unknown key 'alow'" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_a_bad_value_is_an_error_naming_the_key(tmp_path: Path) -> None:
+    result = _run(_project(tmp_path, "dims = { sequence = 'long' }"))
+    assert result.returncode == 2 and "dims must be a table of int values" in result.stderr
+
+
+def test_no_project_no_config(tmp_path: Path) -> None:
+    assert _run(tmp_path).returncode == 1
