@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from onnx_flow import __version__, batch, config
+from onnx_flow.compare import compare
 from onnx_flow.errors import AuditError
 from onnx_flow.options import Options, parse_dims
 from onnx_flow.render import Format, render
+from onnx_flow.render.comparison import render as render_comparison
 from onnx_flow.report import Failure, Result
 
 if TYPE_CHECKING:
@@ -55,7 +57,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             threshold=_first(arguments.threshold, project.threshold, 1.0),
             allow=arguments.allow or project.allow,
         )
-        output_format = _format(arguments.format or project.format or Format.TEXT.value)
+    except AuditError as error:
+        return _fatal(str(error))
+    if arguments.command == "diff":
+        return _diff(arguments.old, arguments.new, options, as_json=arguments.format == "json")
+    return _audit(arguments, options, project.format)
+
+
+def _audit(arguments: argparse.Namespace, options: Options, project_format: str | None) -> int:
+    """``onnx-flow audit``: every model, rendered in one format."""
+    try:
+        output_format = _format(arguments.format or project_format or Format.TEXT.value)
         if arguments.jobs < 1:
             raise AuditError(f"--jobs {arguments.jobs}: must be at least 1")
         models = batch.expand(arguments.models)
@@ -78,6 +90,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if failures:
         return EXIT_ERROR
     return EXIT_BOTTLENECK if any(r.bottleneck for r in results) else EXIT_CLEAN
+
+
+def _diff(old: str, new: str, options: Options, *, as_json: bool) -> int:
+    """``onnx-flow diff``: exit 1 when the new version squeezes more than the old."""
+    reports = batch.audit_all([old, new], options)
+    failures = [r for r in reports if isinstance(r, Failure)]
+    if failures:
+        for failure in failures:
+            _fatal(failure.error)
+        return EXIT_ERROR
+    before, after = (r for r in reports if not isinstance(r, Failure))
+    comparison = compare(before, after)
+    sys.stdout.write(render_comparison(comparison, as_json=as_json, color=sys.stdout.isatty()))
+    return EXIT_BOTTLENECK if comparison.regressed else EXIT_CLEAN
 
 
 def _first(*values: float | None) -> float:
@@ -170,37 +196,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=[f.value for f in Format],
         help="default: text, or format in [tool.onnx-flow]",
     )
-    audit.add_argument(
-        "--dim",
-        action="append",
-        default=[],
-        metavar="NAME=N",
-        help="bind a symbolic dim (repeatable), e.g. --dim sequence=128",
-    )
-    audit.add_argument(
-        "--batch-dim",
-        metavar="NAME",
-        help="the symbolic dim bound to 1 (default: axis 0 of the data inputs)",
-    )
-    audit.add_argument(
-        "--measure",
-        choices=[m.value for m in Measure],
-        help="elements (default) or bits (elements x dtype bits)",
-    )
-    audit.add_argument(
-        "--threshold",
-        type=float,
-        metavar="RATIO",
-        help="a max-flow / reference ratio below this is a bottleneck (default 1.0)",
-    )
-    audit.add_argument(
-        "--allow",
-        action="append",
-        default=[],
-        metavar="LAYER",
-        help="a layer that is narrow on purpose (module path such as enc.2, node or tensor"
-        " name; repeatable): the model is split there and that squeeze passes",
-    )
+    _audit_options(audit)
     audit.add_argument(
         "--output",
         metavar="FILE",
@@ -213,4 +209,49 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="audit N models at a time in worker processes (default 1)",
     )
+    diff = commands.add_parser(
+        "diff",
+        help="compare two versions of a model",
+        description="Exit code: 0 no regression, 1 the new version has a bottleneck the old"
+        " did not, or a lower ratio, 2 a model could not be audited.",
+    )
+    diff.add_argument("old", metavar="OLD", help="the old version (.onnx)")
+    diff.add_argument("new", metavar="NEW", help="the new version (.onnx)")
+    diff.add_argument("--format", choices=["text", "json"], default="text")
+    _audit_options(diff)
     return parser
+
+
+def _audit_options(parser: argparse.ArgumentParser) -> None:
+    """The options that say how a model is audited, shared by audit and diff."""
+    parser.add_argument(
+        "--dim",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="bind a symbolic dim (repeatable), e.g. --dim sequence=128",
+    )
+    parser.add_argument(
+        "--batch-dim",
+        metavar="NAME",
+        help="the symbolic dim bound to 1 (default: axis 0 of the data inputs)",
+    )
+    parser.add_argument(
+        "--measure",
+        choices=[m.value for m in Measure],
+        help="elements (default) or bits (elements x dtype bits)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        metavar="RATIO",
+        help="a max-flow / reference ratio below this is a bottleneck (default 1.0)",
+    )
+    parser.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="LAYER",
+        help="a layer that is narrow on purpose (module path such as enc.2, node or tensor"
+        " name; repeatable): the model is split there and that squeeze passes",
+    )

@@ -1,0 +1,65 @@
+"""A comparison of two versions of a model, as text or JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from onnx_flow.compare import Change, Comparison
+from onnx_flow.report import OutputResult
+
+__all__ = ["render"]
+
+
+def render(comparison: Comparison, *, as_json: bool, color: bool = False) -> str:
+    """The comparison as JSON, or as a headline and a table of the outputs."""
+    if as_json:
+        return json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer, width=110, force_terminal=color, no_color=not color, highlight=False
+    )
+    console.print(Text(f"{comparison.old.model} -> {comparison.new.model}", style="bold"))
+    if comparison.regressed:
+        console.print(Text("REGRESSED", style="bold red"))
+    else:
+        console.print(Text("no regression", style="bold green"))
+    table = Table(
+        "output", "old", "new", "change", "new narrowest layers", box=None, padding=(0, 2)
+    )
+    for change in comparison.changes:
+        table.add_row(
+            change.name,
+            _figures(change.old),
+            _figures(change.new),
+            _verdict(change),
+            "" if change.new is None else _layers(change.new),
+        )
+    console.print(table)
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+
+
+def _figures(result: OutputResult | None) -> str:
+    if result is None:
+        return "-"
+    return f"{result.max_flow} of {result.reference} ({result.ratio:.4g})"
+
+
+def _verdict(change: Change) -> Text:
+    if change.regressed:
+        return Text("worse", style="red")
+    if change.old is None or change.new is None:
+        return Text("added" if change.old is None else "removed")
+    if change.new.ratio > change.old.ratio:
+        return Text("better", style="green")
+    return Text("same")
+
+
+def _layers(result: OutputResult) -> str:
+    from onnx_flow.render.layers import cut_layers
+
+    return cut_layers(result) if result.bottleneck else ""
