@@ -1,0 +1,114 @@
+"""Symbolic dims: which the model declares, which are bound, and binding them.
+
+The batch dim (the symbolic axis 0 of the data inputs, or ``--batch-dim``) is bound to
+1 and ``--dim NAME=N`` binds the others. A dim named by an expression
+(``past_sequence_length + sequence_length``) takes its size from the names it adds,
+subtracts or multiplies.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Mapping
+
+import onnx
+
+from onnx_flow.errors import AuditError
+
+__all__ = ["bind", "bindings", "declared"]
+
+
+def bind(values: Iterable[onnx.ValueInfoProto], sizes: Mapping[str, int]) -> None:
+    """Give every symbolic dim of ``values`` that ``sizes`` determines its size, in place."""
+    known: dict[str, int | None] = {}  # dim_param -> its size, once per distinct text
+    for value in values:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.HasField("dim_param"):
+                param = dim.dim_param
+                if param not in known:
+                    known[param] = _size(param, sizes)
+                size = known[param]
+                if size is not None:
+                    dim.dim_value = size
+
+
+def declared(graph: onnx.GraphProto) -> frozenset[str]:
+    """Names of the symbolic dims of the graph's inputs and outputs, the names inside
+    expressions (``past_sequence_length + sequence_length``) included."""
+    return frozenset(
+        name
+        for value in (*graph.input, *graph.output)
+        for dim in value.type.tensor_type.shape.dim
+        if dim.HasField("dim_param") and dim.dim_param
+        for name in _names(dim.dim_param)
+    )
+
+
+_ARITHMETIC = {ast.Add: int.__add__, ast.Sub: int.__sub__, ast.Mult: int.__mul__}
+
+
+def _names(param: str) -> set[str]:
+    """The dim names a dim_param refers to: itself, or the names of its expression."""
+    if param.isidentifier():
+        return {param}
+    try:
+        tree = ast.parse(param, mode="eval")
+    except SyntaxError:
+        return {param}
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} or {param}
+
+
+def _size(param: str, bindings: Mapping[str, int]) -> int | None:
+    """A dim_param's size: a bound name, or +, - and * of bound names and integers."""
+    if param in bindings:
+        return bindings[param]
+    if param.isidentifier():
+        return None
+    try:
+        size = _evaluate(ast.parse(param, mode="eval").body, bindings)
+    except (SyntaxError, KeyError, TypeError, RecursionError):
+        return None
+    return size if size > 0 else None
+
+
+def _evaluate(node: ast.expr, bindings: Mapping[str, int]) -> int:
+    if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
+        left, right = _evaluate(node.left, bindings), _evaluate(node.right, bindings)
+        return _ARITHMETIC[type(node.op)](left, right)
+    if isinstance(node, ast.Name):
+        return bindings[node.id]
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    raise TypeError(f"not an integer expression: {ast.dump(node)}")
+
+
+def bindings(
+    graph: onnx.GraphProto,
+    inputs: tuple[str, ...],
+    declared: frozenset[str],
+    dims: dict[str, int],
+    batch_dim: str | None,
+) -> dict[str, int]:
+    """Return the dims to bind: the user's, plus the batch dim at 1 unless given."""
+    known = sorted(declared)
+    for name in sorted(dims):
+        if name not in declared:
+            raise AuditError(
+                f"--dim {name}={dims[name]}: the model has no dim named {name!r}"
+                f" (its symbolic dims: {', '.join(known) or 'none'})"
+            )
+    if batch_dim is not None:
+        if batch_dim not in declared:
+            raise AuditError(
+                f"--batch-dim {batch_dim}: the model has no dim named {batch_dim!r}"
+                f" (its symbolic dims: {', '.join(known) or 'none'})"
+            )
+        batch_dims = {batch_dim}
+    else:
+        batch_dims = set()
+        for value in graph.input:
+            if value.name in inputs:
+                shape = value.type.tensor_type.shape.dim
+                if shape and shape[0].HasField("dim_param") and shape[0].dim_param:
+                    batch_dims.add(shape[0].dim_param)
+    return {name: dims.get(name, 1) for name in sorted(batch_dims)} | dims
