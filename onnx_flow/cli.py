@@ -61,7 +61,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fatal(str(error))
     if arguments.command == "diff":
         return _diff(arguments.old, arguments.new, options, as_json=arguments.format == "json")
+    if arguments.command == "audit-module":
+        return _audit_module(arguments, options, project.format)
     return _audit(arguments, options, project.format)
+
+
+def _audit_module(
+    arguments: argparse.Namespace, options: Options, project_format: str | None
+) -> int:
+    """``onnx-flow audit-module package.module:factory --input-shape ...``."""
+    from onnx_flow import module
+
+    try:
+        output_format = _format(arguments.format or project_format or Format.TEXT.value)
+        try:
+            import torch
+        except ImportError:
+            raise AuditError("audit-module needs torch: pip install 'onnx-flow[torch]'") from None
+        factory = module.load_factory(arguments.factory)
+        shapes = module.parse_shapes(arguments.input_shape)
+
+        built = factory()
+        if not isinstance(built, torch.nn.Module):
+            raise AuditError(f"{arguments.factory}() returned {type(built).__name__}, not a module")
+        report = module.audit_module(
+            built,
+            tuple(torch.randn(shape) for shape in shapes),
+            dynamo=arguments.exporter == "dynamo",
+            dims=dict(options.dims),
+            batch_dim=options.batch_dim,
+            measure=options.measure.value,
+            threshold=options.threshold,
+            allow=options.allow,
+        )
+        if output_format is Format.DOT:
+            raise AuditError("--format dot needs an .onnx file: export the module first")
+        text = render(
+            [report], output_format, color=arguments.output is None and sys.stdout.isatty()
+        )
+        _write(text, arguments.output)
+    except AuditError as error:
+        return _fatal(str(error))
+    except Exception as error:  # the user's factory may raise anything: one line
+        return _fatal(f"{arguments.factory}: {type(error).__name__}: {error}")
+    return EXIT_BOTTLENECK if report.bottleneck else EXIT_CLEAN
 
 
 def _audit(arguments: argparse.Namespace, options: Options, project_format: str | None) -> int:
@@ -209,6 +252,31 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="audit N models at a time in worker processes (default 1)",
     )
+    audit_module = commands.add_parser(
+        "audit-module",
+        help="export a PyTorch module and audit it",
+        description="Build the module with FACTORY (package.module:name, called without"
+        " arguments), export it on random float inputs of the given shapes and audit it."
+        " Exit code as for audit.",
+    )
+    audit_module.add_argument("factory", metavar="FACTORY", help="package.module:factory")
+    audit_module.add_argument(
+        "--input-shape",
+        action="append",
+        required=True,
+        metavar="N,N,...",
+        help="the shape of one input, e.g. 1,3,224,224 (repeat for several inputs)",
+    )
+    audit_module.add_argument(
+        "--exporter", choices=["dynamo", "torchscript"], default="dynamo", help="default: dynamo"
+    )
+    audit_module.add_argument(
+        "--format",
+        choices=[f.value for f in Format if f is not Format.DOT],
+        help="default: text, or format in [tool.onnx-flow]",
+    )
+    _audit_options(audit_module)
+    audit_module.add_argument("--output", metavar="FILE", help="write the report to FILE")
     diff = commands.add_parser(
         "diff",
         help="compare two versions of a model",

@@ -1,0 +1,132 @@
+"""Audit a PyTorch module directly: export it to ONNX in a temporary folder, audit that.
+
+torch is imported only here, and only when a module is audited; ``pip install
+onnx-flow[torch]`` brings it (with onnxscript, which the dynamo exporter needs). The
+report's layers carry the module paths the user wrote (``encoder.layer.3``), read from
+either exporter's output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import io
+import logging
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from onnx_flow.audit import audit
+from onnx_flow.errors import AuditError
+from onnx_flow.report import Report
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["audit_module", "load_factory", "parse_shapes"]
+
+
+def audit_module(
+    module: torch.nn.Module,
+    example_args: Any,
+    *,
+    dynamo: bool = True,
+    dims: dict[str, int] | None = None,
+    **options: Any,
+) -> Report:
+    """Export ``module`` with ``example_args`` and audit it like :func:`onnx_flow.audit`.
+
+    Args:
+        module: the module; it is put in eval mode for the export.
+        example_args: one example input tensor, or a tuple of them. Their shapes are
+            exported as they are: a batch of N counts N samples (ratios do not change).
+        dynamo: the ``torch.export`` exporter (default), or ``False`` for TorchScript.
+        dims: as for :func:`onnx_flow.audit`.
+        options: ``batch_dim``, ``measure``, ``threshold``, ``allow``, as for
+            :func:`onnx_flow.audit`.
+
+    Returns:
+        The report, its model named ``<ClassName>``.
+
+    Raises:
+        AuditError: torch is not installed, the export fails, or the audit does.
+    """
+    try:
+        import torch
+    except ImportError:
+        raise AuditError("audit_module needs torch: pip install 'onnx-flow[torch]'") from None
+    name = f"<{type(module).__name__}>"
+    args = example_args if isinstance(example_args, tuple) else (example_args,)
+    with tempfile.TemporaryDirectory(prefix="onnx-flow-") as folder:
+        path = Path(folder) / "module.onnx"
+        module.eval()
+        try:
+            with _quiet_export():
+                torch.onnx.export(module, args, str(path), dynamo=dynamo)
+        except Exception as error:  # exporters raise many kinds; one line says why
+            first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise AuditError(f"{name}: the export failed: {first}") from None
+        try:
+            report = audit(path, dims=dims, **options)
+        except AuditError as error:
+            raise AuditError(str(error).replace(str(path), name)) from None
+    return dataclasses.replace(report, model=name)
+
+
+@contextlib.contextmanager
+def _quiet_export() -> Iterator[None]:
+    """No gradients, and none of the exporters' warnings, logs and prints."""
+    import torch
+
+    log = logging.getLogger("torch.onnx")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            with torch.no_grad():
+                yield
+    finally:
+        log.setLevel(level)
+
+
+def load_factory(spec: str) -> Callable[[], Any]:
+    """``package.module:factory`` -> the factory (a class or a function).
+
+    Raises:
+        AuditError: the module cannot be imported or has no such attribute.
+    """
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise AuditError(f"{spec}: expected package.module:factory")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as error:
+        raise AuditError(f"{spec}: cannot import {module_name}: {error}") from None
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise AuditError(f"{spec}: {module_name} has no attribute {attribute!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise AuditError(f"{spec}: {attribute} is not callable")
+    return cast(Callable[[], Any], target)
+
+
+def parse_shapes(texts: Sequence[str]) -> list[tuple[int, ...]]:
+    """``1,3,224,224`` -> (1, 3, 224, 224), one per ``--input-shape``.
+
+    Raises:
+        AuditError: a shape is not a comma-separated list of positive integers.
+    """
+    shapes = []
+    for text in texts:
+        parts = text.split(",")
+        if not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+            raise AuditError(
+                f"--input-shape {text}: expected positive integers such as 1,3,224,224"
+            )
+        shapes.append(tuple(int(p) for p in parts))
+    return shapes

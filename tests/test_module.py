@@ -1,0 +1,126 @@
+"""Auditing torch modules directly, with the layers named by their module paths."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+import onnx_flow
+from onnx_flow.testing import assert_no_bottleneck
+from tests.conftest import EXPORTERS
+from tests.test_cli import REPO, run
+
+DYNAMO = {"dynamo": True, "torchscript": False}
+
+
+class AutoEncoder(nn.Module):
+    """784-128-32-128-784: the latent is ``enc.2``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 32))
+        self.dec = nn.Sequential(nn.Linear(32, 128), nn.ReLU(), nn.Linear(128, 784))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dec(self.enc(x))
+
+
+class ResidualBlock(nn.Module):
+    """``x + up(relu(down(x)))`` with a 2-wide branch beside a 30-wide skip."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = nn.Linear(30, 2)
+        self.up = nn.Linear(2, 30)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.up(torch.relu(self.down(x)))
+
+
+class Nested(nn.Module):
+    """Sequentials inside a ModuleList: 16 -> 16 -> 2 -> 16."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            [
+                nn.Sequential(nn.Linear(16, 16), nn.ReLU()),
+                nn.Sequential(nn.Linear(16, 2), nn.ReLU()),
+            ]
+        )
+        self.head = nn.Linear(2, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_autoencoder_cut_is_named_by_its_module_path(exporter: str) -> None:
+    report = onnx_flow.audit_module(AutoEncoder(), torch.randn(1, 784), dynamo=DYNAMO[exporter])
+    assert report.model == "<AutoEncoder>"
+    assert (report.total.max_flow, report.total.reference) == (32, 784)
+    assert [(t.module, t.width) for t in report.total.cut_near_inputs] == [("enc.2", 32)]
+    assert not onnx_flow.audit_module(
+        AutoEncoder(), torch.randn(1, 784), dynamo=DYNAMO[exporter], allow=["enc.2"]
+    ).bottleneck
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_residual_branch_is_bypassed_by_the_skip(exporter: str) -> None:
+    report = onnx_flow.audit_module(ResidualBlock(), torch.randn(1, 30), dynamo=DYNAMO[exporter])
+    assert not report.bottleneck
+    # down's output (2 wide) and the ReLU after it; 30 flows around them.
+    assert [(b.module, b.width, b.bypass) for b in report.bypassed][0] == ("down", 2, 30)
+    assert all((b.width, b.bypass) == (2, 30) for b in report.bypassed)
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_nested_containers_give_full_paths(exporter: str) -> None:
+    report = onnx_flow.audit_module(Nested(), torch.randn(1, 16), dynamo=DYNAMO[exporter])
+    assert (report.total.max_flow, report.total.reference) == (2, 16)
+    layers = {t.module for t in (*report.total.cut_near_inputs, *report.total.cut_near_outputs)}
+    assert layers == {"blocks.1.0", "blocks.1.1"}
+
+
+def test_assert_no_bottleneck_names_the_cut() -> None:
+    with pytest.raises(AssertionError, match=r"<AutoEncoder> has a bottleneck.*enc\.2"):
+        assert_no_bottleneck(AutoEncoder(), torch.randn(1, 784))
+    assert assert_no_bottleneck(AutoEncoder(), torch.randn(1, 784), allow=["enc.2"]).outputs
+
+
+def test_cli_audits_a_module_from_a_factory() -> None:
+    factory = "tests.test_module:AutoEncoder"
+    result = run("audit-module", factory, "--input-shape", "1,784")
+    assert result.returncode == 1, result.stderr
+    assert "enc.2" in result.stdout and result.stderr == ""
+    assert (
+        run("audit-module", factory, "--input-shape", "1,784", "--allow", "enc.2").returncode == 0
+    )
+
+
+def test_cli_refuses_a_bad_factory() -> None:
+    result = run("audit-module", "tests.test_module:Missing", "--input-shape", "1,784")
+    assert result.returncode == 2 and "has no attribute 'Missing'" in result.stderr
+
+
+def test_importing_onnx_flow_never_imports_torch() -> None:
+    code = "import sys, onnx_flow, onnx_flow.cli; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.stdout.strip() == "False"
+
+
+def test_without_torch_audit_module_says_how_to_get_it() -> None:
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import onnx_flow\n"
+        "try:\n    onnx_flow.audit_module(object(), ())\n"
+        "except onnx_flow.AuditError as error:\n    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert "pip install 'onnx-flow[torch]'" in result.stdout
