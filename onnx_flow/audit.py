@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 
 import onnx
 
-from onnx_flow import declared, load, network, shapes, verdict, widths
+from onnx_flow import declared, load, network, rank, shapes, verdict, widths
 from onnx_flow.errors import AuditError
 from onnx_flow.options import Options
 from onnx_flow.report import Report
@@ -32,7 +32,8 @@ def audit(
         source: path of an ``.onnx`` file, or a model in memory (left unchanged).
         dims: sizes of named symbolic dims (``{"sequence": 128}``).
         batch_dim: the dim bound to 1; by default the symbolic axis 0 of the data inputs.
-        measure: ``elements`` (product of dims) or ``bits`` (elements x dtype bits).
+        measure: ``elements`` (product of dims), ``bits`` (elements x dtype bits) or
+            ``rank`` (elements, linear maps capped at their weight's rank; reads weights).
         threshold: a ratio below this is a bottleneck.
         allow: declared bottlenecks (tensor names, node names or module paths such as
             ``enc.2``): the model is split at what they hand on, so their squeeze passes.
@@ -87,7 +88,10 @@ def resolve(
             batch_dim=options.batch_dim,
             stored=lambda: load.stored(source),
         )
-        return graph, widths.compute(graph, measure=options.measure)
+        caps = None
+        if options.measure is widths.Measure.RANK:
+            caps = rank.caps(graph, lambda: load.stored(source))
+        return graph, widths.compute(graph, measure=options.measure, caps=caps)
 
 
 @contextlib.contextmanager

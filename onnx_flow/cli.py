@@ -307,7 +307,8 @@ def _audit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--measure",
         choices=[m.value for m in Measure],
-        help="elements (default) or bits (elements x dtype bits)",
+        help="elements (default), bits (elements x dtype bits) or rank (linear maps capped"
+        " at their weight's numerical rank; reads the weights)",
     )
     parser.add_argument(
         "--threshold",

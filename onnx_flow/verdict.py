@@ -86,7 +86,9 @@ class _Judge:
     def result(
         self, name: str, flow: Flow, outputs: Sequence[str], *, declared: bool = False
     ) -> OutputResult:
-        delivered = sum(self.widths.known.get(o, 0) for o in dict.fromkeys(outputs))
+        # An output delivers all its values, however few directions its last layer spans.
+        uncapped, known = self.widths.uncapped, self.widths.known
+        delivered = sum(uncapped.get(o) or known.get(o, 0) for o in dict.fromkeys(outputs))
         index, capacity = self.network.index, self.network.capacity
         given = sum(capacity[index[i]] or 0 for i in flow.inputs)
         return OutputResult(

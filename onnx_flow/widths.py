@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from onnx_flow.errors import AuditError
@@ -32,6 +32,8 @@ class Measure(str, Enum):
 
     ELEMENTS = "elements"
     BITS = "bits"
+    RANK = "rank"
+    """Elements, each linear map's output capped at its weight's rank (:mod:`onnx_flow.rank`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +46,24 @@ class Widths:
     """Carrying tensors whose width could not be resolved, with the reason."""
     one_hot: Mapping[str, int]
     """Integer index tensors counted as one-hot, with their vocabulary size V."""
+    uncapped: Mapping[str, int] = field(default_factory=dict)
+    """Tensors whose width a cap lowered (the ``rank`` measure), with their element
+    count: an output must still deliver that many values."""
 
     def carries(self, name: str) -> bool:
         """Whether the tensor carries sample information (its width known or not)."""
         return name in self.known or name in self.unknown
 
 
-def compute(graph: ShapedGraph, *, measure: Measure = Measure.ELEMENTS) -> Widths:
+def compute(
+    graph: ShapedGraph,
+    *,
+    measure: Measure = Measure.ELEMENTS,
+    caps: Mapping[str, int] | None = None,
+) -> Widths:
     """Return the width of every tensor that carries sample information.
+
+    ``caps`` (for the ``rank`` measure) lowers the element count of the tensors it names.
 
     Raises:
         AuditError: a width needs a symbolic dim the model declares and nobody bound.
@@ -76,7 +88,7 @@ def compute(graph: ShapedGraph, *, measure: Measure = Measure.ELEMENTS) -> Width
             continue
         assert tensor is not None
         rows, table_bits = one_hot.get(name, (1, None))
-        if measure is Measure.ELEMENTS:
+        if measure is not Measure.BITS:
             known[name] = elements * rows
             continue
         bits = table_bits if name in one_hot else tensor.bits
@@ -90,8 +102,15 @@ def compute(graph: ShapedGraph, *, measure: Measure = Measure.ELEMENTS) -> Width
             f"dim {symbol!r} is symbolic and tensor {unbound[symbol]!r} needs it:"
             f" bind it with --dim {symbol}=N"
         )
+    uncapped = {}
+    for name, cap in (caps or {}).items():
+        if name in known and cap < known[name]:
+            uncapped[name], known[name] = known[name], cap
     return Widths(
-        known=known, unknown=unknown, one_hot={name: v for name, (v, _) in one_hot.items()}
+        known=known,
+        unknown=unknown,
+        one_hot={name: v for name, (v, _) in one_hot.items()},
+        uncapped=uncapped,
     )
 
 

@@ -1,0 +1,129 @@
+"""The ``rank`` measure: a linear map passes no more directions than its weight's rank.
+
+A 64 -> 64 layer whose weight has rank 3 passes 3 directions per position. Each
+MatMul or Gemm whose weight is an initializer (also through a Transpose or a Cast of
+one), and each Conv with an initializer weight, caps its output at the weight's numerical rank
+times the positions it is applied at: rank x (elements / output features). A Conv is an
+out_channels x (in_channels / groups x kh x kw) matrix per position (per group, the
+ranks adding up). The rank is numpy's ``matrix_rank``: singular values above
+max(m, n) x eps x s_max.
+
+Weights are read one initializer at a time and dropped after their rank is known, so
+memory stays near the largest single weight.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import external_data_helper, numpy_helper
+
+from onnx_flow.shapes import Node, ShapedGraph
+
+__all__ = ["caps"]
+
+#: Ops that pass a weight on unchanged but for its layout or encoding.
+_WEIGHT_PASSING = frozenset({"Transpose", "Cast", "Identity"})
+
+
+def caps(
+    graph: ShapedGraph,
+    stored: Callable[[], tuple[onnx.ModelProto, Path | None]],
+    *,
+    done: Callable[[int, int], None] | None = None,
+) -> dict[str, int]:
+    """Tensor -> the most directions its producing linear map can pass.
+
+    Args:
+        graph: the shaped graph.
+        stored: gives the model as stored and its folder (for external data).
+        done: called with (layers measured, layers in all) after each weight.
+    """
+    maps = list(_linear_maps(graph))
+    if not maps:
+        return {}
+    model, folder = stored()
+    initializers = {t.name: t for t in model.graph.initializer}
+    found: dict[str, int] = {}
+    for count, (node, weight) in enumerate(maps, start=1):
+        out = node.outputs[0]
+        shape = _static(graph, out)
+        if shape:
+            groups = _groups(graph, node, initializers[weight]) if node.op_type == "Conv" else 1
+            rank = _rank(_read(initializers[weight], folder), node.op_type, groups)
+            features = shape[1] if node.op_type == "Conv" else shape[-1]
+            if rank is not None and features:
+                found[out] = rank * (math.prod(shape) // features)
+        if done is not None:
+            done(count, len(maps))
+    return found
+
+
+def _static(graph: ShapedGraph, name: str) -> tuple[int, ...] | None:
+    tensor = graph.types.get(name)
+    if tensor is None or tensor.shape is None or not tensor.shape:
+        return None
+    if not all(type(d) is int for d in tensor.shape):
+        return None
+    return tuple(d for d in tensor.shape if isinstance(d, int))
+
+
+def _groups(graph: ShapedGraph, node: Node, weight: onnx.TensorProto) -> int:
+    """A Conv's groups: input channels over the weight's input channels per group."""
+    shape = _static(graph, node.inputs[0])
+    per_group = weight.dims[1] if len(weight.dims) > 1 else 0
+    if shape is None or len(shape) < 2 or not per_group or shape[1] % per_group:
+        return 1
+    return shape[1] // per_group
+
+
+def _linear_maps(graph: ShapedGraph) -> Iterator[tuple[Node, str]]:
+    """(MatMul, Gemm or Conv node, the initializer its weight comes from)."""
+    for node in graph.nodes:
+        if node.domain not in ("", "ai.onnx") or len(node.inputs) < 2:
+            continue
+        if node.op_type in ("MatMul", "Gemm", "Conv"):
+            weight = _initializer(graph, node.inputs[1])
+            if weight is not None:
+                yield node, weight
+
+
+def _initializer(graph: ShapedGraph, name: str) -> str | None:
+    """The initializer a weight comes from, through transposes and casts (which keep its
+    rank); ``None`` when it is computed from data or dequantized (not followed yet)."""
+    while name not in graph.constants:
+        producer = graph.producers.get(name)
+        if producer is None or producer.op_type not in _WEIGHT_PASSING or not producer.inputs:
+            return None
+        name = producer.inputs[0]
+    return name
+
+
+def _read(tensor: onnx.TensorProto, folder: Path | None) -> np.ndarray:
+    """One initializer's values (its external data read now, from the checked folder)."""
+    if tensor.data_location == onnx.TensorProto.EXTERNAL:
+        copy = onnx.TensorProto()
+        copy.CopyFrom(tensor)
+        external_data_helper.load_external_data_for_tensor(copy, str(folder or "."))
+        return numpy_helper.to_array(copy)
+    return numpy_helper.to_array(tensor)
+
+
+def _rank(weight: np.ndarray, op_type: str, groups: int) -> int | None:
+    """The numerical rank of the linear map a weight defines; ``None`` for a shape that
+    is not a matrix (or, for a Conv, out_channels x in_channels/groups x kernel)."""
+    if not np.issubdtype(weight.dtype, np.floating) or weight.dtype.itemsize < 4:
+        weight = weight.astype(np.float32)
+    if op_type == "Conv":
+        if weight.ndim < 2 or weight.shape[0] % groups:
+            return None
+        # Each group maps its own channels: the map is block-diagonal, ranks add up.
+        blocks = weight.reshape(groups, weight.shape[0] // groups, -1)
+        return sum(int(np.linalg.matrix_rank(block)) for block in blocks)
+    if weight.ndim != 2:
+        return None
+    return int(np.linalg.matrix_rank(weight))

@@ -1,0 +1,113 @@
+"""The rank measure: linear maps capped at their weights' rank, known by construction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import onnx_flow
+from tests.onnx_builders import model
+
+RNG = np.random.default_rng(0)
+
+
+def _array(name: str, values: np.ndarray) -> TensorProto:
+    return numpy_helper.from_array(values.astype(np.float32), name)
+
+
+def low_rank_mlp(rank: int = 3) -> onnx.ModelProto:
+    """64 -> 64 -> 64; the first weight is (64 x rank) @ (rank x 64), the second full."""
+    first = RNG.standard_normal((64, rank)) @ RNG.standard_normal((rank, 64))
+    n = helper.make_node
+    return model(
+        [
+            n("MatMul", ["x", "w1"], ["h"], name="fc1"),
+            n("Relu", ["h"], ["r"], name="act"),
+            n("MatMul", ["r", "w2"], ["y"], name="fc2"),
+        ],
+        [("x", TensorProto.FLOAT, [1, 64])],
+        [("y", TensorProto.FLOAT, [1, 64])],
+        [_array("w1", first), _array("w2", RNG.standard_normal((64, 64)))],
+    )
+
+
+def test_a_rank_3_weight_passes_3_directions() -> None:
+    built = low_rank_mlp()
+    assert onnx_flow.audit(built).total.max_flow == 64
+    report = onnx_flow.audit(built, measure="rank")
+    assert (report.total.max_flow, report.total.reference) == (3, 64)
+    assert [(t.tensor, t.width) for t in report.total.cut_near_inputs] == [("h", 3)]
+
+
+def test_a_low_rank_last_layer_falls_short_of_what_the_output_delivers() -> None:
+    """The output spans 3 directions, but must deliver 64 values: R stays 64."""
+    built = low_rank_mlp()
+    built.graph.initializer[0].CopyFrom(_array("w1", RNG.standard_normal((64, 64))))
+    low = RNG.standard_normal((64, 3)) @ RNG.standard_normal((3, 64))
+    built.graph.initializer[1].CopyFrom(_array("w2", low))
+    report = onnx_flow.audit(built, measure="rank")
+    assert (report.total.max_flow, report.total.reference) == (3, 64)
+
+
+def test_weights_in_external_data_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "mlp.onnx"
+    onnx.save(low_rank_mlp(5), path, save_as_external_data=True, location="w.bin", size_threshold=0)
+    assert onnx_flow.audit(path, measure="rank").total.max_flow == 5
+
+
+def test_a_transposed_weight_keeps_its_rank() -> None:
+    """Gemm with transB and a MatMul through a Transpose node: both rank 2."""
+    weight = RNG.standard_normal((64, 2)) @ RNG.standard_normal((2, 32))  # 64 x 32, rank 2
+    n = helper.make_node
+    built = model(
+        [
+            n("Gemm", ["x", "wt"], ["g"], transB=1, name="gemm"),
+            n("Transpose", ["wt"], ["w"], name="t"),
+            n("MatMul", ["x", "w"], ["m"], name="mm"),
+            n("Concat", ["g", "m"], ["y"], axis=1, name="cat"),
+        ],
+        [("x", TensorProto.FLOAT, [1, 64])],
+        [("y", TensorProto.FLOAT, [1, 64])],
+        [_array("wt", weight.T.copy())],
+    )
+    # Two parallel maps of rank 2 each: 4 directions of the 64.
+    assert onnx_flow.audit(built, measure="rank").total.max_flow == 4
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_a_conv_weight_of_rank_2_per_group(groups: int) -> None:
+    """x: 4x8x8; Conv to 4 channels, 3x3, padding 1; each group's weight has rank 2."""
+    per_group_in = 4 // groups
+    blocks = [
+        RNG.standard_normal((4 // groups, 2)) @ RNG.standard_normal((2, per_group_in * 9))
+        for _ in range(groups)
+    ]
+    weight = np.concatenate(blocks).reshape(4, per_group_in, 3, 3)
+    built = model(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], pads=[1] * 4, group=groups, name="conv"),
+            helper.make_node("Conv", ["c", "mix"], ["y"], name="mix"),  # 1x1, full rank
+        ],
+        [("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [_array("w", weight), _array("mix", RNG.standard_normal((4, 4, 1, 1)))],
+    )
+    report = onnx_flow.audit(built, measure="rank")
+    # rank 2 per group at each of the 64 positions, then a full-rank mix; R = 256.
+    assert (report.total.max_flow, report.total.reference) == (2 * groups * 64, 256)
+
+
+def test_a_depthwise_conv_is_not_read_as_one_small_matrix() -> None:
+    """Depthwise 3x3 over 16 channels: 16 blocks of rank 1, full at each position. Read
+    as one 16 x 9 matrix it would look like rank 9."""
+    built = model(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1] * 4, group=16, name="dw")],
+        [("x", TensorProto.FLOAT, [1, 16, 4, 4])],
+        [("y", TensorProto.FLOAT, [1, 16, 4, 4])],
+        [_array("w", RNG.standard_normal((16, 1, 3, 3)))],
+    )
+    assert onnx_flow.audit(built, measure="rank").total.max_flow == 16 * 16
