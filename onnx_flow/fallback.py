@@ -14,14 +14,13 @@ Both are quiet: what they log goes nowhere, their failures leave the tensors ope
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import numpy as np
 import onnx
+
+from onnx_flow.runtime import Runner, quiet
 
 __all__ = ["RUN", "SYMBOLIC", "Shapes", "run", "symbolic"]
 
@@ -46,7 +45,7 @@ def symbolic(model: onnx.ModelProto, names: Collection[str]) -> Shapes:
     # the model into the working directory: drive the same steps, keep what they find.
     inference = SymbolicShapeInference(2**31 - 1, False, False, 0)
     try:
-        with _quiet("onnxruntime.tools.symbolic_shape_infer"):
+        with quiet("onnxruntime.tools.symbolic_shape_infer"):
             inference._preprocess(model)
             while inference.run_:
                 inference._infer_impl()
@@ -86,32 +85,15 @@ def run(
         inputs: each data input's (elem_type, static shape).
         names: the tensors to measure.
     """
-    import onnxruntime as ort
-
-    graph = model.graph
-    present = {o.name for o in graph.output}
-    graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in present)
-    options = ort.SessionOptions()
-    options.log_severity_level = 4  # fatal only: a failed run leaves the tensors open
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    if folder is not None:
-        options.add_session_config_entry(
-            "session.model_external_initializers_file_folder_path", str(folder)
-        )
     rng = np.random.default_rng(0)
     feeds = {name: _synthetic(elem, shape, rng) for name, (elem, shape) in inputs.items()}
     try:
-        with _quiet("onnxruntime"):  # it prints provider errors on stdout
-            session = ort.InferenceSession(
-                model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-            )
-            wanted = [o.name for o in session.get_outputs() if o.name in names]
-            values = session.run(wanted, feeds)
+        values = Runner(model, folder, names).run(feeds)
     except Exception:  # onnxruntime cannot load or run it: the tensors stay open
         return {}
     return {
         name: (onnx.helper.np_dtype_to_tensor_dtype(value.dtype), tuple(value.shape))
-        for name, value in zip(wanted, values, strict=True)
+        for name, value in values.items()
         if isinstance(value, np.ndarray)
     }
 
@@ -122,15 +104,3 @@ def _synthetic(elem_type: int, shape: tuple[int, ...], rng: np.random.Generator)
     if np.issubdtype(dtype, np.floating):
         return rng.standard_normal(shape).astype(dtype)
     return np.zeros(shape, dtype)
-
-
-@contextlib.contextmanager
-def _quiet(logger: str) -> Iterator[None]:
-    """Silence a library's logger and prints while it runs."""
-    log = logging.getLogger(logger)
-    disabled, log.disabled = log.disabled, True
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        log.disabled = disabled
