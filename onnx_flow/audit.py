@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 
 import onnx
 
-from onnx_flow import declared, load, network, rank, shapes, verdict, widths
+from onnx_flow import activations, declared, load, network, rank, shapes, verdict, widths
 from onnx_flow.errors import AuditError
 from onnx_flow.options import Options
 from onnx_flow.report import Report
@@ -25,6 +25,7 @@ def audit(
     measure: str = "elements",
     threshold: float = 1.0,
     allow: Sequence[str] = (),
+    inputs: str | None = None,
 ) -> Report:
     """Audit one model for information bottlenecks.
 
@@ -33,8 +34,12 @@ def audit(
         dims: sizes of named symbolic dims (``{"sequence": 128}``).
         batch_dim: the dim bound to 1; by default the symbolic axis 0 of the data inputs.
         measure: ``elements`` (product of dims), ``bits`` (elements x dtype bits) or
-            ``rank`` (elements, linear maps capped at their weight's rank; reads weights).
+            ``rank`` (elements, linear maps capped at their weight's rank; reads weights)
+            or ``data`` (elements, each tensor capped at the rank of its activations over
+            the samples in ``inputs``; runs the model).
         threshold: a ratio below this is a bottleneck.
+        inputs: for the ``data`` measure, an ``.npz`` file: one array per graph input,
+            first axis = sample.
         allow: declared bottlenecks (tensor names, node names or module paths such as
             ``enc.2``): the model is split at what they hand on, so their squeeze passes.
 
@@ -42,7 +47,12 @@ def audit(
         AuditError: the model or an option cannot be audited.
     """
     options = Options.checked(
-        dims=dims, batch_dim=batch_dim, measure=measure, threshold=threshold, allow=allow
+        dims=dims,
+        batch_dim=batch_dim,
+        measure=measure,
+        threshold=threshold,
+        allow=allow,
+        inputs=inputs,
     )
     return run(source, options)
 
@@ -88,10 +98,16 @@ def resolve(
             batch_dim=options.batch_dim,
             stored=lambda: load.stored(source),
         )
-        caps = None
+        caps, count = None, None
         if options.measure is widths.Measure.RANK:
             caps = rank.caps(graph, lambda: load.stored(source))
-        return graph, widths.compute(graph, measure=options.measure, caps=caps)
+        elif options.measure is widths.Measure.DATA and options.inputs is not None:
+            samples = activations.load_samples(options.inputs, graph)
+            caps, count = (
+                activations.caps(graph, lambda: load.stored(source), samples),
+                len(samples),
+            )
+        return graph, widths.compute(graph, measure=options.measure, caps=caps, samples=count)
 
 
 @contextlib.contextmanager

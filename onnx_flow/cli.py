@@ -56,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             measure=arguments.measure or project.measure or Measure.ELEMENTS.value,
             threshold=_first(arguments.threshold, project.threshold, 1.0),
             allow=arguments.allow or project.allow,
+            inputs=arguments.inputs,
         )
     except AuditError as error:
         return _fatal(str(error))
@@ -307,8 +308,14 @@ def _audit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--measure",
         choices=[m.value for m in Measure],
-        help="elements (default), bits (elements x dtype bits) or rank (linear maps capped"
-        " at their weight's numerical rank; reads the weights)",
+        help="elements (default), bits (elements x dtype bits), rank (linear maps capped"
+        " at their weight's numerical rank; reads the weights) or data (tensors capped at"
+        " the rank of their activations over --inputs; runs the model)",
+    )
+    parser.add_argument(
+        "--inputs",
+        metavar="SAMPLES.npz",
+        help="samples for --measure data: one array per graph input, first axis = sample",
     )
     parser.add_argument(
         "--threshold",

@@ -28,6 +28,8 @@ class Options:
     """A ratio below this is a bottleneck."""
     allow: tuple[str, ...] = ()
     """Declared bottlenecks: tensor names, node names or module paths."""
+    inputs: str | None = None
+    """Samples for the ``data`` measure: an ``.npz`` file, one array per graph input."""
 
     @classmethod
     def checked(
@@ -38,6 +40,7 @@ class Options:
         measure: str | Measure = Measure.ELEMENTS,
         threshold: float = 1.0,
         allow: Iterable[str] = (),
+        inputs: str | None = None,
     ) -> Options:
         """Return the options, or raise :class:`AuditError` naming the bad one."""
         for name, size in (dims or {}).items():
@@ -52,12 +55,15 @@ class Options:
             0 < threshold <= 1
         ):
             raise AuditError(f"--threshold {threshold}: must be a ratio in (0, 1]")
+        if (chosen is Measure.DATA) != (inputs is not None):
+            raise AuditError("--measure data and --inputs samples.npz go together")
         return cls(
             dims=dict(sorted((dims or {}).items())),
             batch_dim=batch_dim,
             measure=chosen,
             threshold=float(threshold),
             allow=tuple(dict.fromkeys(allow)),
+            inputs=inputs,
         )
 
 

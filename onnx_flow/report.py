@@ -147,6 +147,8 @@ class Report:
     """How shapes ONNX inference left open were resolved: (method, tensors)."""
     allow: tuple[str, ...] = ()
     """Declared bottlenecks as given (``--allow``)."""
+    samples: int | None = None
+    """For the ``data`` measure, the number of samples: no capacity exceeds it."""
 
     @property
     def bottleneck(self) -> bool:
@@ -172,6 +174,7 @@ class Report:
             "bypassed": [b.to_dict() for b in self.bypassed],
             "unknown": [u.to_dict() for u in self.unknown],
             "allow": list(self.allow),
+            "samples": self.samples,
             "shape_fallbacks": [
                 {"method": method, "tensors": tensors} for method, tensors in self.shape_fallbacks
             ],

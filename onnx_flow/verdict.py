@@ -59,6 +59,7 @@ def judge(
         inputs=tuple((name, widths.known[name]) for name in graph.inputs),
         shape_fallbacks=graph.fallbacks,
         allow=allow,
+        samples=widths.samples,
     )
 
 

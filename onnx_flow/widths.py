@@ -34,6 +34,9 @@ class Measure(str, Enum):
     BITS = "bits"
     RANK = "rank"
     """Elements, each linear map's output capped at its weight's rank (:mod:`onnx_flow.rank`)."""
+    DATA = "data"
+    """Elements, each tensor capped at the rank of its activations over real samples
+    (:mod:`onnx_flow.activations`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,8 @@ class Widths:
     """Carrying tensors whose width could not be resolved, with the reason."""
     one_hot: Mapping[str, int]
     """Integer index tensors counted as one-hot, with their vocabulary size V."""
+    samples: int | None = None
+    """For the ``data`` measure: how many samples the caps come from (none exceeds it)."""
     uncapped: Mapping[str, int] = field(default_factory=dict)
     """Tensors whose width a cap lowered (the ``rank`` measure), with their element
     count: an output must still deliver that many values."""
@@ -60,6 +65,7 @@ def compute(
     *,
     measure: Measure = Measure.ELEMENTS,
     caps: Mapping[str, int] | None = None,
+    samples: int | None = None,
 ) -> Widths:
     """Return the width of every tensor that carries sample information.
 
@@ -111,6 +117,7 @@ def compute(
         unknown=unknown,
         one_hot={name: v for name, (v, _) in one_hot.items()},
         uncapped=uncapped,
+        samples=samples,
     )
 
 

@@ -52,6 +52,13 @@ def _report(console: Console, report: Report) -> None:
     )
     graph_outputs = sum(not output.declared for output in report.outputs)
     console.print(_headline(report.total, "all outputs" if graph_outputs > 1 else None))
+    if report.samples is not None:
+        console.print(
+            Text(
+                f"data measure over {report.samples} samples: no capacity exceeds {report.samples}",
+                style="dim",
+            )
+        )
     if report.allow:
         console.print(Text(f"declared bottlenecks: {', '.join(report.allow)}", style="dim"))
     for method, count in report.shape_fallbacks:

@@ -1,0 +1,127 @@
+"""The ``data`` measure: a tensor passes no more directions than its activations span.
+
+The model runs in onnxruntime on real samples (``--inputs samples.npz``: one array per
+graph input, first axis = sample), one sample at a time. Each tensor's activations over
+the samples form a samples x width matrix; its numerical rank caps the tensor's
+capacity, so no cap exceeds the number of samples. Tensors are measured in groups
+small enough that one group's activations for all samples fit a fixed budget: never
+every activation of every layer at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from onnx_flow.errors import AuditError
+from onnx_flow.runtime import Runner
+from onnx_flow.shapes import ShapedGraph
+
+__all__ = ["caps", "load_samples"]
+
+#: Activation values held at once: 2^25 values, 128 MiB in float32.
+_BUDGET = 2**25
+
+
+def load_samples(path: str, graph: ShapedGraph) -> list[dict[str, np.ndarray]]:
+    """One feed per sample, each input of the bound shape.
+
+    Raises:
+        AuditError: the file cannot be read, lacks an input, or the shapes disagree.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError) as error:
+        raise AuditError(f"--inputs {path}: cannot read it as .npz ({error})") from None
+    missing = [name for name in graph.inputs if name not in arrays]
+    if missing:
+        raise AuditError(f"--inputs {path}: no array for input {missing[0]!r}")
+    counts = {arrays[name].shape[0] if arrays[name].ndim else 0 for name in graph.inputs}
+    if len(counts) != 1 or 0 in counts:
+        raise AuditError(f"--inputs {path}: the inputs need the same number of samples (>0)")
+    feeds = []
+    for index in range(counts.pop()):
+        feed = {}
+        for name in graph.inputs:
+            value = arrays[name][index : index + 1]
+            shape = graph.types[name].shape if name in graph.types else None
+            if shape is not None and tuple(value.shape) != tuple(shape):
+                raise AuditError(
+                    f"--inputs {path}: a sample of {name!r} has shape"
+                    f" {tuple(value.shape)}, the model wants {tuple(shape)}"
+                )
+            feed[name] = value
+        feeds.append(feed)
+    return feeds
+
+
+def caps(
+    graph: ShapedGraph,
+    stored: Callable[[], tuple[onnx.ModelProto, Path | None]],
+    samples: list[dict[str, np.ndarray]],
+) -> dict[str, int]:
+    """Tensor -> the numerical rank of its activations over the samples.
+
+    Raises:
+        AuditError: onnxruntime cannot run the model on the samples.
+    """
+    widths = _widths(graph)
+    found: dict[str, int] = {}
+    for group in _groups(widths, len(samples)):
+        model, folder = stored()
+        try:
+            runner = Runner(model, folder, group)
+            rows: dict[str, list[np.ndarray]] = {name: [] for name in runner.names}
+            for feed in samples:
+                for name, value in runner.run(feed).items():
+                    if isinstance(value, np.ndarray):
+                        rows[name].append(value.reshape(-1))
+        except Exception as error:  # onnxruntime's errors: one line says why
+            first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise AuditError(f"onnxruntime cannot run the samples: {first}") from None
+        for name, values in rows.items():
+            if len(values) == len(samples) and len({v.size for v in values}) == 1:
+                found[name] = _rank(np.stack(values))
+            del values
+    return found
+
+
+def _rank(matrix: np.ndarray) -> int:
+    """Numerical rank with the tolerance of the values' own precision: activations
+    computed in float32 carry float32 rounding, which float64's eps would count."""
+    floating = np.issubdtype(matrix.dtype, np.floating)
+    eps = np.finfo(matrix.dtype if floating else np.float64).eps
+    singular = np.linalg.svd(matrix.astype(np.float64), compute_uv=False)
+    if not singular.size or singular[0] == 0:
+        return 0
+    return int((singular > singular[0] * max(matrix.shape) * eps).sum())
+
+
+def _widths(graph: ShapedGraph) -> dict[str, int]:
+    """Carrying tensors with a static shape -> elements per sample."""
+    widths = {}
+    for name in graph.carrying:
+        tensor = graph.types.get(name)
+        if tensor is not None and tensor.shape is not None and tensor.kind == "tensor":
+            if all(type(d) is int for d in tensor.shape):
+                widths[name] = math.prod(d for d in tensor.shape if isinstance(d, int))
+    return widths
+
+
+def _groups(widths: dict[str, int], samples: int) -> Iterator[list[str]]:
+    """Tensors in graph order, grouped so that a group's activations fit the budget."""
+    group: list[str] = []
+    held = 0
+    for name, width in widths.items():
+        if group and held + width * samples > _BUDGET:
+            yield group
+            group, held = [], 0
+        group.append(name)
+        held += width * samples
+    if group:
+        yield group

@@ -1,0 +1,86 @@
+"""The data measure: activations that lie in a known subspace give known caps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import onnx_flow
+from tests.onnx_builders import model
+from tests.test_cli import run
+
+RNG = np.random.default_rng(1)
+
+
+def _two_layers(second_rank: int) -> onnx.ModelProto:
+    """x (8) -> MatMul full rank -> h (8) -> MatMul of rank ``second_rank`` -> y (8)."""
+    low = RNG.standard_normal((8, second_rank)) @ RNG.standard_normal((second_rank, 8))
+    return model(
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["h"], name="fc1"),
+            helper.make_node("MatMul", ["h", "w2"], ["y"], name="fc2"),
+        ],
+        [("x", TensorProto.FLOAT, ["batch", 8])],
+        [("y", TensorProto.FLOAT, ["batch", 8])],
+        [
+            numpy_helper.from_array(RNG.standard_normal((8, 8)).astype(np.float32), "w1"),
+            numpy_helper.from_array(low.astype(np.float32), "w2"),
+        ],
+    )
+
+
+def _samples(tmp_path: Path, count: int, dimension: int) -> Path:
+    """``count`` samples of x lying in a random ``dimension``-dimensional subspace."""
+    basis = RNG.standard_normal((dimension, 8))
+    x = (RNG.standard_normal((count, dimension)) @ basis).astype(np.float32)
+    path = tmp_path / "samples.npz"
+    np.savez(path, x=x)
+    return path
+
+
+def test_activations_in_a_2d_subspace_pass_2_directions(tmp_path: Path) -> None:
+    samples = _samples(tmp_path, 20, 2)
+    report = onnx_flow.audit(_two_layers(8), measure="data", inputs=str(samples))
+    # x, h and y all span the same 2 directions: 2 of 2, no squeeze.
+    assert (report.total.max_flow, report.total.reference) == (2, 2)
+    assert not report.bottleneck and report.samples == 20
+
+
+def test_a_layer_that_collapses_the_data_is_a_bottleneck(tmp_path: Path) -> None:
+    samples = _samples(tmp_path, 20, 4)
+    report = onnx_flow.audit(_two_layers(1), measure="data", inputs=str(samples))
+    # The data spans 4 directions; fc2 (rank 1) leaves 1 of them.
+    assert (report.total.max_flow, report.total.reference) == (1, 4)
+    assert [t.tensor for t in report.total.cut_near_inputs] == ["y"]
+
+
+def test_no_cap_exceeds_the_number_of_samples(tmp_path: Path) -> None:
+    samples = _samples(tmp_path, 3, 8)
+    report = onnx_flow.audit(_two_layers(8), measure="data", inputs=str(samples))
+    assert report.total.max_flow == 3 and report.to_dict()["samples"] == 3
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--measure", "data"], "--measure data and --inputs"),
+        (["--measure", "data", "--inputs", "missing.npz"], "cannot read it as .npz"),
+    ],
+)
+def test_bad_data_options_are_one_line(tmp_path: Path, flags: list[str], message: str) -> None:
+    path = tmp_path / "m.onnx"
+    onnx.save(_two_layers(8), path)
+    result = run("audit", path, *flags)
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_samples_of_the_wrong_shape_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "samples.npz"
+    np.savez(path, x=np.zeros((5, 7), np.float32))
+    with pytest.raises(onnx_flow.AuditError, match="has shape"):
+        onnx_flow.audit(_two_layers(8), measure="data", inputs=str(path))
