@@ -22,6 +22,8 @@ from onnx_flow.report import Failure, Result
 
 if TYPE_CHECKING:
     import networkx as nx
+
+    from onnx_flow.profile import Profile
 from onnx_flow.widths import Measure
 
 __all__ = ["entry", "main"]
@@ -127,7 +129,13 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
     try:
         color = arguments.output is None and sys.stdout.isatty()
         graphs = _graphs(results, options) if output_format is Format.DOT else ()
-        text = render(results, output_format, color=color, graphs=graphs)
+        needs_profile = output_format is Format.HTML or arguments.plot
+        profiles = _profiles(results, options) if needs_profile else []
+        text = render(results, output_format, color=color, graphs=graphs, profiles=profiles)
+        if arguments.plot:
+            from onnx_flow.render import plot
+
+            _write(plot.render(results, profiles, arguments.plot), arguments.plot)
         _write(text, arguments.output)
     except AuditError as error:
         return _fatal(str(error))
@@ -179,17 +187,29 @@ def _graphs(results: Sequence[Result], options: Options) -> list[nx.MultiDiGraph
     ]
 
 
-def _write(text: str, output: str | None) -> None:
+def _profiles(results: Sequence[Result], options: Options) -> list[Profile | None]:
+    """Each audited model's width profile, for HTML and the plot."""
+    from onnx_flow.profile import profile
+
+    return [None if isinstance(r, Failure) else profile(r.model, options) for r in results]
+
+
+def _write(content: str | bytes, output: str | None) -> None:
     """Print, or write ``output`` atomically: a failed run never leaves a half file."""
     if output is None:
-        sys.stdout.write(text)
+        assert isinstance(content, str)
+        sys.stdout.write(content)
         return
     target = Path(output)
+    data = content.encode("utf-8") if isinstance(content, str) else content
     try:
         with tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", delete=False
+            "wb", dir=target.parent, prefix=f".{target.name}.", delete=False
         ) as file:
-            file.write(text)
+            file.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(file.name, 0o666 & ~umask)  # as an ordinary new file would be
         os.replace(file.name, target)
     except OSError as error:
         with contextlib.suppress(OSError, NameError):
@@ -245,6 +265,11 @@ def _parser() -> argparse.ArgumentParser:
         "--output",
         metavar="FILE",
         help="write the report to FILE (atomically) instead of stdout",
+    )
+    audit.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="also draw the width profile with matplotlib (.png or .svg)",
     )
     audit.add_argument(
         "--jobs",

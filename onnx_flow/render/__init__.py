@@ -11,6 +11,8 @@ from onnx_flow.report import Result
 if TYPE_CHECKING:
     import networkx as nx
 
+    from onnx_flow.profile import Profile
+
 __all__ = ["Format", "render"]
 
 
@@ -22,6 +24,7 @@ class Format(str, Enum):
     MARKDOWN = "markdown"
     SARIF = "sarif"
     DOT = "dot"
+    HTML = "html"
 
 
 def render(
@@ -30,6 +33,7 @@ def render(
     *,
     color: bool = False,
     graphs: Sequence[nx.MultiDiGraph | None] = (),
+    profiles: Sequence[Profile | None] = (),
 ) -> str:
     """Render the reports; one report for a single model, several for several models.
 
@@ -39,6 +43,7 @@ def render(
         format: the output format.
         color: whether the text format may use terminal colours.
         graphs: for DOT, each report's data flow (:func:`onnx_flow.graph`).
+        profiles: for HTML, each report's width profile (:mod:`onnx_flow.profile`).
     """
     if format is Format.TEXT:
         from onnx_flow.render import text
@@ -60,6 +65,10 @@ def render(
         from onnx_flow.render import dot
 
         return dot.render(reports, graphs)
+    if format is Format.HTML:
+        from onnx_flow.render import html
+
+        return html.render(reports, profiles)
     return _unreachable(format)
 
 

@@ -1,0 +1,119 @@
+"""HTML: one self-contained page per run: each model's width profile as inline SVG
+(log widths along depth, caps where measured, skips as arcs, the cut in red), the
+verdict and the cut table. No scripts, no external files."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+
+from onnx_flow.profile import Profile
+from onnx_flow.render.layers import cut_layers
+from onnx_flow.report import Failure, Report, Result
+
+__all__ = ["render"]
+
+_W, _H, _PAD = 960, 320, 48
+
+_STYLE = """
+body { font-family: Helvetica, Arial, sans-serif; margin: 24px; color: #222; }
+h2 { font-size: 18px; margin-bottom: 4px; }
+.bad { color: #c0392b; font-weight: bold; } .ok { color: #1e8449; font-weight: bold; }
+table { border-collapse: collapse; margin: 8px 0 24px; font-size: 13px; }
+td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
+svg text { font-size: 11px; }
+"""
+
+
+def render(reports: Sequence[Result], profiles: Sequence[Profile | None]) -> str:
+    """The page for the reports; ``profiles[i]`` is report ``i``'s width profile. Where a
+    rank or data cap applies, the uncapped widths are drawn in grey beneath."""
+    sections = []
+    for report, shape in zip(reports, profiles, strict=True):
+        if isinstance(report, Failure) or shape is None:
+            error = report.error if isinstance(report, Failure) else "no profile"
+            sections.append(
+                f"<h2>{_e(report.model)}</h2><p class='bad'>not audited: {_e(error)}</p>"
+            )
+        else:
+            sections.append(_section(report, shape))
+    body = "\n".join(sections)
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>onnx-flow</title><style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )
+
+
+def _section(report: Report, shape: Profile) -> str:
+    total = report.total
+    verdict = "BOTTLENECK" if report.bottleneck else "no bottleneck"
+    css = "bad" if report.bottleneck else "ok"
+    rows = "".join(
+        f"<tr><td>{_e(t.module or t.node or '(input)')}</td><td>{_e(t.op or 'input')}</td>"
+        f"<td>{_e(t.tensor)}</td><td>{t.width}</td></tr>"
+        for t in total.cut_near_inputs
+    )
+    return (
+        f"<h2>{_e(report.model)}</h2>"
+        f"<p><span class='{css}'>{verdict}</span> max-flow {total.max_flow} of"
+        f" {total.reference} (ratio {total.ratio:.4g}, {_e(report.measure)});"
+        f" narrowest layers: {_e(cut_layers(total))}</p>"
+        f"{_svg(report, shape)}"
+        "<table><tr><th>layer</th><th>op</th><th>tensor</th><th>width</th></tr>"
+        f"{rows}</table>"
+    )
+
+
+def _svg(report: Report, shape: Profile) -> str:
+    points = [p for p in shape.points if p.width]
+    if not points:
+        return "<p>no tensor of known width</p>"
+    cut = {t.tensor for t in (*report.total.cut_near_inputs, *report.total.cut_near_outputs)}
+    top = max(math.log10(max(p.elements or p.width or 1, 1)) for p in points) or 1.0
+    last = max(p.depth for p in shape.points) or 1
+
+    def x(depth: int) -> float:
+        return _PAD + (_W - 2 * _PAD) * depth / last
+
+    def y(width: int) -> float:
+        return _H - _PAD - (_H - 2 * _PAD) * math.log10(max(width, 1)) / top
+
+    parts = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{_W}' height='{_H}' role='img'>",
+        f"<line x1='{_PAD}' y1='{_H - _PAD}' x2='{_W - _PAD}' y2='{_H - _PAD}' stroke='#999'/>",
+        f"<text x='{_PAD}' y='{_H - 16}'>depth (tensors in topological order)</text>",
+        f"<text x='4' y='{_PAD - 12}'>width (log)</text>",
+    ]
+    for power in range(math.ceil(top) + 1):
+        parts.append(
+            f"<text x='{_PAD - 6}' y='{y(10**power) + 4:.1f}' text-anchor='end'>1e{power}</text>"
+        )
+    for start, end in shape.skips:
+        middle = (x(start) + x(end)) / 2
+        parts.append(
+            f"<path d='M {x(start):.1f} {_H - _PAD} Q {middle:.1f} {_H - _PAD + 40}"
+            f" {x(end):.1f} {_H - _PAD}' fill='none' stroke='#7fb3d5'/>"
+        )
+    capped = [(x(p.depth), y(p.elements)) for p in points if p.elements and p.elements != p.width]
+    for coords, color in (
+        (capped, "#bbb"),
+        ([(x(p.depth), y(p.width or 1)) for p in points], "#2e86c1"),
+    ):
+        if coords:
+            line = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in coords)
+            parts.append(f"<polyline points='{line}' fill='none' stroke='{color}'/>")
+    for p in points:
+        if p.tensor in cut:
+            assert p.width is not None
+            parts.append(
+                f"<circle cx='{x(p.depth):.1f}' cy='{y(p.width):.1f}' r='5' fill='#c0392b'/>"
+                f"<text x='{x(p.depth) + 7:.1f}' y='{y(p.width) - 7:.1f}' fill='#c0392b'>"
+                f"{_e(p.layer)} ({p.width})</text>"
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
