@@ -8,12 +8,17 @@ built from a transformers config (random weights, external data), peak RSS of th
 process over that of the floor process. Prints one JSON object.
 
     python bench/bench_audit.py --sizes 20000 200000 [--rounds 3] [--no-memory]
+        [--rank-layers 12]
+
+Rank: the ``rank`` measure on a GPT-2 of the given layers (d=768, V=50257): its time
+beside the elements audit, and its peak RSS over the size of the largest weight.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -130,14 +135,47 @@ def compare(model: Path, rounds: int, flags: list[str]) -> dict[str, float]:
     }
 
 
+def rank_cost(model: Path, rounds: int) -> dict[str, object]:
+    """The rank measure on a model: time beside the elements audit, and peak RSS as a
+    ratio to the largest single weight (weights are read one at a time)."""
+    graph = onnx.load(model, load_external_data=False).graph
+    largest = max(
+        math.prod(t.dims) * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+        for t in graph.initializer
+    )
+    base = [sys.executable, "-m", "onnx_flow", "audit", str(model), "--dim", "sequence=16"]
+    elements = [measure(base) for _ in range(rounds)]
+    ranked = [measure([*base, "--measure", "rank"]) for _ in range(rounds)]
+    seconds = statistics.median(t for t, _ in ranked)
+    peak = statistics.median(m for _, m in ranked) * 1024
+    return {
+        "elements_seconds": round(statistics.median(t for t, _ in elements), 3),
+        "rank_seconds": round(seconds, 3),
+        "largest_weight_mib": round(largest / 2**20, 1),
+        "rank_peak_rss_mib": round(peak / 2**20, 1),
+        "peak_over_largest_weight": round(peak / largest, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[20000, 200000])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--gpt2-layers", type=int, default=48)
     parser.add_argument("--no-memory", action="store_true", help="skip the GPT-2 memory case")
+    parser.add_argument(
+        "--rank-layers",
+        type=int,
+        default=0,
+        help="also time the rank measure on a GPT-2 of this many layers (0: skip)",
+    )
     arguments = parser.parse_args()
-    results: dict[str, object] = {"rounds": arguments.rounds, "time": {}, "memory": None}
+    results: dict[str, object] = {
+        "rounds": arguments.rounds,
+        "time": {},
+        "memory": None,
+        "rank": None,
+    }
     with tempfile.TemporaryDirectory() as folder:
         for size in arguments.sizes:
             model = residual_mlp(size, Path(folder) / f"residual-{size}.onnx")
@@ -148,6 +186,12 @@ def main() -> None:
             results["memory"] = {
                 "model": f"gpt2-{arguments.gpt2_layers}-layers",
                 **compare(model, arguments.rounds, ["--dim", "sequence=16"]),
+            }
+        if arguments.rank_layers:
+            model = gpt2_decoder(arguments.rank_layers, Path(folder) / "gpt2-rank.onnx")
+            results["rank"] = {
+                "model": f"gpt2-{arguments.rank_layers}-layers",
+                **rank_cost(model, arguments.rounds),
             }
     print(json.dumps(results, indent=2))
 

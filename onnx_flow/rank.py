@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import external_data_helper, numpy_helper
+from onnx import external_data_helper, helper, numpy_helper
 
 from onnx_flow.shapes import Node, ShapedGraph
 
-__all__ = ["caps"]
+__all__ = ["caps", "matrix_rank"]
 
 #: Ops that pass a weight on unchanged but for its layout or encoding.
 _WEIGHT_PASSING = frozenset({"Transpose", "Cast", "Identity"})
@@ -104,7 +104,21 @@ def _initializer(graph: ShapedGraph, name: str) -> str | None:
 
 
 def _read(tensor: onnx.TensorProto, folder: Path | None) -> np.ndarray:
-    """One initializer's values (its external data read now, from the checked folder)."""
+    """One initializer's values. External data is mapped from its file (whose location
+    :mod:`onnx_flow.external` checked), not copied: the pages read are all it costs."""
+    entries = {e.key: e.value for e in tensor.external_data}
+    dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    if (
+        tensor.data_location == onnx.TensorProto.EXTERNAL
+        and folder is not None
+        and tensor.data_type not in _PACKED
+    ):
+        count = math.prod(tensor.dims)
+        offset = int(entries.get("offset", 0))
+        mapped = np.memmap(folder / entries["location"], dtype="<" + dtype.str[1:], mode="r")
+        start = offset // dtype.itemsize
+        if offset % dtype.itemsize == 0 and start + count <= mapped.size:
+            return mapped[start : start + count].reshape(tuple(tensor.dims))
     if tensor.data_location == onnx.TensorProto.EXTERNAL:
         copy = onnx.TensorProto()
         copy.CopyFrom(tensor)
@@ -113,17 +127,64 @@ def _read(tensor: onnx.TensorProto, folder: Path | None) -> np.ndarray:
     return numpy_helper.to_array(tensor)
 
 
+#: Element types stored packed or specially (4-bit, bfloat16, float8): read by onnx.
+_PACKED = frozenset(
+    {
+        onnx.TensorProto.INT4,
+        onnx.TensorProto.UINT4,
+        onnx.TensorProto.BFLOAT16,
+        onnx.TensorProto.FLOAT8E4M3FN,
+        onnx.TensorProto.FLOAT8E4M3FNUZ,
+        onnx.TensorProto.FLOAT8E5M2,
+        onnx.TensorProto.FLOAT8E5M2FNUZ,
+        onnx.TensorProto.BOOL,
+        onnx.TensorProto.STRING,
+    }
+)
+
+
 def _rank(weight: np.ndarray, op_type: str, groups: int) -> int | None:
     """The numerical rank of the linear map a weight defines; ``None`` for a shape that
     is not a matrix (or, for a Conv, out_channels x in_channels/groups x kernel)."""
-    if not np.issubdtype(weight.dtype, np.floating) or weight.dtype.itemsize < 4:
-        weight = weight.astype(np.float32)
     if op_type == "Conv":
         if weight.ndim < 2 or weight.shape[0] % groups:
             return None
         # Each group maps its own channels: the map is block-diagonal, ranks add up.
         blocks = weight.reshape(groups, weight.shape[0] // groups, -1)
-        return sum(int(np.linalg.matrix_rank(block)) for block in blocks)
+        return sum(matrix_rank(block) for block in blocks)
     if weight.ndim != 2:
         return None
-    return int(np.linalg.matrix_rank(weight))
+    return matrix_rank(weight)
+
+
+#: Columns of a weight converted to float64 at a time.
+_CHUNK = 4096
+
+
+def matrix_rank(matrix: np.ndarray) -> int:
+    """numpy's ``matrix_rank`` (singular values above max(m, n) x eps x s_max, with
+    float32's eps for float32 and narrower weights), from the small side's Gram matrix.
+
+    The Gram matrix of an m x n weight (m <= n) is m x m, summed over chunks of
+    columns: memory stays near the weight itself, where an SVD of a 768 x 50257 LM head
+    needs several copies of it. Its eigenvalues are the squared singular values, exact
+    in float64 far below the tolerance (float32's eps times n, squared, is above
+    float64's eps).
+    """
+    if matrix.dtype == np.float64:
+        return int(np.linalg.matrix_rank(matrix))  # its eps is below what a Gram resolves
+    if matrix.shape[0] > matrix.shape[1]:
+        matrix = matrix.T
+    rows, columns = matrix.shape
+    if not rows or not columns:
+        return 0
+    gram = np.zeros((rows, rows))
+    for start in range(0, columns, _CHUNK):
+        block = np.asarray(matrix[:, start : start + _CHUNK], dtype=np.float64)
+        gram += block @ block.T
+    squares = np.linalg.eigvalsh(gram)
+    largest = squares.max()
+    if largest <= 0:
+        return 0
+    tolerance = np.sqrt(largest) * max(rows, columns) * np.finfo(np.float32).eps
+    return int((np.sqrt(np.clip(squares, 0, None)) > tolerance).sum())

@@ -7,9 +7,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_flow
+from onnx_flow.rank import matrix_rank
 from tests.onnx_builders import model
 
 RNG = np.random.default_rng(0)
@@ -111,3 +114,21 @@ def test_a_depthwise_conv_is_not_read_as_one_small_matrix() -> None:
         [_array("w", RNG.standard_normal((16, 1, 3, 3)))],
     )
     assert onnx_flow.audit(built, measure="rank").total.max_flow == 16 * 16
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 40),
+    columns=st.integers(1, 300),
+    rank=st.integers(0, 40),
+    scale=st.sampled_from([1e-3, 1.0, 1e3]),
+    seed=st.integers(0, 2**16),
+)
+def test_the_gram_rank_agrees_with_numpy(rows, columns, rank, scale, seed) -> None:
+    """The Gram-matrix rank equals numpy's SVD-based matrix_rank on float32 weights."""
+    generator = np.random.default_rng(seed)
+    rank = min(rank, rows, columns)
+    weight = (
+        generator.standard_normal((rows, rank)) @ generator.standard_normal((rank, columns))
+    ).astype(np.float32) * np.float32(scale)
+    assert matrix_rank(weight) == np.linalg.matrix_rank(weight) == rank
