@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from onnx_flow import progress
 from onnx_flow.errors import AuditError
 from onnx_flow.runtime import Runner
 from onnx_flow.shapes import ShapedGraph
@@ -72,12 +73,16 @@ def caps(
     """
     widths = _widths(graph)
     found: dict[str, int] = {}
-    for group in _groups(widths, len(samples)):
+    groups = list(_groups(widths, len(samples)))
+    for number, group in enumerate(groups, start=1):
         model, folder = stored()
         try:
             runner = Runner(model, folder, group)
             rows: dict[str, list[np.ndarray]] = {name: [] for name in runner.names}
-            for feed in samples:
+            for index, feed in enumerate(samples, start=1):
+                progress.step(
+                    f"samples, tensor group {number} of {len(groups)}", index, len(samples)
+                )
                 for name, value in runner.run(feed).items():
                     if isinstance(value, np.ndarray):
                         rows[name].append(value.reshape(-1))

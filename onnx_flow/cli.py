@@ -12,19 +12,20 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from onnx_flow import __version__, batch, config
+from onnx_flow import __version__, batch, config, progress
 from onnx_flow.compare import compare
 from onnx_flow.errors import AuditError
 from onnx_flow.options import Options, parse_dims
 from onnx_flow.render import Format, render
 from onnx_flow.render.comparison import render as render_comparison
 from onnx_flow.report import Failure, Result
+from onnx_flow.widths import Measure
 
 if TYPE_CHECKING:
     import networkx as nx
+    from rich.progress import TaskID
 
     from onnx_flow.profile import Profile
-from onnx_flow.widths import Measure
 
 __all__ = ["entry", "main"]
 
@@ -119,7 +120,7 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
         models = batch.expand(arguments.models)
     except AuditError as error:
         return _fatal(str(error))
-    with _progress(len(models)) as done:
+    with _progress(len(models)) as done, _measuring(len(models)):
         results = batch.audit_all(models, options, jobs=arguments.jobs, done=done)
     failures = [r for r in results if isinstance(r, Failure)]
     for failure in failures:
@@ -185,6 +186,27 @@ def _graphs(results: Sequence[Result], options: Options) -> list[nx.MultiDiGraph
         )
         for result in results
     ]
+
+
+@contextlib.contextmanager
+def _measuring(models: int) -> Iterator[None]:
+    """While one model is audited on a terminal, a bar for long measurements on stderr."""
+    if models != 1 or not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def show(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done)
+
+        with progress.listening(show):
+            yield
 
 
 def _profiles(results: Sequence[Result], options: Options) -> list[Profile | None]:

@@ -22,6 +22,7 @@ import numpy as np
 import onnx
 from onnx import external_data_helper, helper, numpy_helper
 
+from onnx_flow import progress
 from onnx_flow.shapes import Node, ShapedGraph
 
 __all__ = ["caps", "matrix_rank"]
@@ -31,17 +32,13 @@ _WEIGHT_PASSING = frozenset({"Transpose", "Cast", "Identity"})
 
 
 def caps(
-    graph: ShapedGraph,
-    stored: Callable[[], tuple[onnx.ModelProto, Path | None]],
-    *,
-    done: Callable[[int, int], None] | None = None,
+    graph: ShapedGraph, stored: Callable[[], tuple[onnx.ModelProto, Path | None]]
 ) -> dict[str, int]:
     """Tensor -> the most directions its producing linear map can pass.
 
     Args:
         graph: the shaped graph.
         stored: gives the model as stored and its folder (for external data).
-        done: called with (layers measured, layers in all) after each weight.
     """
     maps = list(_linear_maps(graph))
     if not maps:
@@ -58,8 +55,7 @@ def caps(
             features = shape[1] if node.op_type == "Conv" else shape[-1]
             if rank is not None and features:
                 found[out] = rank * (math.prod(shape) // features)
-        if done is not None:
-            done(count, len(maps))
+        progress.step("weight ranks", count, len(maps))
     return found
 
 

@@ -132,3 +132,32 @@ def test_the_gram_rank_agrees_with_numpy(rows, columns, rank, scale, seed) -> No
         generator.standard_normal((rows, rank)) @ generator.standard_normal((rank, columns))
     ).astype(np.float32) * np.float32(scale)
     assert matrix_rank(weight) == np.linalg.matrix_rank(weight) == rank
+
+
+def test_progress_shows_on_a_terminal_only(tmp_path: Path) -> None:
+    """Under a pseudo-terminal the rank measure draws its progress on stderr; piped, no."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    path = tmp_path / "mlp.onnx"
+    onnx.save(low_rank_mlp(), path)
+    command = [sys.executable, "-m", "onnx_flow", "audit", str(path), "--measure", "rank"]
+    piped = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert piped.returncode == 1 and piped.stderr == ""
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: its stdout and stderr are the terminal
+        os.chdir(Path(__file__).parents[1])
+        os.execv(sys.executable, command)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.waitpid(pid, 0)
+    assert b"weight ranks" in shown
