@@ -1,12 +1,12 @@
 """The ``rank`` measure: a linear map passes no more directions than its weight's rank.
 
-A 64 -> 64 layer whose weight has rank 3 passes 3 directions per position. Each
-MatMul or Gemm whose weight is an initializer (also through a Transpose or a Cast of
-one), and each Conv with an initializer weight, caps its output at the weight's numerical rank
-times the positions it is applied at: rank x (elements / output features). A Conv is an
-out_channels x (in_channels / groups x kh x kw) matrix per position (per group, the
-ranks adding up). The rank is numpy's ``matrix_rank``: singular values above
-max(m, n) x eps x s_max.
+A 64 -> 64 layer whose weight has rank 3 passes 3 directions per position. Each MatMul,
+Gemm or Conv whose weight is an initializer (also through a Transpose, a Cast or a
+DequantizeLinear of one: the dequantized weight counts) caps its output at the weight's
+numerical rank times the positions it is applied at: rank x (elements / output
+features). A Conv is an out_channels x (in_channels / groups x kh x kw) matrix per
+position (per group, the ranks adding up). The rank is numpy's ``matrix_rank``:
+singular values above max(m, n) x eps x s_max (see :func:`matrix_rank`).
 
 Weights are read one initializer at a time and dropped after their rank is known, so
 memory stays near the largest single weight.
@@ -45,13 +45,17 @@ def caps(
         return {}
     model, folder = stored()
     initializers = {t.name: t for t in model.graph.initializer}
+    writers = {out: n for n in model.graph.node for out in n.output}
     found: dict[str, int] = {}
-    for count, (node, weight) in enumerate(maps, start=1):
+    for count, (node, weight, dequantize) in enumerate(maps, start=1):
         out = node.outputs[0]
         shape = _static(graph, out)
-        if shape:
+        values: np.ndarray | None = _read(initializers[weight], folder)
+        if dequantize is not None and values is not None:
+            values = _dequantized(values, writers[dequantize], initializers, folder)
+        if shape and values is not None:
             groups = _groups(graph, node, initializers[weight]) if node.op_type == "Conv" else 1
-            rank = _rank(_read(initializers[weight], folder), node.op_type, groups)
+            rank = _rank(values, node.op_type, groups)
             features = shape[1] if node.op_type == "Conv" else shape[-1]
             if rank is not None and features:
                 found[out] = rank * (math.prod(shape) // features)
@@ -77,26 +81,58 @@ def _groups(graph: ShapedGraph, node: Node, weight: onnx.TensorProto) -> int:
     return shape[1] // per_group
 
 
-def _linear_maps(graph: ShapedGraph) -> Iterator[tuple[Node, str]]:
-    """(MatMul, Gemm or Conv node, the initializer its weight comes from)."""
+def _linear_maps(graph: ShapedGraph) -> Iterator[tuple[Node, str, str | None]]:
+    """(MatMul, Gemm or Conv node, the initializer its weight comes from, the output of
+    the DequantizeLinear on the way, if any)."""
     for node in graph.nodes:
         if node.domain not in ("", "ai.onnx") or len(node.inputs) < 2:
             continue
         if node.op_type in ("MatMul", "Gemm", "Conv"):
-            weight = _initializer(graph, node.inputs[1])
-            if weight is not None:
-                yield node, weight
+            found = _initializer(graph, node.inputs[1])
+            if found is not None:
+                yield node, *found
 
 
-def _initializer(graph: ShapedGraph, name: str) -> str | None:
+def _initializer(graph: ShapedGraph, name: str) -> tuple[str, str | None] | None:
     """The initializer a weight comes from, through transposes and casts (which keep its
-    rank); ``None`` when it is computed from data or dequantized (not followed yet)."""
+    rank) and at most one DequantizeLinear; ``None`` when it is computed from data."""
+    dequantize = None
     while name not in graph.constants:
         producer = graph.producers.get(name)
-        if producer is None or producer.op_type not in _WEIGHT_PASSING or not producer.inputs:
+        if producer is None or not producer.inputs:
+            return None
+        if producer.op_type == "DequantizeLinear" and dequantize is None:
+            dequantize = name
+        elif producer.op_type not in _WEIGHT_PASSING:
             return None
         name = producer.inputs[0]
-    return name
+    return name, dequantize
+
+
+def _dequantized(
+    quantized: np.ndarray,
+    node: onnx.NodeProto,
+    initializers: dict[str, onnx.TensorProto],
+    folder: Path | None,
+) -> np.ndarray | None:
+    """``(q - zero_point) * scale`` as the DequantizeLinear computes it (per tensor or
+    per axis); ``None`` for blocked quantization or a scale that is not a constant."""
+    attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if attributes.get("block_size") or node.input[1] not in initializers:
+        return None
+    scale = _read(initializers[node.input[1]], folder).astype(np.float32)
+    zero = (
+        _read(initializers[node.input[2]], folder).astype(np.float32)
+        if len(node.input) > 2 and node.input[2] in initializers
+        else np.zeros((), np.float32)
+    )
+    values = quantized.astype(np.float32)
+    if scale.ndim == 1 and values.ndim > 1:  # per axis: broadcast along that axis
+        axis = int(attributes.get("axis", 1)) % values.ndim
+        shape = [1] * values.ndim
+        shape[axis] = -1
+        scale, zero = scale.reshape(shape), zero.reshape(shape) if zero.ndim else zero
+    return (values - zero) * scale
 
 
 def _read(tensor: onnx.TensorProto, folder: Path | None) -> np.ndarray:

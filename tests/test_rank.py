@@ -161,3 +161,30 @@ def test_progress_shows_on_a_terminal_only(tmp_path: Path) -> None:
         shown += chunk
     os.waitpid(pid, 0)
     assert b"weight ranks" in shown
+
+
+@pytest.mark.parametrize("per_axis", [False, True])
+def test_a_dequantized_weight_counts_as_dequantized(per_axis: bool) -> None:
+    """int8 weight q with zero point z: (q - z) has rank 2 though q itself has full rank."""
+    low = RNG.integers(-3, 4, (64, 2)) @ RNG.integers(-3, 4, (2, 64))  # integer, rank 2
+    zero = np.full(64 if per_axis else (), 5, np.int8)
+    quantized = (np.clip(low, -100, 100) + zero).astype(np.int8)
+    scale = np.full(64 if per_axis else (), 0.5, np.float32)
+    n = helper.make_node
+    built = model(
+        [
+            n("DequantizeLinear", ["wq", "ws", "wz"], ["w"], axis=1, name="dq"),
+            n("MatMul", ["x", "w"], ["h"], name="fc1"),
+            n("MatMul", ["h", "w2"], ["y"], name="fc2"),
+        ],
+        [("x", TensorProto.FLOAT, [1, 64])],
+        [("y", TensorProto.FLOAT, [1, 64])],
+        [
+            numpy_helper.from_array(quantized, "wq"),
+            numpy_helper.from_array(scale, "ws"),
+            numpy_helper.from_array(zero, "wz"),
+            _array("w2", RNG.standard_normal((64, 64))),
+        ],
+    )
+    assert np.linalg.matrix_rank(quantized.astype(np.float32)) > 2
+    assert onnx_flow.audit(built, measure="rank").total.max_flow == 2
