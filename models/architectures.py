@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.reference import Reference, export_reference
+from models.reference import LanguageModelLogits, Reference, export_reference
 
 __all__ = ["ARCHITECTURES"]
 
@@ -92,33 +92,50 @@ def t5() -> nn.Module:
     return Seq2SeqLanguageModel(T5ForConditionalGeneration(config))
 
 
-def vit() -> nn.Module:
+def vit(hidden: int = HIDDEN, layers: int = 2, heads: int = 2, labels: int = LABELS) -> nn.Module:
     from transformers import ViTConfig, ViTForImageClassification
 
     config = ViTConfig(
-        hidden_size=HIDDEN,
-        num_hidden_layers=2,
-        num_attention_heads=2,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
         intermediate_size=4 * HIDDEN,
         image_size=32,
         patch_size=8,
-        num_labels=LABELS,
+        num_labels=labels,
     )
     config._attn_implementation = "eager"
     return ImageClassifier(ViTForImageClassification(config))
 
 
-def resnet() -> nn.Module:
+def resnet(widest: int = HIDDEN, labels: int = LABELS) -> nn.Module:
     from transformers import ResNetConfig, ResNetForImageClassification
 
     config = ResNetConfig(
         embedding_size=16,
-        hidden_sizes=[16, HIDDEN],
+        hidden_sizes=[16, widest],
         depths=[1, 1],
         layer_type="basic",
-        num_labels=LABELS,
+        num_labels=labels,
     )
     return ImageClassifier(ResNetForImageClassification(config))
+
+
+def llama() -> nn.Module:
+    """Grouped-query attention: 4 query heads share 2 key/value heads (head size 8)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=VOCABULARY,
+        hidden_size=HIDDEN,
+        intermediate_size=2 * HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+    config._attn_implementation = "eager"
+    return LanguageModelLogits(LlamaForCausalLM(config))
 
 
 _TOKENS = {"x": {0: "batch", 1: "sequence"}}
@@ -134,6 +151,15 @@ ARCHITECTURES: dict[str, Reference] = {
         reference=SEQUENCE * VOCABULARY,
         dynamic=_TOKENS,
         dims={"sequence": SEQUENCE},
+    ),
+    # A causal LM like BERT's figures: 16 tokens, d = 32 per token, V = 1000.
+    "llama": Reference(
+        build=llama,
+        example=(torch.randint(0, VOCABULARY, (2, 16)),),
+        max_flow=16 * HIDDEN,
+        reference=16 * VOCABULARY,
+        dynamic=_TOKENS,
+        dims={"sequence": 16},
     ),
     # Inputs 8 and 4 tokens (one-hot), logits for the 4 decoder positions: R = 4 x V.
     # The decoder's last hidden state (4 x 32) carries everything to the logits.
@@ -152,6 +178,22 @@ ARCHITECTURES: dict[str, Reference] = {
     "vit": Reference(build=vit, example=_IMAGE, max_flow=HIDDEN, reference=LABELS),
     # Stages 16 then 32 channels, global average pooling to 32 values, then 100 logits.
     "resnet": Reference(build=resnet, example=_IMAGE, max_flow=HIDDEN, reference=LABELS),
+    # A classifier head like ViT-Base's, 768 -> 1000: the [CLS] token carries 768 of the
+    # 1000 logits (the softmax bottleneck's ratio is (768 + 1) / 1000).
+    "vit768": Reference(
+        build=lambda: vit(hidden=768, layers=1, heads=12, labels=1000),
+        example=_IMAGE,
+        max_flow=768,
+        reference=1000,
+    ),
+    # A head like ResNet-50's, 2048 -> 1000: wide enough. The stem (16 x 8 x 8 = 1024)
+    # and the pooled 2048 are above the 1000 logits: no squeeze.
+    "resnet2048": Reference(
+        build=lambda: resnet(widest=2048, labels=1000),
+        example=_IMAGE,
+        max_flow=1000,
+        reference=1000,
+    ),
 }
 
 

@@ -26,6 +26,7 @@ def audit(
     threshold: float = 1.0,
     allow: Sequence[str] = (),
     inputs: str | None = None,
+    fail_on: Sequence[str] = (),
 ) -> Report:
     """Audit one model for information bottlenecks.
 
@@ -40,6 +41,8 @@ def audit(
         threshold: a ratio below this is a bottleneck.
         inputs: for the ``data`` measure, an ``.npz`` file: one array per graph input,
             first axis = sample.
+        fail_on: finding kinds (``softmax_bottleneck``, ``attention_head_rank``,
+            ``attention_without_skip``, or ``all``) that make ``report.failing`` true.
         allow: declared bottlenecks (tensor names, node names or module paths such as
             ``enc.2``): the model is split at what they hand on, so their squeeze passes.
 
@@ -53,6 +56,7 @@ def audit(
         threshold=threshold,
         allow=allow,
         inputs=inputs,
+        fail_on=fail_on,
     )
     return run(source, options)
 
@@ -83,6 +87,7 @@ def _run(source: str | os.PathLike[str] | onnx.ModelProto, options: Options) -> 
             measure=options.measure.value,
             threshold=options.threshold,
             allow=options.allow,
+            fail_on=options.fail_on,
         )
 
 

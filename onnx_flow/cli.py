@@ -60,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             threshold=_first(arguments.threshold, project.threshold, 1.0),
             allow=arguments.allow or project.allow,
             inputs=arguments.inputs,
+            fail_on=arguments.fail_on,
         )
     except AuditError as error:
         return _fatal(str(error))
@@ -108,7 +109,7 @@ def _audit_module(
         return _fatal(str(error))
     except Exception as error:  # the user's factory may raise anything: one line
         return _fatal(f"{arguments.factory}: {type(error).__name__}: {error}")
-    return EXIT_BOTTLENECK if report.bottleneck else EXIT_CLEAN
+    return EXIT_BOTTLENECK if report.failing else EXIT_CLEAN
 
 
 def _audit(arguments: argparse.Namespace, options: Options, project_format: str | None) -> int:
@@ -142,7 +143,7 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
         return _fatal(str(error))
     if failures:
         return EXIT_ERROR
-    return EXIT_BOTTLENECK if any(r.bottleneck for r in results) else EXIT_CLEAN
+    return EXIT_BOTTLENECK if any(r.failing for r in results) else EXIT_CLEAN
 
 
 def _diff(old: str, new: str, options: Options, *, as_json: bool) -> int:
@@ -358,6 +359,14 @@ def _audit_options(parser: argparse.ArgumentParser) -> None:
         help="elements (default), bits (elements x dtype bits), rank (linear maps capped"
         " at their weight's numerical rank; reads the weights) or data (tensors capped at"
         " the rank of their activations over --inputs; runs the model)",
+    )
+    parser.add_argument(
+        "--fail-on",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="make findings of KIND count for exit code 1 (softmax_bottleneck,"
+        " attention_head_rank, attention_without_skip, or all; repeatable)",
     )
     parser.add_argument(
         "--inputs",

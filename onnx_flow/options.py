@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from onnx_flow.errors import AuditError
+from onnx_flow.findings import KINDS
 from onnx_flow.widths import Measure
 
 __all__ = ["Options", "parse_dims"]
@@ -30,6 +31,8 @@ class Options:
     """Declared bottlenecks: tensor names, node names or module paths."""
     inputs: str | None = None
     """Samples for the ``data`` measure: an ``.npz`` file, one array per graph input."""
+    fail_on: tuple[str, ...] = ()
+    """Finding kinds that make the exit code 1 (``all`` expanded)."""
 
     @classmethod
     def checked(
@@ -41,6 +44,7 @@ class Options:
         threshold: float = 1.0,
         allow: Iterable[str] = (),
         inputs: str | None = None,
+        fail_on: Iterable[str] = (),
     ) -> Options:
         """Return the options, or raise :class:`AuditError` naming the bad one."""
         for name, size in (dims or {}).items():
@@ -55,6 +59,14 @@ class Options:
             0 < threshold <= 1
         ):
             raise AuditError(f"--threshold {threshold}: must be a ratio in (0, 1]")
+        kinds: list[str] = []
+        for kind in fail_on:
+            if kind == "all":
+                kinds += KINDS
+            elif kind in KINDS:
+                kinds.append(kind)
+            else:
+                raise AuditError(f"--fail-on {kind}: unknown (known: {', '.join(KINDS)}, all)")
         if (chosen is Measure.DATA) != (inputs is not None):
             raise AuditError("--measure data and --inputs samples.npz go together")
         return cls(
@@ -64,6 +76,7 @@ class Options:
             threshold=float(threshold),
             allow=tuple(dict.fromkeys(allow)),
             inputs=inputs,
+            fail_on=tuple(dict.fromkeys(kinds)),
         )
 
 

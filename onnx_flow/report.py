@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from onnx_flow.findings import Finding
+
 __all__ = [
     "SCHEMA_VERSION",
     "Bypassed",
@@ -149,6 +151,16 @@ class Report:
     """Declared bottlenecks as given (``--allow``)."""
     samples: int | None = None
     """For the ``data`` measure, the number of samples: no capacity exceeds it."""
+    findings: tuple[Finding, ...] = ()
+    """Bottlenecks known by name (:mod:`onnx_flow.findings`); they leave the flow
+    verdict as it is."""
+    fail_on: tuple[str, ...] = ()
+    """Finding kinds that count for the exit code (``--fail-on``)."""
+
+    @property
+    def failing(self) -> bool:
+        """A bottleneck, or a finding of a kind in ``fail_on``: exit code 1."""
+        return self.bottleneck or any(f.kind in self.fail_on for f in self.findings)
 
     @property
     def bottleneck(self) -> bool:
@@ -175,6 +187,7 @@ class Report:
             "unknown": [u.to_dict() for u in self.unknown],
             "allow": list(self.allow),
             "samples": self.samples,
+            "findings": [f.to_dict() for f in self.findings],
             "shape_fallbacks": [
                 {"method": method, "tensors": tensors} for method, tensors in self.shape_fallbacks
             ],
@@ -192,6 +205,11 @@ class Failure:
     @property
     def bottleneck(self) -> bool:
         """Not known: nothing to report."""
+        return False
+
+    @property
+    def failing(self) -> bool:
+        """Exit code 2, not 1: see :class:`Failure`'s caller."""
         return False
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from onnx_flow import findings
 from onnx_flow.cut import Flow, solve
 from onnx_flow.errors import AuditError
 from onnx_flow.network import FlowNetwork
@@ -26,6 +27,7 @@ def judge(
     measure: str,
     threshold: float,
     allow: tuple[str, ...] = (),
+    fail_on: tuple[str, ...] = (),
 ) -> Report:
     """Solve the flow to each output and to all of them, and build the report.
 
@@ -60,6 +62,8 @@ def judge(
         shape_fallbacks=graph.fallbacks,
         allow=allow,
         samples=widths.samples,
+        findings=findings.find(graph),
+        fail_on=fail_on,
     )
 
 

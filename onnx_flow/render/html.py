@@ -61,8 +61,18 @@ def _section(report: Report, shape: Profile) -> str:
         f" narrowest layers: {_e(cut_layers(total))}</p>"
         f"{_svg(report, shape)}"
         "<table><tr><th>layer</th><th>op</th><th>tensor</th><th>width</th></tr>"
-        f"{rows}</table>"
+        f"{rows}</table>{_findings(report)}"
     )
+
+
+def _findings(report: Report) -> str:
+    if not report.findings:
+        return ""
+    items = "".join(
+        f"<li><b>{_e(f.kind)}</b> at {_e(f.module or f.node)}: {_e(f.message)}</li>"
+        for f in report.findings
+    )
+    return f"<h3>Findings from theory</h3><ul>{items}</ul>"
 
 
 def _svg(report: Report, shape: Profile) -> str:

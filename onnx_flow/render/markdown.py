@@ -15,6 +15,9 @@ _HEADER = (
 )
 
 
+_FINDINGS = "| model | kind | layer | what it means |\n| --- | --- | --- | --- |\n"
+
+
 def render(reports: Sequence[Result]) -> str:
     """A heading, the verdict in one line, then one row per output of every model."""
     bottlenecks = sum(r.bottleneck for r in reports)
@@ -24,7 +27,11 @@ def render(reports: Sequence[Result]) -> str:
     if failures:
         summary += f", {failures} not audited"
     rows = "".join(_rows(r) for r in reports)
-    return f"## onnx-flow\n\n{summary}.\n\n{_HEADER}{rows}"
+    found = [(r, f) for r in reports if isinstance(r, Report) for f in r.findings]
+    findings = "".join(_row(r.model, f.kind, f.module or f.node, f.message) for r, f in found)
+    if findings:
+        findings = f"\n### Findings from theory\n\n{_FINDINGS}{findings}"
+    return f"## onnx-flow\n\n{summary}.\n\n{_HEADER}{rows}{findings}"
 
 
 def _rows(result: Result) -> str:

@@ -48,6 +48,35 @@ _RULES = [
 ]
 
 
+_FINDING_RULES = {
+    "softmax_bottleneck": (
+        "ONNXFLOW101",
+        "SoftmaxBottleneck",
+        "The logits' rank is at most d + 1 of V",
+    ),
+    "attention_head_rank": (
+        "ONNXFLOW102",
+        "AttentionHeadRank",
+        "An attention head's logits have rank at most its head size",
+    ),
+    "attention_without_skip": (
+        "ONNXFLOW103",
+        "AttentionWithoutSkip",
+        "Attention with no residual around it loses rank with depth",
+    ),
+}
+_RULES += [
+    {
+        "id": rule,
+        "name": name,
+        "shortDescription": {"text": text},
+        "defaultConfiguration": {"level": "warning"},
+    }
+    for rule, name, text in _FINDING_RULES.values()
+]
+_INDEX = {rule["id"]: index for index, rule in enumerate(_RULES)}
+
+
 def render(reports: Sequence[Result]) -> str:
     """One SARIF log with one run of onnx-flow over every model."""
     results: list[dict[str, Any]] = []
@@ -58,6 +87,12 @@ def render(reports: Sequence[Result]) -> str:
         for output in report.outputs:
             if output.bottleneck:
                 results.append(_bottleneck(report, output))
+        for finding in report.findings:
+            result = _result(
+                _FINDING_RULES[finding.kind][0], "warning", finding.message, report.model
+            )
+            result["properties"] = {"kind": finding.kind, "node": finding.node, **finding.figures}
+            results.append(result)
     log = {
         "$schema": _SCHEMA,
         "version": "2.1.0",
@@ -97,7 +132,7 @@ def _bottleneck(report: Report, output: OutputResult) -> dict[str, Any]:
 def _result(rule: str, level: str, message: str, model: str) -> dict[str, Any]:
     return {
         "ruleId": rule,
-        "ruleIndex": 0 if rule == _BOTTLENECK else 1,
+        "ruleIndex": _INDEX[rule],
         "level": level,
         "message": {"text": message},
         "locations": [

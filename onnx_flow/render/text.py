@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from onnx_flow.findings import Finding
 from onnx_flow.report import Bypassed, CutTensor, Failure, OutputResult, Report, Result, Unknown
 
 __all__ = ["render"]
@@ -96,6 +97,13 @@ def _report(console: Console, report: Report) -> None:
     )
     _table(
         console,
+        "findings from theory (they leave the flow verdict as it is)",
+        ("kind", "layer", "what it means"),
+        report.findings,
+        _finding_row,
+    )
+    _table(
+        console,
         "tensors of unknown width (they do not limit the flow)",
         ("tensor", "reason"),
         report.unknown,
@@ -126,6 +134,10 @@ def _cut_row(t: CutTensor) -> tuple[str, ...]:
 
 def _bypassed_row(t: Bypassed) -> tuple[str, ...]:
     return (_layer(t), t.op or "input", t.tensor, str(t.width), str(t.bypass))
+
+
+def _finding_row(f: Finding) -> tuple[str, ...]:
+    return (f.kind, f.module or f.node, f.message)
 
 
 def _unknown_row(u: Unknown) -> tuple[str, ...]:

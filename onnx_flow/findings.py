@@ -1,0 +1,279 @@
+"""Bottlenecks known by name, read off the graph with no weights and no data.
+
+- ``softmax_bottleneck`` (Yang et al., ICLR 2018): a linear map from a last axis of
+  width d to V logits (a graph output, or the input of a Softmax / LogSoftmax) with
+  d + 1 < V: the log-probabilities have rank at most d + 1.
+- ``attention_head_rank`` (Bhojanapalli et al., ICML 2020): a Softmax over the last axis
+  of a Q K^T MatMul whose head size d_h is below the key sequence length n: each head's
+  n x n logits have rank at most d_h.
+- ``attention_without_skip`` (Dong, Cordonnier and Loukas, ICML 2021): an attention with
+  no path around it from its input to the outputs; ``depth`` counts such attentions in
+  a row.
+
+Attention is ``MatMul(Q, K^T)`` -> optional scaling and masking -> ``Softmax(-1)`` ->
+``MatMul(., V)``, heads folded in by reshapes, as both PyTorch exporters write it. A
+figure that stays symbolic is not guessed: the message names the ``--dim`` to bind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from onnx_flow.shapes import Dim, Node, ShapedGraph
+
+__all__ = ["KINDS", "Finding", "find"]
+
+SOFTMAX, HEAD_RANK, NO_SKIP = "softmax_bottleneck", "attention_head_rank", "attention_without_skip"
+KINDS = (SOFTMAX, HEAD_RANK, NO_SKIP)
+
+_STANDARD = ("", "ai.onnx")
+# Ops between a linear map and its logits, or between Q K^T and the Softmax, that keep
+# the last axis: bias, scale, mask, layout.
+_KEEPING = frozenset(
+    {"Add", "Sub", "Mul", "Div", "Where", "Reshape", "Cast", "Identity", "Transpose", "Squeeze"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One named bottleneck, with the figures its kind defines."""
+
+    kind: str
+    message: str
+    node: str
+    module: str | None
+    tensor: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object: kind, message, where, then the figures."""
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "node": self.node,
+            "module": self.module,
+            "tensor": self.tensor,
+            **self.figures,
+        }
+
+
+def find(graph: ShapedGraph) -> tuple[Finding, ...]:
+    """Every finding of the graph, in graph order within each kind."""
+    readers: dict[str, list[Node]] = {}
+    for node in graph.nodes:
+        for name in node.inputs:
+            readers.setdefault(name, []).append(node)
+    attentions = list(_attentions(graph, readers))
+    scores = {id(a.scores) for a in attentions}
+    return (
+        *_softmax(graph, scores),
+        *(f for a in attentions if (f := _head_rank(graph, a)) is not None),
+        *_without_skip(graph, readers, attentions),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Attention:
+    scores: Node
+    """The Q K^T MatMul."""
+    softmax: Node
+    mixed: Node
+    """The MatMul of the probabilities with V."""
+
+
+def _shape(graph: ShapedGraph, name: str) -> tuple[Dim, ...] | None:
+    tensor = graph.types.get(name)
+    return tensor.shape if tensor is not None else None
+
+
+def _last(graph: ShapedGraph, name: str) -> Dim:
+    shape = _shape(graph, name)
+    return shape[-1] if shape else None
+
+
+def _standard(node: Node, *ops: str) -> bool:
+    return node.domain in _STANDARD and node.op_type in ops
+
+
+def _softmax(graph: ShapedGraph, scores: set[int]) -> Iterator[Finding]:
+    """Linear maps to logits: graph outputs and Softmax inputs, followed back."""
+    ends = list(graph.outputs)
+    ends += [n.inputs[0] for n in graph.nodes if _standard(n, "Softmax", "LogSoftmax")]
+    seen: set[str] = set()
+    for end in ends:
+        linear = _linear_map(graph, end)
+        if linear is None or linear.name in seen or id(linear) in scores:
+            continue
+        seen.add(linear.name)
+        d, vocabulary = _last(graph, linear.inputs[0]), _last(graph, linear.outputs[0])
+        if not isinstance(vocabulary, int) or vocabulary < 2:
+            continue
+        if not isinstance(d, int):
+            yield Finding(
+                SOFTMAX,
+                f"{_where(linear)} maps a last axis of unknown width to {vocabulary} logits:"
+                f" bind its dim ({d!r}) with --dim to check for a softmax bottleneck",
+                linear.name,
+                linear.module,
+                linear.outputs[0],
+                {"d": None, "vocabulary": vocabulary, "ratio": None},
+            )
+        elif d + 1 < vocabulary:
+            yield Finding(
+                SOFTMAX,
+                f"{_where(linear)} maps width {d} to {vocabulary} logits: the log-probabilities"
+                f" have rank at most {d + 1} of {vocabulary} (ratio {(d + 1) / vocabulary:.4g})",
+                linear.name,
+                linear.module,
+                linear.outputs[0],
+                {"d": d, "vocabulary": vocabulary, "ratio": (d + 1) / vocabulary},
+            )
+
+
+def _linear_map(graph: ShapedGraph, name: str) -> Node | None:
+    """The MatMul or Gemm whose output reaches ``name`` through last-axis-keeping ops."""
+    for _ in range(8):
+        node = graph.producers.get(name)
+        if node is None:
+            return None
+        if _standard(node, "MatMul", "Gemm"):
+            return node
+        if not (node.domain in _STANDARD and node.op_type in _KEEPING) or not node.inputs:
+            return None
+        # Follow the input that carries samples (a bias or a scale is a constant).
+        carried = [i for i in node.inputs if i in graph.carrying]
+        if len(carried) != 1:
+            return None
+        name = carried[0]
+    return None
+
+
+def _attentions(graph: ShapedGraph, readers: dict[str, list[Node]]) -> Iterator[_Attention]:
+    """Q K^T MatMul -> (scale, mask) -> Softmax over the last axis -> MatMul with V."""
+    for softmax in graph.nodes:
+        if not _standard(softmax, "Softmax") or not softmax.inputs:
+            continue
+        rank = len(_shape(graph, softmax.inputs[0]) or ())
+        if rank < 2:
+            continue
+        scores = _linear_map(graph, softmax.inputs[0])
+        if scores is None or not all(i in graph.carrying for i in scores.inputs[:2]):
+            continue  # Q and K both come from the data: not a layer's fixed weight
+        mixed = _reader(readers, softmax.outputs[0], "MatMul")
+        if mixed is not None:
+            yield _Attention(scores, softmax, mixed)
+
+
+def _reader(readers: dict[str, list[Node]], name: str, op: str) -> Node | None:
+    """The first ``op`` that reads ``name``, through last-axis-keeping ops."""
+    for _ in range(8):
+        following = readers.get(name, [])
+        hit = next((n for n in following if _standard(n, op)), None)
+        if hit is not None:
+            return hit
+        passing = [n for n in following if n.domain in _STANDARD and n.op_type in _KEEPING]
+        if len(passing) != 1 or not passing[0].outputs:
+            return None
+        name = passing[0].outputs[0]
+    return None
+
+
+def _head_rank(graph: ShapedGraph, attention: _Attention) -> Finding | None:
+    query, logits = attention.scores.inputs[0], attention.scores.outputs[0]
+    head, sequence = _last(graph, query), _last(graph, logits)
+    shape = _shape(graph, logits) or ()
+    heads = shape[-3] if len(shape) >= 3 and isinstance(shape[-3], int) else 1
+    node = attention.softmax
+    if not isinstance(head, int) or not isinstance(sequence, int):
+        unknown = sequence if not isinstance(sequence, int) else head
+        return Finding(
+            HEAD_RANK,
+            f"{_where(node)}: head size or sequence length is symbolic ({unknown!r}):"
+            " bind it with --dim to check the attention's rank",
+            node.name,
+            node.module,
+            node.outputs[0],
+            {
+                "head_size": head if isinstance(head, int) else None,
+                "sequence": None,
+                "heads": heads,
+            },
+        )
+    if head >= sequence:
+        return None
+    return Finding(
+        HEAD_RANK,
+        f"{_where(node)}: head size {head} is below the sequence length {sequence}: each"
+        f" of the {heads} heads' {sequence} x {sequence} attention logits has rank at most {head}",
+        node.name,
+        node.module,
+        node.outputs[0],
+        {"head_size": head, "sequence": sequence, "heads": heads},
+    )
+
+
+def _without_skip(
+    graph: ShapedGraph, readers: dict[str, list[Node]], attentions: list[_Attention]
+) -> Iterator[Finding]:
+    """Attentions that every path from their input to the outputs goes through."""
+    depth: dict[str, int] = {}  # attention output -> how many skipless attentions in a row
+    for attention in attentions:
+        blocked = attention.mixed.outputs[0]
+        upstream = _upstream(graph, attention.scores.inputs[:2])
+        around = _ancestors(graph, graph.outputs, avoiding=blocked)
+        if any(t in around for t in upstream):
+            continue  # a residual (or another path) goes around it
+        ancestors = _ancestors(graph, attention.scores.inputs[:2], avoiding="")
+        before = [d for out, d in depth.items() if out in ancestors]
+        depth[blocked] = 1 + max(before, default=0)
+        node = attention.softmax
+        yield Finding(
+            NO_SKIP,
+            f"{_where(node)}: no path goes around this attention from its input to the"
+            f" outputs (no residual); {depth[blocked]} such attention(s) in a row",
+            node.name,
+            node.module,
+            blocked,
+            {"depth": depth[blocked]},
+        )
+
+
+#: How far back from Q and K the attention's input is looked for: projections, norms,
+#: rotary embeddings and head reshapes take a few dozen ops in both exporters' output.
+_REACH_BACK = 64
+
+
+def _upstream(graph: ShapedGraph, starts: Sequence[str]) -> list[str]:
+    """Carrying tensors that Q and K are computed from, nearest first, a few ops back."""
+    found: list[str] = []
+    queue = list(starts)
+    while queue and len(found) < _REACH_BACK:
+        name = queue.pop(0)
+        if name in found or name not in graph.carrying:
+            continue
+        found.append(name)
+        producer = graph.producers.get(name)
+        if producer is not None:
+            queue += [i for i in producer.inputs if i in graph.carrying]
+    return found
+
+
+def _ancestors(graph: ShapedGraph, ends: Sequence[str], *, avoiding: str) -> set[str]:
+    """Carrying tensors with a path to one of ``ends`` that does not pass ``avoiding``."""
+    found: set[str] = set()
+    stack = [e for e in ends if e != avoiding]
+    while stack:
+        name = stack.pop()
+        if name in found or name not in graph.carrying:
+            continue
+        found.add(name)
+        producer = graph.producers.get(name)
+        if producer is not None:
+            stack += [i for i in producer.inputs if i != avoiding]
+    return found
+
+
+def _where(node: Node) -> str:
+    return node.module or node.name

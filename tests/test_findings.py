@@ -1,0 +1,152 @@
+"""Findings from theory: the softmax bottleneck, attention head rank, attention without
+skips; on models built here and exported by both exporters where torch builds them."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import onnx_flow
+from tests.conftest import EXPORTERS
+from tests.test_cli import run
+
+
+def _kinds(report: onnx_flow.Report, kind: str) -> list:
+    return [f for f in report.findings if f.kind == kind]
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_gpt2_softmax_bottleneck_and_no_other(exported, exporter: str) -> None:
+    report = onnx_flow.audit(exported("gpt2", exporter), dims={"sequence": 16})
+    (softmax,) = _kinds(report, "softmax_bottleneck")
+    assert (softmax.figures["d"], softmax.figures["vocabulary"]) == (768, 50257)
+    assert softmax.figures["ratio"] == pytest.approx(769 / 50257)
+    assert softmax.module == "model.lm_head"
+    # Head size 64 >= 16 positions, and every attention has its residual.
+    assert [f.kind for f in report.findings] == ["softmax_bottleneck"]
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize(("sequence", "expected"), [(8, 0), (32, 2)])
+def test_bert_head_rank_below_the_sequence_only(exported, exporter, sequence, expected) -> None:
+    report = onnx_flow.audit(exported("bert", exporter), dims={"sequence": sequence})
+    heads = _kinds(report, "attention_head_rank")
+    # Head size 32 / 2 heads = 16: below 32 positions, not below 8. Two layers.
+    assert len(heads) == expected
+    assert all(f.figures == {"head_size": 16, "sequence": 32, "heads": 2} for f in heads)
+    assert [f.figures["d"] for f in _kinds(report, "softmax_bottleneck")] == [32]
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_llama_grouped_query_attention(exported, exporter: str) -> None:
+    """4 query heads of size 8 over 2 shared key/value heads, 16 positions."""
+    report = onnx_flow.audit(exported("llama", exporter), dims={"sequence": 16})
+    heads = _kinds(report, "attention_head_rank")
+    assert [f.figures for f in heads] == [{"head_size": 8, "sequence": 16, "heads": 4}] * 2
+    assert [f.figures["d"] for f in _kinds(report, "softmax_bottleneck")] == [32]
+    assert _kinds(report, "attention_without_skip") == []
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_vit_768_to_1000_has_the_softmax_finding(exported, exporter: str) -> None:
+    (softmax,) = _kinds(onnx_flow.audit(exported("vit768", exporter)), "softmax_bottleneck")
+    assert softmax.figures["ratio"] == pytest.approx(769 / 1000)
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_resnet_2048_to_1000_has_none(exported, exporter: str) -> None:
+    assert onnx_flow.audit(exported("resnet2048", exporter)).findings == ()
+
+
+def attention_stack(layers: int, *, residual: bool, n: int = 6, d: int = 8) -> onnx.ModelProto:
+    """``layers`` single-head attentions over x[1, n, d], with or without residuals."""
+    rng = np.random.default_rng(0)
+    nodes, weights, x = [], [], "x"
+    for i in range(layers):
+        for part in ("q", "k", "v", "o"):
+            weights.append(
+                numpy_helper.from_array(
+                    rng.standard_normal((d, d)).astype(np.float32), f"w{part}{i}"
+                )
+            )
+        names = [f"{p}{i}" for p in ("q", "k", "v", "kt", "s", "p", "m", "o", "h")]
+        q, k, v, kt, s, p, m, o, h = names
+        nodes += [
+            helper.make_node("MatMul", [x, f"wq{i}"], [q]),
+            helper.make_node("MatMul", [x, f"wk{i}"], [k]),
+            helper.make_node("MatMul", [x, f"wv{i}"], [v]),
+            helper.make_node("Transpose", [k], [kt], perm=[0, 2, 1]),
+            helper.make_node("MatMul", [q, kt], [s]),
+            helper.make_node("Softmax", [s], [p], axis=-1, name=f"block{i}/softmax"),
+            helper.make_node("MatMul", [p, v], [m]),
+            helper.make_node("MatMul", [m, f"wo{i}"], [o]),
+        ]
+        if residual:
+            nodes.append(helper.make_node("Add", [x, o], [h]))
+            x = h
+        else:
+            x = o
+    nodes.append(helper.make_node("Identity", [x], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "stack",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n, d])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n, d])],
+        initializer=weights,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_stack_without_residuals_counts_its_depth() -> None:
+    report = onnx_flow.audit(attention_stack(3, residual=False))
+    found = _kinds(report, "attention_without_skip")
+    assert [f.figures["depth"] for f in found] == [1, 2, 3]
+    assert [f.node for f in found] == [f"block{i}/softmax" for i in range(3)]
+
+
+def test_the_same_stack_with_residuals_has_none() -> None:
+    assert (
+        _kinds(onnx_flow.audit(attention_stack(3, residual=True)), "attention_without_skip") == []
+    )
+
+
+def test_head_rank_in_the_hand_built_stack() -> None:
+    """Head size 4 below 6 positions: one finding per attention."""
+    report = onnx_flow.audit(attention_stack(2, residual=True, n=6, d=4))
+    assert [f.figures for f in _kinds(report, "attention_head_rank")] == [
+        {"head_size": 4, "sequence": 6, "heads": 1}
+    ] * 2
+
+
+@pytest.mark.parametrize(
+    ("flags", "code"),
+    [
+        ([], 0),
+        (["--fail-on", "attention_without_skip"], 1),
+        (["--fail-on", "all"], 1),
+        (["--fail-on", "softmax_bottleneck"], 0),
+        (["--fail-on", "nonsense"], 2),
+    ],
+)
+def test_fail_on_makes_findings_count(tmp_path, flags: list[str], code: int) -> None:
+    path = tmp_path / "stack.onnx"
+    onnx.save(attention_stack(2, residual=False, n=4, d=8), path)
+    result = run("audit", path, *flags)
+    assert result.returncode == code, result.stderr
+    if code != 2:
+        assert "attention_without_skip" in result.stdout
+
+
+def test_findings_are_in_every_format(tmp_path) -> None:
+    path = tmp_path / "stack.onnx"
+    onnx.save(attention_stack(2, residual=False), path)
+    for output_format, marker in [
+        ("json", '"kind": "attention_without_skip"'),
+        ("markdown", "### Findings from theory"),
+        ("sarif", "ONNXFLOW103"),
+        ("html", "Findings from theory"),
+        ("text", "findings from theory"),
+    ]:
+        assert marker in run("audit", path, "--format", output_format).stdout, output_format
