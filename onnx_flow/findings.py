@@ -11,7 +11,9 @@
   a row.
 
 Attention is ``MatMul(Q, K^T)`` -> optional scaling and masking -> ``Softmax(-1)`` ->
-``MatMul(., V)``, heads folded in by reshapes, as both PyTorch exporters write it. A
+``MatMul(., V)``, heads folded in by reshapes, as both PyTorch exporters write it, or one
+fused op: ``com.microsoft`` Attention, MultiHeadAttention, GroupQueryAttention, or
+opset 23's Attention. A
 figure that stays symbolic is not guessed: the message names the ``--dim`` to bind.
 """
 
@@ -21,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from onnx_flow.shapes import Dim, Node, ShapedGraph
+from onnx_flow.shapes import FUSED_ATTENTION, Dim, Node, ShapedGraph
 
 __all__ = ["KINDS", "Finding", "find"]
 
@@ -77,10 +79,15 @@ def find(graph: ShapedGraph) -> tuple[Finding, ...]:
 @dataclass(frozen=True, slots=True)
 class _Attention:
     scores: Node
-    """The Q K^T MatMul."""
+    """The Q K^T MatMul (for a fused op: the op itself)."""
     softmax: Node
+    """The Softmax (for a fused op: the op itself)."""
     mixed: Node
-    """The MatMul of the probabilities with V."""
+    """The MatMul of the probabilities with V (for a fused op: the op itself)."""
+
+    @property
+    def fused(self) -> bool:
+        return self.scores is self.mixed
 
 
 def _shape(graph: ShapedGraph, name: str) -> tuple[Dim, ...] | None:
@@ -164,6 +171,9 @@ def _attentions(graph: ShapedGraph, readers: dict[str, list[Node]]) -> Iterator[
         mixed = _reader(readers, softmax.outputs[0], "MatMul")
         if mixed is not None:
             yield _Attention(scores, softmax, mixed)
+    for node in graph.nodes:
+        if node.op_type in FUSED_ATTENTION and node.arguments:
+            yield _Attention(node, node, node)
 
 
 def _reader(readers: dict[str, list[Node]], name: str, op: str) -> Node | None:
@@ -180,11 +190,34 @@ def _reader(readers: dict[str, list[Node]], name: str, op: str) -> Node | None:
     return None
 
 
+def _fused_figures(graph: ShapedGraph, node: Node) -> tuple[Dim, Dim, int]:
+    """(head size, key sequence length, query heads) of a fused attention op."""
+    attributes = dict(node.attributes)
+    heads = attributes.get("num_heads") or attributes.get("q_num_heads") or 1
+    query = _shape(graph, node.arguments[0]) or ()
+    key_name = node.arguments[1] if len(node.arguments) > 1 else ""
+    key = (_shape(graph, key_name) if key_name else None) or query
+    if len(query) == 4:  # opset 23 Attention: [batch, heads, sequence, head size]
+        return query[-1], key[-2] if len(key) == 4 else None, int(query[1] or heads)
+    hidden = query[-1] if query else None
+    if node.op_type == "Attention" and node.domain == "com.microsoft":
+        # Packed input [batch, sequence, hidden], projected inside: hidden is the weight's.
+        weights = _shape(graph, node.arguments[1]) if len(node.arguments) > 1 else None
+        hidden = weights[-1] // 3 if weights and isinstance(weights[-1], int) else None
+        key = query
+    head = hidden // heads if isinstance(hidden, int) else None
+    sequence = key[1] if len(key) >= 2 else None
+    return head, sequence, heads
+
+
 def _head_rank(graph: ShapedGraph, attention: _Attention) -> Finding | None:
-    query, logits = attention.scores.inputs[0], attention.scores.outputs[0]
-    head, sequence = _last(graph, query), _last(graph, logits)
-    shape = _shape(graph, logits) or ()
-    heads = shape[-3] if len(shape) >= 3 and isinstance(shape[-3], int) else 1
+    if attention.fused:
+        head, sequence, heads = _fused_figures(graph, attention.scores)
+    else:
+        query, logits = attention.scores.inputs[0], attention.scores.outputs[0]
+        head, sequence = _last(graph, query), _last(graph, logits)
+        shape = _shape(graph, logits) or ()
+        heads = shape[-3] if len(shape) >= 3 and isinstance(shape[-3], int) else 1
     node = attention.softmax
     if not isinstance(head, int) or not isinstance(sequence, int):
         unknown = sequence if not isinstance(sequence, int) else head
@@ -221,11 +254,12 @@ def _without_skip(
     depth: dict[str, int] = {}  # attention output -> how many skipless attentions in a row
     for attention in attentions:
         blocked = attention.mixed.outputs[0]
-        upstream = _upstream(graph, attention.scores.inputs[:2])
+        starts = attention.scores.inputs[:1] if attention.fused else attention.scores.inputs[:2]
+        upstream = _upstream(graph, starts)
         around = _ancestors(graph, graph.outputs, avoiding=blocked)
         if any(t in around for t in upstream):
             continue  # a residual (or another path) goes around it
-        ancestors = _ancestors(graph, attention.scores.inputs[:2], avoiding="")
+        ancestors = _ancestors(graph, starts, avoiding="")
         before = [d for out, d in depth.items() if out in ancestors]
         depth[blocked] = 1 + max(before, default=0)
         node = attention.softmax

@@ -30,6 +30,7 @@ __all__ = [
     "Node",
     "ShapedGraph",
     "TensorType",
+    "FUSED_ATTENTION",
     "carrying_tensors",
     "infer",
     "module_path",
@@ -110,6 +111,10 @@ class Node:
     scope: str | None
     """Where the framework says the node comes from: the dynamo exporter's
     ``name_scopes`` metadata, or a TorchScript-style ``/a/b/Op`` node name."""
+    attributes: tuple[tuple[str, int], ...] = ()
+    """Integer attributes, kept for fused attention ops only (``num_heads``...)."""
+    arguments: tuple[str, ...] = ()
+    """Inputs by position, empty ones included, for fused attention ops only."""
 
     @property
     def module(self) -> str | None:
@@ -464,7 +469,18 @@ def _node(node: onnx.NodeProto, index: int) -> Node:
         for prop in node.metadata_props:
             if prop.key == _NAME_SCOPES:
                 scope = prop.value
-    return Node(name or f"<{op_type} #{index}>", op_type, domain, inputs, tuple(node.output), scope)
+    label = name or f"<{op_type} #{index}>"
+    if op_type in FUSED_ATTENTION:
+        attributes = tuple((a.name, a.i) for a in node.attribute if a.type == a.INT)
+        arguments = tuple(node.input)
+        return Node(
+            label, op_type, domain, inputs, tuple(node.output), scope, attributes, arguments
+        )
+    return Node(label, op_type, domain, inputs, tuple(node.output), scope)
+
+
+#: Attention in one op: onnxruntime's contrib ops and opset 23's Attention.
+FUSED_ATTENTION = frozenset({"Attention", "MultiHeadAttention", "GroupQueryAttention"})
 
 
 def _captured(node: onnx.NodeProto) -> list[str]:

@@ -150,3 +150,47 @@ def test_findings_are_in_every_format(tmp_path) -> None:
         ("text", "findings from theory"),
     ]:
         assert marker in run("audit", path, "--format", output_format).stdout, output_format
+
+
+def fused(op: str, *, residual: bool, n: int = 16, d: int = 32, heads: int = 4) -> onnx.ModelProto:
+    """x[1, n, d] -> Q, K, V projections -> one fused attention op -> output projection."""
+    rng = np.random.default_rng(0)
+    weights = [
+        numpy_helper.from_array(rng.standard_normal((d, d)).astype(np.float32), f"w{p}")
+        for p in "qkvo"
+    ]
+    nodes = [helper.make_node("MatMul", ["x", f"w{p}"], [p]) for p in "qkv"]
+    if op == "MultiHeadAttention":
+        nodes.append(
+            helper.make_node(op, ["q", "k", "v"], ["m"], domain="com.microsoft", num_heads=heads)
+        )
+        opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    else:  # opset 23 Attention on [batch, sequence, hidden]
+        nodes.append(
+            helper.make_node(op, ["q", "k", "v"], ["m"], q_num_heads=heads, kv_num_heads=heads)
+        )
+        opsets = [helper.make_opsetid("", 23)]
+    nodes.append(helper.make_node("MatMul", ["m", "wo"], ["o"]))
+    nodes.append(
+        helper.make_node(
+            "Add" if residual else "Identity", ["x", "o"] if residual else ["o"], ["y"]
+        )
+    )
+    graph = helper.make_graph(
+        nodes,
+        "fused",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n, d])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n, d])],
+        initializer=weights,
+    )
+    return helper.make_model(graph, opset_imports=opsets)
+
+
+@pytest.mark.parametrize("op", ["MultiHeadAttention", "Attention"])
+@pytest.mark.parametrize("residual", [True, False])
+def test_fused_attention_ops(op: str, residual: bool) -> None:
+    report = onnx_flow.audit(fused(op, residual=residual))
+    assert [f.figures for f in _kinds(report, "attention_head_rank")] == [
+        {"head_size": 8, "sequence": 16, "heads": 4}
+    ]
+    assert len(_kinds(report, "attention_without_skip")) == (0 if residual else 1)
