@@ -10,23 +10,12 @@ import torch
 from torch import nn
 
 import onnx_flow
+from models.reference import AutoEncoder
 from onnx_flow.testing import assert_no_bottleneck
 from tests.conftest import EXPORTERS
 from tests.test_cli import REPO, run
 
 DYNAMO = {"dynamo": True, "torchscript": False}
-
-
-class AutoEncoder(nn.Module):
-    """784-128-32-128-784: the latent is ``enc.2``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.enc = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 32))
-        self.dec = nn.Sequential(nn.Linear(32, 128), nn.ReLU(), nn.Linear(128, 784))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dec(self.enc(x))
 
 
 class ResidualBlock(nn.Module):
@@ -95,7 +84,7 @@ def test_assert_no_bottleneck_names_the_cut() -> None:
 
 
 def test_cli_audits_a_module_from_a_factory() -> None:
-    factory = "tests.test_module:AutoEncoder"
+    factory = "models.reference:AutoEncoder"
     result = run("audit-module", factory, "--input-shape", "1,784")
     assert result.returncode == 1, result.stderr
     assert "enc.2" in result.stdout and result.stderr == ""
