@@ -31,6 +31,7 @@ SOFTMAX, HEAD_RANK, NO_SKIP = "softmax_bottleneck", "attention_head_rank", "atte
 KINDS = (SOFTMAX, HEAD_RANK, NO_SKIP)
 
 _STANDARD = ("", "ai.onnx")
+_SPECIAL = frozenset({"Softmax", "LogSoftmax", *FUSED_ATTENTION})
 # Ops between a linear map and its logits, or between Q K^T and the Softmax, that keep
 # the last axis: bias, scale, mask, layout.
 _KEEPING = frozenset(
@@ -63,14 +64,16 @@ class Finding:
 
 def find(graph: ShapedGraph) -> tuple[Finding, ...]:
     """Every finding of the graph, in graph order within each kind."""
+    special = [n for n in graph.nodes if n.op_type in _SPECIAL]  # one pass over the graph
     readers: dict[str, list[Node]] = {}
-    for node in graph.nodes:
-        for name in node.inputs:
-            readers.setdefault(name, []).append(node)
-    attentions = list(_attentions(graph, readers))
+    if any(n.op_type != "LogSoftmax" for n in special):
+        for node in graph.nodes:  # only attention needs to follow tensors forward
+            for name in node.inputs:
+                readers.setdefault(name, []).append(node)
+    attentions = list(_attentions(graph, special, readers))
     scores = {id(a.scores) for a in attentions}
     return (
-        *_softmax(graph, scores),
+        *_softmax(graph, special, scores),
         *(f for a in attentions if (f := _head_rank(graph, a)) is not None),
         *_without_skip(graph, readers, attentions),
     )
@@ -104,10 +107,10 @@ def _standard(node: Node, *ops: str) -> bool:
     return node.domain in _STANDARD and node.op_type in ops
 
 
-def _softmax(graph: ShapedGraph, scores: set[int]) -> Iterator[Finding]:
+def _softmax(graph: ShapedGraph, special: list[Node], scores: set[int]) -> Iterator[Finding]:
     """Linear maps to logits: graph outputs and Softmax inputs, followed back."""
     ends = list(graph.outputs)
-    ends += [n.inputs[0] for n in graph.nodes if _standard(n, "Softmax", "LogSoftmax")]
+    ends += [n.inputs[0] for n in special if _standard(n, "Softmax", "LogSoftmax") and n.inputs]
     seen: set[str] = set()
     for end in ends:
         linear = _linear_map(graph, end)
@@ -157,9 +160,12 @@ def _linear_map(graph: ShapedGraph, name: str) -> Node | None:
     return None
 
 
-def _attentions(graph: ShapedGraph, readers: dict[str, list[Node]]) -> Iterator[_Attention]:
-    """Q K^T MatMul -> (scale, mask) -> Softmax over the last axis -> MatMul with V."""
-    for softmax in graph.nodes:
+def _attentions(
+    graph: ShapedGraph, special: list[Node], readers: dict[str, list[Node]]
+) -> Iterator[_Attention]:
+    """Q K^T MatMul -> (scale, mask) -> Softmax over the last axis -> MatMul with V, and
+    fused attention ops."""
+    for softmax in special:
         if not _standard(softmax, "Softmax") or not softmax.inputs:
             continue
         rank = len(_shape(graph, softmax.inputs[0]) or ())
@@ -171,7 +177,7 @@ def _attentions(graph: ShapedGraph, readers: dict[str, list[Node]]) -> Iterator[
         mixed = _reader(readers, softmax.outputs[0], "MatMul")
         if mixed is not None:
             yield _Attention(scores, softmax, mixed)
-    for node in graph.nodes:
+    for node in special:
         if node.op_type in FUSED_ATTENTION and node.arguments:
             yield _Attention(node, node, node)
 
