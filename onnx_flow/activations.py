@@ -74,8 +74,8 @@ def caps(
     widths = _widths(graph)
     found: dict[str, int] = {}
     groups = list(_groups(widths, len(samples)))
+    model, folder = stored()  # read once: each group's runner leaves it as it was
     for number, group in enumerate(groups, start=1):
-        model, folder = stored()
         try:
             runner = Runner(model, folder, group)
             rows: dict[str, list[np.ndarray]] = {name: [] for name in runner.names}

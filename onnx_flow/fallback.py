@@ -79,8 +79,7 @@ def run(
     """Shapes of ``names`` from one onnxruntime run on synthetic inputs.
 
     Args:
-        model: the model as stored (inline weights kept); it is changed: ``names``
-            become graph outputs.
+        model: the model as stored (inline weights kept).
         folder: where its external data lives, ``None`` when it has none.
         inputs: each data input's (elem_type, static shape).
         names: the tensors to measure.

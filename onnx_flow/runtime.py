@@ -25,15 +25,22 @@ class Runner:
     """A session that computes ``names`` (those onnxruntime can give) for given feeds."""
 
     def __init__(self, model: onnx.ModelProto, folder: Path | None, names: Collection[str]):
-        """Load the session; ``model`` is changed (``names`` become graph outputs).
+        """Load the session. ``names`` become graph outputs for as long as it takes to
+        serialize ``model``, which is then left as it was (one read serves many runners).
 
         Raises:
             Exception: whatever onnxruntime raises for a model it cannot load.
         """
         import onnxruntime as ort
 
-        present = {o.name for o in model.graph.output}
-        model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in present)
+        outputs = model.graph.output
+        kept = len(outputs)
+        present = {o.name for o in outputs}
+        outputs.extend(onnx.ValueInfoProto(name=n) for n in names if n not in present)
+        try:
+            serialized = model.SerializeToString()
+        finally:
+            del outputs[kept:]
         options = ort.SessionOptions()
         options.log_severity_level = 4  # fatal only
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -43,7 +50,7 @@ class Runner:
             )
         with quiet("onnxruntime"):  # it prints provider errors on stdout
             self._session = ort.InferenceSession(
-                model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+                serialized, options, providers=["CPUExecutionProvider"]
             )
         wanted = set(names)
         self.names = [o.name for o in self._session.get_outputs() if o.name in wanted]
