@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 from collections.abc import Iterator, Sequence
 
 import onnx
 
-from onnx_flow import activations, declared, load, network, rank, shapes, verdict, widths
+from onnx_flow import activations, declared, load, network, profile, rank, shapes, verdict, widths
 from onnx_flow.errors import AuditError
 from onnx_flow.options import Options
 from onnx_flow.report import Report
@@ -79,7 +80,7 @@ def _run(source: str | os.PathLike[str] | onnx.ModelProto, options: Options) -> 
     graph, resolved = resolve(source, options)
     with _naming(source):
         split = declared.split_tensors(graph, resolved, options.allow)
-        return verdict.judge(
+        report = verdict.judge(
             graph,
             resolved,
             network.build(graph, resolved, split=split),
@@ -89,6 +90,9 @@ def _run(source: str | os.PathLike[str] | onnx.ModelProto, options: Options) -> 
             allow=options.allow,
             fail_on=options.fail_on,
         )
+    if options.picture:
+        report = dataclasses.replace(report, profile=profile.profile(graph, resolved))
+    return report
 
 
 def resolve(

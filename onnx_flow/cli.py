@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import os
 import sys
@@ -18,14 +19,11 @@ from onnx_flow.errors import AuditError
 from onnx_flow.options import Options, parse_dims
 from onnx_flow.render import Format, render
 from onnx_flow.render.comparison import render as render_comparison
-from onnx_flow.report import Failure, Result
+from onnx_flow.report import Failure
 from onnx_flow.widths import Measure
 
 if TYPE_CHECKING:
-    import networkx as nx
     from rich.progress import TaskID
-
-    from onnx_flow.profile import Profile
 
 __all__ = ["entry", "main"]
 
@@ -121,6 +119,8 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
         models = batch.expand(arguments.models)
     except AuditError as error:
         return _fatal(str(error))
+    if output_format in (Format.DOT, Format.HTML) or arguments.plot:
+        options = dataclasses.replace(options, picture=True)  # drawn from the audit itself
     with _progress(len(models)) as done, _measuring(len(models)):
         results = batch.audit_all(models, options, jobs=arguments.jobs, done=done)
     failures = [r for r in results if isinstance(r, Failure)]
@@ -130,14 +130,11 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
         return EXIT_ERROR  # nothing to show but the reason
     try:
         color = arguments.output is None and sys.stdout.isatty()
-        graphs = _graphs(results, options) if output_format is Format.DOT else ()
-        needs_profile = output_format is Format.HTML or arguments.plot
-        profiles = _profiles(results, options) if needs_profile else []
-        text = render(results, output_format, color=color, graphs=graphs, profiles=profiles)
+        text = render(results, output_format, color=color)
         if arguments.plot:
             from onnx_flow.render import plot
 
-            _write(plot.render(results, profiles, arguments.plot), arguments.plot)
+            _write(plot.render(results, arguments.plot), arguments.plot)
         _write(text, arguments.output)
     except AuditError as error:
         return _fatal(str(error))
@@ -172,23 +169,6 @@ def _format(name: str) -> Format:
         raise AuditError(f"format {name!r} is unknown (known: {known})") from None
 
 
-def _graphs(results: Sequence[Result], options: Options) -> list[nx.MultiDiGraph | None]:
-    """Each audited model's data flow, for the DOT format."""
-    from onnx_flow.nxgraph import graph
-
-    return [
-        None
-        if isinstance(result, Failure)
-        else graph(
-            result.model,
-            dims=dict(options.dims),
-            batch_dim=options.batch_dim,
-            measure=options.measure.value,
-        )
-        for result in results
-    ]
-
-
 @contextlib.contextmanager
 def _measuring(models: int) -> Iterator[None]:
     """While one model is audited on a terminal, a bar for long measurements on stderr."""
@@ -208,13 +188,6 @@ def _measuring(models: int) -> Iterator[None]:
 
         with progress.listening(show):
             yield
-
-
-def _profiles(results: Sequence[Result], options: Options) -> list[Profile | None]:
-    """Each audited model's width profile, for HTML and the plot."""
-    from onnx_flow.profile import profile
-
-    return [None if isinstance(r, Failure) else profile(r.model, options) for r in results]
 
 
 def _write(content: str | bytes, output: str | None) -> None:

@@ -14,6 +14,7 @@ import onnx
 from onnx_flow import network
 from onnx_flow.audit import resolve
 from onnx_flow.options import Options
+from onnx_flow.profile import data_flow
 
 __all__ = ["flow_digraph", "graph"]
 
@@ -38,33 +39,20 @@ def graph(
     """
     options = Options.checked(dims=dims, batch_dim=batch_dim, measure=measure)
     shaped, resolved = resolve(source, options)
+    operators, edges = data_flow(shaped, resolved)
     result = nx.MultiDiGraph()
-    producer: dict[str, str] = {}
-    readers: list[tuple[str, tuple[str, ...]]] = []
-    for name in shaped.inputs:
-        result.add_node(f"input:{name}", op_type="Input", module=None)
-        producer[name] = f"input:{name}"
-    for node in shaped.nodes:
-        if any(resolved.carries(out) for out in node.outputs):
-            result.add_node(node.name, op_type=node.op_type, module=node.module)
-            producer.update(dict.fromkeys(node.outputs, node.name))
-            readers.append((node.name, node.inputs))
-    for name in shaped.outputs:
-        if resolved.carries(name):
-            result.add_node(f"output:{name}", op_type="Output", module=None)
-            readers.append((f"output:{name}", (name,)))
-    for reader, inputs in readers:
-        for name in dict.fromkeys(inputs):
-            if resolved.carries(name):
-                tensor = shaped.types.get(name)
-                result.add_edge(
-                    producer[name],
-                    reader,
-                    key=name,
-                    width=resolved.known.get(name),
-                    shape=tensor.shape if tensor else None,
-                    dtype=tensor.dtype if tensor else "",
-                )
+    for name, op_type, module in operators:
+        result.add_node(name, op_type=op_type, module=module)
+    for tail, head, tensor in edges:
+        tensor_type = shaped.types.get(tensor)
+        result.add_edge(
+            tail,
+            head,
+            key=tensor,
+            width=resolved.known.get(tensor),
+            shape=tensor_type.shape if tensor_type else None,
+            dtype=tensor_type.dtype if tensor_type else "",
+        )
     return result
 
 

@@ -33,6 +33,8 @@ class Options:
     """Samples for the ``data`` measure: an ``.npz`` file, one array per graph input."""
     fail_on: tuple[str, ...] = ()
     """Finding kinds that make the exit code 1 (``all`` expanded)."""
+    picture: bool = False
+    """Attach the profile and data flow to the report (HTML, plot, DOT draw them)."""
 
     @classmethod
     def checked(

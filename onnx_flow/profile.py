@@ -1,21 +1,21 @@
-"""The width profile: each sample-carrying tensor's width along the network's depth.
+"""The picture of a model's flow: widths along depth, and its data flow.
 
 Depth is a tensor's position in topological order. A skip is a tensor read more than
 one step after it was made: drawn as an arc from its depth to the depth of what the
-reader writes. The HTML report and the plot draw this; they mark the cut's tensors.
+reader writes. The HTML report and the plot draw the profile, DOT draws the data flow
+(operators joined by the tensors that carry samples); all mark the cut's tensors. The
+audit builds it from its own graph and widths when a picture is asked for, so nothing
+is loaded or measured twice.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-import onnx
+from onnx_flow.shapes import ShapedGraph
+from onnx_flow.widths import Widths
 
-from onnx_flow.audit import resolve
-from onnx_flow.options import Options
-
-__all__ = ["Point", "Profile", "profile"]
+__all__ = ["Point", "Profile", "data_flow", "profile"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +37,14 @@ class Profile:
     points: tuple[Point, ...]
     skips: tuple[tuple[int, int], ...]
     """(depth of the tensor, depth of what its late reader writes), each once."""
+    operators: tuple[tuple[str, str, str | None], ...]
+    """(vertex, op type, module) of the data flow; ``input:X`` and ``output:X`` too."""
+    edges: tuple[tuple[str, str, str], ...]
+    """(producer vertex, reader vertex, tensor): each carrying tensor to each reader."""
 
 
-def profile(source: str | os.PathLike[str] | onnx.ModelProto, options: Options) -> Profile:
-    """The profile of one model, with the options of its audit."""
-    graph, widths = resolve(source, options)
+def profile(graph: ShapedGraph, widths: Widths) -> Profile:
+    """The profile and data flow of a model the audit has shaped and measured."""
     depth = {name: index for index, name in enumerate(graph.carrying)}
     points = []
     for name, index in depth.items():
@@ -64,4 +67,33 @@ def profile(source: str | os.PathLike[str] | onnx.ModelProto, options: Options) 
         for name in node.inputs:
             if name in depth and min(written) - depth[name] > 1:
                 skips[depth[name], min(written)] = None
-    return Profile(points=tuple(points), skips=tuple(sorted(skips)))
+    operators, edges = data_flow(graph, widths)
+    return Profile(tuple(points), tuple(sorted(skips)), operators, edges)
+
+
+def data_flow(
+    graph: ShapedGraph, widths: Widths
+) -> tuple[tuple[tuple[str, str, str | None], ...], tuple[tuple[str, str, str], ...]]:
+    """Operators and the carrying tensors between them, each tensor once per reader."""
+    operators: list[tuple[str, str, str | None]] = []
+    producer: dict[str, str] = {}
+    readers: list[tuple[str, tuple[str, ...]]] = []
+    for name in graph.inputs:
+        operators.append((f"input:{name}", "Input", None))
+        producer[name] = f"input:{name}"
+    for node in graph.nodes:
+        if any(widths.carries(out) for out in node.outputs):
+            operators.append((node.name, node.op_type, node.module))
+            producer.update(dict.fromkeys(node.outputs, node.name))
+            readers.append((node.name, node.inputs))
+    for name in graph.outputs:
+        if widths.carries(name):
+            operators.append((f"output:{name}", "Output", None))
+            readers.append((f"output:{name}", (name,)))
+    edges = tuple(
+        (producer[name], reader, name)
+        for reader, inputs in readers
+        for name in dict.fromkeys(inputs)
+        if widths.carries(name)
+    )
+    return tuple(operators), edges

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from onnx_flow.findings import Finding
+from onnx_flow.profile import Profile
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -156,6 +157,9 @@ class Report:
     verdict as it is."""
     fail_on: tuple[str, ...] = ()
     """Finding kinds that count for the exit code (``--fail-on``)."""
+    profile: Profile | None = None
+    """Widths along depth and the data flow, when a picture was asked for; not part of
+    the JSON contract."""
 
     @property
     def failing(self) -> bool:

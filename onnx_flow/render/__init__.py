@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from onnx_flow.report import Result
-
-if TYPE_CHECKING:
-    import networkx as nx
-
-    from onnx_flow.profile import Profile
 
 __all__ = ["Format", "render"]
 
@@ -32,8 +27,6 @@ def render(
     format: Format,
     *,
     color: bool = False,
-    graphs: Sequence[nx.MultiDiGraph | None] = (),
-    profiles: Sequence[Profile | None] = (),
 ) -> str:
     """Render the reports; one report for a single model, several for several models.
 
@@ -42,8 +35,6 @@ def render(
             models were given.
         format: the output format.
         color: whether the text format may use terminal colours.
-        graphs: for DOT, each report's data flow (:func:`onnx_flow.graph`).
-        profiles: for HTML, each report's width profile (:mod:`onnx_flow.profile`).
     """
     if format is Format.TEXT:
         from onnx_flow.render import text
@@ -64,11 +55,11 @@ def render(
     if format is Format.DOT:
         from onnx_flow.render import dot
 
-        return dot.render(reports, graphs)
+        return dot.render(reports)
     if format is Format.HTML:
         from onnx_flow.render import html
 
-        return html.render(reports, profiles)
+        return html.render(reports)
     return _unreachable(format)
 
 

@@ -10,21 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import networkx as nx
-
 from onnx_flow.report import Failure, Result
 
 __all__ = ["render"]
 
 
-def render(reports: Sequence[Result], graphs: Sequence[nx.MultiDiGraph | None]) -> str:
-    """One ``digraph`` per audited model; ``graphs[i]`` is report ``i``'s data flow."""
+def render(reports: Sequence[Result]) -> str:
+    """One ``digraph`` per audited model, from the data flow in its report's profile."""
     parts = []
-    for report, graph in zip(reports, graphs, strict=True):
-        if isinstance(report, Failure) or graph is None:
-            error = report.error if isinstance(report, Failure) else "no graph"
+    for report in reports:
+        if isinstance(report, Failure) or report.profile is None:
+            error = report.error if isinstance(report, Failure) else "no data flow"
             parts.append(f"// {_comment(report.model)}: not audited: {_comment(error)}\n")
             continue
+        flow = report.profile
+        widths = {p.tensor: p.width for p in flow.points}
         cut = {t.tensor for t in (*report.total.cut_near_inputs, *report.total.cut_near_outputs)}
         lines = [
             f"digraph {_quote(report.model)} {{",
@@ -32,11 +32,11 @@ def render(reports: Sequence[Result], graphs: Sequence[nx.MultiDiGraph | None]) 
             '  node [shape=box, fontname="Helvetica", fontsize=10];',
             '  edge [fontname="Helvetica", fontsize=9];',
         ]
-        for name, data in sorted(graph.nodes(data=True)):
-            label = f"{data.get('module') or name}\\n{data.get('op_type', '')}"
+        for name, op_type, module in sorted(flow.operators):
+            label = f"{module or name}\\n{op_type}"
             lines.append(f"  {_quote(name)} [label={_quote(label, escaped=True)}];")
-        for tail, head, tensor, data in sorted(graph.edges(keys=True, data=True)):
-            width = data.get("width")
+        for tail, head, tensor in sorted(flow.edges):
+            width = widths.get(tensor)
             label = f"{tensor}\\n{width if width is not None else '?'}"
             style = ', color="red", fontcolor="red", penwidth=3' if tensor in cut else ""
             lines.append(

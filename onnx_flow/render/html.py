@@ -26,18 +26,18 @@ svg text { font-size: 11px; }
 """
 
 
-def render(reports: Sequence[Result], profiles: Sequence[Profile | None]) -> str:
-    """The page for the reports; ``profiles[i]`` is report ``i``'s width profile. Where a
-    rank or data cap applies, the uncapped widths are drawn in grey beneath."""
+def render(reports: Sequence[Result]) -> str:
+    """The page for the reports, each drawn from its profile. Where a rank or data cap
+    applies, the uncapped widths are drawn in grey beneath."""
     sections = []
-    for report, shape in zip(reports, profiles, strict=True):
-        if isinstance(report, Failure) or shape is None:
+    for report in reports:
+        if isinstance(report, Failure) or report.profile is None:
             error = report.error if isinstance(report, Failure) else "no profile"
             sections.append(
                 f"<h2>{_e(report.model)}</h2><p class='bad'>not audited: {_e(error)}</p>"
             )
         else:
-            sections.append(_section(report, shape))
+            sections.append(_section(report, report.profile))
     body = "\n".join(sections)
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"

@@ -8,13 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from onnx_flow.errors import AuditError
-from onnx_flow.profile import Profile
-from onnx_flow.report import Failure, Result
+from onnx_flow.report import Report, Result
 
 __all__ = ["render"]
 
 
-def render(reports: Sequence[Result], profiles: Sequence[Profile | None], name: str) -> bytes:
+def render(reports: Sequence[Result], name: str) -> bytes:
     """The figure's bytes in the format ``name``'s suffix says (``.png`` or ``.svg``).
 
     Raises:
@@ -31,14 +30,11 @@ def render(reports: Sequence[Result], profiles: Sequence[Profile | None], name: 
         import matplotlib.pyplot as plt
     except ImportError:
         raise AuditError("--plot needs matplotlib: pip install 'onnx-flow[plot]'") from None
-    drawn = [
-        (r, p) for r, p in zip(reports, profiles, strict=True) if p and not isinstance(r, Failure)
-    ]
+    drawn = [(r, r.profile) for r in reports if isinstance(r, Report) and r.profile]
     figure, axes = plt.subplots(
         max(len(drawn), 1), 1, figsize=(10, 3.2 * max(len(drawn), 1)), squeeze=False
     )
     for axis, (report, shape) in zip(axes[:, 0], drawn, strict=False):
-        assert not isinstance(report, Failure)
         points = [p for p in shape.points if p.width]
         axis.plot(
             [p.depth for p in points],
