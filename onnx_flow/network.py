@@ -96,7 +96,9 @@ def build(graph: ShapedGraph, widths: Widths, *, split: Sequence[str] = ()) -> F
                 producer.append(vertex)
                 readers.append([])
     tensors = tuple(index)
-    known = {**widths.known, **{name: widths.known[t] for name, t in split_inputs.items()}}
+    known = widths.known
+    if split_inputs:  # a split's input has its tensor's width
+        known = {**known, **{name: known[t] for name, t in split_inputs.items()}}
     return FlowNetwork(
         tensors=tensors,
         index=index,
