@@ -24,18 +24,6 @@ SEQUENCE, TARGET = 8, 4
 LABELS = 100
 
 
-class MaskedLanguageModel(nn.Module):
-    """A masked LM over ``input_ids`` with an all-ones attention mask; returns logits."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        mask = torch.ones_like(input_ids)
-        return self.model(input_ids=input_ids, attention_mask=mask).logits
-
-
 class Seq2SeqLanguageModel(nn.Module):
     """An encoder-decoder LM over ``input_ids`` and ``decoder_input_ids``; returns logits."""
 
@@ -72,7 +60,7 @@ def bert() -> nn.Module:
         max_position_embeddings=64,
     )
     config._attn_implementation = "eager"
-    return MaskedLanguageModel(BertForMaskedLM(config))
+    return LanguageModelLogits(BertForMaskedLM(config))
 
 
 def t5() -> nn.Module:
@@ -135,7 +123,7 @@ def llama() -> nn.Module:
         max_position_embeddings=64,
     )
     config._attn_implementation = "eager"
-    return LanguageModelLogits(LlamaForCausalLM(config))
+    return LanguageModelLogits(LlamaForCausalLM(config), use_cache=False)
 
 
 _TOKENS = {"x": {0: "batch", 1: "sequence"}}

@@ -80,17 +80,19 @@ class UNet(nn.Module):
 
 
 class LanguageModelLogits(nn.Module):
-    """A ``transformers`` causal LM that returns only its logits."""
+    """A ``transformers`` language model over ``input_ids`` that returns only its logits;
+    ``options`` go to every call (``use_cache=False`` for causal LMs)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, **options: object) -> None:
         super().__init__()
         self.model = model
+        self.options = options
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         # An all-ones mask built from the input's shape: without one, transformers looks
         # for packed sequences with ``torch.diff``, which the TorchScript exporter lacks.
         mask = torch.ones_like(input_ids)
-        return self.model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
+        return self.model(input_ids=input_ids, attention_mask=mask, **self.options).logits
 
 
 def gpt2(layers: int = 2, width: int = 768, vocabulary: int = 50257) -> nn.Module:
@@ -101,7 +103,7 @@ def gpt2(layers: int = 2, width: int = 768, vocabulary: int = 50257) -> nn.Modul
         n_layer=layers, n_embd=width, n_head=12, vocab_size=vocabulary, n_positions=1024
     )
     config._attn_implementation = "eager"
-    return LanguageModelLogits(GPT2LMHeadModel(config))
+    return LanguageModelLogits(GPT2LMHeadModel(config), use_cache=False)
 
 
 class AutoEncoder(nn.Module):

@@ -213,7 +213,7 @@ class Failure:
 
     @property
     def failing(self) -> bool:
-        """Exit code 2, not 1: see :class:`Failure`'s caller."""
+        """Never: a model that was not audited makes the exit code 2, not 1."""
         return False
 
     def to_dict(self) -> dict[str, Any]:

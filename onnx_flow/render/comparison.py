@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from onnx_flow.compare import Change, Comparison
+from onnx_flow.render.layers import cut_layers
 from onnx_flow.report import OutputResult
 
 __all__ = ["render"]
@@ -60,6 +61,4 @@ def _verdict(change: Change) -> Text:
 
 
 def _layers(result: OutputResult) -> str:
-    from onnx_flow.render.layers import cut_layers
-
     return cut_layers(result) if result.bottleneck else ""
