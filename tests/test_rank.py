@@ -125,12 +125,17 @@ def test_a_depthwise_conv_is_not_read_as_one_small_matrix() -> None:
     seed=st.integers(0, 2**16),
 )
 def test_the_gram_rank_agrees_with_numpy(rows, columns, rank, scale, seed) -> None:
-    """The Gram-matrix rank equals numpy's SVD-based matrix_rank on float32 weights."""
+    """The Gram-matrix rank equals numpy's SVD-based matrix_rank on float32 weights.
+
+    The weight is built as U diag(s) V^T with its `rank` singular values in [1, 4] x scale:
+    a product of Gaussian factors can be nearly singular (a square one often is), and
+    then its rank is not the one it was built with."""
     generator = np.random.default_rng(seed)
     rank = min(rank, rows, columns)
-    weight = (
-        generator.standard_normal((rows, rank)) @ generator.standard_normal((rank, columns))
-    ).astype(np.float32) * np.float32(scale)
+    left, _ = np.linalg.qr(generator.standard_normal((rows, rank)))
+    right, _ = np.linalg.qr(generator.standard_normal((columns, rank)))
+    singular = generator.uniform(1.0, 4.0, rank) * scale
+    weight = ((left * singular) @ right.T).astype(np.float32)
     assert matrix_rank(weight) == np.linalg.matrix_rank(weight) == rank
 
 
