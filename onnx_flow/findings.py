@@ -23,7 +23,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from onnx_flow.shapes import FUSED_ATTENTION, Dim, Node, ShapedGraph
+from onnx_flow.inference import Dim
+from onnx_flow.shapes import FUSED_ATTENTION, Node, ShapedGraph
 
 __all__ = ["KINDS", "Finding", "find"]
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from onnx_flow.inference import TensorType
 from onnx_flow.load import DATA_FIELDS
 
 __all__ = ["fold_constants"]
@@ -37,12 +39,12 @@ _NONDETERMINISTIC = frozenset(
 )
 
 
-def fold_constants(model: onnx.ModelProto, inferred: onnx.GraphProto) -> int:
+def fold_constants(model: onnx.ModelProto, types: Mapping[str, TensorType]) -> int:
     """Replace nodes whose inputs are all known values by initializers, in place.
 
     Args:
         model: the model to change (owned by the pipeline).
-        inferred: its graph after shape inference, for the shapes ``Shape`` reads.
+        types: its tensors' types after shape inference, for the shapes ``Shape`` reads.
 
     Returns:
         How many nodes were folded; 0 when nothing more can be.
@@ -52,10 +54,9 @@ def fold_constants(model: onnx.ModelProto, inferred: onnx.GraphProto) -> int:
         t.name: numpy_helper.to_array(t) for t in graph.initializer if _has_data(t)
     }
     static = {
-        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-        for v in (*inferred.input, *inferred.value_info, *inferred.output)
-        if v.type.tensor_type.HasField("shape")
-        and all(d.HasField("dim_value") for d in v.type.tensor_type.shape.dim)
+        name: [d for d in t.shape if type(d) is int]
+        for name, t in types.items()
+        if t.shape is not None and all(type(d) is int for d in t.shape)
     }
     folded: list[int] = []
     for index, node in enumerate(graph.node):

@@ -17,84 +17,27 @@ from itertools import chain
 from pathlib import Path
 
 import onnx
-import onnx.shape_inference
 
-from onnx_flow import fallback, symbols
+from onnx_flow import fallback, inference, symbols
 from onnx_flow.errors import AuditError
 from onnx_flow.fold import fold_constants
-from onnx_flow.load import INTEGER_TYPES
+from onnx_flow.inference import ELEMENT_TYPES, SHAPE_OPS, SUBGRAPH_OPS, TensorType
 
 __all__ = [
-    "SHAPE_OPS",
-    "Dim",
     "Node",
     "ShapedGraph",
-    "TensorType",
     "FUSED_ATTENTION",
     "carrying_tensors",
     "infer",
     "module_path",
 ]
 
-#: A dim: a size, the name of a symbolic dim nobody bound, or ``None`` when unknown.
-Dim = int | str | None
-
-#: Ops whose outputs are values read off their input's shape, never its values.
-SHAPE_OPS = frozenset({"Shape", "Size"})
-
 #: Rounds of "fold what is constant, infer again"; each resolves one more layer of
 #: shape arithmetic, and exporters nest it only a few deep.
 _FOLD_ROUNDS = 8
 
-# Bits per element of ONNX tensor types; a bool carries one bit, 4-bit types four.
-_BITS: dict[int, int] = {
-    onnx.TensorProto.FLOAT: 32,
-    onnx.TensorProto.UINT8: 8,
-    onnx.TensorProto.INT8: 8,
-    onnx.TensorProto.UINT16: 16,
-    onnx.TensorProto.INT16: 16,
-    onnx.TensorProto.INT32: 32,
-    onnx.TensorProto.INT64: 64,
-    onnx.TensorProto.BOOL: 1,
-    onnx.TensorProto.FLOAT16: 16,
-    onnx.TensorProto.DOUBLE: 64,
-    onnx.TensorProto.UINT32: 32,
-    onnx.TensorProto.UINT64: 64,
-    onnx.TensorProto.COMPLEX64: 64,
-    onnx.TensorProto.COMPLEX128: 128,
-    onnx.TensorProto.BFLOAT16: 16,
-    onnx.TensorProto.FLOAT8E4M3FN: 8,
-    onnx.TensorProto.FLOAT8E4M3FNUZ: 8,
-    onnx.TensorProto.FLOAT8E5M2: 8,
-    onnx.TensorProto.FLOAT8E5M2FNUZ: 8,
-    onnx.TensorProto.UINT4: 4,
-    onnx.TensorProto.INT4: 4,
-}
-
-
 #: The most input elements the onnxruntime run feeds (1 GiB of float32).
 _RUN_ELEMENTS = 2**28
-
-#: ONNX element type name -> number.
-_ELEM_TYPES = dict(onnx.TensorProto.DataType.items())
-_TYPE_NAMES = {number: name for name, number in _ELEM_TYPES.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class TensorType:
-    """What shape inference knows of one tensor."""
-
-    shape: tuple[Dim, ...] | None
-    """Dims after binding; ``None`` when even the rank is unknown."""
-    dtype: str
-    """ONNX element type name, e.g. ``FLOAT``; ``""`` for non-tensor types."""
-    bits: int | None
-    """Bits per element; ``None`` for strings and non-tensor types."""
-    integer: bool
-    """Whether the elements are integers (index tensors can be one-hot)."""
-    kind: str = "tensor"
-    """``tensor``, or the value kind that has no fixed shape: ``sequence``, ``optional``,
-    ``map``, ``sparse_tensor``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,25 +117,26 @@ def infer(
     inputs = tuple(i.name for i in graph.input if i.name not in constants)
     if not inputs:
         raise AuditError("the model has no data inputs: every graph input is an initializer")
-    records = _records(graph)
-    _check_text(graph, records, constants)
-    nodes, producers = _topological(records, _defined(graph))
+    values = (*graph.input, *graph.output)
+    _check_text(
+        [v.name for v in values],
+        [d.dim_param for v in values for d in v.type.tensor_type.shape.dim],
+        constants,
+    )
     declared = symbols.declared(graph)
     bindings = symbols.bindings(graph, inputs, declared, dict(dims or {}), batch_dim)
     symbols.bind(_value_infos(graph), bindings)
-    # Data propagation carries values computed from shapes; without a Shape or Size op
-    # (nor a subgraph that may hold one) there are none, constant Reshape targets are
-    # read anyway, and it costs 25% more.
-    data_prop = any(r.op_type in SHAPE_OPS or r.op_type in _SUBGRAPH_OPS for r in nodes)
-    inferred = _infer(model, data_prop=data_prop)
-    types = _types(graph, inferred.graph)
+    # Reading the nodes is Python work as long as inference: on a large graph the two
+    # run side by side (see onnx_flow.inference).
+    with inference.inferring(model) as inferred:
+        nodes, producers = _read_nodes(graph)
+        types = inferred()
     for _ in range(_FOLD_ROUNDS):
-        if _resolved(nodes, types) or not fold_constants(model, inferred.graph):
+        if _resolved(nodes, types) or not fold_constants(model, types):
             break
         # Folded nodes became initializers: read the graph again.
-        nodes, producers = _topological(_records(graph), _defined(graph))
-        inferred = _infer(model, data_prop=True)
-        types = _types(graph, inferred.graph)
+        nodes, producers = _read_nodes(graph)
+        types = inference.infer_types(model)
     carrying = carrying_tensors(nodes, inputs)
     fallbacks = _fall_back(model, carrying, types, inputs, stored)
     return ShapedGraph(
@@ -232,7 +176,7 @@ def _fall_back(
             if tensor is None or not tensor.dtype or not _static_shape(tensor):
                 return tuple(used)  # a run needs every input's shape and type
             feeds[name] = (
-                _ELEM_TYPES[tensor.dtype],
+                ELEMENT_TYPES[tensor.dtype],
                 tuple(d for d in tensor.shape or () if type(d) is int),
             )
         if sum(math.prod(shape) for _, shape in feeds.values()) > _RUN_ELEMENTS:
@@ -283,38 +227,10 @@ def _static_shape(tensor: TensorType) -> bool:
 def _static(shapes: fallback.Shapes) -> dict[str, TensorType]:
     """The fully known shapes among fallback results, as types."""
     return {
-        name: _tensor_type(elem, dims)
+        name: inference.tensor_type(elem, dims)
         for name, (elem, dims) in shapes.items()
         if elem and all(type(d) is int for d in dims)
     }
-
-
-def _infer(model: onnx.ModelProto, *, data_prop: bool) -> onnx.ModelProto:
-    try:
-        # Strict: a conflict (an Add of widths 3 and 5, from --dim values that do not fit
-        # the model or from a broken model) is an error, not a shape quietly kept.
-        return onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=data_prop)
-    except Exception as error:  # onnx raises InferenceError, ValueError or RuntimeError
-        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        raise AuditError(f"shape inference failed: {message}") from None
-
-
-def _types(graph: onnx.GraphProto, inferred: onnx.GraphProto) -> dict[str, TensorType]:
-    """Every tensor's type; tensors of the same type share one record."""
-    by_dims: dict[tuple[int, tuple[int, ...]], TensorType] = {}
-    types: dict[str, TensorType] = {}
-    for tensor in graph.initializer:
-        key = (tensor.data_type, tuple(tensor.dims))
-        if key not in by_dims:
-            by_dims[key] = _tensor_type(*key)
-        types[tensor.name] = by_dims[key]
-    by_proto: dict[bytes, TensorType] = {}
-    for value in _value_infos(inferred):
-        proto = value.type.SerializeToString()
-        if proto not in by_proto:
-            by_proto[proto] = _value_type(value.type)
-        types[value.name] = by_proto[proto]
-    return types
 
 
 def _resolved(records: Iterable[Node], types: Mapping[str, TensorType]) -> bool:
@@ -331,51 +247,27 @@ def _value_infos(graph: onnx.GraphProto) -> Iterator[onnx.ValueInfoProto]:
     yield from graph.value_info
 
 
-def _value_type(type_proto: onnx.TypeProto) -> TensorType:
-    if not type_proto.HasField("tensor_type"):
-        kind = (type_proto.WhichOneof("value") or "unknown_type").removesuffix("_type")
-        return TensorType(shape=None, dtype="", bits=None, integer=False, kind=kind)
-    tensor = type_proto.tensor_type
-    if not tensor.HasField("shape"):
-        return _tensor_type(tensor.elem_type, None)
-    shape: list[Dim] = []
-    for dim in tensor.shape.dim:
-        if dim.HasField("dim_value"):
-            shape.append(dim.dim_value)
-        elif dim.HasField("dim_param") and dim.dim_param:
-            shape.append(dim.dim_param)
-        else:
-            shape.append(None)
-    return _tensor_type(tensor.elem_type, tuple(shape))
-
-
-def _tensor_type(elem_type: int, shape: tuple[Dim, ...] | None) -> TensorType:
-    # An element type newer than this onnx (or a corrupt one) keeps its number.
-    name = _TYPE_NAMES.get(elem_type, f"element type {elem_type}") if elem_type else ""
-    return TensorType(
-        shape=shape, dtype=name, bits=_BITS.get(elem_type), integer=elem_type in INTEGER_TYPES
-    )
-
-
 def _records(graph: onnx.GraphProto) -> list[Node]:
     return [_node(node, index) for index, node in enumerate(graph.node)]
 
 
-def _check_text(graph: onnx.GraphProto, records: list[Node], constants: frozenset[str]) -> None:
-    """Refuse names that are not UTF-8: protobuf hands those over as ``bytes``."""
-    values = (*graph.input, *graph.output)
-    texts = [
-        [v.name for v in values],
-        [d.dim_param for v in values for d in v.type.tensor_type.shape.dim],
-        constants,
+def _read_nodes(graph: onnx.GraphProto) -> tuple[tuple[Node, ...], dict[str, Node]]:
+    """The nodes as records in topological order, and the node that writes each tensor."""
+    records = _records(graph)
+    _check_text(
         [r.name for r in records],
         [r.op_type for r in records],
         [r.domain for r in records],
         [r.scope or "" for r in records],
         chain.from_iterable(r.inputs for r in records),
         chain.from_iterable(r.outputs for r in records),
-    ]
-    for group in texts:
+    )
+    return _topological(records, _defined(graph))
+
+
+def _check_text(*groups: Iterable[str]) -> None:
+    """Refuse names that are not UTF-8: protobuf hands those over as ``bytes``."""
+    for group in groups:
         items = list(group)
         try:
             "".join(items)  # one pass in C; a bytes item raises
@@ -452,17 +344,13 @@ def _sorted(records: list[Node]) -> list[Node]:
     return ordered
 
 
-# Standard ops whose attributes hold subgraphs (custom-domain ops are checked too).
-_SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
-
-
 def _node(node: onnx.NodeProto, index: int) -> Node:
     # Each field read from a protobuf message costs; this runs once per node.
     name, op_type, domain = node.name, node.op_type, node.domain
     inputs = tuple(node.input)
     if "" in inputs:
         inputs = tuple(n for n in inputs if n)
-    if op_type in _SUBGRAPH_OPS or (domain and domain != "ai.onnx"):
+    if op_type in SUBGRAPH_OPS or (domain and domain != "ai.onnx"):
         inputs += tuple(n for n in dict.fromkeys(_captured(node)) if n not in inputs)
     scope = name if name[:1] == "/" else None
     if node.metadata_props:

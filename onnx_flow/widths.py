@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from onnx_flow.errors import AuditError
-from onnx_flow.shapes import ShapedGraph, TensorType
+from onnx_flow.inference import TensorType
+from onnx_flow.shapes import ShapedGraph
 
 __all__ = ["Measure", "Widths", "compute"]
 

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from onnx_flow import network, widths
 from onnx_flow.cut import solve
+from onnx_flow.inference import TensorType
 from onnx_flow.nxgraph import flow_digraph
 from onnx_flow.report import Report
-from onnx_flow.shapes import Node, ShapedGraph, TensorType, carrying_tensors
+from onnx_flow.shapes import Node, ShapedGraph, carrying_tensors
 from onnx_flow.verdict import judge
 
 

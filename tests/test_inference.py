@@ -1,0 +1,121 @@
+"""Shape inference in a forked child gives what inference in the process gives.
+
+``FORK_NODES`` is lowered to 0 so that small models take the child's path; the same
+audit in the process (no fork) is the reference each result is checked against.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+from onnx import TensorProto, helper
+
+import onnx_flow
+from models.reference import MODELS
+from onnx_flow import inference
+from onnx_flow.errors import AuditError
+from tests.conftest import EXPORTERS
+from tests.onnx_builders import model, squeeze_mlp
+
+
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Fork for every graph, whatever threads earlier tests left running (the dynamo
+    exporter leaves tqdm's monitor); the list collects the children's pids."""
+    started: list[int] = []
+    fork = os.fork
+
+    def recorded() -> int:
+        pid = fork()
+        if pid:
+            started.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", recorded)
+    monkeypatch.setattr(inference, "FORK_NODES", 0)
+    monkeypatch.setattr(inference, "_may_fork", lambda: True)
+    return started
+
+
+def _gone(pid: int) -> bool:
+    """Whether the child has been reaped (it is no longer this process's child)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_a_forked_inference_gives_the_same_report(exported, forks, exporter: str) -> None:
+    for name, reference in MODELS.items():
+        path = exported(name, exporter)
+        forked = onnx_flow.audit(path, dims=reference.dims).to_dict()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(inference, "FORK_NODES", 10**9)
+            assert onnx_flow.audit(path, dims=reference.dims).to_dict() == forked, name
+    assert len(forks) == len(MODELS) and all(map(_gone, forks))
+
+
+def _conflict():
+    """An Add of widths 3 and 5: strict inference rejects it."""
+    return model(
+        [helper.make_node("Add", ["x", "y"], ["z"])],
+        [("x", TensorProto.FLOAT, [1, 3]), ("y", TensorProto.FLOAT, [1, 5])],
+        [("z", TensorProto.FLOAT, [1, 3])],
+    )
+
+
+def test_the_child_hands_on_an_inference_error(forks, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(AuditError) as forked:
+        onnx_flow.audit(_conflict())
+    monkeypatch.setattr(inference, "FORK_NODES", 10**9)
+    with pytest.raises(AuditError) as in_process:
+        onnx_flow.audit(_conflict())
+    assert str(forked.value) == str(in_process.value)
+    assert "shape inference failed" in str(forked.value) and len(forks) == 1
+
+
+def test_a_child_that_dies_is_an_error(forks, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The child runs the patched function: it kills itself where inference would run.
+    monkeypatch.setattr(inference, "infer_types", lambda _: os.kill(os.getpid(), signal.SIGKILL))
+    with pytest.raises(AuditError, match=r"shape inference crashed \(killed by SIGKILL\)"):
+        onnx_flow.audit(_conflict())
+    assert len(forks) == 1 and _gone(forks[0])
+
+
+def test_an_error_in_the_parent_stops_the_child(forks, monkeypatch: pytest.MonkeyPatch) -> None:
+    waiting = threading.Event()
+    # A child that would never finish: only the parent's error can end it.
+    monkeypatch.setattr(inference, "infer_types", lambda _: waiting.wait())
+    cycle = helper.make_graph(  # unchecked: the checker rejects cycles too
+        [
+            helper.make_node("Add", ["x", "b"], ["a"], name="first"),
+            helper.make_node("Relu", ["a"], ["b"], name="second"),
+        ],
+        "cycle",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 4])],
+    )
+    with pytest.raises(AuditError, match="cycle"):
+        onnx_flow.audit(helper.make_model(cycle))
+    assert len(forks) == 1 and _gone(forks[0])
+
+
+def test_no_fork_beside_another_python_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    forks: list[int] = []
+    fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or fork())
+    monkeypatch.setattr(inference, "FORK_NODES", 0)
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        report = onnx_flow.audit(squeeze_mlp())
+    finally:
+        stop.set()
+        thread.join()
+    assert report.total.max_flow == 4 and forks == []
