@@ -106,6 +106,7 @@ def resolve(
             dims=options.dims,
             batch_dim=options.batch_dim,
             stored=lambda: load.stored(source),
+            beside=lambda: load.check_external(model, source),
         )
         caps, count = None, None
         if options.measure is widths.Measure.RANK:

@@ -3,9 +3,10 @@
 A tensor stored outside the model names a file (``location``) relative to the model's
 folder, and a byte range in it. A hostile model can point anywhere: an absolute path,
 ``../`` out of the folder, a symlink to elsewhere (CVE-2022-25882, CVE-2024-27318 in
-onnx's own loader). Every reference is checked here, with ``stat`` only, before any
-other stage runs: one that leaves the folder, names a missing file, or holds a key or
-number the format does not allow is refused.
+onnx's own loader). Every reference is checked here, with ``stat`` only, before anything
+reads a weight (shape inference runs meanwhile: it opens no external file): one that
+leaves the folder, names a missing file, or holds a key or number the format does not
+allow is refused.
 """
 
 from __future__ import annotations

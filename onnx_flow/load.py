@@ -1,7 +1,7 @@
 """Read an ONNX model's graph without its weights.
 
-Weights stored as external data are never opened; their references are checked
-(:mod:`onnx_flow.external`). Weights stored inline are dropped
+Weights stored as external data are never opened; :func:`check_external` checks their
+references (:mod:`onnx_flow.external`). Weights stored inline are dropped
 (dims and dtype kept) before anything else runs, except small integer tensors, which
 shape inference reads as values (the target shape of a ``Reshape``, say). Local
 functions are inlined so that every op is visible to shape inference and to the flow.
@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from onnx_flow import external
 from onnx_flow.errors import AuditError
 
-__all__ = ["DATA_FIELDS", "INTEGER_TYPES", "display_name", "load", "stored"]
+__all__ = ["DATA_FIELDS", "INTEGER_TYPES", "check_external", "display_name", "load", "stored"]
 
 #: The largest message protobuf parses: 2 GiB.
 _PROTOBUF_LIMIT = 2**31 - 1
@@ -56,6 +56,9 @@ DATA_FIELDS = (
 def load(source: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:
     """Return a private copy of the model's graph, weights dropped and functions inlined.
 
+    Its external-data references are left to :func:`check_external`, which must pass
+    before anything reads the weights.
+
     Args:
         source: path of an ``.onnx`` file, or a model already in memory (left unchanged).
 
@@ -65,17 +68,11 @@ def load(source: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:
     if isinstance(source, onnx.ModelProto):
         model = onnx.ModelProto()
         model.CopyFrom(source)
-        folder = None
     else:
         model = _read(Path(source))
-        folder = Path(source).parent
     name = display_name(source)
     if not model.HasField("graph") or model.ir_version == 0:
         raise AuditError(f"{name}: not an ONNX model (no graph or no IR version)")
-    try:
-        external.check(model.graph, folder)
-    except AuditError as error:
-        raise AuditError(f"{name}: {error}") from None
     for tensor in model.graph.initializer:
         _drop_data(tensor)
     if model.functions:
@@ -84,6 +81,19 @@ def load(source: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:
         except Exception as error:  # the C++ inliner raises bare RuntimeErrors
             raise AuditError(f"{name}: cannot inline local functions: {error}") from None
     return model
+
+
+def check_external(
+    model: onnx.ModelProto, source: str | os.PathLike[str] | onnx.ModelProto
+) -> None:
+    """Refuse the model's external-data references that are malformed or leave the
+    folder of ``source`` (see :mod:`onnx_flow.external`); nothing is opened.
+
+    Raises:
+        AuditError: naming the tensor and what is wrong with its reference.
+    """
+    folder = None if isinstance(source, onnx.ModelProto) else Path(source).parent
+    external.check(model.graph, folder)
 
 
 def stored(source: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx.ModelProto, Path | None]:

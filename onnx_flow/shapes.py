@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 
 import onnx
@@ -94,6 +95,7 @@ def infer(
     dims: Mapping[str, int] | None = None,
     batch_dim: str | None = None,
     stored: Callable[[], tuple[onnx.ModelProto, Path | None]] | None = None,
+    beside: Callable[[], object] | None = None,
 ) -> ShapedGraph:
     """Bind symbolic dims in ``model`` (in place), infer shapes and return the records.
 
@@ -107,6 +109,8 @@ def infer(
             data inputs. A value for it in ``dims`` wins.
         stored: gives the model with its weights (as stored: inline data kept, external
             data in the returned folder) for the onnxruntime run; ``None``: no run.
+        beside: work to run while shapes are inferred, before the nodes are read
+            (the external-data check); it must not change the model.
 
     Raises:
         AuditError: a dim named in ``dims`` or ``batch_dim`` is not in the model, the model
@@ -129,15 +133,18 @@ def infer(
     # Reading the nodes is Python work as long as inference: on a large graph the two
     # run side by side (see onnx_flow.inference).
     with inference.inferring(model) as inferred:
+        if beside is not None:
+            beside()
         nodes, producers = _read_nodes(graph)
+        carrying = carrying_tensors(nodes, inputs)
         types = inferred()
     for _ in range(_FOLD_ROUNDS):
         if _resolved(nodes, types) or not fold_constants(model, types):
             break
         # Folded nodes became initializers: read the graph again.
         nodes, producers = _read_nodes(graph)
+        carrying = carrying_tensors(nodes, inputs)
         types = inference.infer_types(model)
-    carrying = carrying_tensors(nodes, inputs)
     fallbacks = _fall_back(model, carrying, types, inputs, stored)
     return ShapedGraph(
         nodes=nodes,
@@ -213,11 +220,15 @@ def _open(carrying: Mapping[str, None], types: Mapping[str, TensorType]) -> set[
 
     The rest never needs a width, nor a fallback that loads the weights to find one.
     """
-    return {
-        name
-        for name in carrying
-        if name not in types or (types[name].kind == "tensor" and not _static_shape(types[name]))
+    types_open = {
+        key
+        for key, tensor in _distinct(types).items()
+        if tensor.kind == "tensor" and not _static_shape(tensor)
     }
+    untyped = carrying.keys() - types.keys()
+    if not types_open:
+        return untyped
+    return untyped | {name for name in carrying if id(types.get(name)) in types_open}
 
 
 def _static_shape(tensor: TensorType) -> bool:
@@ -235,10 +246,16 @@ def _static(shapes: fallback.Shapes) -> dict[str, TensorType]:
 
 def _resolved(records: Iterable[Node], types: Mapping[str, TensorType]) -> bool:
     """Whether every tensor the nodes write has a fully static shape."""
-    distinct = {id(t): t for t in types.values()}.values()
-    if any(t.shape is None or not all(type(d) is int for d in t.shape) for t in distinct):
+    if not all(map(_static_shape, _distinct(types).values())):
         return False
-    return all(out in types for record in records for out in record.outputs if out)
+    written = set(chain.from_iterable(map(attrgetter("outputs"), records)))
+    written.discard("")  # an optional output left out
+    return written <= types.keys()
+
+
+def _distinct(types: Mapping[str, TensorType]) -> dict[int, TensorType]:
+    """The distinct records among ``types`` by ``id`` (tensors of one type share one)."""
+    return dict(zip(map(id, types.values()), types.values(), strict=True))
 
 
 def _value_infos(graph: onnx.GraphProto) -> Iterator[onnx.ValueInfoProto]:

@@ -15,6 +15,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import cast
 
 from onnx_flow.errors import AuditError
 from onnx_flow.inference import TensorType
@@ -76,33 +77,38 @@ def compute(
         AuditError: a width needs a symbolic dim the model declares and nobody bound.
     """
     carrying = graph.carrying
-    one_hot = _one_hot(graph, carrying)
-    known: dict[str, int] = {}
+    types = list(map(graph.types.get, carrying))
+    keys = list(map(id, types))
+    # Tensors of one type share one record: each distinct type's width is found once,
+    # and handed to the tensors in passes that run in C.
+    by_type = {
+        key: _width(tensor, measure) for key, tensor in dict(zip(keys, types, strict=True)).items()
+    }
+    widths = dict(zip(carrying, map(by_type.__getitem__, keys), strict=True))
     unknown: dict[str, str] = {}
-    unbound: dict[str, str] = {}
-    # Tensors of one type share one record: count each distinct type's elements once.
-    by_type: dict[int, int | str] = {}
-    for name in carrying:
-        tensor = graph.types.get(name)
-        elements = by_type.get(id(tensor))
-        if elements is None:
-            elements = by_type[id(tensor)] = _elements(tensor)
+    if any(isinstance(width, str) for width in by_type.values()):
+        unknown = {name: width for name, width in widths.items() if isinstance(width, str)}
+        for name in unknown:
+            del widths[name]
+    known = cast(dict[str, int], widths)  # the reasons went to ``unknown``
+    one_hot = _one_hot(graph, carrying)
+    for name, (rows, table_bits) in one_hot.items():
+        tensor = graph.types[name]
+        elements = _elements(tensor)
         if isinstance(elements, str):
-            unknown[name] = elements
-            for symbol in _symbols(tensor):
-                if symbol in graph.declared_dims:
-                    unbound.setdefault(symbol, name)
-            continue
-        assert tensor is not None
-        rows, table_bits = one_hot.get(name, (1, None))
-        if measure is not Measure.BITS:
-            known[name] = elements * rows
-            continue
-        bits = table_bits if name in one_hot else tensor.bits
+            continue  # unknown, for that reason
+        bits = table_bits if measure is Measure.BITS else 1
         if bits is None:
+            known.pop(name, None)
             unknown[name] = f"element type {tensor.dtype or 'non-tensor'} has no bit width"
         else:
+            unknown.pop(name, None)
             known[name] = elements * rows * bits
+    unbound: dict[str, str] = {}
+    for name in unknown:
+        for symbol in _symbols(graph.types.get(name)):
+            if symbol in graph.declared_dims:
+                unbound.setdefault(symbol, name)
     if unbound:
         symbol = min(unbound)
         raise AuditError(
@@ -120,6 +126,17 @@ def compute(
         uncapped=uncapped,
         samples=samples,
     )
+
+
+def _width(tensor: TensorType | None, measure: Measure) -> int | str:
+    """A tensor's width in ``measure`` (not counting one-hot rows), or why it has none."""
+    elements = _elements(tensor)
+    if isinstance(elements, str) or measure is not Measure.BITS:
+        return elements
+    assert tensor is not None  # a tensor with no type has no element count
+    if tensor.bits is None:
+        return f"element type {tensor.dtype or 'non-tensor'} has no bit width"
+    return elements * tensor.bits
 
 
 def _one_hot(graph: ShapedGraph, carrying: Mapping[str, None]) -> dict[str, tuple[int, int | None]]:
