@@ -183,14 +183,13 @@ class _Child:
             os.close(reading)
             _serve(model, writing)
         os.close(writing)
-        self._pid: int | None = pid
-        self._pipe = reading
+        self._pid = pid
+        self._pipe = os.fdopen(reading, "rb")
+        self._status: int | None = None  # the wait status, once reaped
 
     def result(self) -> dict[str, TensorType]:
-        with os.fdopen(self._pipe, "rb") as pipe:
-            payload = pipe.read()
-        _, status = os.waitpid(self._pid, 0) if self._pid is not None else (0, 0)
-        self._pid = None
+        payload = self._pipe.read()
+        status = self._reap()
         if not payload or os.waitstatus_to_exitcode(status) != 0:
             raise AuditError(f"shape inference crashed ({_ended(status)})")
         kind, value = pickle.loads(payload)
@@ -201,13 +200,15 @@ class _Child:
         return dict(zip(names, map(distinct.__getitem__, indices), strict=True))
 
     def stop(self) -> None:
-        """Kill and reap the child if :meth:`result` was not called."""
-        if self._pid is None:
-            return
-        os.kill(self._pid, signal.SIGKILL)
-        os.waitpid(self._pid, 0)
-        os.close(self._pipe)
-        self._pid = None
+        """Kill the child unless it was reaped, and close the pipe."""
+        if self._status is None:
+            os.kill(self._pid, signal.SIGKILL)
+            self._reap()
+        self._pipe.close()
+
+    def _reap(self) -> int:
+        _, self._status = os.waitpid(self._pid, 0)
+        return self._status
 
 
 def _serve(model: onnx.ModelProto, pipe: int) -> NoReturn:
@@ -233,9 +234,12 @@ def _serve(model: onnx.ModelProto, pipe: int) -> NoReturn:
 
 def _ended(status: int) -> str:
     code = os.waitstatus_to_exitcode(status)
-    if code < 0:
+    if code >= 0:
+        return f"exit code {code}"
+    try:
         return f"killed by {signal.Signals(-code).name}"
-    return f"exit code {code}"
+    except ValueError:  # a signal without a name (a real-time one)
+        return f"killed by signal {-code}"
 
 
 def _value_type(type_proto: onnx.TypeProto) -> TensorType:
