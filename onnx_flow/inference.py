@@ -154,10 +154,13 @@ def inferring(model: onnx.ModelProto) -> Iterator[Callable[[], dict[str, TensorT
     """Start :func:`infer_types` on the model; the context gives the function that waits
     for its result (and raises its errors). The model must not change inside the
     context; leaving it stops a child process that is still running."""
-    if len(model.graph.node) < FORK_NODES or not _may_fork():
+    child = None
+    if len(model.graph.node) >= FORK_NODES and _may_fork():
+        with contextlib.suppress(OSError):  # no process or pipe to spare: infer here
+            child = _Child(model)
+    if child is None:
         yield lambda: infer_types(model)
         return
-    child = _Child(model)
     try:
         yield child.result
     finally:
@@ -174,11 +177,16 @@ class _Child:
 
     def __init__(self, model: onnx.ModelProto) -> None:
         reading, writing = os.pipe()
-        with warnings.catch_warnings():
-            # Python 3.12+ warns of any other thread; the module docstring says why the
-            # idle native ones are no risk here.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
+        try:
+            with warnings.catch_warnings():
+                # Python 3.12+ warns of any other thread; the module docstring says why
+                # the idle native ones are no risk here.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+        except OSError:
+            os.close(reading)
+            os.close(writing)
+            raise
         if pid == 0:
             os.close(reading)
             _serve(model, writing)

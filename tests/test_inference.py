@@ -119,3 +119,15 @@ def test_no_fork_beside_another_python_thread(monkeypatch: pytest.MonkeyPatch) -
         stop.set()
         thread.join()
     assert report.total.max_flow == 4 and forks == []
+
+
+def test_a_fork_that_fails_infers_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail() -> int:
+        raise BlockingIOError("fork: Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", fail)
+    monkeypatch.setattr(inference, "FORK_NODES", 0)
+    monkeypatch.setattr(inference, "_may_fork", lambda: True)
+    descriptors = len(os.listdir("/proc/self/fd"))
+    assert onnx_flow.audit(squeeze_mlp()).total.max_flow == 4
+    assert len(os.listdir("/proc/self/fd")) == descriptors  # the pipe was closed
