@@ -7,7 +7,7 @@ caller reads the graph, and the child sends back the types alone. That is done o
 Linux, in a process that runs no other Python thread: a lock another thread held at
 the fork would stay held in the child. Native threads that wait idle are no such
 risk, as the child runs nothing but onnx's inference and pickle (numpy's OpenBLAS
-starts one per core on import, and restarts them after a fork). Elsewhere, and for
+starts its workers on import, and restarts them after a fork). Elsewhere, and for
 smaller graphs, inference runs in the caller when it asks for the result.
 """
 
