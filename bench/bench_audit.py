@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnx
@@ -116,37 +117,52 @@ LAUNCHER = (
     "seconds = time.perf_counter() - start\n"
     "code = os.waitstatus_to_exitcode(status)\n"
     "stderr = child.stderr.read().decode()\n"
-    "print(json.dumps([seconds, max(usage.ru_maxrss, peak[0]), code, stderr]))\n"
+    "cpu = usage.ru_utime + usage.ru_stime\n"
+    "print(json.dumps([seconds, max(usage.ru_maxrss, peak[0]), cpu, code, stderr]))\n"
 )
 
 
-def measure(command: list[str]) -> tuple[float, int]:
-    """Wall time (s) and peak RSS (KiB) of one process that must exit 0 or 1."""
+class Run(NamedTuple):
+    """One measured process."""
+
+    seconds: float
+    """Wall time."""
+    peak_kib: int
+    """Peak RSS of its process tree."""
+    cpu_seconds: float
+    """User + system time, its waited-for children included (the audit's inference
+    child runs beside it: its CPU time exceeds its wall time)."""
+
+
+def measure(command: list[str]) -> Run:
+    """Measure one process that must exit 0 or 1."""
     launched = subprocess.run(
         [sys.executable, "-c", LAUNCHER, *command], capture_output=True, text=True, check=True
     )
-    seconds, peak, code, stderr = json.loads(launched.stdout)
+    seconds, peak, cpu, code, stderr = json.loads(launched.stdout)
     if code not in (0, 1):
         raise SystemExit(f"{' '.join(command)} exited {code}: {stderr.strip()}")
-    return seconds, peak
+    return Run(seconds, peak, cpu)
 
 
 def compare(model: Path, rounds: int, flags: list[str]) -> dict[str, float]:
-    """Median time and peak RSS of the floor and the audit, run side by side."""
+    """Median time, CPU time and peak RSS of the floor and the audit, run side by side."""
     floor_cmd = [sys.executable, "-c", FLOOR, str(model)]
     audit_cmd = [sys.executable, "-m", "onnx_flow", "audit", str(model), *flags]
     floors, audits = [], []
     for _ in range(rounds):
         floors.append(measure(floor_cmd))
         audits.append(measure(audit_cmd))
-    floor_time = statistics.median(t for t, _ in floors)
-    audit_time = statistics.median(t for t, _ in audits)
-    floor_rss = statistics.median(m for _, m in floors)
-    audit_rss = statistics.median(m for _, m in audits)
+    floor_time = statistics.median(run.seconds for run in floors)
+    audit_time = statistics.median(run.seconds for run in audits)
+    floor_rss = statistics.median(run.peak_kib for run in floors)
+    audit_rss = statistics.median(run.peak_kib for run in audits)
     return {
         "floor_seconds": round(floor_time, 3),
         "audit_seconds": round(audit_time, 3),
         "time_ratio": round(audit_time / floor_time, 2),
+        "floor_cpu_seconds": round(statistics.median(run.cpu_seconds for run in floors), 3),
+        "audit_cpu_seconds": round(statistics.median(run.cpu_seconds for run in audits), 3),
         "floor_peak_rss_mib": round(floor_rss / 1024, 1),
         "audit_peak_rss_mib": round(audit_rss / 1024, 1),
         "memory_ratio": round(audit_rss / floor_rss, 2),
@@ -164,10 +180,10 @@ def rank_cost(model: Path, rounds: int) -> dict[str, object]:
     base = [sys.executable, "-m", "onnx_flow", "audit", str(model), "--dim", "sequence=16"]
     elements = [measure(base) for _ in range(rounds)]
     ranked = [measure([*base, "--measure", "rank"]) for _ in range(rounds)]
-    seconds = statistics.median(t for t, _ in ranked)
-    peak = statistics.median(m for _, m in ranked) * 1024
+    seconds = statistics.median(run.seconds for run in ranked)
+    peak = statistics.median(run.peak_kib for run in ranked) * 1024
     return {
-        "elements_seconds": round(statistics.median(t for t, _ in elements), 3),
+        "elements_seconds": round(statistics.median(run.seconds for run in elements), 3),
         "rank_seconds": round(seconds, 3),
         "largest_weight_mib": round(largest / 2**20, 1),
         "rank_peak_rss_mib": round(peak / 2**20, 1),
