@@ -119,6 +119,23 @@ def infer_types(model: onnx.ModelProto) -> dict[str, TensorType]:
     Raises:
         AuditError: shape inference rejects the model.
     """
+    return {**_constant_types(model.graph), **_inferred_types(model)}
+
+
+def _constant_types(graph: onnx.GraphProto) -> dict[str, TensorType]:
+    """The initializers' types, read off the graph."""
+    types: dict[str, TensorType] = {}
+    by_dims: dict[tuple[int, tuple[int, ...]], TensorType] = {}
+    for tensor in graph.initializer:
+        key = (tensor.data_type, tuple(tensor.dims))
+        if key not in by_dims:
+            by_dims[key] = tensor_type(*key)
+        types[tensor.name] = by_dims[key]
+    return types
+
+
+def _inferred_types(model: onnx.ModelProto) -> dict[str, TensorType]:
+    """The types of the graph's inputs, outputs and values, after inference."""
     # Data propagation carries values computed from shapes; without a Shape or Size op
     # (nor a subgraph that may hold one) there are none, constant Reshape targets are
     # read anyway, and it costs 25% more.
@@ -132,12 +149,6 @@ def infer_types(model: onnx.ModelProto) -> dict[str, TensorType]:
         message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise AuditError(f"shape inference failed: {message}") from None
     types: dict[str, TensorType] = {}
-    by_dims: dict[tuple[int, tuple[int, ...]], TensorType] = {}
-    for tensor in model.graph.initializer:
-        key = (tensor.data_type, tuple(tensor.dims))
-        if key not in by_dims:
-            by_dims[key] = tensor_type(*key)
-        types[tensor.name] = by_dims[key]
     by_proto: dict[bytes, TensorType] = {}
     graph = inferred.graph
     for values in (graph.input, graph.output, graph.value_info):
@@ -162,7 +173,8 @@ def inferring(model: onnx.ModelProto) -> Iterator[Callable[[], dict[str, TensorT
         yield lambda: infer_types(model)
         return
     try:
-        yield child.result
+        # The constants' types are read here, while the child may still be inferring.
+        yield lambda: {**_constant_types(model.graph), **child.result()}
     finally:
         child.stop()
 
@@ -173,7 +185,7 @@ def _may_fork() -> bool:
 
 
 class _Child:
-    """A forked process that runs :func:`infer_types` and pickles the result to a pipe."""
+    """A forked process that infers the model's value types and pickles them to a pipe."""
 
     def __init__(self, model: onnx.ModelProto) -> None:
         reading, writing = os.pipe()
@@ -225,7 +237,7 @@ def _serve(model: onnx.ModelProto, pipe: int) -> NoReturn:
     try:
         payload: tuple[str, object]
         try:
-            types = infer_types(model)
+            types = _inferred_types(model)
         except AuditError as error:
             payload = ("error", str(error))
         else:

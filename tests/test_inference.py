@@ -81,7 +81,9 @@ def test_the_child_hands_on_an_inference_error(forks, monkeypatch: pytest.Monkey
 
 def test_a_child_that_dies_is_an_error(forks, monkeypatch: pytest.MonkeyPatch) -> None:
     # The child runs the patched function: it kills itself where inference would run.
-    monkeypatch.setattr(inference, "infer_types", lambda _: os.kill(os.getpid(), signal.SIGKILL))
+    monkeypatch.setattr(
+        inference, "_inferred_types", lambda _: os.kill(os.getpid(), signal.SIGKILL)
+    )
     with pytest.raises(AuditError, match=r"shape inference crashed \(killed by SIGKILL\)"):
         onnx_flow.audit(_conflict())
     assert len(forks) == 1 and _gone(forks[0])
@@ -90,7 +92,7 @@ def test_a_child_that_dies_is_an_error(forks, monkeypatch: pytest.MonkeyPatch) -
 def test_an_error_in_the_parent_stops_the_child(forks, monkeypatch: pytest.MonkeyPatch) -> None:
     waiting = threading.Event()
     # A child that would never finish: only the parent's error can end it.
-    monkeypatch.setattr(inference, "infer_types", lambda _: waiting.wait())
+    monkeypatch.setattr(inference, "_inferred_types", lambda _: waiting.wait())
     cycle = helper.make_graph(  # unchecked: the checker rejects cycles too
         [
             helper.make_node("Add", ["x", "b"], ["a"], name="first"),
