@@ -14,7 +14,6 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import chain
-from operator import attrgetter
 from pathlib import Path
 
 import onnx
@@ -138,14 +137,16 @@ def infer(
         nodes, producers = _read_nodes(graph)
         carrying = carrying_tensors(nodes, inputs)
         types = inferred()
+    resolved = _resolved(producers, types)
     for _ in range(_FOLD_ROUNDS):
-        if _resolved(nodes, types) or not fold_constants(model, types):
+        if resolved or not fold_constants(model, types):
             break
         # Folded nodes became initializers: read the graph again.
         nodes, producers = _read_nodes(graph)
         carrying = carrying_tensors(nodes, inputs)
         types = inference.infer_types(model)
-    fallbacks = _fall_back(model, carrying, types, inputs, stored)
+        resolved = _resolved(producers, types)
+    fallbacks = () if resolved else _fall_back(model, carrying, types, inputs, stored)
     return ShapedGraph(
         nodes=nodes,
         inputs=inputs,
@@ -244,13 +245,10 @@ def _static(shapes: fallback.Shapes) -> dict[str, TensorType]:
     }
 
 
-def _resolved(records: Iterable[Node], types: Mapping[str, TensorType]) -> bool:
-    """Whether every tensor the nodes write has a fully static shape."""
-    if not all(map(_static_shape, _distinct(types).values())):
-        return False
-    written = set(chain.from_iterable(map(attrgetter("outputs"), records)))
-    written.discard("")  # an optional output left out
-    return written <= types.keys()
+def _resolved(producers: Mapping[str, Node], types: Mapping[str, TensorType]) -> bool:
+    """Whether every tensor a node writes has a type, and every type a static shape
+    (then no tensor is open, and nothing is left to fall back for)."""
+    return producers.keys() <= types.keys() and all(map(_static_shape, _distinct(types).values()))
 
 
 def _distinct(types: Mapping[str, TensorType]) -> dict[int, TensorType]:
