@@ -241,10 +241,11 @@ def _serve(model: onnx.ModelProto, pipe: int) -> NoReturn:
         except AuditError as error:
             payload = ("error", str(error))
         else:
-            distinct = list({id(t): t for t in types.values()}.values())
-            numbers = {id(t): number for number, t in enumerate(distinct)}
-            indices = [numbers[id(t)] for t in types.values()]
-            payload = ("types", (list(types), indices, [astuple(t) for t in distinct]))
+            keys = list(map(id, types.values()))  # map and zip run in C: 200,000s of them
+            distinct = dict(zip(keys, types.values(), strict=True))
+            numbers = {key: number for number, key in enumerate(distinct)}
+            records = [astuple(t) for t in distinct.values()]
+            payload = ("types", (list(types), list(map(numbers.__getitem__, keys)), records))
         with os.fdopen(pipe, "wb") as out:
             pickle.dump(payload, out, protocol=pickle.HIGHEST_PROTOCOL)
         code = 0
