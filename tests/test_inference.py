@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from pathlib import Path
 
 import pytest
 from onnx import TensorProto, helper
@@ -19,6 +20,7 @@ from onnx_flow import inference
 from onnx_flow.errors import AuditError
 from tests.conftest import EXPORTERS
 from tests.onnx_builders import model, squeeze_mlp
+from tests.test_hostile import _with_entry
 
 
 @pytest.fixture
@@ -133,3 +135,11 @@ def test_a_fork_that_fails_infers_in_process(monkeypatch: pytest.MonkeyPatch) ->
     descriptors = len(os.listdir("/proc/self/fd"))
     assert onnx_flow.audit(squeeze_mlp()).total.max_flow == 4
     assert len(os.listdir("/proc/self/fd")) == descriptors  # the pipe was closed
+
+
+def test_a_hostile_reference_is_refused_while_the_child_infers(forks, tmp_path: Path) -> None:
+    """The external-data check runs beside inference: its refusal stops the child."""
+    path = _with_entry("location", "../weights.bin")(tmp_path)
+    with pytest.raises(AuditError, match="leaves the model's folder"):
+        onnx_flow.audit(path)
+    assert len(forks) == 1 and _gone(forks[0])
