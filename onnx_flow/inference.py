@@ -51,10 +51,11 @@ SHAPE_OPS = frozenset({"Shape", "Size"})
 #: Standard ops whose attributes hold subgraphs (custom-domain ops may hold them too).
 SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
 
-#: Graphs this large infer in a child process. Below it, forking and sending the types
-#: back cost more than the overlap saves (measured: 0.3 s saved of 0.64 s at 20,000
-#: nodes, nothing at 2,000).
-FORK_NODES = 10_000
+#: Graphs this large infer in a child process. Measured on the bench's residual MLP
+#: (the audit in process, imports aside): 0.28 s instead of 0.38 s at 20,000 nodes,
+#: 0.14 s instead of 0.19 s at 10,000, 0.09 s instead of 0.10 s at 5,000; at 2,000 the
+#: fork and the types' transfer cost what the overlap saves.
+FORK_NODES = 5_000
 
 #: ONNX element type name -> number.
 ELEMENT_TYPES = dict(onnx.TensorProto.DataType.items())
