@@ -112,9 +112,8 @@ def _widths(graph: ShapedGraph) -> dict[str, int]:
     widths = {}
     for name in graph.carrying:
         tensor = graph.types.get(name)
-        if tensor is not None and tensor.shape is not None and tensor.kind == "tensor":
-            if all(type(d) is int for d in tensor.shape):
-                widths[name] = math.prod(d for d in tensor.shape if isinstance(d, int))
+        if tensor is not None and tensor.static is not None:
+            widths[name] = math.prod(tensor.static)
     return widths
 
 

@@ -53,11 +53,7 @@ def fold_constants(model: onnx.ModelProto, types: Mapping[str, TensorType]) -> i
     values: dict[str, np.ndarray] = {
         t.name: numpy_helper.to_array(t) for t in graph.initializer if _has_data(t)
     }
-    static = {
-        name: [d for d in t.shape if type(d) is int]
-        for name, t in types.items()
-        if t.shape is not None and all(type(d) is int for d in t.shape)
-    }
+    static = {name: t.static for name, t in types.items() if t.static is not None}
     folded: list[int] = []
     for index, node in enumerate(graph.node):
         result = _evaluate(node, values, static)
@@ -87,7 +83,7 @@ def _has_data(tensor: onnx.TensorProto) -> bool:
 
 
 def _evaluate(
-    node: onnx.NodeProto, values: dict[str, np.ndarray], static: dict[str, list[int]]
+    node: onnx.NodeProto, values: dict[str, np.ndarray], static: dict[str, tuple[int, ...]]
 ) -> dict[str, np.ndarray] | None:
     """The node's outputs if it can be computed from known values and static shapes."""
     if node.domain not in ("", "ai.onnx") or node.op_type in _NONDETERMINISTIC:

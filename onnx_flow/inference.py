@@ -103,6 +103,13 @@ class TensorType:
     """``tensor``, or the value kind that has no fixed shape: ``sequence``, ``optional``,
     ``map``, ``sparse_tensor``."""
 
+    @property
+    def static(self) -> tuple[int, ...] | None:
+        """The shape when every dim is a known size, else ``None``."""
+        if self.shape is None or not all(type(d) is int for d in self.shape):
+            return None
+        return self.shape  # type: ignore[return-value]  # every dim is an int
+
 
 def tensor_type(elem_type: int, shape: tuple[Dim, ...] | None) -> TensorType:
     """The record of a tensor of ONNX element type number ``elem_type``."""

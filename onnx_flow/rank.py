@@ -64,12 +64,9 @@ def caps(
 
 
 def _static(graph: ShapedGraph, name: str) -> tuple[int, ...] | None:
+    """The tensor's static shape, ``None`` for a scalar or one not fully known."""
     tensor = graph.types.get(name)
-    if tensor is None or tensor.shape is None or not tensor.shape:
-        return None
-    if not all(type(d) is int for d in tensor.shape):
-        return None
-    return tuple(d for d in tensor.shape if isinstance(d, int))
+    return (tensor.static or None) if tensor is not None else None
 
 
 def _groups(graph: ShapedGraph, node: Node, weight: onnx.TensorProto) -> int:

@@ -181,12 +181,9 @@ def _fall_back(
         feeds: dict[str, tuple[int, tuple[int, ...]]] = {}
         for name in inputs:
             tensor = types.get(name)
-            if tensor is None or not tensor.dtype or not _static_shape(tensor):
+            if tensor is None or not tensor.dtype or tensor.static is None:
                 return tuple(used)  # a run needs every input's shape and type
-            feeds[name] = (
-                ELEMENT_TYPES[tensor.dtype],
-                tuple(d for d in tensor.shape or () if type(d) is int),
-            )
+            feeds[name] = (ELEMENT_TYPES[tensor.dtype], tensor.static)
         if sum(math.prod(shape) for _, shape in feeds.values()) > _RUN_ELEMENTS:
             return tuple(used)  # synthetic inputs that large are a broken model, not a run
         weighted, folder = stored()
@@ -224,16 +221,12 @@ def _open(carrying: Mapping[str, None], types: Mapping[str, TensorType]) -> set[
     types_open = {
         key
         for key, tensor in _distinct(types).items()
-        if tensor.kind == "tensor" and not _static_shape(tensor)
+        if tensor.kind == "tensor" and tensor.static is None
     }
     untyped = carrying.keys() - types.keys()
     if not types_open:
         return untyped
     return untyped | {name for name in carrying if id(types.get(name)) in types_open}
-
-
-def _static_shape(tensor: TensorType) -> bool:
-    return tensor.shape is not None and all(type(d) is int for d in tensor.shape)
 
 
 def _static(shapes: fallback.Shapes) -> dict[str, TensorType]:
@@ -248,7 +241,9 @@ def _static(shapes: fallback.Shapes) -> dict[str, TensorType]:
 def _resolved(producers: Mapping[str, Node], types: Mapping[str, TensorType]) -> bool:
     """Whether every tensor a node writes has a type, and every type a static shape
     (then no tensor is open, and nothing is left to fall back for)."""
-    return producers.keys() <= types.keys() and all(map(_static_shape, _distinct(types).values()))
+    return producers.keys() <= types.keys() and all(
+        t.static is not None for t in _distinct(types).values()
+    )
 
 
 def _distinct(types: Mapping[str, TensorType]) -> dict[int, TensorType]:
