@@ -90,19 +90,16 @@ def bindings(
     batch_dim: str | None,
 ) -> dict[str, int]:
     """Return the dims to bind: the user's, plus the batch dim at 1 unless given."""
-    known = sorted(declared)
-    for name in sorted(dims):
+    named = [(f"--dim {name}={dims[name]}", name) for name in sorted(dims)]
+    if batch_dim is not None:
+        named.append((f"--batch-dim {batch_dim}", batch_dim))
+    for flag, name in named:
         if name not in declared:
             raise AuditError(
-                f"--dim {name}={dims[name]}: the model has no dim named {name!r}"
-                f" (its symbolic dims: {', '.join(known) or 'none'})"
+                f"{flag}: the model has no dim named {name!r}"
+                f" (its symbolic dims: {', '.join(sorted(declared)) or 'none'})"
             )
     if batch_dim is not None:
-        if batch_dim not in declared:
-            raise AuditError(
-                f"--batch-dim {batch_dim}: the model has no dim named {batch_dim!r}"
-                f" (its symbolic dims: {', '.join(known) or 'none'})"
-            )
         batch_dims = {batch_dim}
     else:
         batch_dims = set()
