@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 
 from onnx_flow import progress
-from onnx_flow.errors import AuditError
+from onnx_flow.errors import AuditError, first_line
 from onnx_flow.runtime import Runner
 from onnx_flow.shapes import ShapedGraph
 
@@ -87,8 +87,7 @@ def caps(
                     if isinstance(value, np.ndarray):
                         rows[name].append(value.reshape(-1))
         except Exception as error:  # onnxruntime's errors: one line says why
-            first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-            raise AuditError(f"onnxruntime cannot run the samples: {first}") from None
+            raise AuditError(f"onnxruntime cannot run the samples: {first_line(error)}") from None
         for name, values in rows.items():
             if len(values) == len(samples) and len({v.size for v in values}) == 1:
                 found[name] = _rank(np.stack(values))

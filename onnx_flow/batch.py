@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from onnx_flow.audit import run
-from onnx_flow.errors import AuditError
+from onnx_flow.errors import AuditError, first_line
 from onnx_flow.options import Options
 from onnx_flow.report import Failure, Result
 
@@ -72,14 +72,10 @@ def audit_one(model: str, options: Options) -> Result:
     try:
         return run(model, options)
     except AuditError as error:
-        return Failure(model, _first_line(str(error)))
+        return Failure(model, first_line(error))
     except MemoryError:
         return Failure(model, f"{model}: out of memory")
     except Exception as error:  # a bug must still end in one line, never a traceback
         return Failure(
-            model, _first_line(f"{model}: internal error: {type(error).__name__}: {error}")
+            model, first_line(f"{model}: internal error: {type(error).__name__}: {error}")
         )
-
-
-def _first_line(message: str) -> str:
-    return message.strip().splitlines()[0] if message.strip() else "unknown error"

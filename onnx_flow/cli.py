@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from onnx_flow import __version__, batch, config, progress
 from onnx_flow.compare import compare
-from onnx_flow.errors import AuditError
+from onnx_flow.errors import AuditError, first_line
 from onnx_flow.options import Options, parse_dims
 from onnx_flow.render import Format, render
 from onnx_flow.render.comparison import render as render_comparison
@@ -228,8 +228,7 @@ def _progress(total: int) -> Iterator[Callable[[str], None] | None]:
 
 
 def _fatal(message: str) -> int:
-    first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
-    print(f"onnx-flow: error: {first_line}", file=sys.stderr)
+    print(f"onnx-flow: error: {first_line(message)}", file=sys.stderr)
     return EXIT_ERROR
 
 

@@ -27,7 +27,7 @@ from typing import NoReturn
 import onnx
 import onnx.shape_inference
 
-from onnx_flow.errors import AuditError
+from onnx_flow.errors import AuditError, first_line
 from onnx_flow.load import INTEGER_TYPES
 
 __all__ = [
@@ -154,8 +154,7 @@ def _inferred_types(model: onnx.ModelProto) -> dict[str, TensorType]:
         # the model or from a broken model) is an error, not a shape quietly kept.
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=data_prop)
     except Exception as error:  # onnx raises InferenceError, ValueError or RuntimeError
-        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        raise AuditError(f"shape inference failed: {message}") from None
+        raise AuditError(f"shape inference failed: {first_line(error)}") from None
     types: dict[str, TensorType] = {}
     by_proto: dict[bytes, TensorType] = {}
     graph = inferred.graph

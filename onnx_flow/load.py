@@ -17,7 +17,7 @@ import onnx.inliner
 from google.protobuf.message import DecodeError
 
 from onnx_flow import external
-from onnx_flow.errors import AuditError
+from onnx_flow.errors import AuditError, first_line
 
 __all__ = ["DATA_FIELDS", "INTEGER_TYPES", "check_external", "display_name", "load", "stored"]
 
@@ -125,8 +125,7 @@ def _read(path: Path) -> onnx.ModelProto:
     try:
         return onnx.load_model(path, load_external_data=False)
     except (DecodeError, RuntimeError, ValueError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise AuditError(f"{path}: not an ONNX model ({reason})") from None
+        raise AuditError(f"{path}: not an ONNX model ({first_line(error)})") from None
     except OSError as error:
         raise AuditError(f"{path}: cannot read ({error.strerror or error})") from None
 

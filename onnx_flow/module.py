@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from onnx_flow.audit import audit
-from onnx_flow.errors import AuditError
+from onnx_flow.errors import AuditError, first_line
 from onnx_flow.report import Report
 
 if TYPE_CHECKING:
@@ -67,8 +67,7 @@ def audit_module(
             with _quiet_export():
                 torch.onnx.export(module, args, str(path), dynamo=dynamo)
         except Exception as error:  # exporters raise many kinds; one line says why
-            first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-            raise AuditError(f"{name}: the export failed: {first}") from None
+            raise AuditError(f"{name}: the export failed: {first_line(error)}") from None
         try:
             report = audit(path, dims=dims, **options)
         except AuditError as error:
