@@ -87,18 +87,12 @@ def _audit_module(
         built = factory()
         if not isinstance(built, torch.nn.Module):
             raise AuditError(f"{arguments.factory}() returned {type(built).__name__}, not a module")
-        report = module.audit_module(
+        report = module.run_module(
             built,
             tuple(torch.randn(shape) for shape in shapes),
+            _drawn(options, output_format),
             dynamo=arguments.exporter == "dynamo",
-            dims=dict(options.dims),
-            batch_dim=options.batch_dim,
-            measure=options.measure.value,
-            threshold=options.threshold,
-            allow=options.allow,
         )
-        if output_format is Format.DOT:
-            raise AuditError("--format dot needs an .onnx file: export the module first")
         text = render(
             [report], output_format, color=arguments.output is None and sys.stdout.isatty()
         )
@@ -119,8 +113,7 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
         models = batch.expand(arguments.models)
     except AuditError as error:
         return _fatal(str(error))
-    if output_format in (Format.DOT, Format.HTML) or arguments.plot:
-        options = dataclasses.replace(options, picture=True)  # drawn from the audit itself
+    options = _drawn(options, output_format, plot=arguments.plot)
     with _progress(len(models)) as done, _measuring(len(models)):
         results = batch.audit_all(models, options, jobs=arguments.jobs, done=done)
     failures = [r for r in results if isinstance(r, Failure)]
@@ -155,6 +148,13 @@ def _diff(old: str, new: str, options: Options, *, as_json: bool) -> int:
     comparison = compare(before, after)
     sys.stdout.write(render_comparison(comparison, as_json=as_json, color=sys.stdout.isatty()))
     return EXIT_BOTTLENECK if comparison.regressed else EXIT_CLEAN
+
+
+def _drawn(options: Options, output_format: Format, *, plot: str | None = None) -> Options:
+    """The options, asking the audit for its picture when the output draws one."""
+    if output_format in (Format.DOT, Format.HTML) or plot:
+        return dataclasses.replace(options, picture=True)
+    return options
 
 
 def _first(*values: float | None) -> float:
@@ -293,7 +293,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     audit_module.add_argument(
         "--format",
-        choices=[f.value for f in Format if f is not Format.DOT],
+        choices=[f.value for f in Format],
         help="default: text, or format in [tool.onnx-flow]",
     )
     _audit_options(audit_module)

@@ -19,14 +19,15 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from onnx_flow.audit import audit
+from onnx_flow.audit import run
 from onnx_flow.errors import AuditError, first_line
+from onnx_flow.options import Options
 from onnx_flow.report import Report
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["audit_module", "load_factory", "parse_shapes"]
+__all__ = ["audit_module", "load_factory", "parse_shapes", "run_module"]
 
 
 def audit_module(
@@ -45,15 +46,23 @@ def audit_module(
             exported as they are: a batch of N counts N samples (ratios do not change).
         dynamo: the ``torch.export`` exporter (default), or ``False`` for TorchScript.
         dims: as for :func:`onnx_flow.audit`.
-        options: ``batch_dim``, ``measure``, ``threshold``, ``allow``, as for
-            :func:`onnx_flow.audit`.
+        options: ``batch_dim``, ``measure``, ``threshold``, ``allow``, ``inputs``,
+            ``fail_on``, as for :func:`onnx_flow.audit`.
 
     Returns:
         The report, its model named ``<ClassName>``.
 
     Raises:
-        AuditError: torch is not installed, the export fails, or the audit does.
+        AuditError: an option is bad, torch is not installed, the export fails, or the
+            audit does.
     """
+    return run_module(module, example_args, Options.checked(dims=dims, **options), dynamo=dynamo)
+
+
+def run_module(
+    module: torch.nn.Module, example_args: Any, options: Options, *, dynamo: bool = True
+) -> Report:
+    """:func:`audit_module` with options already checked (the command line's)."""
     try:
         import torch
     except ImportError:
@@ -69,7 +78,7 @@ def audit_module(
         except Exception as error:  # exporters raise many kinds; one line says why
             raise AuditError(f"{name}: the export failed: {first_line(error)}") from None
         try:
-            report = audit(path, dims=dims, **options)
+            report = run(path, options)
         except AuditError as error:
             raise AuditError(str(error).replace(str(path), name)) from None
     return dataclasses.replace(report, model=name)

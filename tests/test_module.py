@@ -93,6 +93,16 @@ def test_cli_audits_a_module_from_a_factory() -> None:
     )
 
 
+def test_cli_hands_every_option_to_the_module_audit() -> None:
+    """--fail-on reaches the audit (the decoder's 128 -> 784 head is a softmax finding),
+    and a picture format gets the data flow it draws."""
+    factory = ["models.reference:AutoEncoder", "--input-shape", "1,784", "--allow", "enc.2"]
+    assert run("audit-module", *factory, "--fail-on", "all").returncode == 1
+    drawn = run("audit-module", *factory, "--format", "dot")
+    assert drawn.returncode == 0 and drawn.stdout.startswith('digraph "<AutoEncoder>"')
+    assert "enc.2" in drawn.stdout
+
+
 def test_cli_refuses_a_bad_factory() -> None:
     result = run("audit-module", "tests.test_module:Missing", "--input-shape", "1,784")
     assert result.returncode == 2 and "has no attribute 'Missing'" in result.stderr
