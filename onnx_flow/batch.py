@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from onnx_flow.audit import run
@@ -58,6 +57,8 @@ def audit_all(
 
 def _results(models: Sequence[str], options: Options, jobs: int) -> Iterator[Result]:
     if jobs > 1 and len(models) > 1:
+        from concurrent.futures import ProcessPoolExecutor  # only --jobs needs processes
+
         with ProcessPoolExecutor(max_workers=min(jobs, len(models))) as pool:
             yield from pool.map(audit_one, models, [options] * len(models))
         return

@@ -14,11 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from onnx_flow import __version__, batch, config, progress
-from onnx_flow.compare import compare
 from onnx_flow.errors import AuditError, first_line
 from onnx_flow.options import Options, parse_dims
 from onnx_flow.render import Format, render
-from onnx_flow.render.comparison import render as render_comparison
 from onnx_flow.report import Failure
 from onnx_flow.widths import Measure
 
@@ -114,7 +112,7 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
     except AuditError as error:
         return _fatal(str(error))
     options = _drawn(options, output_format, plot=arguments.plot)
-    with _progress(len(models)) as done, _measuring(len(models)):
+    with _bars(len(models)) as done:
         results = batch.audit_all(models, options, jobs=arguments.jobs, done=done)
     failures = [r for r in results if isinstance(r, Failure)]
     for failure in failures:
@@ -144,6 +142,9 @@ def _diff(old: str, new: str, options: Options, *, as_json: bool) -> int:
         for failure in failures:
             _fatal(failure.error)
         return EXIT_ERROR
+    from onnx_flow.compare import compare  # rich tables: only diff needs them
+    from onnx_flow.render.comparison import render as render_comparison
+
     before, after = (r for r in reports if not isinstance(r, Failure))
     comparison = compare(before, after)
     sys.stdout.write(render_comparison(comparison, as_json=as_json, color=sys.stdout.isatty()))
@@ -167,27 +168,6 @@ def _format(name: str) -> Format:
     except ValueError:
         known = ", ".join(f.value for f in Format)
         raise AuditError(f"format {name!r} is unknown (known: {known})") from None
-
-
-@contextlib.contextmanager
-def _measuring(models: int) -> Iterator[None]:
-    """While one model is audited on a terminal, a bar for long measurements on stderr."""
-    if models != 1 or not sys.stderr.isatty():
-        yield
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def show(what: str, done: int, total: int) -> None:
-            if what not in tasks:
-                tasks[what] = bar.add_task(what, total=total)
-            bar.update(tasks[what], completed=done)
-
-        with progress.listening(show):
-            yield
 
 
 def _write(content: str | bytes, output: str | None) -> None:
@@ -214,17 +194,30 @@ def _write(content: str | bytes, output: str | None) -> None:
 
 
 @contextlib.contextmanager
-def _progress(total: int) -> Iterator[Callable[[str], None] | None]:
-    """A progress bar on stderr while several models are audited, if it is a terminal."""
-    if total < 2 or not sys.stderr.isatty():
+def _bars(models: int) -> Iterator[Callable[[str], None] | None]:
+    """Progress on stderr, if it is a terminal: with several models, a bar of models
+    audited (the context gives the function to call after each); with one, a bar per
+    long measurement."""
+    if not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("auditing", total=total)
-        yield lambda model: progress.update(task, advance=1, description=Path(model).name)
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        if models > 1:
+            task = bar.add_task("auditing", total=models)
+            yield lambda model: bar.update(task, advance=1, description=Path(model).name)
+            return
+        tasks: dict[str, TaskID] = {}
+
+        def show(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done)
+
+        with progress.listening(show):
+            yield None
 
 
 def _fatal(message: str) -> int:
