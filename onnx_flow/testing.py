@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from onnx_flow.module import audit_module
-from onnx_flow.render.layers import cut_layers
+from onnx_flow.render.layers import cut_layers, figures
 from onnx_flow.report import Report
 
 __all__ = ["assert_no_bottleneck"]
@@ -28,9 +28,7 @@ def assert_no_bottleneck(module: Any, example_args: Any, **options: Any) -> Repo
     squeezed = [output for output in report.outputs if output.bottleneck]
     if squeezed:
         details = "; ".join(
-            f"{o.name}: max-flow {o.max_flow} of {o.reference} (ratio {o.ratio:.4g}),"
-            f" narrowest layers {cut_layers(o)}"
-            for o in squeezed
+            f"{o.name}: {figures(o)}, narrowest layers {cut_layers(o)}" for o in squeezed
         )
         raise AssertionError(f"{report.model} has a bottleneck: {details}")
     return report

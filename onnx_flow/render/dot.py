@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from onnx_flow.render.layers import cut_tensors
 from onnx_flow.report import Failure, Result
 
 __all__ = ["render"]
@@ -25,7 +26,7 @@ def render(reports: Sequence[Result]) -> str:
             continue
         flow = report.profile
         widths = {p.tensor: p.width for p in flow.points}
-        cut = {t.tensor for t in (*report.total.cut_near_inputs, *report.total.cut_near_outputs)}
+        cut = cut_tensors(report.total)
         lines = [
             f"digraph {_quote(report.model)} {{",
             "  rankdir=TB;",

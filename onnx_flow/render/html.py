@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 
 from onnx_flow.profile import Profile
-from onnx_flow.render.layers import cut_layers
+from onnx_flow.render.layers import cut_layers, cut_tensors
 from onnx_flow.report import Failure, Report, Result
 
 __all__ = ["render"]
@@ -79,7 +79,7 @@ def _svg(report: Report, shape: Profile) -> str:
     points = [p for p in shape.points if p.width]
     if not points:
         return "<p>no tensor of known width</p>"
-    cut = {t.tensor for t in (*report.total.cut_near_inputs, *report.total.cut_near_outputs)}
+    cut = cut_tensors(report.total)
     top = max(math.log10(max(p.elements or p.width or 1, 1)) for p in points) or 1.0
     last = max(p.depth for p in shape.points) or 1
 

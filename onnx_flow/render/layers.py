@@ -1,10 +1,20 @@
-"""How the text-like formats name the layers on a cut."""
+"""How the formats state a result's figures and the layers on its cut."""
 
 from __future__ import annotations
 
 from onnx_flow.report import CutTensor, OutputResult
 
-__all__ = ["cut_layers"]
+__all__ = ["cut_layers", "cut_tensors", "figures"]
+
+
+def figures(result: OutputResult) -> str:
+    """``max-flow 4 of 64 (ratio 0.0625)``."""
+    return f"max-flow {result.max_flow} of {result.reference} (ratio {result.ratio:.4g})"
+
+
+def cut_tensors(result: OutputResult) -> set[str]:
+    """The tensors of both minimum cuts, the ones pictures mark."""
+    return {t.tensor for t in (*result.cut_near_inputs, *result.cut_near_outputs)}
 
 
 def cut_layers(result: OutputResult) -> str:

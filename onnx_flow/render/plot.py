@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from onnx_flow.errors import AuditError
+from onnx_flow.render.layers import cut_tensors, figures
 from onnx_flow.report import Report, Result
 
 __all__ = ["render"]
@@ -50,7 +51,7 @@ def render(reports: Sequence[Result], name: str) -> bytes:
                 color="#bbbbbb",
                 label="uncapped",
             )
-        cut = {t.tensor for t in report.total.cut_near_inputs}
+        cut = cut_tensors(report.total)
         for p in points:
             if p.tensor in cut:
                 axis.scatter([p.depth], [p.width], color="#c0392b", zorder=3)
@@ -65,8 +66,7 @@ def render(reports: Sequence[Result], name: str) -> bytes:
         axis.set_xlabel("depth (tensors in topological order)")
         axis.set_ylabel("width")
         verdict = "BOTTLENECK" if report.bottleneck else "no bottleneck"
-        figures = f"max-flow {report.total.max_flow} of {report.total.reference}"
-        axis.set_title(f"{report.model}: {verdict}, {figures}")
+        axis.set_title(f"{report.model}: {verdict}, {figures(report.total)}")
         axis.legend(loc="upper right")
     figure.tight_layout()
     buffer = io.BytesIO()

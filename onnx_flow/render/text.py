@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from onnx_flow.findings import Finding
+from onnx_flow.render.layers import figures
 from onnx_flow.report import Bypassed, CutTensor, Failure, OutputResult, Report, Result, Unknown
 
 __all__ = ["render"]
@@ -113,10 +114,9 @@ def _report(console: Console, report: Report) -> None:
 
 def _headline(result: OutputResult, label: str | None) -> Text:
     prefix = f"{label}: " if label else ""
-    figures = f"max-flow {result.max_flow} of {result.reference} (ratio {result.ratio:.4g})"
     if result.bottleneck:
-        return Text.assemble(prefix, ("BOTTLENECK", "bold red"), f"  {figures}")
-    return Text.assemble(prefix, ("no bottleneck", "bold green"), f"  {figures}")
+        return Text.assemble(prefix, ("BOTTLENECK", "bold red"), f"  {figures(result)}")
+    return Text.assemble(prefix, ("no bottleneck", "bold green"), f"  {figures(result)}")
 
 
 def _verdict(result: OutputResult) -> Text:
