@@ -30,13 +30,13 @@ __all__ = ["Config", "find", "load"]
 
 _TABLE = "onnx-flow"
 _KINDS: dict[type, str] = {list: "a list", dict: "a table", str: "a string"}
+_KEYS = ("allow", "dims", "format", "measure", "threshold")
 
 
 @dataclass(frozen=True)
 class Config:
     """Defaults from a project; ``None`` or empty where the project says nothing."""
 
-    path: Path | None = None
     allow: tuple[str, ...] = ()
     threshold: float | None = None
     dims: Mapping[str, int] = field(default_factory=dict)
@@ -68,17 +68,14 @@ def load(start: Path) -> Config:
         raise AuditError(f"{path}: cannot read [tool.{_TABLE}]: {error}") from None
     table = document.get("tool", {}).get(_TABLE)
     if table is None:
-        return Config(path=path)
+        return Config()
     where = f"{path}: [tool.{_TABLE}]"
     if not isinstance(table, dict):
         raise AuditError(f"{where} must be a table")
-    unknown = sorted(set(table) - {"allow", "threshold", "dims", "measure", "format"})
+    unknown = sorted(set(table) - set(_KEYS))
     if unknown:
-        raise AuditError(
-            f"{where}: unknown key {unknown[0]!r} (known: allow, dims, format, measure, threshold)"
-        )
+        raise AuditError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(_KEYS)})")
     return Config(
-        path=path,
         allow=tuple(_typed(table, "allow", list, where, item=str) or ()),
         threshold=_number(table, where),
         dims=dict(_typed(table, "dims", dict, where, item=int) or {}),
