@@ -33,10 +33,10 @@ def linear(name: str, source: str, inputs: int, outputs: int) -> tuple[list, lis
     ]
 
 
-def squeeze_mlp(dtype: int = TensorProto.FLOAT) -> onnx.ModelProto:
-    """x[batch, 64] -> 4 -> 64, with a symbolic batch dim."""
-    first, w1 = linear("down", "x", 64, 4)
-    second, w2 = linear("up", "down", 4, 64)
+def squeeze_mlp(dtype: int = TensorProto.FLOAT, narrow: int = 4) -> onnx.ModelProto:
+    """x[batch, 64] -> narrow -> 64 (layers ``down`` and ``up``), with a symbolic batch dim."""
+    first, w1 = linear("down", "x", 64, narrow)
+    second, w2 = linear("up", "down", narrow, 64)
     return model(
         first + second, [("x", dtype, ["batch", 64])], [("up", dtype, ["batch", 64])], w1 + w2
     )

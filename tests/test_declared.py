@@ -7,7 +7,7 @@ from onnx import TensorProto, helper
 
 import onnx_flow
 from tests.conftest import EXPORTERS
-from tests.onnx_builders import linear, model
+from tests.onnx_builders import linear, model, squeeze_mlp
 from tests.test_cli import run
 
 
@@ -63,21 +63,17 @@ def test_a_layer_with_a_parallel_branch_around_it_still_fails() -> None:
     assert {t.tensor for t in report.total.cut_near_inputs} == {"a", "b"}
 
 
-def _squeeze() -> object:
-    nodes, weights = _chain(64, 4, 64)
-    return model(
-        nodes, [("x", TensorProto.FLOAT, [1, 64])], [("l2", TensorProto.FLOAT, [1, 64])], weights
-    )
-
-
 def test_a_tensor_or_node_name_can_be_declared() -> None:
-    assert onnx_flow.audit(_squeeze()).bottleneck
-    assert not onnx_flow.audit(_squeeze(), allow=["l1"]).bottleneck
+    built = squeeze_mlp()
+    assert onnx_flow.audit(built).bottleneck
+    assert not onnx_flow.audit(built, allow=["down"]).bottleneck  # the tensor
+    built.graph.node[0].name = "down_node"  # a node name no tensor has
+    assert not onnx_flow.audit(built, allow=["down_node"]).bottleneck
 
 
 def test_a_weight_cannot_be_declared() -> None:
-    with pytest.raises(onnx_flow.AuditError, match="--allow l1.w"):
-        onnx_flow.audit(_squeeze(), allow=["l1.w"])  # it carries no sample information
+    with pytest.raises(onnx_flow.AuditError, match="--allow down.w"):
+        onnx_flow.audit(squeeze_mlp(), allow=["down.w"])  # it carries no sample information
 
 
 def test_an_allow_that_matches_nothing_is_an_error() -> None:

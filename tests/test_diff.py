@@ -6,24 +6,15 @@ import json
 from pathlib import Path
 
 import onnx
-from onnx import TensorProto
 
-from tests.onnx_builders import linear, model
+from tests.onnx_builders import squeeze_mlp
 from tests.test_cli import run
 
 
 def _mlp(tmp_path: Path, name: str, narrow: int) -> Path:
     """x (64) -> narrow -> 64."""
-    down, w1 = linear("down", "x", 64, narrow)
-    up, w2 = linear("up", "down", narrow, 64)
-    built = model(
-        down + up,
-        [("x", TensorProto.FLOAT, [1, 64])],
-        [("up", TensorProto.FLOAT, [1, 64])],
-        w1 + w2,
-    )
     path = tmp_path / f"{name}.onnx"
-    onnx.save(built, path)
+    onnx.save(squeeze_mlp(narrow=narrow), path)
     return path
 
 
