@@ -10,6 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import onnx_flow
 from tests.conftest import EXPORTERS
+from tests.onnx_builders import model
 from tests.test_cli import run
 
 
@@ -89,14 +90,12 @@ def attention_stack(layers: int, *, residual: bool, n: int = 6, d: int = 8) -> o
         else:
             x = o
     nodes.append(helper.make_node("Identity", [x], ["y"]))
-    graph = helper.make_graph(
-        nodes,
-        "stack",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n, d])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n, d])],
-        initializer=weights,
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return model(nodes, *_io(n, d), weights)
+
+
+def _io(n: int, d: int) -> tuple[list, list]:
+    """The input x and the output y, both [1, n, d]."""
+    return [("x", TensorProto.FLOAT, [1, n, d])], [("y", TensorProto.FLOAT, [1, n, d])]
 
 
 def test_a_stack_without_residuals_counts_its_depth() -> None:
@@ -164,26 +163,19 @@ def fused(op: str, *, residual: bool, n: int = 16, d: int = 32, heads: int = 4) 
         nodes.append(
             helper.make_node(op, ["q", "k", "v"], ["m"], domain="com.microsoft", num_heads=heads)
         )
-        opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+        opset, domains = 17, ["com.microsoft"]
     else:  # opset 23 Attention on [batch, sequence, hidden]
         nodes.append(
             helper.make_node(op, ["q", "k", "v"], ["m"], q_num_heads=heads, kv_num_heads=heads)
         )
-        opsets = [helper.make_opsetid("", 23)]
+        opset, domains = 23, []
     nodes.append(helper.make_node("MatMul", ["m", "wo"], ["o"]))
     nodes.append(
         helper.make_node(
             "Add" if residual else "Identity", ["x", "o"] if residual else ["o"], ["y"]
         )
     )
-    graph = helper.make_graph(
-        nodes,
-        "fused",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n, d])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n, d])],
-        initializer=weights,
-    )
-    return helper.make_model(graph, opset_imports=opsets)
+    return model(nodes, *_io(n, d), weights, opset=opset, domains=domains)
 
 
 @pytest.mark.parametrize("op", ["MultiHeadAttention", "Attention"])
