@@ -46,12 +46,14 @@ CUT_KEYS = {"tensor", "width", "shape", "node", "op", "module"}
 BYPASSED_KEYS = {"tensor", "width", "node", "module", "bypass"}
 
 
-def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def run(*args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """``onnx-flow ARGS`` in a fresh process, in ``cwd`` (the repository by default)."""
     return subprocess.run(
         [sys.executable, "-m", "onnx_flow", *map(str, args)],
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
         timeout=120,
     )
 

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.test_cli import REPO, SHIPPED
+from tests.test_cli import SHIPPED, run
 
 
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "onnx_flow", "audit", str(SHIPPED), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-    )
+    return run("audit", SHIPPED, *args, cwd=cwd)
 
 
 def _project(tmp_path: Path, table: str) -> Path:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +13,7 @@ import onnx_flow
 from onnx_flow import fallback
 from onnx_flow.errors import AuditError
 from tests.onnx_builders import linear
+from tests.test_cli import run
 
 
 def _squeeze_through(
@@ -94,13 +92,7 @@ def test_fallbacks_write_nothing_into_the_working_directory(tmp_path: Path) -> N
     onnx.save(_squeeze_through(mystery, [], "example.custom"), model_path)
     work = tmp_path / "work"
     work.mkdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "onnx_flow", "audit", str(model_path)],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-    )
+    result = run("audit", model_path, cwd=work)
     assert result.returncode == 2 and "'mid' is unknown" in result.stderr
     assert list(work.iterdir()) == []
     assert sorted(p.name for p in model_path.parent.iterdir()) == ["mystery.onnx"]
