@@ -9,13 +9,10 @@ them like the reference models:
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import torch
 from torch import nn
 
-from models.reference import LanguageModelLogits, Reference, export_reference
+from models.reference import LanguageModelLogits, Reference, main
 
 __all__ = ["ARCHITECTURES"]
 
@@ -185,22 +182,5 @@ ARCHITECTURES: dict[str, Reference] = {
 }
 
 
-def export(name: str, path: Path, *, dynamo: bool) -> Path:
-    """Export architecture ``name`` to ``path`` with the chosen exporter."""
-    return export_reference(ARCHITECTURES[name], path, dynamo=dynamo)
-
-
-def main() -> None:
-    """Export the named architectures (all by default) with both exporters."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", type=Path)
-    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(ARCHITECTURES))
-    arguments = parser.parse_args()
-    for name in arguments.names or ARCHITECTURES:
-        for dynamo in (False, True):
-            exporter = "dynamo" if dynamo else "torchscript"
-            print(export(name, arguments.out / f"{name}-{exporter}.onnx", dynamo=dynamo))
-
-
 if __name__ == "__main__":
-    main()
+    main(ARCHITECTURES, __doc__)

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["MODELS", "Reference", "export", "export_module", "export_reference", "gpt2"]
+__all__ = ["MODELS", "Reference", "export_module", "export_reference", "gpt2", "main"]
 
 
 @dataclass(frozen=True)
@@ -151,11 +151,6 @@ MODELS: dict[str, Reference] = {
 }
 
 
-def export(name: str, path: Path, *, dynamo: bool) -> Path:
-    """Export reference model ``name`` to ``path`` with the chosen exporter."""
-    return export_reference(MODELS[name], path, dynamo=dynamo)
-
-
 def export_reference(reference: Reference, path: Path, *, dynamo: bool) -> Path:
     """Build ``reference``'s module (seeded: the same weights every time) and export it."""
     torch.manual_seed(0)
@@ -200,23 +195,19 @@ def export_module(
     return path
 
 
-def main() -> None:
-    """Export the named reference models (all by default) with both exporters."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(registry: dict[str, Reference] = MODELS, description: str = __doc__) -> None:
+    """Export the named models of ``registry`` (all by default) with both exporters."""
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
     parser.add_argument("out", type=Path)
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"one of {', '.join(MODELS)}")
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"one of {', '.join(registry)}")
     arguments = parser.parse_args()
-    unknown = sorted(set(arguments.names) - set(MODELS))
+    unknown = sorted(set(arguments.names) - set(registry))
     if unknown:
         parser.error(f"unknown model(s): {', '.join(unknown)}")
-    for name in arguments.names or MODELS:
+    for name in arguments.names or registry:
         for dynamo in (False, True):
-            path = export(
-                name,
-                arguments.out / f"{name}-{'dynamo' if dynamo else 'torchscript'}.onnx",
-                dynamo=dynamo,
-            )
-            print(path)
+            path = arguments.out / f"{name}-{'dynamo' if dynamo else 'torchscript'}.onnx"
+            print(export_reference(registry[name], path, dynamo=dynamo))
 
 
 if __name__ == "__main__":
