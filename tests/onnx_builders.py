@@ -22,6 +22,20 @@ def model(nodes, inputs, outputs, initializers=(), opset: int = 17, domains=()) 
     return built
 
 
+def cycle() -> onnx.ModelProto:
+    """x + b -> a -> Relu -> b: a cycle, so not checked (the checker rejects cycles too)."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Add", ["x", "b"], ["a"], name="first"),
+            helper.make_node("Relu", ["a"], ["b"], name="second"),
+        ],
+        "cycle",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 4])],
+    )
+    return helper.make_model(graph)
+
+
 def weight(name: str, *shape: int, dtype=np.float32) -> TensorProto:
     return numpy_helper.from_array(np.zeros(shape, dtype=dtype), name)
 

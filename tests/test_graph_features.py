@@ -10,14 +10,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_flow
-from tests.onnx_builders import model
+from tests.onnx_builders import model, weight
 
 V, D, PAST, NEW = 50, 8, 15, 1
 TOTAL = "past_sequence_length + sequence_length"
-
-
-def _weight(name: str, *shape: int) -> TensorProto:
-    return numpy_helper.from_array(np.ones(shape, np.float32), name)
 
 
 def kv_cache_step() -> onnx.ModelProto:
@@ -63,9 +59,9 @@ def kv_cache_step() -> onnx.ModelProto:
             ("present.0.value", TensorProto.FLOAT, grown),
         ],
         [
-            _weight("embedding", V, D),
-            *(_weight(w, D, D) for w in ("wq", "wk", "wv")),
-            _weight("head", D, V),
+            weight("embedding", V, D),
+            *(weight(w, D, D) for w in ("wq", "wk", "wv")),
+            weight("head", D, V),
             numpy_helper.from_array(np.array([1], np.int64), "axis1"),
             numpy_helper.from_array(np.array([1, 2], np.int64), "axes12"),
             numpy_helper.from_array(np.array(6.0, np.float32), "clip_max"),
@@ -150,8 +146,8 @@ def test_a_loop_body_reading_an_outer_value_counts_it_as_an_input() -> None:
         [("x", TensorProto.FLOAT, [1, 64])],
         [("y", TensorProto.FLOAT, [1, 64])],
         [
-            _weight("down.w", 64, 4),
-            _weight("up.w", 4, 64),
+            weight("down.w", 64, 4),
+            weight("up.w", 4, 64),
             numpy_helper.from_array(np.array(2, np.int64), "trips"),
         ],
     )

@@ -19,7 +19,7 @@ from models.reference import MODELS
 from onnx_flow import inference
 from onnx_flow.errors import AuditError
 from tests.conftest import EXPORTERS
-from tests.onnx_builders import model, squeeze_mlp
+from tests.onnx_builders import cycle, model, squeeze_mlp
 from tests.test_hostile import _with_entry
 
 
@@ -95,17 +95,8 @@ def test_an_error_in_the_parent_stops_the_child(forks, monkeypatch: pytest.Monke
     waiting = threading.Event()
     # A child that would never finish: only the parent's error can end it.
     monkeypatch.setattr(inference, "_inferred_types", lambda _: waiting.wait())
-    cycle = helper.make_graph(  # unchecked: the checker rejects cycles too
-        [
-            helper.make_node("Add", ["x", "b"], ["a"], name="first"),
-            helper.make_node("Relu", ["a"], ["b"], name="second"),
-        ],
-        "cycle",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 4])],
-    )
     with pytest.raises(AuditError, match="cycle"):
-        onnx_flow.audit(helper.make_model(cycle))
+        onnx_flow.audit(cycle())
     assert len(forks) == 1 and _gone(forks[0])
 
 

@@ -10,24 +10,12 @@ import torch
 from torch import nn
 
 import onnx_flow
-from models.reference import AutoEncoder
+from models.reference import AutoEncoder, Residual
 from onnx_flow.testing import assert_no_bottleneck
 from tests.conftest import EXPORTERS
 from tests.test_cli import REPO, run
 
 DYNAMO = {"dynamo": True, "torchscript": False}
-
-
-class ResidualBlock(nn.Module):
-    """``x + up(relu(down(x)))`` with a 2-wide branch beside a 30-wide skip."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.down = nn.Linear(30, 2)
-        self.up = nn.Linear(2, 30)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.up(torch.relu(self.down(x)))
 
 
 class Nested(nn.Module):
@@ -62,7 +50,7 @@ def test_autoencoder_cut_is_named_by_its_module_path(exporter: str) -> None:
 
 @pytest.mark.parametrize("exporter", EXPORTERS)
 def test_residual_branch_is_bypassed_by_the_skip(exporter: str) -> None:
-    report = onnx_flow.audit_module(ResidualBlock(), torch.randn(1, 30), dynamo=DYNAMO[exporter])
+    report = onnx_flow.audit_module(Residual(30, 2), torch.randn(1, 30), dynamo=DYNAMO[exporter])
     assert not report.bottleneck
     # down's output (2 wide) and the ReLU after it; 30 flows around them.
     assert [(b.module, b.width, b.bypass) for b in report.bypassed][0] == ("down", 2, 30)
