@@ -258,15 +258,16 @@ def _without_skip(
     graph: ShapedGraph, readers: dict[str, list[Node]], attentions: list[_Attention]
 ) -> Iterator[Finding]:
     """Attentions that every path from their input to the outputs goes through."""
+    if not attentions:
+        return
+    paths = _PathsToOutputs(graph)
     depth: dict[str, int] = {}  # attention output -> how many skipless attentions in a row
     for attention in attentions:
         blocked = attention.mixed.outputs[0]
         starts = attention.scores.inputs[:1] if attention.fused else attention.scores.inputs[:2]
-        upstream = _upstream(graph, starts)
-        around = _ancestors(graph, graph.outputs, avoiding=blocked)
-        if any(t in around for t in upstream):
+        if any(paths.around(t, blocked) for t in _upstream(graph, starts)):
             continue  # a residual (or another path) goes around it
-        ancestors = _ancestors(graph, starts, avoiding="")
+        ancestors = _ancestors(graph, starts)
         before = [d for out, d in depth.items() if out in ancestors]
         depth[blocked] = 1 + max(before, default=0)
         node = attention.softmax
@@ -301,10 +302,10 @@ def _upstream(graph: ShapedGraph, starts: Sequence[str]) -> list[str]:
     return found
 
 
-def _ancestors(graph: ShapedGraph, ends: Sequence[str], *, avoiding: str) -> set[str]:
-    """Carrying tensors with a path to one of ``ends`` that does not pass ``avoiding``."""
+def _ancestors(graph: ShapedGraph, ends: Sequence[str]) -> set[str]:
+    """Carrying tensors with a path to one of ``ends``."""
     found: set[str] = set()
-    stack = [e for e in ends if e != avoiding]
+    stack = list(ends)
     while stack:
         name = stack.pop()
         if name in found or name not in graph.carrying:
@@ -312,8 +313,57 @@ def _ancestors(graph: ShapedGraph, ends: Sequence[str], *, avoiding: str) -> set
         found.add(name)
         producer = graph.producers.get(name)
         if producer is not None:
-            stack += [i for i in producer.inputs if i != avoiding]
+            stack += producer.inputs
     return found
+
+
+class _PathsToOutputs:
+    """Which tensors every path from a tensor to the outputs passes through.
+
+    Those are its dominators in the carrying tensors' graph reversed and rooted at the
+    outputs; one pass finds them all (networkx's ``immediate_dominators``), and a walk of
+    the dominator tree numbers it so that each question takes constant time. Asking
+    with a search from the outputs per attention took time quadratic in the depth.
+    """
+
+    def __init__(self, graph: ShapedGraph) -> None:
+        import networkx as nx  # only models with attention get here
+
+        reverse = nx.DiGraph()
+        reverse.add_node(_OUTPUTS)
+        reverse.add_edges_from((_OUTPUTS, o) for o in graph.outputs if o in graph.carrying)
+        for name in graph.carrying:
+            producer = graph.producers.get(name)
+            if producer is not None:
+                reverse.add_edges_from((name, i) for i in producer.inputs if i in graph.carrying)
+        children: dict[object, list[object]] = {}
+        for tensor, dominator in nx.immediate_dominators(reverse, _OUTPUTS).items():
+            if tensor is not _OUTPUTS:
+                children.setdefault(dominator, []).append(tensor)
+        self._enter: dict[object, int] = {}
+        self._leave: dict[object, int] = {}
+        stack: list[tuple[object, bool]] = [(_OUTPUTS, False)]
+        while stack:
+            node, left = stack.pop()
+            if left:
+                self._leave[node] = len(self._enter) + len(self._leave)
+                continue
+            self._enter[node] = len(self._enter) + len(self._leave)
+            stack.append((node, True))
+            stack += [(child, False) for child in children.get(node, ())]
+
+    def around(self, tensor: str, blocked: str) -> bool:
+        """Whether some path from ``tensor`` to the outputs does not pass ``blocked``."""
+        if tensor == blocked or tensor not in self._enter:
+            return False  # it is the blocked tensor, or it reaches no output
+        if blocked not in self._enter:
+            return True
+        dominated = self._enter[blocked] < self._enter[tensor] < self._leave[blocked]
+        return not dominated
+
+
+#: The root of the reversed graph: every output's reader.
+_OUTPUTS = object()
 
 
 def _where(node: Node) -> str:
