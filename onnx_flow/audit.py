@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import gc
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import onnx
 
@@ -77,13 +77,17 @@ def run(source: str | os.PathLike[str] | onnx.ModelProto, options: Options) -> R
 
 
 def _run(source: str | os.PathLike[str] | onnx.ModelProto, options: Options) -> Report:
-    graph, resolved = resolve(source, options)
+    # Without a declared split, the flow network's wiring and reductions need the nodes
+    # alone: they are made while shapes are inferred.
+    ahead = _Ahead()
+    graph, resolved = resolve(source, options, wired=None if options.allow else ahead.wire)
     with _naming(source):
         split = declared.split_tensors(graph, resolved, options.allow)
+        wired = ahead.network(graph) or network.connect(graph.wiring, split=split)
         report = verdict.judge(
             graph,
             resolved,
-            network.build(graph, resolved, split=split),
+            wired.weighed(resolved),
             model=load.display_name(source),
             measure=options.measure.value,
             threshold=options.threshold,
@@ -96,9 +100,15 @@ def _run(source: str | os.PathLike[str] | onnx.ModelProto, options: Options) -> 
 
 
 def resolve(
-    source: str | os.PathLike[str] | onnx.ModelProto, options: Options
+    source: str | os.PathLike[str] | onnx.ModelProto,
+    options: Options,
+    *,
+    wired: Callable[[shapes.Wiring], object] | None = None,
 ) -> tuple[shapes.ShapedGraph, widths.Widths]:
-    """Load the model, infer its shapes and resolve the widths of its tensors."""
+    """Load the model, infer its shapes and resolve the widths of its tensors.
+
+    ``wired`` is given the nodes' wiring while the shapes are inferred.
+    """
     model = load.load(source)  # its errors name the file already
     with _naming(source):
         graph = shapes.infer(
@@ -106,7 +116,8 @@ def resolve(
             dims=options.dims,
             batch_dim=options.batch_dim,
             stored=lambda: load.stored(source),
-            beside=lambda: load.check_external(model, source),
+            check=lambda: load.check_external(model, source),
+            beside=wired,
         )
         caps, count = None, None
         if options.measure is widths.Measure.RANK:
@@ -118,6 +129,22 @@ def resolve(
                 len(samples),
             )
         return graph, widths.compute(graph, measure=options.measure, caps=caps, samples=count)
+
+
+class _Ahead:
+    """The flow network wired and reduced from the nodes as first read."""
+
+    def __init__(self) -> None:
+        self._nodes: tuple[shapes.Node, ...] | None = None
+        self._network: network.FlowNetwork | None = None
+
+    def wire(self, wiring: shapes.Wiring) -> None:
+        self._nodes, self._network = wiring.nodes, network.connect(wiring)
+        verdict.reduce_ahead(self._network, wiring.outputs)
+
+    def network(self, graph: shapes.ShapedGraph) -> network.FlowNetwork | None:
+        """The network wired ahead, unless folding constants changed the nodes since."""
+        return self._network if graph.nodes is self._nodes else None
 
 
 @contextlib.contextmanager

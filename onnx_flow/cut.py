@@ -68,12 +68,15 @@ class Flow:
 
 
 def solve(network: FlowNetwork, *, outputs: Iterable[str]) -> Flow:
-    """Return the max-flow from the data inputs to ``outputs`` and its cuts.
+    """Return the max-flow from the data inputs to ``outputs`` and its cuts, on a
+    weighed network (its reduction for these outputs may have been made ahead).
 
     Cost: linear in the network for the reduction, plus a max-flow on the core
     (Boykov-Kolmogorov, O(V E^2 |C|) in the worst case, near linear in practice).
     """
-    reduced = reduce(network, outputs=outputs)
+    key = tuple(outputs)
+    reduced = network.reductions.pop(key, None) or reduce(network, outputs=key)
+    reduced.weigh(network.capacity)
     value, core_flow = _max_flow(reduced.edges)
     order = network.index
     near_inputs = _cut(reduced.edges, core_flow, from_source=True)

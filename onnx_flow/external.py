@@ -4,7 +4,7 @@ A tensor stored outside the model names a file (``location``) relative to the mo
 folder, and a byte range in it. A hostile model can point anywhere: an absolute path,
 ``../`` out of the folder, a symlink to elsewhere (CVE-2022-25882, CVE-2024-27318 in
 onnx's own loader). Every reference is checked here, with ``stat`` only, before anything
-reads a weight (shape inference runs meanwhile: it opens no external file): one that
+reads a weight (beside shape inference, which opens no external file): one that
 leaves the folder, names a missing file, or holds a key or number the format does not
 allow is refused.
 """

@@ -3,12 +3,14 @@
 onnx's C++ inference holds the GIL for its whole run, and reading a large graph into
 records (:mod:`onnx_flow.shapes`) is Python work of about the same length. So a graph
 of :data:`FORK_NODES` nodes or more is inferred in a forked child process while the
-caller reads the graph, and the child sends back the types alone. That is done on
-Linux, in a process that runs no other Python thread: a lock another thread held at
-the fork would stay held in the child. Native threads that wait idle are no such
-risk, as the child runs nothing but onnx's inference and pickle (numpy's OpenBLAS
-starts its workers on import, and restarts them after a fork). Elsewhere, and for
-smaller graphs, inference runs in the caller when it asks for the result.
+caller reads the graph, and the child sends back the types alone; then it runs the
+caller's check of the model (the external-data references), which would otherwise
+add to the caller's lane. That is done on Linux, in a process that runs no other
+Python thread: a lock another thread held at the fork would stay held in the child.
+Native threads that wait idle are no such risk, as the child runs nothing but onnx's
+inference, the check and pickle (numpy's OpenBLAS starts its workers on import, and
+restarts them after a fork). Elsewhere, and for smaller graphs, inference runs in the
+caller when it asks for the result, and the check after it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import onnx
 import onnx.shape_inference
@@ -168,20 +170,30 @@ def _inferred_types(model: onnx.ModelProto) -> dict[str, TensorType]:
 
 
 @contextlib.contextmanager
-def inferring(model: onnx.ModelProto) -> Iterator[Callable[[], dict[str, TensorType]]]:
+def inferring(
+    model: onnx.ModelProto, *, check: Callable[[], object] | None = None
+) -> Iterator[Callable[[], dict[str, TensorType]]]:
     """Start :func:`infer_types` on the model; the context gives the function that waits
     for its result (and raises its errors). The model must not change inside the
-    context; leaving it stops a child process that is still running."""
+    context; leaving it stops a child process that is still running.
+
+    ``check``, a function that only reads the model and raises :class:`AuditError`,
+    runs beside: in the child once it has sent the types, else on leaving the context.
+    Either way its error is raised on leaving the context (after the body's errors).
+    """
     child = None
     if len(model.graph.node) >= FORK_NODES and _may_fork():
         with contextlib.suppress(OSError):  # no process or pipe to spare: infer here
-            child = _Child(model)
+            child = _Child(model, check)
     if child is None:
         yield lambda: infer_types(model)
+        if check is not None:
+            check()
         return
     try:
         # The constants' types are read here, while the child may still be inferring.
         yield lambda: {**_constant_types(model.graph), **child.result()}
+        child.checked()
     finally:
         child.stop()
 
@@ -192,10 +204,20 @@ def _may_fork() -> bool:
 
 
 class _Child:
-    """A forked process that infers the model's value types and pickles them to a pipe."""
+    """A forked process that infers the model's value types, then runs the check.
 
-    def __init__(self, model: onnx.ModelProto) -> None:
-        reading, writing = os.pipe()
+    Each message (the types, then the check's error or ``None``) is pickled into a
+    memory file and announced on a pipe by its length: the child never waits for the
+    parent to read, and a child that dies leaves the pipe at its end.
+    """
+
+    def __init__(self, model: onnx.ModelProto, check: Callable[[], object] | None) -> None:
+        self._data = os.memfd_create("onnx-flow-types")
+        try:
+            reading, writing = os.pipe()
+        except OSError:
+            os.close(self._data)
+            raise
         try:
             with warnings.catch_warnings():
                 # Python 3.12+ warns of any other thread; the module docstring says why
@@ -203,61 +225,108 @@ class _Child:
                 warnings.simplefilter("ignore", DeprecationWarning)
                 pid = os.fork()
         except OSError:
-            os.close(reading)
-            os.close(writing)
+            for descriptor in (reading, writing, self._data):
+                os.close(descriptor)
             raise
         if pid == 0:
             os.close(reading)
-            _serve(model, writing)
+            _serve(model, check, _Messages(writing, self._data))
         os.close(writing)
         self._pid = pid
-        self._pipe = os.fdopen(reading, "rb")
+        self._pipe = reading
+        self._read = 0  # bytes of the memory file read so far
         self._status: int | None = None  # the wait status, once reaped
+        self._typed = False  # whether the types were received
 
     def result(self) -> dict[str, TensorType]:
-        payload = self._pipe.read()
-        status = self._reap()
-        if not payload or os.waitstatus_to_exitcode(status) != 0:
-            raise AuditError(f"shape inference crashed ({_ended(status)})")
-        kind, value = pickle.loads(payload)
+        kind, value = self._receive()
+        self._typed = True
         if kind == "error":
             raise AuditError(value)
         names, indices, records = value
         distinct = [TensorType(*record) for record in records]
         return dict(zip(names, map(distinct.__getitem__, indices), strict=True))
 
+    def checked(self) -> None:
+        """Wait for the check's outcome, reap the child, and raise the check's error."""
+        if not self._typed:
+            self.result()
+        _, error = self._receive()
+        self._reap()
+        if error is not None:
+            raise AuditError(error)
+
     def stop(self) -> None:
-        """Kill the child unless it was reaped, and close the pipe."""
+        """Kill the child unless it was reaped, and close the pipe and the file."""
         if self._status is None:
             os.kill(self._pid, signal.SIGKILL)
             self._reap()
-        self._pipe.close()
+        os.close(self._pipe)
+        os.close(self._data)
+
+    def _receive(self) -> tuple[str, Any]:
+        """The child's next message; its end without one is an error."""
+        announced = os.read(self._pipe, _LENGTH)
+        if len(announced) < _LENGTH:
+            raise AuditError(f"shape inference crashed ({_ended(self._reap())})")
+        length = int.from_bytes(announced, "little")
+        message: tuple[str, Any] = pickle.loads(os.pread(self._data, length, self._read))
+        self._read += length
+        return message
 
     def _reap(self) -> int:
         _, self._status = os.waitpid(self._pid, 0)
         return self._status
 
 
-def _serve(model: onnx.ModelProto, pipe: int) -> NoReturn:
-    """In the child: infer, write the types (shared records sent once), and exit."""
+#: Bytes that announce a message's length on the pipe (one write: it arrives whole).
+_LENGTH = 8
+
+
+class _Messages:
+    """The child's end: pickles written to the memory file, lengths to the pipe."""
+
+    def __init__(self, pipe: int, data: int) -> None:
+        self._pipe, self._data = pipe, data
+
+    def send(self, message: tuple[str, object]) -> None:
+        payload = memoryview(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+        written = 0
+        while written < len(payload):
+            written += os.write(self._data, payload[written:])
+        os.write(self._pipe, len(payload).to_bytes(_LENGTH, "little"))
+
+
+def _serve(model: onnx.ModelProto, check: Callable[[], object] | None, out: _Messages) -> NoReturn:
+    """In the child: infer, send the types (shared records sent once), run the check,
+    send its error, and exit."""
     code = 1
     try:
-        payload: tuple[str, object]
         try:
             types = _inferred_types(model)
         except AuditError as error:
-            payload = ("error", str(error))
+            out.send(("error", str(error)))
         else:
-            keys = list(map(id, types.values()))  # map and zip run in C: 200,000s of them
+            keys = list(map(id, types.values()))  # map and zip run in C: 100,000s of them
             distinct = dict(zip(keys, types.values(), strict=True))
             numbers = {key: number for number, key in enumerate(distinct)}
             records = [astuple(t) for t in distinct.values()]
-            payload = ("types", (list(types), list(map(numbers.__getitem__, keys)), records))
-        with os.fdopen(pipe, "wb") as out:
-            pickle.dump(payload, out, protocol=pickle.HIGHEST_PROTOCOL)
+            indices = list(map(numbers.__getitem__, keys))
+            out.send(("types", (list(types), indices, records)))
+            out.send(("checked", _error_of(check)))
         code = 0
     finally:
         os._exit(code)  # no atexit handlers, no flushing of buffers the parent owns
+
+
+def _error_of(check: Callable[[], object] | None) -> str | None:
+    """What ``check`` raised, or ``None``."""
+    try:
+        if check is not None:
+            check()
+    except AuditError as error:
+        return str(error)
+    return None
 
 
 def _ended(status: int) -> str:

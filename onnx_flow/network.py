@@ -8,17 +8,25 @@ tensor), as plain Python lists: :mod:`onnx_flow.reduce` derives the graph it sol
 it, and :func:`onnx_flow.nxgraph.flow_digraph` the split-vertex networkx graph. Operators
 have unbounded capacity; a super-source feeds every data input and every output feeds a
 super-sink. Only tensors that carry sample information take part.
+
+The wiring needs the nodes alone (:func:`connect`), the capacities the widths
+(:meth:`FlowNetwork.weighed`): a large graph is wired while its shapes are inferred.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from onnx_flow.shapes import ShapedGraph
+from onnx_flow.shapes import ShapedGraph, Wiring
 from onnx_flow.widths import Widths
 
-__all__ = ["SINK", "SOURCE", "SPLIT_INPUT", "FlowNetwork", "build"]
+if TYPE_CHECKING:
+    from onnx_flow.reduce import Reduced
+
+__all__ = ["SINK", "SOURCE", "SPLIT_INPUT", "FlowNetwork", "build", "connect"]
 
 #: The name of the input a split adds in place of the split tensor.
 SPLIT_INPUT = "{} (declared input)"
@@ -35,8 +43,6 @@ class FlowNetwork:
     tensors: tuple[str, ...]
     index: Mapping[str, int]
     """Tensor name -> its number."""
-    capacity: tuple[int | None, ...]
-    """Width of each tensor; ``None`` is unbounded (a width that stayed unknown)."""
     producer: tuple[int, ...]
     """The vertex that writes each tensor (SOURCE for data inputs)."""
     readers: tuple[tuple[int, ...], ...]
@@ -49,10 +55,25 @@ class FlowNetwork:
     """Graph outputs that carry sample information, then the split tensors -> number."""
     split_inputs: Mapping[str, str] = field(default_factory=dict)
     """Input that a split adds -> the split tensor it stands for."""
+    capacity: tuple[int | None, ...] = ()
+    """Width of each tensor; ``None`` is unbounded (a width that stayed unknown). Empty
+    until the network is weighed."""
+    reductions: dict[tuple[str, ...], Reduced] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    """Reductions made ahead of the widths, by output set (:func:`onnx_flow.cut.reduce_ahead`);
+    shared with the weighed network, and each taken by the first solve for its outputs."""
+
+    def weighed(self, widths: Widths) -> FlowNetwork:
+        """This network with each tensor's width as its capacity."""
+        known = widths.known
+        if self.split_inputs:  # a split's input has its tensor's width
+            known = {**known, **{name: known[t] for name, t in self.split_inputs.items()}}
+        return dataclasses.replace(self, capacity=tuple(map(known.get, self.tensors)))
 
 
 def build(graph: ShapedGraph, widths: Widths, *, split: Sequence[str] = ()) -> FlowNetwork:
-    """Return the flow network of the tensors that carry sample information.
+    """Return the flow network of the tensors that carry sample information, weighed.
 
     Args:
         graph: the shaped graph.
@@ -61,9 +82,14 @@ def build(graph: ShapedGraph, widths: Widths, *, split: Sequence[str] = ()) -> F
             part before it as an extra output, and the part after it reads, in its place,
             an extra input of the same width named ``SPLIT_INPUT.format(tensor)``.
     """
+    return connect(graph.wiring, split=split).weighed(widths)
+
+
+def connect(wiring: Wiring, *, split: Sequence[str] = ()) -> FlowNetwork:
+    """Return the flow network's wiring, not yet weighed (see :func:`build`)."""
     index: dict[str, int] = {}
     producer: list[int] = []
-    for name in graph.inputs:
+    for name in wiring.inputs:
         index[name] = len(producer)
         producer.append(SOURCE)
     split_inputs = {SPLIT_INPUT.format(t): t for t in split}
@@ -73,7 +99,8 @@ def build(graph: ShapedGraph, widths: Widths, *, split: Sequence[str] = ()) -> F
     reading = {t: index[name] for name, t in split_inputs.items()}  # readers see the input
     reads: list[tuple[int, ...]] = [(), ()]
     readers: list[list[int]] = [[] for _ in producer]
-    for node in graph.nodes:
+    carrying = wiring.carrying
+    for node in wiring.nodes:
         read = [
             reading[name] if name in reading else index[name]
             for name in node.inputs
@@ -81,7 +108,7 @@ def build(graph: ShapedGraph, widths: Widths, *, split: Sequence[str] = ()) -> F
         ]
         if not read:
             continue
-        written = [name for name in node.outputs if widths.carries(name)]
+        written = [name for name in node.outputs if name in carrying]
         if not written:
             continue
         if len(read) > 1:
@@ -95,18 +122,13 @@ def build(graph: ShapedGraph, widths: Widths, *, split: Sequence[str] = ()) -> F
                 index[name] = len(producer)
                 producer.append(vertex)
                 readers.append([])
-    tensors = tuple(index)
-    known = widths.known
-    if split_inputs:  # a split's input has its tensor's width
-        known = {**known, **{name: known[t] for name, t in split_inputs.items()}}
     return FlowNetwork(
-        tensors=tensors,
+        tensors=tuple(index),
         index=index,
-        capacity=tuple(map(known.get, tensors)),
         producer=tuple(producer),
         readers=tuple(map(tuple, readers)),
         reads=tuple(reads),
-        inputs=tuple(range(len(graph.inputs) + len(split_inputs))),
-        outputs={name: index[name] for name in (*graph.outputs, *split) if name in index},
+        inputs=tuple(range(len(wiring.inputs) + len(split_inputs))),
+        outputs={name: index[name] for name in (*wiring.outputs, *split) if name in index},
         split_inputs=split_inputs,
     )

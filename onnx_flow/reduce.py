@@ -8,6 +8,10 @@ residual MLP of any depth becomes one edge; what remains (the *core*) is solved 
 max-flow algorithm. Each core edge keeps the tree of parts it was made of, so cuts and
 "what if this tensor were gone" questions are answered inside the tree.
 
+The rules look at the wiring only, never at a width: the tree is built first and given
+its capacities after (:meth:`Reduced.weigh`), so a large graph is reduced while its
+shapes are still being inferred.
+
 Cost: O((V + E) log E) dict operations at worst (a composite absorbs the smaller of
 two child lists), linear for chains, which are merged while the graph is built.
 """
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from onnx_flow.network import SINK, SOURCE, FlowNetwork
@@ -35,34 +39,44 @@ class Part:
     """A piece of the network between two vertices: a chain of tensors, or parts in
     series or in parallel."""
 
-    __slots__ = ("capacities", "capacity", "children", "kind", "parent", "tensors", "_minimum")
+    __slots__ = (
+        "capacities",
+        "capacity",
+        "children",
+        "kind",
+        "numbers",
+        "parent",
+        "tensors",
+        "_minimum",
+    )
 
-    def __init__(self, kind: str, capacity: Capacity, children: deque[Part]) -> None:
+    def __init__(self, kind: str, children: deque[Part]) -> None:
         self.kind = kind
         """``chain``, ``series`` or ``parallel``."""
-        self.capacity = capacity
+        self.capacity: Capacity = UNBOUNDED
+        """Set by :meth:`Reduced.weigh`."""
         self.children = children
         self.tensors: list[str] = []
         """A chain's tensors, in flow order (empty for composites)."""
+        self.numbers: list[int] = []
+        """A chain's tensors by their number in the network."""
         self.capacities: list[Capacity] = []
-        """A chain's tensor capacities, one per tensor."""
+        """A chain's tensor capacities, one per tensor (set by :meth:`Reduced.weigh`)."""
         self.parent: Part | None = None
         self._minimum: tuple[Capacity, int, Capacity] | None = None
 
     @classmethod
-    def chain(cls, tensor: str, capacity: Capacity) -> Part:
+    def chain(cls, tensor: str, number: int) -> Part:
         """A chain of one tensor, to be extended with :meth:`extend`."""
-        part = cls("chain", capacity, _NO_CHILDREN)
+        part = cls("chain", _NO_CHILDREN)
         part.tensors.append(tensor)
-        part.capacities.append(capacity)
+        part.numbers.append(number)
         return part
 
-    def extend(self, tensor: str, capacity: Capacity) -> None:
+    def extend(self, tensor: str, number: int) -> None:
         """Add a tensor at the end of this chain."""
         self.tensors.append(tensor)
-        self.capacities.append(capacity)
-        if capacity < self.capacity:
-            self.capacity = capacity
+        self.numbers.append(number)
 
     def cut(self, *, nearest_outputs: bool) -> Iterator[str]:
         """Tensors of this saturated part's minimum cut nearest the inputs or the outputs."""
@@ -133,11 +147,6 @@ def _compose(kind: str, first: Part, second: Part) -> Part:
     children in place, the smaller list into the larger, so that a chain of n layers
     costs O(n log n) instead of O(n^2) to build.
     """
-    capacity = (
-        min(first.capacity, second.capacity)
-        if kind == "series"
-        else first.capacity + second.capacity
-    )
     first_flat, second_flat = first.kind == kind, second.kind == kind
     if first_flat and (not second_flat or len(first.children) >= len(second.children)):
         part, moved = first, second.children if second_flat else deque([second])
@@ -146,11 +155,10 @@ def _compose(kind: str, first: Part, second: Part) -> Part:
         part, moved = second, first.children if first_flat else deque([first])
         part.children.extendleft(reversed(moved))
     else:
-        part = Part(kind, capacity, deque([first, second]))
+        part = Part(kind, deque([first, second]))
         moved = part.children
     for child in moved:
         child.parent = part
-    part.capacity = capacity
     return part
 
 
@@ -175,6 +183,27 @@ class Reduced:
     join: the flow does not depend on it."""
     inputs: tuple[str, ...]
     """Data inputs on some path to the sinks kept (what the outputs depend on)."""
+    roots: tuple[Part, ...]
+    """The parts no other part holds: the core edges' and those set beside joins."""
+
+    def weigh(self, capacity: Sequence[int | None]) -> None:
+        """Give every part its capacity: ``capacity`` holds the width of each tensor by
+        number (``None``: unbounded); a chain has its narrowest, a series part its
+        narrowest child, a parallel part the sum of its children."""
+        pending = [(root, False) for root in self.roots]
+        while pending:
+            part, children_done = pending.pop()
+            if part.kind == "chain":
+                widths = map(capacity.__getitem__, part.numbers)
+                part.capacities = [UNBOUNDED if w is None else w for w in widths]
+                part.capacity = min(part.capacities)
+            elif children_done:
+                capacities = [child.capacity for child in part.children]
+                part.capacity = min(capacities) if part.kind == "series" else sum(capacities)
+                part._minimum = None
+            else:
+                pending.append((part, True))
+                pending.extend((child, False) for child in part.children)
 
 
 def reduce(network: FlowNetwork, *, outputs: Iterable[str]) -> Reduced:
@@ -187,7 +216,7 @@ def reduce(network: FlowNetwork, *, outputs: Iterable[str]) -> Reduced:
     """
     sinks = {network.outputs[name] for name in outputs if name in network.outputs}
     tensor_alive, vertex_alive = _needed(network, sinks)
-    names, capacities, producers = network.tensors, network.capacity, network.producer
+    names, producers = network.tensors, network.producer
     reads = network.reads
     alive = [t for t in range(len(names)) if tensor_alive[t]]
     heads: dict[int, list[int]] = {}
@@ -202,18 +231,16 @@ def reduce(network: FlowNetwork, *, outputs: Iterable[str]) -> Reduced:
     leaves: dict[str, Part] = {}
     chains: dict[int, tuple[int, Part]] = {}  # last tensor -> (first producer, chain)
     for tensor in alive:
-        name, width = names[tensor], capacities[tensor]
-        capacity: Capacity = UNBOUNDED if width is None else width
-        producer = producers[tensor]
+        name, producer = names[tensor], producers[tensor]
         if producer > SINK and written[producer] == 1:
             read = reads[producer]  # all alive: the producer is
             if len(read) == 1 and heads[read[0]] == [producer]:
                 start, part = chains.pop(read[0])
-                part.extend(name, capacity)
+                part.extend(name, tensor)
                 leaves[name] = part
                 chains[tensor] = (start, part)
                 continue
-        part = leaves[name] = Part.chain(name, capacity)
+        part = leaves[name] = Part.chain(name, tensor)
         chains[tensor] = (producer, part)
     # A tensor with several readers gets a fan-out vertex, joined to each reader. A
     # reader that reads nothing else and writes one tensor would only pass the join on
@@ -235,7 +262,9 @@ def reduce(network: FlowNetwork, *, outputs: Iterable[str]) -> Reduced:
                 graph.add(fan, end, Join)
     graph.reduce()
     inputs = tuple(names[t] for t in network.inputs if tensor_alive[t])
-    return Reduced(edges=tuple(graph.core()), leaves=leaves, inputs=inputs)
+    edges = tuple(graph.core())
+    roots = (*(edge.part for edge in edges if edge.part is not None), *graph.set_aside)
+    return Reduced(edges=edges, leaves=leaves, inputs=inputs, roots=roots)
 
 
 def _needed(network: FlowNetwork, sinks: set[int]) -> tuple[list[bool], list[bool]]:
@@ -270,6 +299,8 @@ class _Multigraph:
         self._in: defaultdict[int, dict[int, None]] = defaultdict(dict)
         self._between: dict[tuple[int, int], int] = {}
         self._vertex_count = vertex_count
+        self.set_aside: list[Part] = []
+        """Parts merged in parallel with an unbounded join: no core edge holds them."""
 
     def new_vertex(self) -> int:
         self._vertex_count += 1
@@ -279,7 +310,10 @@ class _Multigraph:
         between = self._between
         existing = between.get((tail, head))
         if existing is not None:
-            self._parts[existing] = _parallel(self._parts[existing], part)
+            previous = self._parts[existing]
+            merged = self._parts[existing] = _parallel(previous, part)
+            if merged is None:
+                self.set_aside.extend(p for p in (previous, part) if p is not None)
             return
         edge = between[tail, head] = len(self._parts)
         self._tails.append(tail)

@@ -8,14 +8,25 @@ from onnx_flow import findings
 from onnx_flow.cut import Flow, solve
 from onnx_flow.errors import AuditError
 from onnx_flow.network import FlowNetwork
+from onnx_flow.reduce import reduce
 from onnx_flow.report import Bypassed, CutTensor, OutputResult, Report, Unknown
 from onnx_flow.shapes import Node, ShapedGraph
 from onnx_flow.widths import Widths
 
-__all__ = ["judge"]
+__all__ = ["judge", "reduce_ahead"]
 
 #: The name of the all-outputs result in a model with several outputs.
 ALL_OUTPUTS = "*"
+
+
+def reduce_ahead(network: FlowNetwork, outputs: Sequence[str]) -> None:
+    """Reduce a network not yet weighed for each output set that :func:`judge` solves
+    (each output, and all of them when there are several): its solves take these."""
+    sets: list[tuple[str, ...]] = [(name,) for name in outputs]
+    if len(outputs) > 1:
+        sets.append(tuple(outputs))
+    for key in sets:
+        network.reductions[key] = reduce(network, outputs=key)
 
 
 def judge(
