@@ -190,20 +190,21 @@ class Reduced:
         """Give every part its capacity: ``capacity`` holds the width of each tensor by
         number (``None``: unbounded); a chain has its narrowest, a series part its
         narrowest child, a parallel part the sum of its children."""
-        pending = [(root, False) for root in self.roots]
+        widths = [UNBOUNDED if width is None else width for width in capacity]
+        composites = []  # each before its descendants
+        pending = list(self.roots)
         while pending:
-            part, children_done = pending.pop()
+            part = pending.pop()
             if part.kind == "chain":
-                widths = map(capacity.__getitem__, part.numbers)
-                part.capacities = [UNBOUNDED if w is None else w for w in widths]
+                part.capacities = list(map(widths.__getitem__, part.numbers))
                 part.capacity = min(part.capacities)
-            elif children_done:
-                capacities = [child.capacity for child in part.children]
-                part.capacity = min(capacities) if part.kind == "series" else sum(capacities)
-                part._minimum = None
             else:
-                pending.append((part, True))
-                pending.extend((child, False) for child in part.children)
+                composites.append(part)
+                pending.extend(part.children)
+        for part in reversed(composites):
+            capacities = [child.capacity for child in part.children]
+            part.capacity = min(capacities) if part.kind == "series" else sum(capacities)
+            part._minimum = None
 
 
 def reduce(network: FlowNetwork, *, outputs: Iterable[str]) -> Reduced:

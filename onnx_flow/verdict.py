@@ -134,14 +134,17 @@ class _Judge:
         width; one that loses less, and leaves some flow, is bypassed.
         """
         on_cut = {*flow.near_inputs, *flow.near_outputs}
-        known, producers = self.widths.known, self.graph.producers
+        tensors = flow.tensors()
+        narrow = [
+            (tensor, width)
+            for tensor, width in zip(tensors, map(self.widths.known.get, tensors), strict=True)
+            if width is not None and width < reference and tensor not in on_cut
+        ]
+        producers, value = self.graph.producers, flow.value
         found = []
-        for tensor in flow.tensors():
-            width = known.get(tensor)
-            if width is None or width >= reference or tensor in on_cut:
-                continue
+        for tensor, width in narrow:
             without = flow.without(tensor)
-            if without > flow.value - width and without > 0:
+            if without > value - width and without > 0:
                 node, op, module = _origin(producers.get(tensor))
                 found.append(Bypassed(tensor, width, node, op, module, without))
         return found
