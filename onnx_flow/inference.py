@@ -137,10 +137,11 @@ def _constant_types(graph: onnx.GraphProto) -> dict[str, TensorType]:
     types: dict[str, TensorType] = {}
     by_dims: dict[tuple[int, tuple[int, ...]], TensorType] = {}
     for tensor in graph.initializer:
-        key = (tensor.data_type, tuple(tensor.dims))
-        if key not in by_dims:
-            by_dims[key] = tensor_type(*key)
-        types[tensor.name] = by_dims[key]
+        key = (tensor.data_type, tuple(tensor.dims[:]))  # a slice: one call, not an iteration
+        record = by_dims.get(key)
+        if record is None:
+            record = by_dims[key] = tensor_type(*key)
+        types[tensor.name] = record
     return types
 
 

@@ -22,6 +22,7 @@ import math
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import compress, islice
 
 from onnx_flow.network import SINK, SOURCE, FlowNetwork
 
@@ -218,15 +219,19 @@ def reduce(network: FlowNetwork, *, outputs: Iterable[str]) -> Reduced:
     sinks = {network.outputs[name] for name in outputs if name in network.outputs}
     tensor_alive, vertex_alive = _needed(network, sinks)
     names, producers = network.tensors, network.producer
-    reads = network.reads
-    alive = [t for t in range(len(names)) if tensor_alive[t]]
-    heads: dict[int, list[int]] = {}
-    written = [0] * len(network.reads)
-    for tensor in alive:
-        heads[tensor] = [v for v in network.readers[tensor] if vertex_alive[v]]
-        if tensor in sinks:
-            heads[tensor].append(SINK)
-        written[producers[tensor]] += 1
+    reads, readers = network.reads, network.readers
+    alive = list(compress(range(len(names)), tensor_alive))
+    # Readers of needed tensors are needed too, unless they write only tensors no sink
+    # depends on: filter only then.
+    if all(islice(vertex_alive, SINK + 1, None)):
+        heads = {tensor: list(readers[tensor]) for tensor in alive}
+    else:
+        heads = {tensor: [v for v in readers[tensor] if vertex_alive[v]] for tensor in alive}
+    for tensor in sinks:
+        heads[tensor].append(SINK)
+    written = [0] * len(reads)
+    for producer in map(producers.__getitem__, alive):
+        written[producer] += 1
     # Chains first, in one pass: a tensor whose producer reads only the previous tensor
     # of a chain, and which that tensor feeds alone, extends the chain in series.
     leaves: dict[str, Part] = {}
@@ -235,12 +240,15 @@ def reduce(network: FlowNetwork, *, outputs: Iterable[str]) -> Reduced:
         name, producer = names[tensor], producers[tensor]
         if producer > SINK and written[producer] == 1:
             read = reads[producer]  # all alive: the producer is
-            if len(read) == 1 and heads[read[0]] == [producer]:
-                start, part = chains.pop(read[0])
-                part.extend(name, tensor)
-                leaves[name] = part
-                chains[tensor] = (start, part)
-                continue
+            if len(read) == 1:
+                ends = heads[read[0]]
+                if len(ends) == 1 and ends[0] == producer:
+                    start, part = chains.pop(read[0])
+                    part.tensors.append(name)
+                    part.numbers.append(tensor)
+                    leaves[name] = part
+                    chains[tensor] = (start, part)
+                    continue
         part = leaves[name] = Part.chain(name, tensor)
         chains[tensor] = (producer, part)
     # A tensor with several readers gets a fan-out vertex, joined to each reader. A
