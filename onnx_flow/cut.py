@@ -46,11 +46,13 @@ class Flow:
     def without(self, tensor: str) -> int:
         """The max-flow if ``tensor`` carried nothing (what goes around it)."""
         part = self._reduced.leaves[tensor]
-        if part.parent is not None and part.parent.kind == "series":
-            part = part.parent  # any child at 0 puts a series part at 0: one answer for all
-        if id(part) not in self._answers:
-            self._answers[id(part)] = self._without_part(part)
-        return self._answers[id(part)]
+        parent = part.parent
+        if parent is not None and parent.kind == "series":
+            part = parent  # any child at 0 puts a series part at 0: one answer for all
+        answer = self._answers.get(id(part))
+        if answer is None:
+            answer = self._answers[id(part)] = self._without_part(part)
+        return answer
 
     def _without_part(self, part: Part) -> int:
         """The max-flow if ``part`` carried nothing."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from operator import attrgetter
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import onnx
@@ -20,6 +21,8 @@ import onnx
 from onnx_flow.errors import AuditError
 
 __all__ = ["check", "external_tensors"]
+
+_ATTRIBUTES = attrgetter("attribute")
 
 #: Keys of ``TensorProto.external_data`` that onnx defines.
 _KEYS = frozenset({"location", "offset", "length", "checksum", "basepath"})
@@ -30,8 +33,9 @@ def external_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
     for tensor in graph.initializer:
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             yield tensor
-    for node in graph.node:
-        for attribute in node.attribute:
+    # Most nodes have no attribute: filter and attrgetter pass over them in C.
+    for attributes in filter(None, map(_ATTRIBUTES, graph.node)):
+        for attribute in attributes:
             tensors = [attribute.t] if attribute.HasField("t") else []
             for tensor in (*tensors, *attribute.tensors):
                 if tensor.data_location == onnx.TensorProto.EXTERNAL:
@@ -56,7 +60,7 @@ def check(graph: onnx.GraphProto, folder: Path | None) -> None:
     """
     sizes: dict[str, int | str] = {}  # location -> file size, or what is wrong with it
     for tensor in external_tensors(graph):
-        problem = _problem(tensor.external_data, folder, sizes)
+        problem = _problem(tensor.external_data[:], folder, sizes)  # a slice: one call
         if problem:
             raise AuditError(f"external data of tensor {tensor.name!r}: {problem}")
 
