@@ -17,9 +17,10 @@ from onnx_flow import network, widths
 from onnx_flow.cut import solve
 from onnx_flow.inference import TensorType
 from onnx_flow.nxgraph import flow_digraph
+from onnx_flow.reduce import reduce
 from onnx_flow.report import Report
 from onnx_flow.shapes import Node, ShapedGraph, carrying_tensors
-from onnx_flow.verdict import judge
+from onnx_flow.verdict import judge, reduce_ahead
 
 
 @st.composite
@@ -193,3 +194,43 @@ def test_larger_dags_agree_with_networkx(graph: ShapedGraph) -> None:
     for cut in (flow.near_inputs, flow.near_outputs):
         assert sum(sizes[t] for t in cut) == flow.value
         assert _separates(graph, set(cut), graph.outputs)
+
+
+@settings(max_examples=200, deadline=None)
+@given(random_dags())
+def test_reductions_made_before_the_widths_give_the_same_report(graph: ShapedGraph) -> None:
+    """The audit wires and reduces a network while shapes are inferred, and weighs it
+    after: the report must be the one built from the widths up."""
+    resolved = widths.compute(graph)
+    wired = network.connect(graph.wiring)
+    reduce_ahead(wired, graph.outputs)
+    ahead = judge(
+        graph, resolved, wired.weighed(resolved), model="m", measure="elements", threshold=1.0
+    )
+    assert not wired.reductions  # every reduction made ahead was used
+    assert ahead == _report(graph)
+
+
+@settings(max_examples=200, deadline=None)
+@given(random_dags(max_nodes=20))
+def test_every_part_is_weighed(graph: ShapedGraph) -> None:
+    """After weighing, each chain holds its tensors' widths and the narrowest of them,
+    and each composite the narrowest (series) or the sum (parallel) of its children,
+    including the parts set beside an unbounded join."""
+    sizes = _sizes(graph)
+    weighed = network.build(graph, widths.compute(graph))
+    reduced = reduce(weighed, outputs=graph.outputs)
+    reduced.weigh(weighed.capacity)
+    parts, pending = [], list(reduced.roots)
+    while pending:
+        part = pending.pop()
+        parts.append(part)
+        pending.extend(part.children)
+    assert {id(p) for p in parts} >= {id(p) for p in reduced.leaves.values()}
+    for part in parts:
+        if part.kind == "chain":
+            assert part.capacities == [sizes[t] for t in part.tensors]
+            assert part.capacity == min(part.capacities)
+        else:
+            children = [child.capacity for child in part.children]
+            assert part.capacity == (min(children) if part.kind == "series" else sum(children))

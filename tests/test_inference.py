@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from onnx import TensorProto, helper
 
 import onnx_flow
 from models.reference import MODELS
-from onnx_flow import inference
+from onnx_flow import external, inference
 from onnx_flow.errors import AuditError
 from tests.conftest import EXPORTERS
 from tests.onnx_builders import cycle, model, squeeze_mlp
@@ -128,9 +129,37 @@ def test_a_fork_that_fails_infers_in_process(monkeypatch: pytest.MonkeyPatch) ->
     assert len(os.listdir("/proc/self/fd")) == descriptors  # the pipe was closed
 
 
-def test_a_hostile_reference_is_refused_while_the_child_infers(forks, tmp_path: Path) -> None:
-    """The external-data check runs beside inference: its refusal stops the child."""
+def test_a_hostile_reference_is_refused_by_the_child(forks, tmp_path: Path) -> None:
+    """The external-data check runs in the child once the types are sent: its refusal
+    reaches the caller, and the child is reaped."""
     path = _with_entry("location", "../weights.bin")(tmp_path)
     with pytest.raises(AuditError, match="leaves the model's folder"):
         onnx_flow.audit(path)
     assert len(forks) == 1 and _gone(forks[0])
+
+
+def test_a_child_that_dies_in_the_check_is_an_error(forks, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The types arrive; the child kills itself where the check would run.
+    monkeypatch.setattr(external, "check", lambda *_: os.kill(os.getpid(), signal.SIGKILL))
+    with pytest.raises(AuditError, match=r"shape inference crashed \(killed by SIGKILL\)"):
+        onnx_flow.audit(squeeze_mlp())
+    assert len(forks) == 1 and _gone(forks[0])
+
+
+def test_the_child_never_waits_for_the_caller_to_read(
+    forks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Types far larger than a pipe's buffer are sent while the caller is still busy:
+    the child has run its check before the caller asks for anything."""
+    many = {f"t{i}": inference.tensor_type(1, (1, i)) for i in range(200_000)}
+    monkeypatch.setattr(inference, "_inferred_types", lambda _: many)
+    with inference.inferring(squeeze_mlp(), check=lambda: None) as inferred:
+        # The child exits only after sending everything: wait for that, reading nothing.
+        exited = False
+        for _ in range(200):
+            if os.waitid(os.P_PID, forks[0], os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                exited = True
+                break
+            time.sleep(0.05)
+        types = inferred()
+    assert exited and types.items() >= many.items()
