@@ -3,14 +3,15 @@
 onnx's C++ inference holds the GIL for its whole run, and reading a large graph into
 records (:mod:`onnx_flow.shapes`) is Python work of about the same length. So a graph
 of :data:`FORK_NODES` nodes or more is inferred in a forked child process while the
-caller reads the graph, and the child sends back the types alone; then it runs the
-caller's check of the model (the external-data references), which would otherwise
-add to the caller's lane. That is done on Linux, in a process that runs no other
-Python thread: a lock another thread held at the fork would stay held in the child.
-Native threads that wait idle are no such risk, as the child runs nothing but onnx's
+caller reads the graph, and the child sends back the types alone. The caller's check
+of the model (the external-data references) runs where a process would otherwise
+wait: in the caller if the types are not ready when it asks, else in the child after
+sending them. Forking is done on Linux, in a process that runs no other Python
+thread: a lock another thread held at the fork would stay held in the child. Native
+threads that wait idle are no such risk, as the child runs nothing but onnx's
 inference, the check and pickle (numpy's OpenBLAS starts its workers on import, and
-restarts them after a fork). Elsewhere, and for smaller graphs, inference runs in the
-caller when it asks for the result, and the check after it.
+restarts them after a fork). Elsewhere, and for smaller graphs, the check and then
+inference run in the caller when it asks for the result.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import select
 import signal
 import sys
 import threading
@@ -179,17 +181,22 @@ def inferring(
     context; leaving it stops a child process that is still running.
 
     ``check``, a function that only reads the model and raises :class:`AuditError`,
-    runs beside: in the child once it has sent the types, else on leaving the context.
-    Either way its error is raised on leaving the context (after the body's errors).
+    runs beside inference where a process would otherwise wait: here, if the types are
+    not ready when asked for; else in the child, once it has sent them. Its error comes
+    after the body's and before inference's, whichever process runs it.
     """
     child = None
     if len(model.graph.node) >= FORK_NODES and _may_fork():
         with contextlib.suppress(OSError):  # no process or pipe to spare: infer here
             child = _Child(model, check)
     if child is None:
-        yield lambda: infer_types(model)
-        if check is not None:
-            check()
+
+        def inferred() -> dict[str, TensorType]:
+            if check is not None:
+                check()
+            return infer_types(model)
+
+        yield inferred
         return
     try:
         # The constants' types are read here, while the child may still be inferring.
@@ -205,7 +212,8 @@ def _may_fork() -> bool:
 
 
 class _Child:
-    """A forked process that infers the model's value types, then runs the check.
+    """A forked process that infers the model's value types, then runs the check (which
+    the caller runs itself if it asks for the types before they are sent).
 
     Each message (the types, then the check's error or ``None``) is pickled into a
     memory file and announced on a pipe by its length: the child never waits for the
@@ -238,8 +246,13 @@ class _Child:
         self._read = 0  # bytes of the memory file read so far
         self._status: int | None = None  # the wait status, once reaped
         self._typed = False  # whether the types were received
+        self._check = check  # None once run here (or when there is none)
 
     def result(self) -> dict[str, TensorType]:
+        if self._check is not None and not self._types_sent():
+            # Still inferring: check here rather than wait (the child checks too).
+            self._check()
+            self._check = None
         kind, value = self._receive()
         self._typed = True
         if kind == "error":
@@ -249,13 +262,20 @@ class _Child:
         return dict(zip(names, map(distinct.__getitem__, indices), strict=True))
 
     def checked(self) -> None:
-        """Wait for the check's outcome, reap the child, and raise the check's error."""
+        """Unless the check ran here: wait for its outcome, reap the child, and raise
+        the check's error."""
         if not self._typed:
             self.result()
+        if self._check is None:
+            return
         _, error = self._receive()
         self._reap()
         if error is not None:
             raise AuditError(error)
+
+    def _types_sent(self) -> bool:
+        """Whether the child has announced its first message (or ended)."""
+        return bool(select.select([self._pipe], [], [], 0)[0])
 
     def stop(self) -> None:
         """Kill the child unless it was reaped, and close the pipe and the file."""
@@ -306,7 +326,7 @@ def _serve(model: onnx.ModelProto, check: Callable[[], object] | None, out: _Mes
         try:
             types = _inferred_types(model)
         except AuditError as error:
-            out.send(("error", str(error)))
+            out.send(("error", _error_of(check) or str(error)))  # the check's comes first
         else:
             keys = list(map(id, types.values()))  # map and zip run in C: 100,000s of them
             distinct = dict(zip(keys, types.values(), strict=True))

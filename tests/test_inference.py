@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import onnx
 import pytest
 from onnx import TensorProto, helper
 
@@ -129,18 +130,50 @@ def test_a_fork_that_fails_infers_in_process(monkeypatch: pytest.MonkeyPatch) ->
     assert len(os.listdir("/proc/self/fd")) == descriptors  # the pipe was closed
 
 
-def test_a_hostile_reference_is_refused_by_the_child(forks, tmp_path: Path) -> None:
-    """The external-data check runs in the child once the types are sent: its refusal
-    reaches the caller, and the child is reaped."""
+@pytest.fixture(params=[True, False], ids=["child checks", "caller checks"])
+def sent(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Whether the caller finds the types sent when it asks: if not, it runs the check
+    itself rather than wait (the child runs it too, after the types)."""
+    monkeypatch.setattr(inference._Child, "_types_sent", lambda _: request.param)
+    return bool(request.param)
+
+
+def test_a_hostile_reference_is_refused(forks, sent: bool, tmp_path: Path) -> None:
     path = _with_entry("location", "../weights.bin")(tmp_path)
     with pytest.raises(AuditError, match="leaves the model's folder"):
         onnx_flow.audit(path)
     assert len(forks) == 1 and _gone(forks[0])
 
 
+def test_the_check_runs_once_here_only_while_the_child_infers(forks, sent: bool) -> None:
+    ran: list[int] = []  # the child's appends stay in the child
+    with inference.inferring(squeeze_mlp(), check=lambda: ran.append(os.getpid())) as inferred:
+        inferred()
+    assert ran == ([] if sent else [os.getpid()]) and _gone(forks[0])
+
+
+def test_a_refused_reference_comes_before_an_inference_error(
+    forks, sent: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which process checks is a matter of timing: the error must not be."""
+    path = _with_entry("location", "../weights.bin")(tmp_path)
+    conflict = onnx.load(path, load_external_data=False)
+    conflict.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 5  # 64 is right
+    onnx.save(conflict, path)
+    with pytest.raises(AuditError, match="leaves the model's folder"):
+        onnx_flow.audit(path)
+    monkeypatch.setattr(inference, "FORK_NODES", 10**9)
+    with pytest.raises(AuditError, match="leaves the model's folder"):
+        onnx_flow.audit(path)
+
+
 def test_a_child_that_dies_in_the_check_is_an_error(forks, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The types arrive; the child kills itself where the check would run.
-    monkeypatch.setattr(external, "check", lambda *_: os.kill(os.getpid(), signal.SIGKILL))
+    # The types arrive first; the child kills itself where the check would run.
+    monkeypatch.setattr(inference._Child, "_types_sent", lambda _: True)
+    parent = os.getpid()
+    monkeypatch.setattr(
+        external, "check", lambda *_: os.getpid() != parent and os.kill(os.getpid(), signal.SIGKILL)
+    )
     with pytest.raises(AuditError, match=r"shape inference crashed \(killed by SIGKILL\)"):
         onnx_flow.audit(squeeze_mlp())
     assert len(forks) == 1 and _gone(forks[0])
