@@ -61,8 +61,9 @@ class FlowNetwork:
     reductions: dict[tuple[str, ...], Reduced] = field(
         default_factory=dict, repr=False, compare=False
     )
-    """Reductions made ahead of the widths, by output set (:func:`onnx_flow.cut.reduce_ahead`);
-    shared with the weighed network, and each taken by the first solve for its outputs."""
+    """Reductions made ahead of the widths, by output set
+    (:func:`onnx_flow.verdict.reduce_ahead`); shared with the weighed network, and each
+    taken by the first solve for its outputs."""
 
     def weighed(self, widths: Widths) -> FlowNetwork:
         """This network with each tensor's width as its capacity."""

@@ -68,16 +68,11 @@ class Part:
 
     @classmethod
     def chain(cls, tensor: str, number: int) -> Part:
-        """A chain of one tensor, to be extended with :meth:`extend`."""
+        """A chain of one tensor; :func:`reduce` appends the tensors that follow it."""
         part = cls("chain", _NO_CHILDREN)
         part.tensors.append(tensor)
         part.numbers.append(number)
         return part
-
-    def extend(self, tensor: str, number: int) -> None:
-        """Add a tensor at the end of this chain."""
-        self.tensors.append(tensor)
-        self.numbers.append(number)
 
     def cut(self, *, nearest_outputs: bool) -> Iterator[str]:
         """Tensors of this saturated part's minimum cut nearest the inputs or the outputs."""

@@ -103,6 +103,7 @@ class ShapedGraph:
 
     @property
     def wiring(self) -> Wiring:
+        """Its nodes and tensors, as the flow network is wired from them."""
         return Wiring(self.nodes, self.inputs, self.outputs, self.carrying)
 
 
@@ -400,7 +401,7 @@ def _node(node: onnx.NodeProto, index: int) -> Node:
         attributes = tuple((a.name, a.i) for a in node.attribute if a.type == a.INT)
         arguments = tuple(node.input)
         return Node(
-            label, op_type, domain, inputs, tuple(node.output), scope, attributes, arguments
+            label, op_type, domain, inputs, tuple(node.output[:]), scope, attributes, arguments
         )
     return Node(label, op_type, domain, inputs, tuple(node.output[:]), scope)
 
