@@ -8,7 +8,7 @@ built from a transformers config (random weights, external data), peak RSS of th
 (with the child process it infers large graphs in) over that of the floor process.
 Prints one JSON object.
 
-    python bench/bench_audit.py --sizes 20000 200000 [--rounds 3] [--no-memory]
+    python bench/bench_audit.py --sizes 20000 200000 [--rounds 5] [--no-memory]
         [--rank-layers 12]
 
 Rank: the ``rank`` measure on a GPT-2 of the given layers (d=768, V=50257): its time
@@ -94,8 +94,11 @@ def gpt2_decoder(layers: int, path: Path) -> Path:
 # across exec), and this process holds whole models: so each measured command is
 # started by a small launcher process, which reports the command's time and peak RSS.
 # The audit infers large graphs in a child process of its own: the peak is that of the
-# whole process tree, sampled every 10 ms by a thread beside the timing (shared pages
-# count in each process, so it errs high), or the command's own peak if higher.
+# whole process tree, sampled every 10 ms by a thread beside the command (shared pages
+# count in each process, so it errs high), or the command's own peak if higher. The
+# sampling takes CPU the audit's two processes would use (measured: 4.07 s -> 4.6 s at
+# 200,000 nodes, the floor unchanged), so timed runs are not sampled: they report the
+# command's own peak only.
 LAUNCHER = (
     "import json, os, subprocess, sys, threading, time\n"
     "def tree(pid):\n"
@@ -112,8 +115,9 @@ LAUNCHER = (
     "        peak[0] = max(peak[0], tree(pid))\n"
     "        time.sleep(0.01)\n"
     "start = time.perf_counter()\n"
-    "child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
-    "threading.Thread(target=sample, args=(child.pid,), daemon=True).start()\n"
+    "child = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+    "if sys.argv[1] == 'sample':\n"
+    "    threading.Thread(target=sample, args=(child.pid,), daemon=True).start()\n"
     "_, status, usage = os.wait4(child.pid, 0)\n"
     "seconds = time.perf_counter() - start\n"
     "code = os.waitstatus_to_exitcode(status)\n"
@@ -135,10 +139,13 @@ class Run(NamedTuple):
     child runs beside it: its CPU time exceeds its wall time)."""
 
 
-def measure(command: list[str]) -> Run:
-    """Measure one process that must exit 0 or 1."""
+def measure(command: list[str], *, sample: bool = False) -> Run:
+    """Measure one process that must exit 0 or 1; ``sample``: its tree's peak RSS."""
     launched = subprocess.run(
-        [sys.executable, "-c", LAUNCHER, *command], capture_output=True, text=True, check=True
+        [sys.executable, "-c", LAUNCHER, "sample" if sample else "time", *command],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     seconds, peak, cpu, code, stderr = json.loads(launched.stdout)
     if code not in (0, 1):
@@ -147,17 +154,20 @@ def measure(command: list[str]) -> Run:
 
 
 def compare(model: Path, rounds: int, flags: list[str]) -> dict[str, float]:
-    """Median time, CPU time and peak RSS of the floor and the audit, run side by side."""
+    """Median time, CPU time and peak RSS of the floor and the audit, run side by side:
+    each round times both, then samples the peak RSS of both in runs of their own."""
     floor_cmd = [sys.executable, "-c", FLOOR, str(model)]
     audit_cmd = [sys.executable, "-m", "onnx_flow", "audit", str(model), *flags]
-    floors, audits = [], []
+    floors, audits, floor_peaks, audit_peaks = [], [], [], []
     for _ in range(rounds):
         floors.append(measure(floor_cmd))
         audits.append(measure(audit_cmd))
+        floor_peaks.append(measure(floor_cmd, sample=True).peak_kib)
+        audit_peaks.append(measure(audit_cmd, sample=True).peak_kib)
     floor_time = statistics.median(run.seconds for run in floors)
     audit_time = statistics.median(run.seconds for run in audits)
-    floor_rss = statistics.median(run.peak_kib for run in floors)
-    audit_rss = statistics.median(run.peak_kib for run in audits)
+    floor_rss = statistics.median(floor_peaks)
+    audit_rss = statistics.median(audit_peaks)
     return {
         "floor_seconds": round(floor_time, 3),
         "audit_seconds": round(audit_time, 3),
@@ -180,7 +190,7 @@ def rank_cost(model: Path, rounds: int) -> dict[str, object]:
     )
     base = [sys.executable, "-m", "onnx_flow", "audit", str(model), "--dim", "sequence=16"]
     elements = [measure(base) for _ in range(rounds)]
-    ranked = [measure([*base, "--measure", "rank"]) for _ in range(rounds)]
+    ranked = [measure([*base, "--measure", "rank"], sample=True) for _ in range(rounds)]
     seconds = statistics.median(run.seconds for run in ranked)
     peak = statistics.median(run.peak_kib for run in ranked) * 1024
     return {
@@ -195,7 +205,7 @@ def rank_cost(model: Path, rounds: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[20000, 200000])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--gpt2-layers", type=int, default=48)
     parser.add_argument("--no-memory", action="store_true", help="skip the GPT-2 memory case")
     parser.add_argument(
