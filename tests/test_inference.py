@@ -145,7 +145,7 @@ def test_a_hostile_reference_is_refused(forks, sent: bool, tmp_path: Path) -> No
     assert len(forks) == 1 and _gone(forks[0])
 
 
-def test_the_check_runs_once_here_only_while_the_child_infers(forks, sent: bool) -> None:
+def test_the_caller_checks_only_if_the_types_are_not_sent(forks, sent: bool) -> None:
     ran: list[int] = []  # the child's appends stay in the child
     with inference.inferring(squeeze_mlp(), check=lambda: ran.append(os.getpid())) as inferred:
         inferred()
