@@ -156,8 +156,7 @@ def infer(
     # run side by side (see onnx_flow.inference).
     outputs = tuple(o.name for o in graph.output)
     with inference.inferring(model, check=check) as inferred:
-        nodes, producers = _read_nodes(graph, constants)
-        carrying = carrying_tensors(nodes, inputs)
+        nodes, producers, carrying = _read_nodes(graph, constants, inputs)
         if beside is not None:
             beside(Wiring(nodes, inputs, outputs, carrying))
         types = inferred()
@@ -166,8 +165,8 @@ def infer(
         if resolved or not fold_constants(model, types):
             break
         # Folded nodes became initializers: read the graph again.
-        nodes, producers = _read_nodes(graph, frozenset(t.name for t in graph.initializer))
-        carrying = carrying_tensors(nodes, inputs)
+        initializers = frozenset(t.name for t in graph.initializer)
+        nodes, producers, carrying = _read_nodes(graph, initializers, inputs)
         types = inference.infer_types(model)
         resolved = _resolved(producers, types)
     fallbacks = () if resolved else _fall_back(model, carrying, types, inputs, stored)
@@ -255,11 +254,8 @@ def _open(carrying: Mapping[str, None], types: Mapping[str, TensorType]) -> set[
 
 def _static(shapes: fallback.Shapes) -> dict[str, TensorType]:
     """The fully known shapes among fallback results, as types."""
-    return {
-        name: inference.tensor_type(elem, dims)
-        for name, (elem, dims) in shapes.items()
-        if elem and all(type(d) is int for d in dims)
-    }
+    found = {name: inference.tensor_type(elem, dims) for name, (elem, dims) in shapes.items()}
+    return {name: t for name, t in found.items() if t.dtype and t.static is not None}
 
 
 def _resolved(producers: Mapping[str, Node], types: Mapping[str, TensorType]) -> bool:
@@ -286,10 +282,11 @@ def _records(graph: onnx.GraphProto) -> list[Node]:
 
 
 def _read_nodes(
-    graph: onnx.GraphProto, initializers: frozenset[str]
-) -> tuple[tuple[Node, ...], dict[str, Node]]:
-    """The nodes as records in topological order, and the node that writes each tensor
-    (``initializers``: the names of the graph's initializers)."""
+    graph: onnx.GraphProto, initializers: frozenset[str], inputs: tuple[str, ...]
+) -> tuple[tuple[Node, ...], dict[str, Node], dict[str, None]]:
+    """The nodes as records in topological order, the node that writes each tensor, and
+    the tensors computed from the data ``inputs`` (``initializers``: the names of the
+    graph's initializers)."""
     records = _records(graph)
     _check_text(
         [r.name for r in records],
@@ -299,7 +296,8 @@ def _read_nodes(
         chain.from_iterable(r.inputs for r in records),
         chain.from_iterable(r.outputs for r in records),
     )
-    return _topological(records, _defined(graph, initializers))
+    nodes, producers = _topological(records, _defined(graph, initializers))
+    return nodes, producers, carrying_tensors(nodes, inputs)
 
 
 def _check_text(*groups: Iterable[str]) -> None:

@@ -100,7 +100,7 @@ def compute(
         bits = table_bits if measure is Measure.BITS else 1
         if bits is None:
             known.pop(name, None)
-            unknown[name] = f"element type {tensor.dtype or 'non-tensor'} has no bit width"
+            unknown[name] = _no_bit_width(tensor)
         else:
             unknown.pop(name, None)
             known[name] = elements * rows * bits
@@ -135,8 +135,12 @@ def _width(tensor: TensorType | None, measure: Measure) -> int | str:
         return elements
     assert tensor is not None  # a tensor with no type has no element count
     if tensor.bits is None:
-        return f"element type {tensor.dtype or 'non-tensor'} has no bit width"
+        return _no_bit_width(tensor)
     return elements * tensor.bits
+
+
+def _no_bit_width(tensor: TensorType) -> str:
+    return f"element type {tensor.dtype or 'non-tensor'} has no bit width"
 
 
 def _one_hot(graph: ShapedGraph, carrying: Mapping[str, None]) -> dict[str, tuple[int, int | None]]:
