@@ -243,7 +243,7 @@ def _open(carrying: Mapping[str, None], types: Mapping[str, TensorType]) -> set[
     """
     types_open = {
         key
-        for key, tensor in _distinct(types).items()
+        for key, tensor in inference.distinct(types.values()).items()
         if tensor.kind == "tensor" and tensor.static is None
     }
     untyped = carrying.keys() - types.keys()
@@ -262,13 +262,8 @@ def _resolved(producers: Mapping[str, Node], types: Mapping[str, TensorType]) ->
     """Whether every tensor a node writes has a type, and every type a static shape
     (then no tensor is open, and nothing is left to fall back for)."""
     return producers.keys() <= types.keys() and all(
-        t.static is not None for t in _distinct(types).values()
+        t.static is not None for t in inference.distinct(types.values()).values()
     )
-
-
-def _distinct(types: Mapping[str, TensorType]) -> dict[int, TensorType]:
-    """The distinct records among ``types`` by ``id`` (tensors of one type share one)."""
-    return dict(zip(map(id, types.values()), types.values(), strict=True))
 
 
 def _value_infos(graph: onnx.GraphProto) -> Iterator[onnx.ValueInfoProto]:

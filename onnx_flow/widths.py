@@ -18,7 +18,7 @@ from enum import Enum
 from typing import cast
 
 from onnx_flow.errors import AuditError
-from onnx_flow.inference import TensorType
+from onnx_flow.inference import TensorType, distinct
 from onnx_flow.shapes import ShapedGraph
 
 __all__ = ["Measure", "Widths", "compute"]
@@ -78,32 +78,20 @@ def compute(
     """
     carrying = graph.carrying
     types = list(map(graph.types.get, carrying))
-    keys = list(map(id, types))
     # Tensors of one type share one record: each distinct type's width is found once,
     # and handed to the tensors in passes that run in C.
-    by_type = {
-        key: _width(tensor, measure) for key, tensor in dict(zip(keys, types, strict=True)).items()
-    }
-    widths = dict(zip(carrying, map(by_type.__getitem__, keys), strict=True))
+    by_type = {key: _width(tensor, measure) for key, tensor in distinct(types).items()}
+    widths = dict(zip(carrying, map(by_type.__getitem__, map(id, types)), strict=True))
+    one_hot = _one_hot(graph, carrying)
+    for name, (rows, table_bits) in one_hot.items():
+        widths[name] = _one_hot_width(graph.types.get(name), rows, table_bits, measure)
     unknown: dict[str, str] = {}
-    if any(isinstance(width, str) for width in by_type.values()):
+    overridden = map(widths.__getitem__, one_hot)
+    if any(isinstance(width, str) for width in (*by_type.values(), *overridden)):
         unknown = {name: width for name, width in widths.items() if isinstance(width, str)}
         for name in unknown:
             del widths[name]
     known = cast(dict[str, int], widths)  # the reasons went to ``unknown``
-    one_hot = _one_hot(graph, carrying)
-    for name, (rows, table_bits) in one_hot.items():
-        tensor = graph.types[name]
-        elements = _elements(tensor)
-        if isinstance(elements, str):
-            continue  # unknown, for that reason
-        bits = table_bits if measure is Measure.BITS else 1
-        if bits is None:
-            known.pop(name, None)
-            unknown[name] = _no_bit_width(tensor)
-        else:
-            unknown.pop(name, None)
-            known[name] = elements * rows * bits
     unbound: dict[str, str] = {}
     for name in unknown:
         for symbol in _symbols(graph.types.get(name)):
@@ -137,6 +125,19 @@ def _width(tensor: TensorType | None, measure: Measure) -> int | str:
     if tensor.bits is None:
         return _no_bit_width(tensor)
     return elements * tensor.bits
+
+
+def _one_hot_width(
+    tensor: TensorType | None, rows: int, table_bits: int | None, measure: Measure
+) -> int | str:
+    """An index tensor's width as the rows it picks from a table of ``rows`` rows (one
+    hot: ``rows`` elements per index, of the table's bits), or why it has none."""
+    elements = _elements(tensor)
+    if isinstance(elements, str):
+        return elements
+    assert tensor is not None  # a tensor with no type has no element count
+    bits = table_bits if measure is Measure.BITS else 1
+    return _no_bit_width(tensor) if bits is None else elements * rows * bits
 
 
 def _no_bit_width(tensor: TensorType) -> str:

@@ -20,6 +20,24 @@ def test_batch_dim_is_bound_to_one() -> None:
     assert _widths(squeeze_mlp()).known == {"x": 64, "down": 4, "up": 64}
 
 
+def test_an_untyped_index_on_the_way_to_a_table_is_unknown_not_an_error() -> None:
+    """Indices walked back to a tensor no inference could type (a custom op's output)
+    give that tensor's reason, as any untyped tensor does."""
+    built = model(
+        [
+            helper.make_node("Mystery", ["ids"], ["t"], domain="com.example"),
+            helper.make_node("Cast", ["t"], ["idx"], to=TensorProto.INT64),
+            helper.make_node("Gather", ["table", "idx"], ["embedded"], name="embed"),
+        ],
+        [("ids", TensorProto.INT64, [1, 5])],
+        [("embedded", TensorProto.FLOAT, [1, 5, 8])],
+        [weight("table", 1000, 8)],
+        domains=["com.example"],
+    )
+    found = _widths(built)
+    assert "t" in found.unknown and found.known["ids"] == 5
+
+
 def test_bits_multiply_elements_by_dtype_bits() -> None:
     found = _widths(squeeze_mlp(TensorProto.FLOAT16), measure=widths.Measure.BITS)
     assert found.known == {"x": 64 * 16, "down": 4 * 16, "up": 64 * 16}
