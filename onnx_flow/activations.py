@@ -111,8 +111,8 @@ def _widths(graph: ShapedGraph) -> dict[str, int]:
     widths = {}
     for name in graph.carrying:
         tensor = graph.types.get(name)
-        if tensor is not None and tensor.static is not None:
-            widths[name] = math.prod(tensor.static)
+        if tensor is not None and (shape := tensor.static) is not None:
+            widths[name] = math.prod(shape)
     return widths
 
 

@@ -76,7 +76,7 @@ def find(graph: ShapedGraph) -> tuple[Finding, ...]:
     return (
         *_softmax(graph, special, scores),
         *(f for a in attentions if (f := _head_rank(graph, a)) is not None),
-        *_without_skip(graph, readers, attentions),
+        *_without_skip(graph, attentions),
     )
 
 
@@ -254,9 +254,7 @@ def _head_rank(graph: ShapedGraph, attention: _Attention) -> Finding | None:
     )
 
 
-def _without_skip(
-    graph: ShapedGraph, readers: dict[str, list[Node]], attentions: list[_Attention]
-) -> Iterator[Finding]:
+def _without_skip(graph: ShapedGraph, attentions: list[_Attention]) -> Iterator[Finding]:
     """Attentions that every path from their input to the outputs goes through."""
     if not attentions:
         return
@@ -267,6 +265,8 @@ def _without_skip(
         starts = attention.scores.inputs[:1] if attention.fused else attention.scores.inputs[:2]
         if any(paths.around(t, blocked) for t in _upstream(graph, starts)):
             continue  # a residual (or another path) goes around it
+        # A search per attention without a residual: linear in the graph each, which only
+        # a model made of such attentions pays in full.
         ancestors = _ancestors(graph, starts)
         before = [d for out, d in depth.items() if out in ancestors]
         depth[blocked] = 1 + max(before, default=0)

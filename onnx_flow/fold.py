@@ -53,10 +53,9 @@ def fold_constants(model: onnx.ModelProto, types: Mapping[str, TensorType]) -> i
     values: dict[str, np.ndarray] = {
         t.name: numpy_helper.to_array(t) for t in graph.initializer if _has_data(t)
     }
-    static = {name: t.static for name, t in types.items() if t.static is not None}
     folded: list[int] = []
     for index, node in enumerate(graph.node):
-        result = _evaluate(node, values, static)
+        result = _evaluate(node, values, types)
         if result is None:
             continue
         values.update(result)
@@ -83,7 +82,7 @@ def _has_data(tensor: onnx.TensorProto) -> bool:
 
 
 def _evaluate(
-    node: onnx.NodeProto, values: dict[str, np.ndarray], static: dict[str, tuple[int, ...]]
+    node: onnx.NodeProto, values: dict[str, np.ndarray], types: Mapping[str, TensorType]
 ) -> dict[str, np.ndarray] | None:
     """The node's outputs if it can be computed from known values and static shapes."""
     if node.domain not in ("", "ai.onnx") or node.op_type in _NONDETERMINISTIC:
@@ -93,7 +92,8 @@ def _evaluate(
     ):
         return None
     if node.op_type in ("Shape", "Size"):
-        shape = static.get(node.input[0])
+        tensor = types.get(node.input[0])
+        shape = tensor.static if tensor is not None else None
         if shape is None:
             return None
         feeds = {node.input[0]: np.zeros(shape, dtype=np.uint8)}
