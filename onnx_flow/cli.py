@@ -243,11 +243,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MODEL",
         help="an .onnx file, or a folder: every .onnx file under it",
     )
-    audit.add_argument(
-        "--format",
-        choices=[f.value for f in Format],
-        help="default: text, or format in [tool.onnx-flow]",
-    )
+    _format_option(audit)
     _audit_options(audit)
     audit.add_argument(
         "--output",
@@ -284,11 +280,7 @@ def _parser() -> argparse.ArgumentParser:
     audit_module.add_argument(
         "--exporter", choices=["dynamo", "torchscript"], default="dynamo", help="default: dynamo"
     )
-    audit_module.add_argument(
-        "--format",
-        choices=[f.value for f in Format],
-        help="default: text, or format in [tool.onnx-flow]",
-    )
+    _format_option(audit_module)
     _audit_options(audit_module)
     audit_module.add_argument("--output", metavar="FILE", help="write the report to FILE")
     diff = commands.add_parser(
@@ -302,6 +294,15 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("--format", choices=["text", "json"], default="text")
     _audit_options(diff)
     return parser
+
+
+def _format_option(parser: argparse.ArgumentParser) -> None:
+    """``--format``, for the commands that write a report (audit and audit-module)."""
+    parser.add_argument(
+        "--format",
+        choices=[f.value for f in Format],
+        help="default: text, or format in [tool.onnx-flow]",
+    )
 
 
 def _audit_options(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ __all__ = ["Config", "find", "load"]
 
 _TABLE = "onnx-flow"
 _KINDS: dict[type, str] = {list: "a list", dict: "a table", str: "a string"}
-_KEYS = ("allow", "dims", "format", "measure", "threshold")
 
 
 @dataclass(frozen=True)
@@ -42,6 +41,9 @@ class Config:
     dims: Mapping[str, int] = field(default_factory=dict)
     measure: str | None = None
     format: str | None = None
+
+
+_KEYS = tuple(sorted(f.name for f in fields(Config)))
 
 
 def find(start: Path) -> Path | None:

@@ -69,15 +69,8 @@ class Bypassed(NamedTuple):
     """The max-flow with this tensor removed: what flows around it."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object of this tensor."""
-        return {
-            "tensor": self.tensor,
-            "width": self.width,
-            "node": self.node,
-            "op": self.op,
-            "module": self.module,
-            "bypass": self.bypass,
-        }
+        """The JSON object of this tensor: its fields, in order."""
+        return self._asdict()
 
 
 @dataclass(frozen=True, slots=True)

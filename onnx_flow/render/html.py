@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 
 from onnx_flow.profile import Profile
-from onnx_flow.render.layers import cut_layers, cut_tensors
+from onnx_flow.render.layers import cut_layers, cut_tensors, figures
 from onnx_flow.report import Failure, Report, Result
 
 __all__ = ["render"]
@@ -56,8 +56,7 @@ def _section(report: Report, shape: Profile) -> str:
     )
     return (
         f"<h2>{_e(report.model)}</h2>"
-        f"<p><span class='{css}'>{verdict}</span> max-flow {total.max_flow} of"
-        f" {total.reference} (ratio {total.ratio:.4g}, {_e(report.measure)});"
+        f"<p><span class='{css}'>{verdict}</span> {_e(figures(total, report.measure))};"
         f" narrowest layers: {_e(cut_layers(total))}</p>"
         f"{_svg(report, shape)}"
         "<table><tr><th>layer</th><th>op</th><th>tensor</th><th>width</th></tr>"

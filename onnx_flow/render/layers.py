@@ -7,9 +7,10 @@ from onnx_flow.report import CutTensor, OutputResult
 __all__ = ["cut_layers", "cut_tensors", "figures"]
 
 
-def figures(result: OutputResult) -> str:
-    """``max-flow 4 of 64 (ratio 0.0625)``."""
-    return f"max-flow {result.max_flow} of {result.reference} (ratio {result.ratio:.4g})"
+def figures(result: OutputResult, measure: str | None = None) -> str:
+    """``max-flow 4 of 64 (ratio 0.0625)``, or with the measure ``(ratio 0.0625, bits)``."""
+    unit = f", {measure}" if measure else ""
+    return f"max-flow {result.max_flow} of {result.reference} (ratio {result.ratio:.4g}{unit})"
 
 
 def cut_tensors(result: OutputResult) -> set[str]:

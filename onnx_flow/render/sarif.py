@@ -13,7 +13,7 @@ from pathlib import PurePath
 from typing import Any
 
 from onnx_flow import __version__
-from onnx_flow.render.layers import cut_layers
+from onnx_flow.render.layers import cut_layers, figures
 from onnx_flow.report import Failure, OutputResult, Report, Result
 
 __all__ = ["render"]
@@ -115,8 +115,7 @@ def render(reports: Sequence[Result]) -> str:
 def _bottleneck(report: Report, output: OutputResult) -> dict[str, Any]:
     message = (
         f"{'Declared output' if output.declared else 'Output'} {output.name!r} receives"
-        f" max-flow {output.max_flow} of {output.reference} (ratio {output.ratio:.4g},"
-        f" {report.measure}); narrowest layers: {cut_layers(output)}"
+        f" {figures(output, report.measure)}; narrowest layers: {cut_layers(output)}"
     )
     result = _result(_BOTTLENECK, _level(output.ratio), message, report.model)
     result["properties"] = {
