@@ -133,7 +133,7 @@ class Run(NamedTuple):
     seconds: float
     """Wall time."""
     peak_kib: int
-    """Peak RSS of its process tree."""
+    """Peak RSS: of its process tree when sampled, else of the process itself."""
     cpu_seconds: float
     """User + system time, its waited-for children included (the audit's inference
     child runs beside it: its CPU time exceeds its wall time)."""
@@ -189,10 +189,11 @@ def rank_cost(model: Path, rounds: int) -> dict[str, object]:
         for t in graph.initializer
     )
     base = [sys.executable, "-m", "onnx_flow", "audit", str(model), "--dim", "sequence=16"]
+    rank = [*base, "--measure", "rank"]
     elements = [measure(base) for _ in range(rounds)]
-    ranked = [measure([*base, "--measure", "rank"], sample=True) for _ in range(rounds)]
+    ranked = [measure(rank) for _ in range(rounds)]
     seconds = statistics.median(run.seconds for run in ranked)
-    peak = statistics.median(run.peak_kib for run in ranked) * 1024
+    peak = statistics.median(measure(rank, sample=True).peak_kib for _ in range(rounds)) * 1024
     return {
         "elements_seconds": round(statistics.median(run.seconds for run in elements), 3),
         "rank_seconds": round(seconds, 3),
