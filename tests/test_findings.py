@@ -7,15 +7,15 @@ import numpy as np
 import onnx
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_flow
 from onnx_flow.findings import _PathsToOutputs
-from onnx_flow.shapes import Node, ShapedGraph
+from onnx_flow.shapes import ShapedGraph
 from tests.conftest import EXPORTERS
 from tests.onnx_builders import model
 from tests.test_cli import run
+from tests.test_cut import random_dags
 
 
 def _kinds(report: onnx_flow.Report, kind: str) -> list:
@@ -193,30 +193,12 @@ def test_fused_attention_ops(op: str, residual: bool) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.data())
-def test_paths_around_a_tensor_agree_with_a_forward_search(data) -> None:
+@given(random_dags(max_nodes=12))
+def test_paths_around_a_tensor_agree_with_a_forward_search(graph: ShapedGraph) -> None:
     """On random DAGs of tensors: a path from t to the outputs avoids b exactly when a
     search forward from t that never enters b reaches an output."""
-    count = data.draw(st.integers(2, 12))
-    nodes = []
-    for i in range(1, count):
-        read = data.draw(st.lists(st.integers(0, i - 1), min_size=1, max_size=3, unique=True))
-        nodes.append(Node(f"n{i}", "Add", "", tuple(f"t{j}" for j in read), (f"t{i}",), None))
-    chosen = st.lists(st.integers(1, count - 1), min_size=1, max_size=2, unique=True)
-    outputs = tuple(f"t{j}" for j in data.draw(chosen))
-    tensors = [f"t{i}" for i in range(count)]
-    graph = ShapedGraph(
-        nodes=tuple(nodes),
-        inputs=("t0",),
-        outputs=outputs,
-        constants=frozenset(),
-        types={},
-        dims={},
-        declared_dims=frozenset(),
-        producers={node.outputs[0]: node for node in nodes},
-        carrying=dict.fromkeys(tensors),
-    )
-    readers = {t: [n.outputs[0] for n in nodes if t in n.inputs] for t in tensors}
+    outputs, tensors = graph.outputs, list(graph.carrying)
+    readers = {t: [n.outputs[0] for n in graph.nodes if t in n.inputs] for t in tensors}
 
     def reaches(start: str, blocked: str) -> bool:
         seen, stack = set(), [start]

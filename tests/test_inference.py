@@ -26,9 +26,8 @@ from tests.test_hostile import _with_entry
 
 
 @pytest.fixture
-def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Fork for every graph, whatever threads earlier tests left running (the dynamo
-    exporter leaves tqdm's monitor); the list collects the children's pids."""
+def recorded_forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Graphs of any size may fork; the list collects the children's pids."""
     started: list[int] = []
     fork = os.fork
 
@@ -40,8 +39,20 @@ def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(os, "fork", recorded)
     monkeypatch.setattr(inference, "FORK_NODES", 0)
-    monkeypatch.setattr(inference, "_may_fork", lambda: True)
     return started
+
+
+@pytest.fixture
+def forks(recorded_forks: list[int], monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Fork for every graph, whatever threads earlier tests left running (the dynamo
+    exporter leaves tqdm's monitor)."""
+    monkeypatch.setattr(inference, "_may_fork", lambda: True)
+    return recorded_forks
+
+
+def _in_process(patch: pytest.MonkeyPatch) -> None:
+    """Infer in this process from here on: the reference a forked result must match."""
+    patch.setattr(inference, "FORK_NODES", 10**9)
 
 
 def _gone(pid: int) -> bool:
@@ -59,7 +70,7 @@ def test_a_forked_inference_gives_the_same_report(exported, forks, exporter: str
         path = exported(name, exporter)
         forked = onnx_flow.audit(path, dims=reference.dims).to_dict()
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(inference, "FORK_NODES", 10**9)
+            _in_process(patch)
             assert onnx_flow.audit(path, dims=reference.dims).to_dict() == forked, name
     assert len(forks) == len(MODELS) and all(map(_gone, forks))
 
@@ -76,7 +87,7 @@ def _conflict():
 def test_the_child_hands_on_an_inference_error(forks, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(AuditError) as forked:
         onnx_flow.audit(_conflict())
-    monkeypatch.setattr(inference, "FORK_NODES", 10**9)
+    _in_process(monkeypatch)
     with pytest.raises(AuditError) as in_process:
         onnx_flow.audit(_conflict())
     assert str(forked.value) == str(in_process.value)
@@ -89,7 +100,7 @@ def test_a_child_that_dies_is_an_error(forks, monkeypatch: pytest.MonkeyPatch) -
         inference, "_inferred_types", lambda _: os.kill(os.getpid(), signal.SIGKILL)
     )
     with pytest.raises(AuditError, match=r"shape inference crashed \(killed by SIGKILL\)"):
-        onnx_flow.audit(_conflict())
+        onnx_flow.audit(squeeze_mlp())
     assert len(forks) == 1 and _gone(forks[0])
 
 
@@ -102,11 +113,7 @@ def test_an_error_in_the_parent_stops_the_child(forks, monkeypatch: pytest.Monke
     assert len(forks) == 1 and _gone(forks[0])
 
 
-def test_no_fork_beside_another_python_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    forks: list[int] = []
-    fork = os.fork
-    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or fork())
-    monkeypatch.setattr(inference, "FORK_NODES", 0)
+def test_no_fork_beside_another_python_thread(recorded_forks: list[int]) -> None:
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
     thread.start()
@@ -115,16 +122,14 @@ def test_no_fork_beside_another_python_thread(monkeypatch: pytest.MonkeyPatch) -
     finally:
         stop.set()
         thread.join()
-    assert report.total.max_flow == 4 and forks == []
+    assert report.total.max_flow == 4 and recorded_forks == []
 
 
-def test_a_fork_that_fails_infers_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_fork_that_fails_infers_in_process(forks, monkeypatch: pytest.MonkeyPatch) -> None:
     def fail() -> int:
         raise BlockingIOError("fork: Resource temporarily unavailable")
 
     monkeypatch.setattr(os, "fork", fail)
-    monkeypatch.setattr(inference, "FORK_NODES", 0)
-    monkeypatch.setattr(inference, "_may_fork", lambda: True)
     descriptors = len(os.listdir("/proc/self/fd"))
     assert onnx_flow.audit(squeeze_mlp()).total.max_flow == 4
     assert len(os.listdir("/proc/self/fd")) == descriptors  # the pipe was closed
@@ -138,7 +143,8 @@ def sent(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> boo
     return bool(request.param)
 
 
-def test_a_hostile_reference_is_refused(forks, sent: bool, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("sent")
+def test_a_hostile_reference_is_refused(forks, tmp_path: Path) -> None:
     path = _with_entry("location", "../weights.bin")(tmp_path)
     with pytest.raises(AuditError, match="leaves the model's folder"):
         onnx_flow.audit(path)
@@ -152,8 +158,9 @@ def test_the_caller_checks_only_if_the_types_are_not_sent(forks, sent: bool) -> 
     assert ran == ([] if sent else [os.getpid()]) and _gone(forks[0])
 
 
+@pytest.mark.usefixtures("sent")
 def test_a_refused_reference_comes_before_an_inference_error(
-    forks, sent: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    forks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Which process checks is a matter of timing: the error must not be."""
     path = _with_entry("location", "../weights.bin")(tmp_path)
@@ -162,7 +169,8 @@ def test_a_refused_reference_comes_before_an_inference_error(
     onnx.save(conflict, path)
     with pytest.raises(AuditError, match="leaves the model's folder"):
         onnx_flow.audit(path)
-    monkeypatch.setattr(inference, "FORK_NODES", 10**9)
+    assert len(forks) == 1
+    _in_process(monkeypatch)
     with pytest.raises(AuditError, match="leaves the model's folder"):
         onnx_flow.audit(path)
 
@@ -184,7 +192,7 @@ def test_the_child_never_waits_for_the_caller_to_read(
 ) -> None:
     """Types far larger than a pipe's buffer are sent while the caller is still busy:
     the child has run its check before the caller asks for anything."""
-    many = {f"t{i}": inference.tensor_type(1, (1, i)) for i in range(200_000)}
+    many = {f"t{i}": inference.tensor_type(1, (1, i)) for i in range(20_000)}
     monkeypatch.setattr(inference, "_inferred_types", lambda _: many)
     with inference.inferring(squeeze_mlp(), check=lambda: None) as inferred:
         # The child exits only after sending everything: wait for that, reading nothing.

@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 import onnx_flow
 from onnx_flow.rank import matrix_rank
 from tests.onnx_builders import model
+from tests.test_cli import run
 
 RNG = np.random.default_rng(0)
 
@@ -143,13 +144,12 @@ def test_progress_shows_on_a_terminal_only(tmp_path: Path) -> None:
     """Under a pseudo-terminal the rank measure draws its progress on stderr; piped, no."""
     import os
     import pty
-    import subprocess
     import sys
 
     path = tmp_path / "mlp.onnx"
     onnx.save(low_rank_mlp(), path)
     command = [sys.executable, "-m", "onnx_flow", "audit", str(path), "--measure", "rank"]
-    piped = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    piped = run("audit", path, "--measure", "rank")
     assert piped.returncode == 1 and piped.stderr == ""
     pid, terminal = pty.fork()
     if pid == 0:  # the child: its stdout and stderr are the terminal
