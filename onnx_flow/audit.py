@@ -83,7 +83,7 @@ def _run(source: str | os.PathLike[str] | onnx.ModelProto, options: Options) -> 
     graph, resolved = resolve(source, options, wired=None if options.allow else ahead.wire)
     with _naming(source):
         split = declared.split_tensors(graph, resolved, options.allow)
-        wired = ahead.network(graph) or network.connect(graph.wiring, split=split)
+        wired = ahead.network_for(graph) or network.connect(graph.wiring, split=split)
         report = verdict.judge(
             graph,
             resolved,
@@ -142,7 +142,7 @@ class _Ahead:
         self._nodes, self._network = wiring.nodes, network.connect(wiring)
         verdict.reduce_ahead(self._network, wiring.outputs)
 
-    def network(self, graph: shapes.ShapedGraph) -> network.FlowNetwork | None:
+    def network_for(self, graph: shapes.ShapedGraph) -> network.FlowNetwork | None:
         """The network wired ahead, unless folding constants changed the nodes since."""
         return self._network if graph.nodes is self._nodes else None
 
