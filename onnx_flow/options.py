@@ -6,12 +6,28 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import Enum, unique
 
 from onnx_flow.errors import AuditError
-from onnx_flow.findings import KINDS
-from onnx_flow.widths import Measure
+from onnx_flow.report import FindingKind
 
-__all__ = ["Options", "parse_dims"]
+__all__ = ["Measure", "Options", "parse_dims"]
+
+
+@unique
+class Measure(str, Enum):
+    """What a width counts."""
+
+    ELEMENTS = "elements"
+    BITS = "bits"
+    """Elements x the bits of the element type."""
+    RANK = "rank"
+    """Elements, each linear map's output capped at its weight's rank
+    (:mod:`onnx_flow.measure.rank`)."""
+    DATA = "data"
+    """Elements, each tensor capped at the rank of its activations over real samples
+    (:mod:`onnx_flow.measure.data`)."""
+
 
 _DIM = re.compile(r"^([^=\s]+)=(\d+)$")
 
@@ -31,7 +47,7 @@ class Options:
     """Declared bottlenecks: tensor names, node names or module paths."""
     inputs: str | None = None
     """Samples for the ``data`` measure: an ``.npz`` file, one array per graph input."""
-    fail_on: tuple[str, ...] = ()
+    fail_on: tuple[FindingKind, ...] = ()
     """Finding kinds that make the exit code 1 (``all`` expanded)."""
     picture: bool = False
     """Attach the profile and data flow to the report (HTML, plot, DOT draw them)."""
@@ -61,14 +77,16 @@ class Options:
             0 < threshold <= 1
         ):
             raise AuditError(f"--threshold {threshold}: must be a ratio in (0, 1]")
-        kinds: list[str] = []
+        kinds: list[FindingKind] = []
         for kind in fail_on:
             if kind == "all":
-                kinds += KINDS
-            elif kind in KINDS:
-                kinds.append(kind)
-            else:
-                raise AuditError(f"--fail-on {kind}: unknown (known: {', '.join(KINDS)}, all)")
+                kinds += FindingKind
+                continue
+            try:
+                kinds.append(FindingKind(kind))
+            except ValueError:
+                known = ", ".join(k.value for k in FindingKind)
+                raise AuditError(f"--fail-on {kind}: unknown (known: {known}, all)") from None
         if (chosen is Measure.DATA) != (inputs is not None):
             raise AuditError("--measure data and --inputs samples.npz go together")
         return cls(

@@ -1,23 +1,28 @@
 """The audit's result: frozen records, and ``to_dict`` spelling the JSON contract.
 
 Every format renders this one object; nothing downstream recomputes a figure. Keys
-named in the design's report contract are never renamed; new keys may be added.
+named in the design's report contract are never renamed; new keys may be added. This
+module imports neither onnx nor networkx: renderers and other tools read it alone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum, unique
 from typing import Any, NamedTuple
-
-from onnx_flow.findings import Finding
-from onnx_flow.profile import Profile
 
 __all__ = [
     "SCHEMA_VERSION",
     "Bypassed",
+    "Change",
+    "Comparison",
     "CutTensor",
     "Failure",
+    "Finding",
+    "FindingKind",
     "OutputResult",
+    "Point",
+    "Profile",
     "Report",
     "Result",
     "Unknown",
@@ -86,6 +91,68 @@ class Unknown:
         return {"tensor": self.tensor, "reason": self.reason, "node": self.node}
 
 
+@unique
+class FindingKind(str, Enum):
+    """The bottlenecks known by name (:mod:`onnx_flow.judge.findings`)."""
+
+    SOFTMAX_BOTTLENECK = "softmax_bottleneck"
+    """A linear map from width d to V logits, d + 1 < V (Yang et al., ICLR 2018)."""
+    ATTENTION_HEAD_RANK = "attention_head_rank"
+    """An attention head size below the key sequence length (Bhojanapalli et al., 2020)."""
+    ATTENTION_WITHOUT_SKIP = "attention_without_skip"
+    """An attention with no path around it to the outputs (Dong et al., ICML 2021)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One named bottleneck, with the figures its kind defines."""
+
+    kind: FindingKind
+    message: str
+    node: str
+    module: str | None
+    tensor: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object: kind, message, where, then the figures."""
+        return {
+            "kind": self.kind.value,
+            "message": self.message,
+            "node": self.node,
+            "module": self.module,
+            "tensor": self.tensor,
+            **self.figures,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One tensor on the profile."""
+
+    tensor: str
+    depth: int
+    width: int | None
+    """Capacity in the measure (``None`` when unknown)."""
+    elements: int | None
+    """The width before a rank or data cap, where one applies; else ``width``."""
+    layer: str
+    """The producing layer's module path, else its node name, else the tensor."""
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A model's widths along its depth, and its data flow (what pictures draw)."""
+
+    points: tuple[Point, ...]
+    skips: tuple[tuple[int, int], ...]
+    """(depth of the tensor, depth of what its late reader writes), each once."""
+    operators: tuple[tuple[str, str, str | None], ...]
+    """(vertex, op type, module) of the data flow; ``input:X`` and ``output:X`` too."""
+    edges: tuple[tuple[str, str, str], ...]
+    """(producer vertex, reader vertex, tensor): each carrying tensor to each reader."""
+
+
 @dataclass(frozen=True, slots=True)
 class OutputResult:
     """The flow from the inputs to one output (or to all outputs together)."""
@@ -149,9 +216,9 @@ class Report:
     samples: int | None = None
     """For the ``data`` measure, the number of samples: no capacity exceeds it."""
     findings: tuple[Finding, ...] = ()
-    """Bottlenecks known by name (:mod:`onnx_flow.findings`); they leave the flow
+    """Bottlenecks known by name (:mod:`onnx_flow.judge.findings`); they leave the flow
     verdict as it is."""
-    fail_on: tuple[str, ...] = ()
+    fail_on: tuple[FindingKind, ...] = ()
     """Finding kinds that count for the exit code (``--fail-on``)."""
     profile: Profile | None = None
     """Widths along depth and the data flow, when a picture was asked for; not part of
@@ -219,6 +286,37 @@ class Failure:
 
 #: One entry of a run over several models.
 Result = Report | Failure
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One output in the old and the new model (``None`` where it does not exist)."""
+
+    name: str
+    old: OutputResult | None
+    new: OutputResult | None
+
+    @property
+    def regressed(self) -> bool:
+        """A bottleneck the old version did not have, or a lower ratio than it had."""
+        if self.new is None or not self.new.bottleneck:
+            return False
+        return self.old is None or not self.old.bottleneck or self.new.ratio < self.old.ratio
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The outputs of two versions of a model, matched by name."""
+
+    old: Report
+    new: Report
+    changes: tuple[Change, ...]
+    """Outputs of the new version in its order, then outputs only the old one had."""
+
+    @property
+    def regressed(self) -> bool:
+        """Whether some output regressed."""
+        return any(change.regressed for change in self.changes)
 
 
 def _shape(shape: Shape) -> list[int | str | None] | None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from onnx_flow.module import audit_module
-from onnx_flow.render.layers import cut_layers, figures
+from onnx_flow.pytorch import audit_module
+from onnx_flow.render.wording import cut_layers, figures
 from onnx_flow.report import Report
 
 __all__ = ["assert_no_bottleneck"]

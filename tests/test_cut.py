@@ -13,14 +13,15 @@ import networkx as nx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from onnx_flow import network, widths
-from onnx_flow.cut import solve
-from onnx_flow.inference import TensorType
-from onnx_flow.nxgraph import flow_digraph
-from onnx_flow.reduce import reduce
+from onnx_flow.flow import network
+from onnx_flow.flow.cut import solve
+from onnx_flow.flow.reduce import Prepared, output_sets, prepare, reduce
+from onnx_flow.frontend.nodes import carrying_tensors
+from onnx_flow.judge.verdict import judge
+from onnx_flow.measure import widths
+from onnx_flow.records import Node, ShapedGraph, TensorType, Wiring
 from onnx_flow.report import Report
-from onnx_flow.shapes import Node, ShapedGraph, carrying_tensors
-from onnx_flow.verdict import judge, reduce_ahead
+from tests.oracles import flow_digraph
 
 
 @st.composite
@@ -43,22 +44,30 @@ def random_dags(draw: st.DrawFn, max_nodes: int = 8, min_width: int = 0) -> Shap
 
 
 def _graph(inputs, nodes, outputs, sizes) -> ShapedGraph:
-    return ShapedGraph(
+    wiring = Wiring(
         nodes=tuple(nodes),
         inputs=inputs,
         outputs=outputs,
         constants=frozenset(),
-        types={name: TensorType((size,), "FLOAT", 32, False) for name, size in sizes.items()},
-        dims={},
-        declared_dims=frozenset(),
         producers={out: node for node in nodes for out in node.outputs},
         carrying=carrying_tensors(nodes, inputs),
     )
+    return ShapedGraph(
+        wiring=wiring,
+        types={name: TensorType((size,), "FLOAT", 32, False) for name, size in sizes.items()},
+        dims={},
+        declared_dims=frozenset(),
+    )
+
+
+def _prepared(graph: ShapedGraph, resolved: widths.Widths | None = None) -> Prepared:
+    """The graph's flow network, prepared for every output set and weighed."""
+    return prepare(graph.wiring).weighed(resolved or widths.compute(graph))
 
 
 def _report(graph: ShapedGraph) -> Report:
     resolved = widths.compute(graph)
-    flows = network.build(graph, resolved)
+    flows = _prepared(graph, resolved)
     return judge(graph, resolved, flows, model="m", measure="elements", threshold=1.0)
 
 
@@ -92,14 +101,14 @@ def _networkx_flow(graph: ShapedGraph, outputs, zero: str | None = None) -> int:
     resolved = widths.compute(graph)
     if zero is not None:
         resolved = widths.Widths({**resolved.known, zero: 0}, resolved.unknown, resolved.one_hot)
-    digraph = flow_digraph(network.build(graph, resolved), outputs=list(outputs))
+    digraph = flow_digraph(network.connect(graph.wiring).weighed(resolved), outputs=list(outputs))
     return int(nx.maximum_flow_value(digraph, network.SOURCE, network.SINK))
 
 
 @settings(max_examples=300, deadline=None)
 @given(random_dags())
 def test_max_flow_equals_brute_force_minimum_vertex_cut(graph: ShapedGraph) -> None:
-    flows = network.build(graph, widths.compute(graph))
+    flows = _prepared(graph)
     for outputs in [*([o] for o in graph.outputs), graph.outputs]:
         flow = solve(flows, outputs=outputs)
         assert flow.value == brute_force_cut(graph, outputs)
@@ -110,7 +119,7 @@ def test_max_flow_equals_brute_force_minimum_vertex_cut(graph: ShapedGraph) -> N
 @given(random_dags())
 def test_both_cuts_are_certificates(graph: ShapedGraph) -> None:
     sizes = _sizes(graph)
-    flow = solve(network.build(graph, widths.compute(graph)), outputs=graph.outputs)
+    flow = solve(_prepared(graph), outputs=graph.outputs)
     for cut in (flow.near_inputs, flow.near_outputs):
         assert sum(sizes[t] for t in cut) == flow.value
         assert _separates(graph, set(cut), graph.outputs)
@@ -121,13 +130,12 @@ def test_both_cuts_are_certificates(graph: ShapedGraph) -> None:
 @settings(max_examples=200, deadline=None)
 @given(random_dags(min_width=1))
 def test_cut_nearest_outputs_matches_networkx_minimum_cut(graph: ShapedGraph) -> None:
-    resolved = widths.compute(graph)
-    flows = network.build(graph, resolved)
-    digraph = flow_digraph(flows, outputs=list(graph.outputs))
+    flows = _prepared(graph)
+    digraph = flow_digraph(flows.network, outputs=list(graph.outputs))
     _, (_, sink_side) = nx.minimum_cut(digraph, network.SOURCE, network.SINK)
     expected = {
         name
-        for name in flows.tensors
+        for name in flows.network.tensors
         if ("in", name) not in sink_side and ("out", name) in sink_side
     }
     assert set(solve(flows, outputs=graph.outputs).near_outputs) == expected
@@ -150,8 +158,8 @@ def test_adding_a_skip_never_lowers_the_flow(graph: ShapedGraph, data: st.DataOb
     skip = data.draw(st.sampled_from(earlier))
     nodes[k] = Node(nodes[k].name, "Op", "", (*nodes[k].inputs, skip), nodes[k].outputs, None)
     skipped = _graph(graph.inputs, nodes, graph.outputs, _sizes(graph))
-    before = solve(network.build(graph, widths.compute(graph)), outputs=graph.outputs)
-    after = solve(network.build(skipped, widths.compute(skipped)), outputs=graph.outputs)
+    before = solve(_prepared(graph), outputs=graph.outputs)
+    after = solve(_prepared(skipped), outputs=graph.outputs)
     assert after.value >= before.value
 
 
@@ -187,7 +195,7 @@ def _is_on_a_path(graph: ShapedGraph, name: str) -> bool:
 @settings(max_examples=100, deadline=None)
 @given(random_dags(max_nodes=40))
 def test_larger_dags_agree_with_networkx(graph: ShapedGraph) -> None:
-    flows = network.build(graph, widths.compute(graph))
+    flows = _prepared(graph)
     sizes = _sizes(graph)
     flow = solve(flows, outputs=graph.outputs)
     assert flow.value == _networkx_flow(graph, graph.outputs)
@@ -200,15 +208,16 @@ def test_larger_dags_agree_with_networkx(graph: ShapedGraph) -> None:
 @given(random_dags())
 def test_reductions_made_before_the_widths_give_the_same_report(graph: ShapedGraph) -> None:
     """The audit wires and reduces a network while shapes are inferred, and weighs it
-    after: the report must be the one built from the widths up."""
+    after: the report must be the one built from a network reduced once weighed."""
     resolved = widths.compute(graph)
-    wired = network.connect(graph.wiring)
-    reduce_ahead(wired, graph.outputs)
-    ahead = judge(
-        graph, resolved, wired.weighed(resolved), model="m", measure="elements", threshold=1.0
+    weighed = network.connect(graph.wiring).weighed(resolved)
+    after = {key: reduce(weighed, outputs=key) for key in output_sets(graph.outputs)}
+    for reduced in after.values():
+        reduced.weigh(weighed.capacity)
+    late = judge(
+        graph, resolved, Prepared(weighed, after), model="m", measure="elements", threshold=1.0
     )
-    assert not wired.reductions  # every reduction made ahead was used
-    assert ahead == _report(graph)
+    assert late == _report(graph)
 
 
 @settings(max_examples=200, deadline=None)
@@ -218,7 +227,7 @@ def test_every_part_is_weighed(graph: ShapedGraph) -> None:
     and each composite the narrowest (series) or the sum (parallel) of its children,
     including the parts set beside an unbounded join."""
     sizes = _sizes(graph)
-    weighed = network.build(graph, widths.compute(graph))
+    weighed = network.connect(graph.wiring).weighed(widths.compute(graph))
     reduced = reduce(weighed, outputs=graph.outputs)
     reduced.weigh(weighed.capacity)
     parts, pending = [], list(reduced.roots)

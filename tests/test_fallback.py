@@ -10,8 +10,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_flow
-from onnx_flow import fallback
 from onnx_flow.errors import AuditError
+from onnx_flow.frontend import fallback
 from tests.onnx_builders import linear
 from tests.test_cli import run
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_flow
-from onnx_flow.findings import _PathsToOutputs
-from onnx_flow.shapes import ShapedGraph
+from onnx_flow.flow.paths import PathsToOutputs
+from onnx_flow.records import ShapedGraph
 from tests.conftest import EXPORTERS
 from tests.onnx_builders import model
 from tests.test_cli import run
@@ -212,7 +212,7 @@ def test_paths_around_a_tensor_agree_with_a_forward_search(graph: ShapedGraph) -
             stack += readers[name]
         return False
 
-    paths = _PathsToOutputs(graph)
+    paths = PathsToOutputs(graph)
     for blocked in tensors:
         for tensor in tensors:
             assert paths.around(tensor, blocked) == reaches(tensor, blocked), (tensor, blocked)

@@ -15,7 +15,7 @@ import onnx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from onnx_flow.cli import main
+from onnx_flow.cli.main import main
 from tests.onnx_builders import squeeze_mlp
 
 VALID = squeeze_mlp().SerializeToString()

@@ -52,7 +52,7 @@ def _symlink_out(folder: Path) -> Path:
     inside = folder / "model"
     inside.mkdir()
     _external(outside)
-    loaded, _ = _external(inside)
+    _external(inside)
     (inside / "weights.bin").unlink()
     (inside / "weights.bin").symlink_to(outside / "weights.bin")
     return inside / "model.onnx"

@@ -1,7 +1,8 @@
 """Shape inference in a forked child gives what inference in the process gives.
 
 ``FORK_NODES`` is lowered to 0 so that small models take the child's path; the same
-audit in the process (no fork) is the reference each result is checked against.
+audit in the process (no fork) is the reference each result is checked against. The
+fork helper itself is generic: the last tests drive it with plain functions.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from onnx import TensorProto, helper
 
 import onnx_flow
 from models.reference import MODELS
-from onnx_flow import external, inference
 from onnx_flow.errors import AuditError
+from onnx_flow.frontend import external, fork, infer
 from tests.conftest import EXPORTERS
 from tests.onnx_builders import cycle, model, squeeze_mlp
 from tests.test_hostile import _with_entry
@@ -38,7 +39,7 @@ def recorded_forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         return pid
 
     monkeypatch.setattr(os, "fork", recorded)
-    monkeypatch.setattr(inference, "FORK_NODES", 0)
+    monkeypatch.setattr(infer, "FORK_NODES", 0)
     return started
 
 
@@ -46,13 +47,13 @@ def recorded_forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def forks(recorded_forks: list[int], monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Fork for every graph, whatever threads earlier tests left running (the dynamo
     exporter leaves tqdm's monitor)."""
-    monkeypatch.setattr(inference, "_may_fork", lambda: True)
+    monkeypatch.setattr(fork, "_may_fork", lambda: True)
     return recorded_forks
 
 
 def _in_process(patch: pytest.MonkeyPatch) -> None:
     """Infer in this process from here on: the reference a forked result must match."""
-    patch.setattr(inference, "FORK_NODES", 10**9)
+    patch.setattr(infer, "FORK_NODES", 10**9)
 
 
 def _gone(pid: int) -> bool:
@@ -96,9 +97,7 @@ def test_the_child_hands_on_an_inference_error(forks, monkeypatch: pytest.Monkey
 
 def test_a_child_that_dies_is_an_error(forks, monkeypatch: pytest.MonkeyPatch) -> None:
     # The child runs the patched function: it kills itself where inference would run.
-    monkeypatch.setattr(
-        inference, "_inferred_types", lambda _: os.kill(os.getpid(), signal.SIGKILL)
-    )
+    monkeypatch.setattr(infer, "value_types", lambda _: os.kill(os.getpid(), signal.SIGKILL))
     with pytest.raises(AuditError, match=r"shape inference crashed \(killed by SIGKILL\)"):
         onnx_flow.audit(squeeze_mlp())
     assert len(forks) == 1 and _gone(forks[0])
@@ -107,7 +106,7 @@ def test_a_child_that_dies_is_an_error(forks, monkeypatch: pytest.MonkeyPatch) -
 def test_an_error_in_the_parent_stops_the_child(forks, monkeypatch: pytest.MonkeyPatch) -> None:
     waiting = threading.Event()
     # A child that would never finish: only the parent's error can end it.
-    monkeypatch.setattr(inference, "_inferred_types", lambda _: waiting.wait())
+    monkeypatch.setattr(infer, "value_types", lambda _: waiting.wait())
     with pytest.raises(AuditError, match="cycle"):
         onnx_flow.audit(cycle())
     assert len(forks) == 1 and _gone(forks[0])
@@ -139,7 +138,7 @@ def test_a_fork_that_fails_infers_in_process(forks, monkeypatch: pytest.MonkeyPa
 def sent(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
     """Whether the caller finds the types sent when it asks: if not, it runs the check
     itself rather than wait (the child runs it too, after the types)."""
-    monkeypatch.setattr(inference._Child, "_types_sent", lambda _: request.param)
+    monkeypatch.setattr(fork._Child, "_sent", lambda _: request.param)
     return bool(request.param)
 
 
@@ -153,8 +152,9 @@ def test_a_hostile_reference_is_refused(forks, tmp_path: Path) -> None:
 
 def test_the_caller_checks_only_if_the_types_are_not_sent(forks, sent: bool) -> None:
     ran: list[int] = []  # the child's appends stay in the child
-    with inference.inferring(squeeze_mlp(), check=lambda: ran.append(os.getpid())) as inferred:
-        inferred()
+    spare = lambda: ran.append(os.getpid())  # noqa: E731
+    with fork.beside(lambda: 1, spare=spare, fork=True, what="work") as pending:
+        pending.result()
     assert ran == ([] if sent else [os.getpid()]) and _gone(forks[0])
 
 
@@ -177,7 +177,7 @@ def test_a_refused_reference_comes_before_an_inference_error(
 
 def test_a_child_that_dies_in_the_check_is_an_error(forks, monkeypatch: pytest.MonkeyPatch) -> None:
     # The types arrive first; the child kills itself where the check would run.
-    monkeypatch.setattr(inference._Child, "_types_sent", lambda _: True)
+    monkeypatch.setattr(fork._Child, "_sent", lambda _: True)
     parent = os.getpid()
     monkeypatch.setattr(
         external, "check", lambda *_: os.getpid() != parent and os.kill(os.getpid(), signal.SIGKILL)
@@ -192,9 +192,8 @@ def test_the_child_never_waits_for_the_caller_to_read(
 ) -> None:
     """Types far larger than a pipe's buffer are sent while the caller is still busy:
     the child has run its check before the caller asks for anything."""
-    many = {f"t{i}": inference.tensor_type(1, (1, i)) for i in range(20_000)}
-    monkeypatch.setattr(inference, "_inferred_types", lambda _: many)
-    with inference.inferring(squeeze_mlp(), check=lambda: None) as inferred:
+    many = {f"t{i}": infer.tensor_type(1, (1, i)) for i in range(20_000)}
+    with fork.beside(lambda: many, spare=lambda: None, fork=True, what="work") as pending:
         # The child exits only after sending everything: wait for that, reading nothing.
         exited = False
         for _ in range(200):
@@ -202,5 +201,5 @@ def test_the_child_never_waits_for_the_caller_to_read(
                 exited = True
                 break
             time.sleep(0.05)
-        types = inferred()
-    assert exited and types.items() >= many.items()
+        types = pending.result()
+    assert exited and types == many

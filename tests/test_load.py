@@ -6,7 +6,9 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_flow
-from onnx_flow import load, shapes
+from onnx_flow.frontend import load
+from onnx_flow.options import Options
+from onnx_flow.pipeline import resolve
 from tests.onnx_builders import model, squeeze_mlp
 
 
@@ -65,7 +67,7 @@ def test_values_a_subgraph_captures_are_inputs_of_its_node() -> None:
     ]
     flag = numpy_helper.from_array(np.array(True), "flag")
     built = model(nodes, [("x", 1, [1, 8])], [("y", 1, [1, 8])], [flag])
-    (node,) = shapes.infer(load.load(built)).nodes
+    (node,) = resolve(built, Options.checked())[0].nodes
     assert node.inputs == ("flag", "x")
     assert onnx_flow.audit(built).total.max_flow == 8
 

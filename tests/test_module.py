@@ -53,7 +53,7 @@ def test_residual_branch_is_bypassed_by_the_skip(exporter: str) -> None:
     report = onnx_flow.audit_module(Residual(30, 2), torch.randn(1, 30), dynamo=DYNAMO[exporter])
     assert not report.bottleneck
     # down's output (2 wide) and the ReLU after it; 30 flows around them.
-    assert [(b.module, b.width, b.bypass) for b in report.bypassed][0] == ("down", 2, 30)
+    assert next((b.module, b.width, b.bypass) for b in report.bypassed) == ("down", 2, 30)
     assert all((b.width, b.bypass) == (2, 30) for b in report.bypassed)
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_flow
-from onnx_flow.rank import matrix_rank
+from onnx_flow.measure.spectrum import matrix_rank
 from tests.onnx_builders import model
 from tests.test_cli import run
 

@@ -65,13 +65,17 @@ def test_gpt2_has_the_softmax_bottleneck(exported, exporter: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_reduced_solve_matches_networkx_on_the_unreduced_network(exported, name: str) -> None:
-    from onnx_flow import load, network, shapes, widths
-    from onnx_flow.cut import solve
-    from onnx_flow.nxgraph import flow_digraph
+    from onnx_flow.flow import network
+    from onnx_flow.flow.cut import solve
+    from onnx_flow.flow.reduce import prepare
+    from onnx_flow.options import Options
+    from onnx_flow.pipeline import resolve
+    from tests.oracles import flow_digraph
 
-    graph = shapes.infer(load.load(exported(name, "torchscript")), dims=MODELS[name].dims)
-    flows = network.build(graph, widths.compute(graph))
-    digraph = flow_digraph(flows, outputs=list(graph.outputs))
+    options = Options.checked(dims=MODELS[name].dims)
+    graph, resolved = resolve(exported(name, "torchscript"), options)
+    flows = prepare(graph.wiring).weighed(resolved)
+    digraph = flow_digraph(flows.network, outputs=list(graph.outputs))
     expected = nx.maximum_flow_value(digraph, network.SOURCE, network.SINK)
     assert solve(flows, outputs=graph.outputs).value == expected == MODELS[name].max_flow
 

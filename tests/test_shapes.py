@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from onnx_flow.shapes import module_path
+from onnx_flow.records import module_path
 
 
 @pytest.mark.parametrize(

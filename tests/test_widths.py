@@ -7,13 +7,14 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_flow
-from onnx_flow import load, shapes, widths
+from onnx_flow.measure import widths
+from onnx_flow.options import Measure, Options
+from onnx_flow.pipeline import resolve
 from tests.onnx_builders import model, squeeze_mlp, weight
 
 
 def _widths(built, **options) -> widths.Widths:
-    graph = shapes.infer(load.load(built), dims=options.pop("dims", None))
-    return widths.compute(graph, **options)
+    return resolve(built, Options.checked(**options))[1]
 
 
 def test_batch_dim_is_bound_to_one() -> None:
@@ -39,7 +40,7 @@ def test_an_untyped_index_on_the_way_to_a_table_is_unknown_not_an_error() -> Non
 
 
 def test_bits_multiply_elements_by_dtype_bits() -> None:
-    found = _widths(squeeze_mlp(TensorProto.FLOAT16), measure=widths.Measure.BITS)
+    found = _widths(squeeze_mlp(TensorProto.FLOAT16), measure=Measure.BITS)
     assert found.known == {"x": 64 * 16, "down": 4 * 16, "up": 64 * 16}
 
 
@@ -55,7 +56,7 @@ def test_embedding_indices_count_one_hot() -> None:
     assert found.known == {"ids": 5 * 1000, "embedded": 5 * 8}
     assert found.one_hot == {"ids": 1000}
     # In bits, each index is a one-hot row of the table's dtype.
-    assert _widths(built, measure=widths.Measure.BITS).known["ids"] == 5 * 1000 * 32
+    assert _widths(built, measure=Measure.BITS).known["ids"] == 5 * 1000 * 32
 
 
 def test_shape_arithmetic_carries_no_sample_information() -> None:

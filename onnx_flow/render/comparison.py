@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from onnx_flow.compare import Change, Comparison
-from onnx_flow.render.layers import cut_layers
-from onnx_flow.report import OutputResult
+from onnx_flow.render.wording import cut_layers
+from onnx_flow.report import Change, Comparison, OutputResult
 
 __all__ = ["render"]
 
@@ -19,7 +19,7 @@ __all__ = ["render"]
 def render(comparison: Comparison, *, as_json: bool, color: bool = False) -> str:
     """The comparison as JSON, or as a headline and a table of the outputs."""
     if as_json:
-        return json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        return json.dumps(_to_dict(comparison), indent=2, ensure_ascii=False) + "\n"
     buffer = io.StringIO()
     console = Console(
         file=buffer, width=110, force_terminal=color, no_color=not color, highlight=False
@@ -62,3 +62,33 @@ def _verdict(change: Change) -> Text:
 
 def _layers(result: OutputResult) -> str:
     return cut_layers(result) if result.bottleneck else ""
+
+
+def _to_dict(comparison: Comparison) -> dict[str, Any]:
+    """The JSON object of the comparison."""
+    return {
+        "old": comparison.old.model,
+        "new": comparison.new.model,
+        "regressed": comparison.regressed,
+        "outputs": [
+            {
+                "name": change.name,
+                "old": _figures_dict(change.old),
+                "new": _figures_dict(change.new),
+                "regressed": change.regressed,
+            }
+            for change in comparison.changes
+        ],
+    }
+
+
+def _figures_dict(result: OutputResult | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {
+        "max_flow": result.max_flow,
+        "reference": result.reference,
+        "ratio": result.ratio,
+        "bottleneck": result.bottleneck,
+        "cut": cut_layers(result),
+    }

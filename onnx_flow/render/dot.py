@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from onnx_flow.render.layers import cut_tensors
+from onnx_flow.render.wording import cut_tensors
 from onnx_flow.report import Failure, Result
 
 __all__ = ["render"]
 
 
-def render(reports: Sequence[Result]) -> str:
-    """One ``digraph`` per audited model, from the data flow in its report's profile."""
+def render(reports: Sequence[Result], *, color: bool = False) -> str:
+    """One ``digraph`` per audited model, from the data flow in its report's profile.
+
+    ``color`` is unused: the format has no colours.
+    """
     parts = []
     for report in reports:
         if isinstance(report, Failure) or report.profile is None:

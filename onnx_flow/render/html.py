@@ -8,9 +8,8 @@ import html
 import math
 from collections.abc import Sequence
 
-from onnx_flow.profile import Profile
-from onnx_flow.render.layers import cut_layers, cut_tensors, figures
-from onnx_flow.report import Failure, Report, Result
+from onnx_flow.render.wording import cut_layers, cut_tensors, figures, verdict
+from onnx_flow.report import Failure, Profile, Report, Result
 
 __all__ = ["render"]
 
@@ -26,9 +25,12 @@ svg text { font-size: 11px; }
 """
 
 
-def render(reports: Sequence[Result]) -> str:
+def render(reports: Sequence[Result], *, color: bool = False) -> str:
     """The page for the reports, each drawn from its profile. Where a rank or data cap
-    applies, the uncapped widths are drawn in grey beneath."""
+    applies, the uncapped widths are drawn in grey beneath.
+
+    ``color`` is unused: the page has colours of its own.
+    """
     sections = []
     for report in reports:
         if isinstance(report, Failure) or report.profile is None:
@@ -47,7 +49,6 @@ def render(reports: Sequence[Result]) -> str:
 
 def _section(report: Report, shape: Profile) -> str:
     total = report.total
-    verdict = "BOTTLENECK" if report.bottleneck else "no bottleneck"
     css = "bad" if report.bottleneck else "ok"
     rows = "".join(
         f"<tr><td>{_e(t.module or t.node or '(input)')}</td><td>{_e(t.op or 'input')}</td>"
@@ -56,7 +57,7 @@ def _section(report: Report, shape: Profile) -> str:
     )
     return (
         f"<h2>{_e(report.model)}</h2>"
-        f"<p><span class='{css}'>{verdict}</span> {_e(figures(total, report.measure))};"
+        f"<p><span class='{css}'>{verdict(report)}</span> {_e(figures(total, report.measure))};"
         f" narrowest layers: {_e(cut_layers(total))}</p>"
         f"{_svg(report, shape)}"
         "<table><tr><th>layer</th><th>op</th><th>tensor</th><th>width</th></tr>"
@@ -68,7 +69,7 @@ def _findings(report: Report) -> str:
     if not report.findings:
         return ""
     items = "".join(
-        f"<li><b>{_e(f.kind)}</b> at {_e(f.module or f.node)}: {_e(f.message)}</li>"
+        f"<li><b>{_e(f.kind.value)}</b> at {_e(f.module or f.node)}: {_e(f.message)}</li>"
         for f in report.findings
     )
     return f"<h3>Findings from theory</h3><ul>{items}</ul>"

@@ -10,7 +10,10 @@ from onnx_flow.report import Result
 __all__ = ["render"]
 
 
-def render(reports: Sequence[Result]) -> str:
-    """The report contract as JSON text, byte-identical for the same audit."""
+def render(reports: Sequence[Result], *, color: bool = False) -> str:
+    """The report contract as JSON text, byte-identical for the same audit.
+
+    ``color`` is unused: the format has no colours.
+    """
     data = reports[0].to_dict() if len(reports) == 1 else [r.to_dict() for r in reports]
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from onnx_flow.render.layers import cut_layers
+from onnx_flow.render.wording import cut_layers
 from onnx_flow.report import Failure, OutputResult, Report, Result
 
 __all__ = ["render"]
@@ -18,8 +18,11 @@ _HEADER = (
 _FINDINGS = "| model | kind | layer | what it means |\n| --- | --- | --- | --- |\n"
 
 
-def render(reports: Sequence[Result]) -> str:
-    """A heading, the verdict in one line, then one row per output of every model."""
+def render(reports: Sequence[Result], *, color: bool = False) -> str:
+    """A heading, the verdict in one line, then one row per output of every model.
+
+    ``color`` is unused: the format has no colours.
+    """
     bottlenecks = sum(r.bottleneck for r in reports)
     failures = sum(isinstance(r, Failure) for r in reports)
     summary = f"{len(reports)} model{'s' if len(reports) != 1 else ''} audited"
@@ -28,7 +31,7 @@ def render(reports: Sequence[Result]) -> str:
         summary += f", {failures} not audited"
     rows = "".join(_rows(r) for r in reports)
     found = [(r, f) for r in reports if isinstance(r, Report) for f in r.findings]
-    findings = "".join(_row(r.model, f.kind, f.module or f.node, f.message) for r, f in found)
+    findings = "".join(_row(r.model, f.kind.value, f.module or f.node, f.message) for r, f in found)
     if findings:
         findings = f"\n### Findings from theory\n\n{_FINDINGS}{findings}"
     return f"## onnx-flow\n\n{summary}.\n\n{_HEADER}{rows}{findings}"

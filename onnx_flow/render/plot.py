@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from onnx_flow.errors import AuditError
-from onnx_flow.render.layers import cut_tensors, figures
+from onnx_flow.render.wording import cut_tensors, figures, verdict
 from onnx_flow.report import Report, Result
 
 __all__ = ["render"]
@@ -65,8 +65,7 @@ def render(reports: Sequence[Result], name: str) -> bytes:
         axis.set_yscale("log")
         axis.set_xlabel("depth (tensors in topological order)")
         axis.set_ylabel("width")
-        verdict = "BOTTLENECK" if report.bottleneck else "no bottleneck"
-        axis.set_title(f"{report.model}: {verdict}, {figures(report.total)}")
+        axis.set_title(f"{report.model}: {verdict(report)}, {figures(report.total)}")
         axis.legend(loc="upper right")
     figure.tight_layout()
     buffer = io.BytesIO()

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import PurePath
 from typing import Any
 
-from onnx_flow import __version__
-from onnx_flow.render.layers import cut_layers, figures
-from onnx_flow.report import Failure, OutputResult, Report, Result
+from onnx_flow.render.wording import cut_layers, figures
+from onnx_flow.report import Failure, FindingKind, OutputResult, Report, Result
+from onnx_flow.version import __version__
 
 __all__ = ["render"]
 
@@ -48,18 +48,19 @@ _RULES = [
 ]
 
 
+#: One rule per finding kind (a test checks that every kind has one).
 _FINDING_RULES = {
-    "softmax_bottleneck": (
+    FindingKind.SOFTMAX_BOTTLENECK: (
         "ONNXFLOW101",
         "SoftmaxBottleneck",
         "The logits' rank is at most d + 1 of V",
     ),
-    "attention_head_rank": (
+    FindingKind.ATTENTION_HEAD_RANK: (
         "ONNXFLOW102",
         "AttentionHeadRank",
         "An attention head's logits have rank at most its head size",
     ),
-    "attention_without_skip": (
+    FindingKind.ATTENTION_WITHOUT_SKIP: (
         "ONNXFLOW103",
         "AttentionWithoutSkip",
         "Attention with no residual around it loses rank with depth",
@@ -77,8 +78,11 @@ _RULES += [
 _INDEX = {rule["id"]: index for index, rule in enumerate(_RULES)}
 
 
-def render(reports: Sequence[Result]) -> str:
-    """One SARIF log with one run of onnx-flow over every model."""
+def render(reports: Sequence[Result], *, color: bool = False) -> str:
+    """One SARIF log with one run of onnx-flow over every model.
+
+    ``color`` is unused: the format has no colours.
+    """
     results: list[dict[str, Any]] = []
     for report in reports:
         if isinstance(report, Failure):
@@ -91,7 +95,11 @@ def render(reports: Sequence[Result]) -> str:
             result = _result(
                 _FINDING_RULES[finding.kind][0], "warning", finding.message, report.model
             )
-            result["properties"] = {"kind": finding.kind, "node": finding.node, **finding.figures}
+            result["properties"] = {
+                "kind": finding.kind.value,
+                "node": finding.node,
+                **finding.figures,
+            }
             results.append(result)
     log = {
         "$schema": _SCHEMA,

@@ -10,9 +10,17 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from onnx_flow.findings import Finding
-from onnx_flow.render.layers import figures
-from onnx_flow.report import Bypassed, CutTensor, Failure, OutputResult, Report, Result, Unknown
+from onnx_flow.render.wording import figures, verdict
+from onnx_flow.report import (
+    Bypassed,
+    CutTensor,
+    Failure,
+    Finding,
+    OutputResult,
+    Report,
+    Result,
+    Unknown,
+)
 
 __all__ = ["render"]
 
@@ -114,9 +122,8 @@ def _report(console: Console, report: Report) -> None:
 
 def _headline(result: OutputResult, label: str | None) -> Text:
     prefix = f"{label}: " if label else ""
-    if result.bottleneck:
-        return Text.assemble(prefix, ("BOTTLENECK", "bold red"), f"  {figures(result)}")
-    return Text.assemble(prefix, ("no bottleneck", "bold green"), f"  {figures(result)}")
+    style = "bold red" if result.bottleneck else "bold green"
+    return Text.assemble(prefix, (verdict(result), style), f"  {figures(result)}")
 
 
 def _verdict(result: OutputResult) -> Text:
@@ -137,7 +144,7 @@ def _bypassed_row(t: Bypassed) -> tuple[str, ...]:
 
 
 def _finding_row(f: Finding) -> tuple[str, ...]:
-    return (f.kind, f.module or f.node, f.message)
+    return (f.kind.value, f.module or f.node, f.message)
 
 
 def _unknown_row(u: Unknown) -> tuple[str, ...]:

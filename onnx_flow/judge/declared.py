@@ -3,7 +3,7 @@
 An autoencoder is two models, an encoder and a decoder, and its latent is narrow by
 design. Declaring a layer splits the model at the tensors it hands on: each becomes an
 extra output of the part before it and an extra input of the part after it (see
-:func:`onnx_flow.network.build`). The declared squeeze then passes; a second squeeze,
+:func:`onnx_flow.flow.network.connect`). The declared squeeze then passes; a second squeeze,
 or a path that goes around the declared layer, is still reported.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from onnx_flow.errors import AuditError
-from onnx_flow.shapes import ShapedGraph
-from onnx_flow.widths import Widths
+from onnx_flow.measure.widths import Widths
+from onnx_flow.records import ShapedGraph
 
 __all__ = ["split_tensors"]
 

@@ -10,37 +10,11 @@ is loaded or measured twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from onnx_flow.measure.widths import Widths
+from onnx_flow.records import ShapedGraph
+from onnx_flow.report import Point, Profile
 
-from onnx_flow.shapes import ShapedGraph
-from onnx_flow.widths import Widths
-
-__all__ = ["Point", "Profile", "data_flow", "profile"]
-
-
-@dataclass(frozen=True, slots=True)
-class Point:
-    """One tensor on the profile."""
-
-    tensor: str
-    depth: int
-    width: int | None
-    """Capacity in the measure (``None`` when unknown)."""
-    elements: int | None
-    """The width before a rank or data cap, where one applies; else ``width``."""
-    layer: str
-    """The producing layer's module path, else its node name, else the tensor."""
-
-
-@dataclass(frozen=True, slots=True)
-class Profile:
-    points: tuple[Point, ...]
-    skips: tuple[tuple[int, int], ...]
-    """(depth of the tensor, depth of what its late reader writes), each once."""
-    operators: tuple[tuple[str, str, str | None], ...]
-    """(vertex, op type, module) of the data flow; ``input:X`` and ``output:X`` too."""
-    edges: tuple[tuple[str, str, str], ...]
-    """(producer vertex, reader vertex, tensor): each carrying tensor to each reader."""
+__all__ = ["data_flow", "profile"]
 
 
 def profile(graph: ShapedGraph, widths: Widths) -> Profile:

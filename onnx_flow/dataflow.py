@@ -1,26 +1,23 @@
-"""The model as networkx graphs: the user's view, and the flow network for checking.
+"""The model as a networkx graph: the user's view of its data flow.
 
 This module is not on the audit's path (importing networkx costs time an audit does
-not need); it serves the Python API and the tests that cross-check the solver.
+not need); it serves the Python API.
 """
 
 from __future__ import annotations
 
-import os
-
 import networkx as nx
-import onnx
 
-from onnx_flow import network
-from onnx_flow.audit import resolve
+from onnx_flow.frontend.load import Source
+from onnx_flow.judge.profile import data_flow
 from onnx_flow.options import Options
-from onnx_flow.profile import data_flow
+from onnx_flow.pipeline import resolve
 
-__all__ = ["flow_digraph", "graph"]
+__all__ = ["graph"]
 
 
 def graph(
-    source: str | os.PathLike[str] | onnx.ModelProto,
+    source: Source,
     *,
     dims: dict[str, int] | None = None,
     batch_dim: str | None = None,
@@ -53,27 +50,4 @@ def graph(
             shape=tensor_type.shape if tensor_type else None,
             dtype=tensor_type.dtype if tensor_type else "",
         )
-    return result
-
-
-def flow_digraph(flow_network: network.FlowNetwork, *, outputs: list[str]) -> nx.DiGraph:
-    """The unreduced split-vertex network with only ``outputs`` joined to the sink.
-
-    Each tensor is an edge ``("in", name) -> ("out", name)`` of capacity = width; its
-    producer (an operator vertex, an int, or ``network.SOURCE``) feeds its ``in`` half and
-    its ``out`` half feeds each reader (and ``network.SINK`` for a kept output). An edge
-    without a ``capacity`` attribute is unbounded, as networkx's flow functions read it.
-    """
-    result = nx.DiGraph()
-    result.add_nodes_from((network.SOURCE, network.SINK))
-    for tensor, name in enumerate(flow_network.tensors):
-        capacity = flow_network.capacity[tensor]
-        attributes = {} if capacity is None else {"capacity": capacity}
-        result.add_edge(("in", name), ("out", name), **attributes)
-        result.add_edge(flow_network.producer[tensor], ("in", name))
-        for reader in flow_network.readers[tensor]:
-            result.add_edge(("out", name), reader)
-    for name in outputs:
-        if name in flow_network.outputs:
-            result.add_edge(("out", name), network.SINK)
     return result

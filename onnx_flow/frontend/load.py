@@ -1,7 +1,7 @@
 """Read an ONNX model's graph without its weights.
 
 Weights stored as external data are never opened; :func:`check_external` checks their
-references (:mod:`onnx_flow.external`). Weights stored inline are dropped
+references (:mod:`onnx_flow.frontend.external`). Weights stored inline are dropped
 (dims and dtype kept) before anything else runs, except small integer tensors, which
 shape inference reads as values (the target shape of a ``Reshape``, say). Local
 functions are inlined so that every op is visible to shape inference and to the flow.
@@ -9,6 +9,7 @@ functions are inlined so that every op is visible to shape inference and to the 
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -16,10 +17,26 @@ import onnx
 import onnx.inliner
 from google.protobuf.message import DecodeError
 
-from onnx_flow import external
 from onnx_flow.errors import AuditError, first_line
+from onnx_flow.frontend import external
 
-__all__ = ["DATA_FIELDS", "INTEGER_TYPES", "check_external", "display_name", "load", "stored"]
+__all__ = [
+    "DATA_FIELDS",
+    "INTEGER_TYPES",
+    "Model",
+    "Source",
+    "check_external",
+    "display_name",
+    "elements",
+    "load",
+    "stored",
+]
+
+#: A model in memory.
+Model = onnx.ModelProto
+
+#: What the audit reads: the path of an ``.onnx`` file, or a model in memory.
+Source = str | os.PathLike[str] | onnx.ModelProto
 
 #: The largest message protobuf parses: 2 GiB.
 _PROTOBUF_LIMIT = 2**31 - 1
@@ -53,7 +70,7 @@ DATA_FIELDS = (
 )
 
 
-def load(source: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:
+def load(source: Source) -> onnx.ModelProto:
     """Return a private copy of the model's graph, weights dropped and functions inlined.
 
     Its external-data references are left to :func:`check_external`, which must pass
@@ -83,11 +100,9 @@ def load(source: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def check_external(
-    model: onnx.ModelProto, source: str | os.PathLike[str] | onnx.ModelProto
-) -> None:
+def check_external(model: onnx.ModelProto, source: Source) -> None:
     """Refuse the model's external-data references that are malformed or leave the
-    folder of ``source`` (see :mod:`onnx_flow.external`); nothing is opened.
+    folder of ``source`` (see :mod:`onnx_flow.frontend.external`); nothing is opened.
 
     Raises:
         AuditError: naming the tensor and what is wrong with its reference.
@@ -96,7 +111,7 @@ def check_external(
     external.check(model.graph, folder)
 
 
-def stored(source: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx.ModelProto, Path | None]:
+def stored(source: Source) -> tuple[onnx.ModelProto, Path | None]:
     """The model as stored, to be run: inline weights kept, external data left in the
     returned folder (``None`` for a model in memory). The caller owns the copy."""
     if isinstance(source, onnx.ModelProto):
@@ -106,7 +121,7 @@ def stored(source: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx.Model
     return _read(Path(source)), Path(source).parent
 
 
-def display_name(source: str | os.PathLike[str] | onnx.ModelProto) -> str:
+def display_name(source: Source) -> str:
     """The model's name in reports: the path as given, ``<model>`` for one in memory."""
     return "<model>" if isinstance(source, onnx.ModelProto) else os.fspath(source)
 
@@ -130,14 +145,16 @@ def _read(path: Path) -> onnx.ModelProto:
         raise AuditError(f"{path}: cannot read ({error.strerror or error})") from None
 
 
+def elements(tensor: onnx.TensorProto) -> int:
+    """The tensor's element count, from its dims (1 for a scalar)."""
+    return math.prod(tensor.dims)
+
+
 def _drop_data(tensor: onnx.TensorProto) -> None:
     """Clear an inline initializer's values unless shape inference may need them."""
     if tensor.data_location == onnx.TensorProto.EXTERNAL:
         return
-    elements = 1
-    for dim in tensor.dims:
-        elements *= dim
-    if tensor.data_type in INTEGER_TYPES and elements <= _KEPT_INTEGER_ELEMENTS:
+    if tensor.data_type in INTEGER_TYPES and elements(tensor) <= _KEPT_INTEGER_ELEMENTS:
         return
     for field in DATA_FIELDS:
         tensor.ClearField(field)

@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from onnx_flow.audit import run
 from onnx_flow.errors import AuditError, first_line
 from onnx_flow.options import Options
+from onnx_flow.pipeline import run
 from onnx_flow.report import Report
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from onnx_flow.runtime import Runner, quiet
+from onnx_flow.frontend.runtime import Runner, quiet
 
 __all__ = ["RUN", "SYMBOLIC", "Shapes", "run", "symbolic"]
 

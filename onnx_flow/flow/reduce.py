@@ -8,9 +8,10 @@ residual MLP of any depth becomes one edge; what remains (the *core*) is solved 
 max-flow algorithm. Each core edge keeps the tree of parts it was made of, so cuts and
 "what if this tensor were gone" questions are answered inside the tree.
 
-The rules look at the wiring only, never at a width: the tree is built first and given
-its capacities after (:meth:`Reduced.weigh`), so a large graph is reduced while its
-shapes are still being inferred.
+The rules look at the wiring only, never at a width: :func:`prepare` builds the trees
+of every output set the verdict solves, and :meth:`Prepared.weighed` gives them their
+capacities once the widths are known, so a large graph is reduced while its shapes
+are still being inferred.
 
 Cost: O((V + E) log E) dict operations at worst (a composite absorbs the smaller of
 two child lists), linear for chains, which are merged while the graph is built.
@@ -20,13 +21,25 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress, islice
 
-from onnx_flow.network import SINK, SOURCE, FlowNetwork
+from onnx_flow.flow.network import SINK, SOURCE, FlowNetwork, connect
+from onnx_flow.measure.widths import Widths
+from onnx_flow.records import Wiring
 
-__all__ = ["UNBOUNDED", "Capacity", "CoreEdge", "Part", "Reduced", "reduce"]
+__all__ = [
+    "UNBOUNDED",
+    "Capacity",
+    "CoreEdge",
+    "Part",
+    "Prepared",
+    "Reduced",
+    "output_sets",
+    "prepare",
+    "reduce",
+]
 
 #: Capacity of joins and unknown-width tensors. Flows stay finite because every data
 #: input and output has a known width.
@@ -41,6 +54,7 @@ class Part:
     series or in parallel."""
 
     __slots__ = (
+        "_minimum",
         "capacities",
         "capacity",
         "children",
@@ -48,7 +62,6 @@ class Part:
         "numbers",
         "parent",
         "tensors",
-        "_minimum",
     )
 
     def __init__(self, kind: str, children: deque[Part]) -> None:
@@ -168,9 +181,12 @@ class CoreEdge:
     """``None`` for an unbounded join (see :data:`Join`)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reduced:
-    """The core network left after reduction, and where each tensor went."""
+    """The core network left after reduction, and where each tensor went.
+
+    Not frozen: :meth:`weigh` gives its parts their capacities in place, once.
+    """
 
     edges: tuple[CoreEdge, ...]
     leaves: dict[str, Part]
@@ -183,7 +199,7 @@ class Reduced:
     """The parts no other part holds: the core edges' and those set beside joins."""
 
     def weigh(self, capacity: Sequence[int | None]) -> None:
-        """Give every part its capacity: ``capacity`` holds the width of each tensor by
+        """Give every part its capacity, in place: ``capacity`` holds the width of each tensor by
         number (``None``: unbounded); a chain has its narrowest, a series part its
         narrowest child, a parallel part the sum of its children."""
         widths = [UNBOUNDED if width is None else width for width in capacity]
@@ -201,6 +217,40 @@ class Reduced:
             capacities = [child.capacity for child in part.children]
             part.capacity = min(capacities) if part.kind == "series" else sum(capacities)
             part._minimum = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A flow network and its reduction for each output set the verdict solves."""
+
+    network: FlowNetwork
+    reductions: Mapping[tuple[str, ...], Reduced]
+    """Output set (see :func:`output_sets`) -> the network reduced to those outputs."""
+
+    def weighed(self, widths: Widths) -> Prepared:
+        """The network weighed with ``widths``, and the same reductions, their parts given
+        their capacities (in place: a network is prepared to be weighed once)."""
+        network = self.network.weighed(widths)
+        for reduced in self.reductions.values():
+            reduced.weigh(network.capacity)
+        return Prepared(network, self.reductions)
+
+
+def output_sets(outputs: Sequence[str], split: Sequence[str] = ()) -> list[tuple[str, ...]]:
+    """The output sets the verdict solves: each graph output and each split tensor
+    alone, then all graph outputs together when there are several."""
+    sets: list[tuple[str, ...]] = [(name,) for name in (*outputs, *split)]
+    if len(outputs) > 1:
+        sets.append(tuple(outputs))
+    return sets
+
+
+def prepare(wiring: Wiring, *, split: Sequence[str] = ()) -> Prepared:
+    """Wire the flow network (:func:`~onnx_flow.flow.network.connect`) and reduce it for
+    each of :func:`output_sets`; no width is needed yet."""
+    network = connect(wiring, split=split)
+    sets = output_sets(wiring.outputs, split)
+    return Prepared(network, {key: reduce(network, outputs=key) for key in sets})
 
 
 def reduce(network: FlowNetwork, *, outputs: Iterable[str]) -> Reduced:

@@ -17,8 +17,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from onnx_flow.inference import TensorType
-from onnx_flow.load import DATA_FIELDS
+from onnx_flow.frontend.load import DATA_FIELDS, elements
+from onnx_flow.records import SHAPE_OPS, STANDARD_DOMAINS, TensorType
 
 __all__ = ["fold_constants"]
 
@@ -77,21 +77,20 @@ def fold_constants(model: onnx.ModelProto, types: Mapping[str, TensorType]) -> i
 def _has_data(tensor: onnx.TensorProto) -> bool:
     if tensor.data_location == onnx.TensorProto.EXTERNAL:
         return False
-    elements = int(np.prod(tensor.dims)) if tensor.dims else 1
-    return elements == 0 or any(len(getattr(tensor, field)) > 0 for field in DATA_FIELDS)
+    return elements(tensor) == 0 or any(len(getattr(tensor, field)) > 0 for field in DATA_FIELDS)
 
 
 def _evaluate(
     node: onnx.NodeProto, values: dict[str, np.ndarray], types: Mapping[str, TensorType]
 ) -> dict[str, np.ndarray] | None:
     """The node's outputs if it can be computed from known values and static shapes."""
-    if node.domain not in ("", "ai.onnx") or node.op_type in _NONDETERMINISTIC:
+    if node.domain not in STANDARD_DOMAINS or node.op_type in _NONDETERMINISTIC:
         return None
     if any(
         a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute
     ):
         return None
-    if node.op_type in ("Shape", "Size"):
+    if node.op_type in SHAPE_OPS:
         tensor = types.get(node.input[0])
         shape = tensor.static if tensor is not None else None
         if shape is None:

@@ -4,43 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from onnx_flow import findings
-from onnx_flow.cut import Flow, solve
 from onnx_flow.errors import AuditError
-from onnx_flow.network import FlowNetwork
-from onnx_flow.reduce import reduce
-from onnx_flow.report import Bypassed, CutTensor, OutputResult, Report, Unknown
-from onnx_flow.shapes import Node, ShapedGraph
-from onnx_flow.widths import Widths
+from onnx_flow.flow.cut import Flow, solve
+from onnx_flow.flow.reduce import Prepared
+from onnx_flow.judge import findings
+from onnx_flow.measure.widths import Widths
+from onnx_flow.records import Node, ShapedGraph
+from onnx_flow.report import Bypassed, CutTensor, FindingKind, OutputResult, Report, Unknown
 
-__all__ = ["judge", "reduce_ahead"]
+__all__ = ["judge"]
 
 #: The name of the all-outputs result in a model with several outputs.
 ALL_OUTPUTS = "*"
 
 
-def reduce_ahead(network: FlowNetwork, outputs: Sequence[str]) -> None:
-    """Reduce a network not yet weighed for each output set that :func:`judge` solves
-    (each output, and all of them when there are several): its solves take these."""
-    sets: list[tuple[str, ...]] = [(name,) for name in outputs]
-    if len(outputs) > 1:
-        sets.append(tuple(outputs))
-    for key in sets:
-        network.reductions[key] = reduce(network, outputs=key)
-
-
 def judge(
     graph: ShapedGraph,
     widths: Widths,
-    network: FlowNetwork,
+    prepared: Prepared,
     *,
     model: str,
     measure: str,
     threshold: float,
     allow: tuple[str, ...] = (),
-    fail_on: tuple[str, ...] = (),
+    fail_on: tuple[FindingKind, ...] = (),
 ) -> Report:
     """Solve the flow to each output and to all of them, and build the report.
+
+    ``prepared`` is the flow network, prepared (:func:`~onnx_flow.flow.reduce.prepare`)
+    for the output sets solved here and weighed.
 
     Raises:
         AuditError: a data input or an output has no known width.
@@ -48,14 +40,14 @@ def judge(
     for name in (*graph.inputs, *graph.outputs):
         if name in widths.unknown:
             raise AuditError(f"width of {name!r} is unknown ({widths.unknown[name]})")
-    judged = _Judge(graph, widths, network, threshold)
+    judged = _Judge(graph, widths, prepared, threshold)
     outputs = tuple(judged.output(name) for name in graph.outputs)
     if len(outputs) == 1:
         total, flow = outputs[0], judged.flows[graph.outputs[0]]
     else:
-        flow = solve(network, outputs=graph.outputs)
+        flow = solve(prepared, outputs=graph.outputs)
         total = judged.result(ALL_OUTPUTS, flow, graph.outputs)
-    split = [name for name in network.outputs if name not in graph.outputs]
+    split = [name for name in prepared.network.outputs if name not in graph.outputs]
     outputs += tuple(judged.output(name, declared=True) for name in split)
     return Report(
         model=model,
@@ -85,17 +77,17 @@ class _Judge:
         self,
         graph: ShapedGraph,
         widths: Widths,
-        network: FlowNetwork,
+        prepared: Prepared,
         threshold: float,
     ) -> None:
         self.graph = graph
         self.widths = widths
-        self.network = network
+        self.prepared = prepared
         self.threshold = threshold
         self.flows: dict[str, Flow] = {}
 
     def output(self, name: str, *, declared: bool = False) -> OutputResult:
-        flow = solve(self.network, outputs=[name])
+        flow = solve(self.prepared, outputs=[name])
         self.flows[name] = flow
         return self.result(name, flow, [name], declared=declared)
 
@@ -105,7 +97,7 @@ class _Judge:
         # An output delivers all its values, however few directions its last layer spans.
         uncapped, known = self.widths.uncapped, self.widths.known
         delivered = sum(uncapped.get(o) or known.get(o, 0) for o in dict.fromkeys(outputs))
-        index, capacity = self.network.index, self.network.capacity
+        index, capacity = self.prepared.network.index, self.prepared.network.capacity
         given = sum(capacity[index[i]] or 0 for i in flow.inputs)
         return OutputResult(
             name=name,
@@ -119,7 +111,7 @@ class _Judge:
 
     def cut_tensor(self, tensor: str) -> CutTensor:
         """A cut tensor's record; a split's input is reported as the tensor it stands for."""
-        tensor = self.network.split_inputs.get(tensor, tensor)
+        tensor = self.prepared.network.split_inputs.get(tensor, tensor)
         return CutTensor(
             tensor,
             self.widths.known[tensor],

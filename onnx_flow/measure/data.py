@@ -10,17 +10,15 @@ every activation of every layer at once.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import numpy as np
-import onnx
 
-from onnx_flow import progress
 from onnx_flow.errors import AuditError, first_line
-from onnx_flow.runtime import Runner
-from onnx_flow.shapes import ShapedGraph
+from onnx_flow.frontend.stored import Stored
+from onnx_flow.measure import progress
+from onnx_flow.measure.spectrum import matrix_rank
+from onnx_flow.records import ShapedGraph
 
 __all__ = ["caps", "load_samples"]
 
@@ -63,7 +61,7 @@ def load_samples(path: str, graph: ShapedGraph) -> list[dict[str, np.ndarray]]:
 
 def caps(
     graph: ShapedGraph,
-    stored: Callable[[], tuple[onnx.ModelProto, Path | None]],
+    stored: Stored,
     samples: list[dict[str, np.ndarray]],
 ) -> dict[str, int]:
     """Tensor -> the numerical rank of its activations over the samples.
@@ -74,10 +72,9 @@ def caps(
     widths = _widths(graph)
     found: dict[str, int] = {}
     groups = list(_groups(widths, len(samples)))
-    model, folder = stored()  # read once: each group's runner leaves it as it was
     for number, group in enumerate(groups, start=1):
         try:
-            runner = Runner(model, folder, group)
+            runner = stored.runner(group)
             rows: dict[str, list[np.ndarray]] = {name: [] for name in runner.names}
             for index, feed in enumerate(samples, start=1):
                 progress.step(
@@ -90,20 +87,9 @@ def caps(
             raise AuditError(f"onnxruntime cannot run the samples: {first_line(error)}") from None
         for name, values in rows.items():
             if len(values) == len(samples) and len({v.size for v in values}) == 1:
-                found[name] = _rank(np.stack(values))
+                found[name] = matrix_rank(np.stack(values))
             del values
     return found
-
-
-def _rank(matrix: np.ndarray) -> int:
-    """Numerical rank with the tolerance of the values' own precision: activations
-    computed in float32 carry float32 rounding, which float64's eps would count."""
-    floating = np.issubdtype(matrix.dtype, np.floating)
-    eps = np.finfo(matrix.dtype if floating else np.float64).eps
-    singular = np.linalg.svd(matrix.astype(np.float64), compute_uv=False)
-    if not singular.size or singular[0] == 0:
-        return 0
-    return int((singular > singular[0] * max(matrix.shape) * eps).sum())
 
 
 def _widths(graph: ShapedGraph) -> dict[str, int]:
@@ -111,8 +97,8 @@ def _widths(graph: ShapedGraph) -> dict[str, int]:
     widths = {}
     for name in graph.carrying:
         tensor = graph.types.get(name)
-        if tensor is not None and (shape := tensor.static) is not None:
-            widths[name] = math.prod(shape)
+        if tensor is not None and (elements := tensor.elements) is not None:
+            widths[name] = elements
     return widths
 
 

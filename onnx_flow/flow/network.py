@@ -4,8 +4,8 @@ Each tensor is one capacity, however many layers read it: in the split-vertex vi
 tensor is an edge ``in -> out`` of capacity = width, joined by unbounded edges from its
 producer and to each reader, so a tensor read by three layers is counted once. This
 module keeps that network in its smallest exact form (who produces and who reads each
-tensor), as plain Python lists: :mod:`onnx_flow.reduce` derives the graph it solves from
-it, and :func:`onnx_flow.nxgraph.flow_digraph` the split-vertex networkx graph. Operators
+tensor), as plain Python lists: :mod:`onnx_flow.flow.reduce` derives the graph it
+solves from it. Operators
 have unbounded capacity; a super-source feeds every data input and every output feeds a
 super-sink. Only tensors that carry sample information take part.
 
@@ -18,15 +18,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from onnx_flow.shapes import ShapedGraph, Wiring
-from onnx_flow.widths import Widths
+from onnx_flow.measure.widths import Widths
+from onnx_flow.records import Wiring
 
-if TYPE_CHECKING:
-    from onnx_flow.reduce import Reduced
-
-__all__ = ["SINK", "SOURCE", "SPLIT_INPUT", "FlowNetwork", "build", "connect"]
+__all__ = ["SINK", "SOURCE", "SPLIT_INPUT", "FlowNetwork", "connect"]
 
 #: The name of the input a split adds in place of the split tensor.
 SPLIT_INPUT = "{} (declared input)"
@@ -58,12 +54,6 @@ class FlowNetwork:
     capacity: tuple[int | None, ...] = ()
     """Width of each tensor; ``None`` is unbounded (a width that stayed unknown). Empty
     until the network is weighed."""
-    reductions: dict[tuple[str, ...], Reduced] = field(
-        default_factory=dict, repr=False, compare=False
-    )
-    """Reductions made ahead of the widths, by output set
-    (:func:`onnx_flow.verdict.reduce_ahead`); shared with the weighed network, and each
-    taken by the first solve for its outputs."""
 
     def weighed(self, widths: Widths) -> FlowNetwork:
         """This network with each tensor's width as its capacity."""
@@ -73,21 +63,16 @@ class FlowNetwork:
         return dataclasses.replace(self, capacity=tuple(map(known.get, self.tensors)))
 
 
-def build(graph: ShapedGraph, widths: Widths, *, split: Sequence[str] = ()) -> FlowNetwork:
-    """Return the flow network of the tensors that carry sample information, weighed.
+def connect(wiring: Wiring, *, split: Sequence[str] = ()) -> FlowNetwork:
+    """Return the flow network of the tensors that carry sample information, not yet
+    weighed (:meth:`FlowNetwork.weighed` gives it the widths).
 
     Args:
-        graph: the shaped graph.
-        widths: the capacities.
+        wiring: the graph's nodes.
         split: tensors at which the model is split (declared bottlenecks): each ends the
             part before it as an extra output, and the part after it reads, in its place,
             an extra input of the same width named ``SPLIT_INPUT.format(tensor)``.
     """
-    return connect(graph.wiring, split=split).weighed(widths)
-
-
-def connect(wiring: Wiring, *, split: Sequence[str] = ()) -> FlowNetwork:
-    """Return the flow network's wiring, not yet weighed (see :func:`build`)."""
     index: dict[str, int] = {}
     producer: list[int] = []
     for name in wiring.inputs:

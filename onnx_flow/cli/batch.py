@@ -13,9 +13,9 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from onnx_flow.audit import run
 from onnx_flow.errors import AuditError, first_line
 from onnx_flow.options import Options
+from onnx_flow.pipeline import run
 from onnx_flow.report import Failure, Result
 
 __all__ = ["audit_all", "expand"]

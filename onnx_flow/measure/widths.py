@@ -11,34 +11,22 @@ and get no width: they are not part of the flow.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import cast
 
 from onnx_flow.errors import AuditError
-from onnx_flow.inference import TensorType, distinct
-from onnx_flow.shapes import ShapedGraph
+from onnx_flow.options import Measure
+from onnx_flow.records import ShapedGraph, TensorType, distinct
 
-__all__ = ["Measure", "Widths", "compute"]
+__all__ = ["Widths", "compute"]
+
+_GATHER = frozenset({"Gather"})
 
 # Ops that pass index values on unchanged (first input), only rearranged.
 _INDEX_PRESERVING = frozenset(
     {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast", "Transpose", "Expand"}
 )
-
-
-class Measure(str, Enum):
-    """What a width counts."""
-
-    ELEMENTS = "elements"
-    BITS = "bits"
-    RANK = "rank"
-    """Elements, each linear map's output capped at its weight's rank (:mod:`onnx_flow.rank`)."""
-    DATA = "data"
-    """Elements, each tensor capped at the rank of its activations over real samples
-    (:mod:`onnx_flow.activations`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,11 +135,7 @@ def _no_bit_width(tensor: TensorType) -> str:
 def _one_hot(graph: ShapedGraph, carrying: Mapping[str, None]) -> dict[str, tuple[int, int | None]]:
     """Index tensors that pick rows of a constant table: name -> (V, bits of the table)."""
     found: dict[str, tuple[int, int | None]] = {}
-    gathers = [
-        node
-        for node in graph.nodes
-        if node.op_type == "Gather" and node.domain in ("", "ai.onnx") and len(node.inputs) > 1
-    ]
+    gathers = [node for node in graph.nodes if node.is_standard(_GATHER) and len(node.inputs) > 1]
     for node in gathers:
         table_name, indices = node.inputs[0], node.inputs[1]
         table, index = graph.types.get(table_name), graph.types.get(indices)
@@ -170,7 +154,7 @@ def _one_hot(graph: ShapedGraph, carrying: Mapping[str, None]) -> dict[str, tupl
                 found[name] = (rows, table.bits)
             producer = graph.producers.get(name)
             name = (
-                producer.inputs[0] if producer and producer.op_type in _INDEX_PRESERVING else None
+                producer.inputs[0] if producer and producer.is_standard(_INDEX_PRESERVING) else None
             )
     return found
 
@@ -192,6 +176,5 @@ def _elements(tensor: TensorType | None) -> int | str:
     symbols = _symbols(tensor)
     if symbols:
         return f"symbolic dim {symbols[0]!r} left by shape inference"
-    if any(d is None for d in tensor.shape):
-        return "a dim is unknown after shape inference"
-    return math.prod(d for d in tensor.shape if isinstance(d, int))
+    elements = tensor.elements
+    return "a dim is unknown after shape inference" if elements is None else elements

@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from onnx_flow import __version__, batch, config, progress
+from onnx_flow.cli import batch, config
 from onnx_flow.errors import AuditError, first_line
-from onnx_flow.options import Options, parse_dims
+from onnx_flow.measure import progress
+from onnx_flow.options import Measure, Options, parse_dims
 from onnx_flow.render import Format, render
-from onnx_flow.report import Failure
-from onnx_flow.widths import Measure
+from onnx_flow.report import Failure, FindingKind
+from onnx_flow.version import __version__
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -71,7 +72,7 @@ def _audit_module(
     arguments: argparse.Namespace, options: Options, project_format: str | None
 ) -> int:
     """``onnx-flow audit-module package.module:factory --input-shape ...``."""
-    from onnx_flow import module
+    from onnx_flow import pytorch
 
     try:
         output_format = _format(arguments.format or project_format or Format.TEXT.value)
@@ -79,13 +80,13 @@ def _audit_module(
             import torch
         except ImportError:
             raise AuditError("audit-module needs torch: pip install 'onnx-flow[torch]'") from None
-        factory = module.load_factory(arguments.factory)
-        shapes = module.parse_shapes(arguments.input_shape)
+        factory = pytorch.load_factory(arguments.factory)
+        shapes = pytorch.parse_shapes(arguments.input_shape)
 
         built = factory()
         if not isinstance(built, torch.nn.Module):
             raise AuditError(f"{arguments.factory}() returned {type(built).__name__}, not a module")
-        report = module.run_module(
+        report = pytorch.run_module(
             built,
             tuple(torch.randn(shape) for shape in shapes),
             _drawn(options, output_format),
@@ -142,8 +143,8 @@ def _diff(old: str, new: str, options: Options, *, as_json: bool) -> int:
         for failure in failures:
             _fatal(failure.error)
         return EXIT_ERROR
-    from onnx_flow.compare import compare  # rich tables: only diff needs them
-    from onnx_flow.render.comparison import render as render_comparison
+    from onnx_flow.judge.compare import compare
+    from onnx_flow.render.comparison import render as render_comparison  # rich: diff only
 
     before, after = (r for r in reports if not isinstance(r, Failure))
     comparison = compare(before, after)
@@ -331,8 +332,9 @@ def _audit_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KIND",
-        help="make findings of KIND count for exit code 1 (softmax_bottleneck,"
-        " attention_head_rank, attention_without_skip, or all; repeatable)",
+        help="make findings of KIND count for exit code 1 ("
+        + ", ".join(k.value for k in FindingKind)
+        + ", or all; repeatable)",
     )
     parser.add_argument(
         "--inputs",

@@ -1,10 +1,15 @@
-"""How the formats state a result's figures and the layers on its cut."""
+"""How every format words a verdict, a result's figures and the layers on its cut."""
 
 from __future__ import annotations
 
-from onnx_flow.report import CutTensor, OutputResult
+from onnx_flow.report import CutTensor, OutputResult, Report
 
-__all__ = ["cut_layers", "cut_tensors", "figures"]
+__all__ = ["cut_layers", "cut_tensors", "figures", "verdict"]
+
+
+def verdict(result: OutputResult | Report) -> str:
+    """``BOTTLENECK`` or ``no bottleneck``: the headline of a result or a model."""
+    return "BOTTLENECK" if result.bottleneck else "no bottleneck"
 
 
 def figures(result: OutputResult, measure: str | None = None) -> str:

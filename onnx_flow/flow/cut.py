@@ -1,6 +1,6 @@
 """Max-flow and minimum cuts from the inputs to the outputs.
 
-The flow is solved on the reduced network (:mod:`onnx_flow.reduce`); when reduction
+The flow is solved on the reduced network (:mod:`onnx_flow.flow.reduce`); when reduction
 leaves more than a single edge, networkx's Boykov-Kolmogorov algorithm solves the
 core. Both minimum cuts are read from one residual graph: a search forward from the
 source gives the cut nearest the inputs, a search backward from the sink the cut
@@ -10,34 +10,54 @@ nearest the outputs (the one ``networkx.minimum_cut`` returns).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
-from onnx_flow.network import SINK, SOURCE, FlowNetwork
-from onnx_flow.reduce import UNBOUNDED, Capacity, CoreEdge, Part, Reduced, reduce
+from onnx_flow.flow.network import SINK, SOURCE
+from onnx_flow.flow.reduce import UNBOUNDED, Capacity, CoreEdge, Part, Prepared, Reduced
 
 __all__ = ["Flow", "solve"]
 
 
-@dataclass(frozen=True, slots=True)
 class Flow:
-    """The maximum flow to a set of outputs and its two extreme minimum cuts."""
+    """The maximum flow to a set of outputs and its two extreme minimum cuts.
 
-    value: int
-    """Max-flow F in width units (elements or bits per sample)."""
-    inputs: tuple[str, ...]
-    """Data inputs the outputs depend on."""
-    near_inputs: tuple[str, ...]
-    """Tensors of the minimum cut nearest the inputs, in graph order."""
-    near_outputs: tuple[str, ...]
-    """Tensors of the minimum cut nearest the outputs, in graph order."""
-    _reduced: Reduced = field(repr=False, compare=False)
-    _roots: dict[int, int] = field(repr=False, compare=False)
-    """``id`` of each core edge's part -> the edge's index."""
-    _solved: dict[tuple[int, Capacity], int] = field(
-        default_factory=dict, repr=False, compare=False
+    It answers "what if this tensor carried nothing" (:meth:`without`), and keeps the
+    answers: tensors of one series part share one.
+    """
+
+    __slots__ = (
+        "_answers",
+        "_reduced",
+        "_roots",
+        "_solved",
+        "inputs",
+        "near_inputs",
+        "near_outputs",
+        "value",
     )
-    _answers: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
-    """``id`` of a part -> the max-flow without it."""
+
+    def __init__(
+        self,
+        value: int,
+        inputs: tuple[str, ...],
+        near_inputs: tuple[str, ...],
+        near_outputs: tuple[str, ...],
+        reduced: Reduced,
+    ) -> None:
+        self.value = value
+        """Max-flow F in width units (elements or bits per sample)."""
+        self.inputs = inputs
+        """Data inputs the outputs depend on."""
+        self.near_inputs = near_inputs
+        """Tensors of the minimum cut nearest the inputs, in graph order."""
+        self.near_outputs = near_outputs
+        """Tensors of the minimum cut nearest the outputs, in graph order."""
+        self._reduced = reduced
+        self._roots = {id(edge.part): i for i, edge in enumerate(reduced.edges) if edge.part}
+        """``id`` of each core edge's part -> the edge's index."""
+        self._solved: dict[tuple[int, Capacity], int] = {}
+        """(core edge, its capacity) -> the max-flow with that capacity."""
+        self._answers: dict[int, int] = {}
+        """``id`` of a part -> the max-flow without it."""
 
     def tensors(self) -> list[str]:
         """Tensors on some path from the inputs to the outputs, in graph order."""
@@ -69,18 +89,16 @@ class Flow:
         return self._solved[root, capacity]
 
 
-def solve(network: FlowNetwork, *, outputs: Iterable[str]) -> Flow:
+def solve(prepared: Prepared, *, outputs: Iterable[str]) -> Flow:
     """Return the max-flow from the data inputs to ``outputs`` and its cuts, on a
-    weighed network (its reduction for these outputs may have been made ahead).
+    prepared network that has been weighed, from its reduction for those outputs.
 
-    Cost: linear in the network for the reduction, plus a max-flow on the core
-    (Boykov-Kolmogorov, O(V E^2 |C|) in the worst case, near linear in practice).
+    Cost: a max-flow on the reduced core (Boykov-Kolmogorov, O(V E^2 |C|) in the worst
+    case, near linear in practice).
     """
-    key = tuple(outputs)
-    reduced = network.reductions.pop(key, None) or reduce(network, outputs=key)
-    reduced.weigh(network.capacity)
+    reduced = prepared.reductions[tuple(outputs)]
     value, core_flow = _max_flow(reduced.edges)
-    order = network.index
+    order = prepared.network.index
     near_inputs = _cut(reduced.edges, core_flow, from_source=True)
     near_outputs = _cut(reduced.edges, core_flow, from_source=False)
     return Flow(
@@ -88,8 +106,7 @@ def solve(network: FlowNetwork, *, outputs: Iterable[str]) -> Flow:
         inputs=reduced.inputs,
         near_inputs=tuple(sorted(set(near_inputs), key=order.__getitem__)),
         near_outputs=tuple(sorted(set(near_outputs), key=order.__getitem__)),
-        _reduced=reduced,
-        _roots={id(edge.part): i for i, edge in enumerate(reduced.edges) if edge.part},
+        reduced=reduced,
     )
 
 

@@ -20,47 +20,28 @@ figure that stays symbolic is not guessed: the message names the ``--dim`` to bi
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from onnx_flow.inference import Dim
-from onnx_flow.shapes import FUSED_ATTENTION, Node, ShapedGraph
+from onnx_flow.flow.paths import PathsToOutputs
+from onnx_flow.records import FUSED_ATTENTION, Dim, Node, ShapedGraph
+from onnx_flow.report import Finding, FindingKind
 
-__all__ = ["KINDS", "Finding", "find"]
+__all__ = ["find"]
 
-SOFTMAX, HEAD_RANK, NO_SKIP = "softmax_bottleneck", "attention_head_rank", "attention_without_skip"
-KINDS = (SOFTMAX, HEAD_RANK, NO_SKIP)
+SOFTMAX = FindingKind.SOFTMAX_BOTTLENECK
+HEAD_RANK = FindingKind.ATTENTION_HEAD_RANK
+NO_SKIP = FindingKind.ATTENTION_WITHOUT_SKIP
 
-_STANDARD = ("", "ai.onnx")
 _SPECIAL = frozenset({"Softmax", "LogSoftmax", *FUSED_ATTENTION})
 # Ops between a linear map and its logits, or between Q K^T and the Softmax, that keep
 # the last axis: bias, scale, mask, layout.
 _KEEPING = frozenset(
     {"Add", "Sub", "Mul", "Div", "Where", "Reshape", "Cast", "Identity", "Transpose", "Squeeze"}
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One named bottleneck, with the figures its kind defines."""
-
-    kind: str
-    message: str
-    node: str
-    module: str | None
-    tensor: str
-    figures: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON object: kind, message, where, then the figures."""
-        return {
-            "kind": self.kind,
-            "message": self.message,
-            "node": self.node,
-            "module": self.module,
-            "tensor": self.tensor,
-            **self.figures,
-        }
+_SOFTMAX_OP = frozenset({"Softmax"})
+_SOFTMAXES = frozenset({"Softmax", "LogSoftmax"})
+_LINEAR = frozenset({"MatMul", "Gemm"})
+_MATMUL = frozenset({"MatMul"})
 
 
 def find(graph: ShapedGraph) -> tuple[Finding, ...]:
@@ -94,24 +75,15 @@ class _Attention:
         return self.scores is self.mixed
 
 
-def _shape(graph: ShapedGraph, name: str) -> tuple[Dim, ...] | None:
-    tensor = graph.types.get(name)
-    return tensor.shape if tensor is not None else None
-
-
 def _last(graph: ShapedGraph, name: str) -> Dim:
-    shape = _shape(graph, name)
+    shape = graph.shape(name)
     return shape[-1] if shape else None
-
-
-def _standard(node: Node, *ops: str) -> bool:
-    return node.domain in _STANDARD and node.op_type in ops
 
 
 def _softmax(graph: ShapedGraph, special: list[Node], scores: set[int]) -> Iterator[Finding]:
     """Linear maps to logits: graph outputs and Softmax inputs, followed back."""
     ends = list(graph.outputs)
-    ends += [n.inputs[0] for n in special if _standard(n, "Softmax", "LogSoftmax") and n.inputs]
+    ends += [n.inputs[0] for n in special if n.is_standard(_SOFTMAXES) and n.inputs]
     seen: set[str] = set()
     for end in ends:
         linear = _linear_map(graph, end)
@@ -149,9 +121,9 @@ def _linear_map(graph: ShapedGraph, name: str) -> Node | None:
         node = graph.producers.get(name)
         if node is None:
             return None
-        if _standard(node, "MatMul", "Gemm"):
+        if node.is_standard(_LINEAR):
             return node
-        if not (node.domain in _STANDARD and node.op_type in _KEEPING) or not node.inputs:
+        if not node.is_standard(_KEEPING) or not node.inputs:
             return None
         # Follow the input that carries samples (a bias or a scale is a constant).
         carried = [i for i in node.inputs if i in graph.carrying]
@@ -167,15 +139,15 @@ def _attentions(
     """Q K^T MatMul -> (scale, mask) -> Softmax over the last axis -> MatMul with V, and
     fused attention ops."""
     for softmax in special:
-        if not _standard(softmax, "Softmax") or not softmax.inputs:
+        if not softmax.is_standard(_SOFTMAX_OP) or not softmax.inputs:
             continue
-        rank = len(_shape(graph, softmax.inputs[0]) or ())
+        rank = len(graph.shape(softmax.inputs[0]) or ())
         if rank < 2:
             continue
         scores = _linear_map(graph, softmax.inputs[0])
         if scores is None or not all(i in graph.carrying for i in scores.inputs[:2]):
             continue  # Q and K both come from the data: not a layer's fixed weight
-        mixed = _reader(readers, softmax.outputs[0], "MatMul")
+        mixed = _reader(readers, softmax.outputs[0], _MATMUL)
         if mixed is not None:
             yield _Attention(scores, softmax, mixed)
     for node in special:
@@ -183,14 +155,14 @@ def _attentions(
             yield _Attention(node, node, node)
 
 
-def _reader(readers: dict[str, list[Node]], name: str, op: str) -> Node | None:
+def _reader(readers: dict[str, list[Node]], name: str, op: frozenset[str]) -> Node | None:
     """The first ``op`` that reads ``name``, through last-axis-keeping ops."""
     for _ in range(8):
         following = readers.get(name, [])
-        hit = next((n for n in following if _standard(n, op)), None)
+        hit = next((n for n in following if n.is_standard(op)), None)
         if hit is not None:
             return hit
-        passing = [n for n in following if n.domain in _STANDARD and n.op_type in _KEEPING]
+        passing = [n for n in following if n.is_standard(_KEEPING)]
         if len(passing) != 1 or not passing[0].outputs:
             return None
         name = passing[0].outputs[0]
@@ -201,15 +173,15 @@ def _fused_figures(graph: ShapedGraph, node: Node) -> tuple[Dim, Dim, int]:
     """(head size, key sequence length, query heads) of a fused attention op."""
     attributes = dict(node.attributes)
     heads = attributes.get("num_heads") or attributes.get("q_num_heads") or 1
-    query = _shape(graph, node.arguments[0]) or ()
+    query = graph.shape(node.arguments[0]) or ()
     key_name = node.arguments[1] if len(node.arguments) > 1 else ""
-    key = (_shape(graph, key_name) if key_name else None) or query
+    key = (graph.shape(key_name) if key_name else None) or query
     if len(query) == 4:  # opset 23 Attention: [batch, heads, sequence, head size]
         return query[-1], key[-2] if len(key) == 4 else None, int(query[1] or heads)
     hidden = query[-1] if query else None
     if node.op_type == "Attention" and node.domain == "com.microsoft":
         # Packed input [batch, sequence, hidden], projected inside: hidden is the weight's.
-        weights = _shape(graph, node.arguments[1]) if len(node.arguments) > 1 else None
+        weights = graph.shape(node.arguments[1]) if len(node.arguments) > 1 else None
         hidden = weights[-1] // 3 if weights and isinstance(weights[-1], int) else None
         key = query
     head = hidden // heads if isinstance(hidden, int) else None
@@ -223,7 +195,7 @@ def _head_rank(graph: ShapedGraph, attention: _Attention) -> Finding | None:
     else:
         query, logits = attention.scores.inputs[0], attention.scores.outputs[0]
         head, sequence = _last(graph, query), _last(graph, logits)
-        shape = _shape(graph, logits) or ()
+        shape = graph.shape(logits) or ()
         heads = shape[-3] if len(shape) >= 3 and isinstance(shape[-3], int) else 1
     node = attention.softmax
     if not isinstance(head, int) or not isinstance(sequence, int):
@@ -258,7 +230,7 @@ def _without_skip(graph: ShapedGraph, attentions: list[_Attention]) -> Iterator[
     """Attentions that every path from their input to the outputs goes through."""
     if not attentions:
         return
-    paths = _PathsToOutputs(graph)
+    paths = PathsToOutputs(graph)
     depth: dict[str, int] = {}  # attention output -> how many skipless attentions in a row
     for attention in attentions:
         blocked = attention.mixed.outputs[0]
@@ -315,55 +287,6 @@ def _ancestors(graph: ShapedGraph, ends: Sequence[str]) -> set[str]:
         if producer is not None:
             stack += producer.inputs
     return found
-
-
-class _PathsToOutputs:
-    """Which tensors every path from a tensor to the outputs passes through.
-
-    Those are its dominators in the carrying tensors' graph reversed and rooted at the
-    outputs; one pass finds them all (networkx's ``immediate_dominators``), and a walk of
-    the dominator tree numbers it so that each question takes constant time. Asking
-    with a search from the outputs per attention took time quadratic in the depth.
-    """
-
-    def __init__(self, graph: ShapedGraph) -> None:
-        import networkx as nx  # only models with attention get here
-
-        reverse = nx.DiGraph()
-        reverse.add_node(_OUTPUTS)
-        reverse.add_edges_from((_OUTPUTS, o) for o in graph.outputs if o in graph.carrying)
-        for name in graph.carrying:
-            producer = graph.producers.get(name)
-            if producer is not None:
-                reverse.add_edges_from((name, i) for i in producer.inputs if i in graph.carrying)
-        children: dict[object, list[object]] = {}
-        for tensor, dominator in nx.immediate_dominators(reverse, _OUTPUTS).items():
-            if tensor is not _OUTPUTS:
-                children.setdefault(dominator, []).append(tensor)
-        self._enter: dict[object, int] = {}
-        self._leave: dict[object, int] = {}
-        stack: list[tuple[object, bool]] = [(_OUTPUTS, False)]
-        while stack:
-            node, left = stack.pop()
-            if left:
-                self._leave[node] = len(self._enter) + len(self._leave)
-                continue
-            self._enter[node] = len(self._enter) + len(self._leave)
-            stack.append((node, True))
-            stack += [(child, False) for child in children.get(node, ())]
-
-    def around(self, tensor: str, blocked: str) -> bool:
-        """Whether some path from ``tensor`` to the outputs does not pass ``blocked``."""
-        if tensor == blocked or tensor not in self._enter:
-            return False  # it is the blocked tensor, or it reaches no output
-        if blocked not in self._enter:
-            return True
-        dominated = self._enter[blocked] < self._enter[tensor] < self._leave[blocked]
-        return not dominated
-
-
-#: The root of the reversed graph: every output's reader.
-_OUTPUTS = object()
 
 
 def _where(node: Node) -> str:

@@ -1,0 +1,240 @@
+"""Run one function in a forked child while the caller works: a future over ``fork``.
+
+Work that holds the GIL for its whole run (a C++ library's) cannot overlap the
+caller's Python work in a thread; in a forked child it can. :func:`beside` starts the
+work in a child and gives a :class:`Pending` whose :meth:`~Pending.result` waits for
+it. A second, shorter function (``spare``) runs where a process would otherwise wait:
+in the caller if the result is not ready when it asks, else in the child once it has
+sent the result. Errors keep one order whichever process runs what: the caller's own
+(raised inside the block), then ``spare``'s, then the work's.
+
+Forking is done on Linux, in a process that runs no other Python thread: a lock
+another thread held at the fork would stay held in the child. Native threads that
+wait idle are no such risk, as the child runs nothing but the two functions and
+pickle (numpy's OpenBLAS starts its workers on import, and restarts them after a
+fork). Elsewhere, or when forking fails, both functions run in the caller when it
+asks for the result. This module knows nothing of what the functions do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import select
+import signal
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, NoReturn, TypeVar
+
+from onnx_flow.errors import AuditError
+
+__all__ = ["Pending", "beside"]
+
+_T = TypeVar("_T")
+
+
+class Pending(Generic[_T]):
+    """The result of work started by :func:`beside`, computed here when asked for."""
+
+    def __init__(self, work: Callable[[], _T], spare: Callable[[], object] | None) -> None:
+        self._work = work
+        self._spare = spare
+
+    def result(self) -> _T:
+        """Run ``spare``, then the work, and return the work's result."""
+        if self._spare is not None:
+            self._spare()
+        return self._work()
+
+    def finish(self) -> None:
+        """Raise what is still to be raised once the block ends (nothing, here)."""
+
+    def stop(self) -> None:
+        """Release what the work holds (nothing, here)."""
+
+
+@contextlib.contextmanager
+def beside(
+    work: Callable[[], _T],
+    *,
+    spare: Callable[[], object] | None = None,
+    fork: bool,
+    what: str,
+) -> Iterator[Pending[_T]]:
+    """Start ``work`` in a forked child (when ``fork`` and forking is safe here).
+
+    Args:
+        work: the function to run; its result (or its exception) must pickle.
+        spare: a function that runs where a process would otherwise wait, before
+            anything after the block may depend on it; it only raises or returns.
+        fork: whether the work is worth a child process.
+        what: the work's name in the error when the child dies (``shape inference``).
+
+    Leaving the block stops a child that is still running; leaving it normally
+    raises ``spare``'s error if the child ran it.
+    """
+    pending: Pending[_T] = Pending(work, spare)
+    if fork and _may_fork():
+        with contextlib.suppress(OSError):  # no process or pipe to spare: work here
+            pending = _Child(work, spare, what)
+    try:
+        yield pending
+        pending.finish()
+    finally:
+        pending.stop()
+
+
+def _may_fork() -> bool:
+    """Whether this process can fork safely: Linux, and no other Python thread."""
+    return sys.platform == "linux" and threading.active_count() == 1
+
+
+class _Child(Pending[_T]):
+    """A forked process that runs the work, sends its result, then runs ``spare``
+    (which the caller runs itself if it asks for the result before it is sent).
+
+    Each message (the result, then ``spare``'s error or ``None``) is pickled into a
+    memory file and announced on a pipe by its length: the child never waits for the
+    parent to read, and a child that dies leaves the pipe at its end.
+    """
+
+    def __init__(
+        self, work: Callable[[], _T], spare: Callable[[], object] | None, what: str
+    ) -> None:
+        super().__init__(work, spare)
+        self._what = what
+        self._data = os.memfd_create("onnx-flow-result")
+        try:
+            reading, writing = os.pipe()
+        except OSError:
+            os.close(self._data)
+            raise
+        try:
+            with warnings.catch_warnings():
+                # Python 3.12+ warns of any other thread; the module docstring says why
+                # the idle native ones are no risk here.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+        except OSError:
+            for descriptor in (reading, writing, self._data):
+                os.close(descriptor)
+            raise
+        if pid == 0:
+            os.close(reading)
+            _serve(work, spare, _Messages(writing, self._data))
+        os.close(writing)
+        self._pid = pid
+        self._pipe = reading
+        self._read = 0  # bytes of the memory file read so far
+        self._status: int | None = None  # the wait status, once reaped
+        self._received = False  # whether the result was received
+
+    def result(self) -> _T:
+        if self._spare is not None and not self._sent():
+            # Still working: run spare here rather than wait (the child runs it too).
+            self._spare()
+            self._spare = None
+        kind, value = self._receive()
+        self._received = True
+        if kind == "error":
+            raise value
+        result: _T = value
+        return result
+
+    def finish(self) -> None:
+        """Unless ``spare`` ran here: wait for its outcome, reap the child, and raise
+        its error."""
+        if not self._received:
+            self.result()
+        if self._spare is None:
+            return
+        _, error = self._receive()
+        self._reap()
+        if error is not None:
+            raise error
+
+    def stop(self) -> None:
+        """Kill the child unless it was reaped, and close the pipe and the file."""
+        if self._status is None:
+            os.kill(self._pid, signal.SIGKILL)
+            self._reap()
+        os.close(self._pipe)
+        os.close(self._data)
+
+    def _sent(self) -> bool:
+        """Whether the child has announced its first message (or ended)."""
+        return bool(select.select([self._pipe], [], [], 0)[0])
+
+    def _receive(self) -> tuple[str, Any]:
+        """The child's next message; its end without one is an error."""
+        announced = os.read(self._pipe, _LENGTH)
+        if len(announced) < _LENGTH:
+            raise AuditError(f"{self._what} crashed ({_ended(self._reap())})")
+        length = int.from_bytes(announced, "little")
+        message: tuple[str, Any] = pickle.loads(os.pread(self._data, length, self._read))
+        self._read += length
+        return message
+
+    def _reap(self) -> int:
+        _, self._status = os.waitpid(self._pid, 0)
+        return self._status
+
+
+#: Bytes that announce a message's length on the pipe (one write: it arrives whole).
+_LENGTH = 8
+
+
+class _Messages:
+    """The child's end: pickles written to the memory file, lengths to the pipe."""
+
+    def __init__(self, pipe: int, data: int) -> None:
+        self._pipe, self._data = pipe, data
+
+    def send(self, message: tuple[str, object]) -> None:
+        payload = memoryview(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+        written = 0
+        while written < len(payload):
+            written += os.write(self._data, payload[written:])
+        os.write(self._pipe, len(payload).to_bytes(_LENGTH, "little"))
+
+
+def _serve(
+    work: Callable[[], object], spare: Callable[[], object] | None, out: _Messages
+) -> NoReturn:
+    """In the child: run the work, send its result, run ``spare``, send its error, and
+    exit."""
+    code = 1
+    try:
+        try:
+            result = work()
+        except Exception as error:
+            out.send(("error", _error_of(spare) or error))  # spare's error comes first
+        else:
+            out.send(("result", result))
+            out.send(("spared", _error_of(spare)))
+        code = 0
+    finally:
+        os._exit(code)  # no atexit handlers, no flushing of buffers the parent owns
+
+
+def _error_of(spare: Callable[[], object] | None) -> Exception | None:
+    """What ``spare`` raised, or ``None``."""
+    try:
+        if spare is not None:
+            spare()
+    except Exception as error:
+        return error
+    return None
+
+
+def _ended(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:  # a signal without a name (a real-time one)
+        return f"killed by signal {-code}"

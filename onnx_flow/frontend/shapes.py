@@ -1,0 +1,178 @@
+"""Bind symbolic dims, then complete what shape inference leaves open.
+
+ONNX shape inference (with data propagation) is not guaranteed complete: a tensor it
+leaves without a shape, or with a dim it could not resolve, keeps that gap here
+(``None`` dims, or the name of a symbol it made up) for the widths to report, once
+folding constants and onnxruntime's fallbacks have had their turn.
+
+The audit runs the steps in order: :func:`bind` the dims in place, infer the types
+(:mod:`onnx_flow.frontend.infer`, beside reading the nodes), then :func:`complete`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import onnx
+
+from onnx_flow.errors import AuditError
+from onnx_flow.frontend import fallback, infer, load, nodes, symbols
+from onnx_flow.frontend.fold import fold_constants
+from onnx_flow.records import ShapedGraph, TensorType, Wiring, distinct
+
+__all__ = ["Binding", "bind", "complete"]
+
+#: Rounds of "fold what is constant, infer again"; each resolves one more layer of
+#: shape arithmetic, and exporters nest it only a few deep.
+_FOLD_ROUNDS = 8
+
+#: The most input elements the onnxruntime run feeds (1 GiB of float32).
+_RUN_ELEMENTS = 2**28
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """The symbolic dims of a model: those it declares, and those bound."""
+
+    dims: Mapping[str, int]
+    """Dims bound before inference (the batch dim and ``--dim`` values)."""
+    declared: frozenset[str]
+    """Dims the model declares on its inputs and outputs (bindable by the user)."""
+
+
+def bind(
+    model: onnx.ModelProto, *, dims: Mapping[str, int] | None = None, batch_dim: str | None = None
+) -> Binding:
+    """Bind symbolic dims in ``model`` (in place), ready for shape inference.
+
+    Args:
+        model: a model from :func:`onnx_flow.frontend.load.load`, which the pipeline owns.
+        dims: sizes for named symbolic dims (``--dim seq=128``).
+        batch_dim: the dim to bind to 1; by default the symbolic dim on axis 0 of the
+            data inputs. A value for it in ``dims`` wins.
+
+    Raises:
+        AuditError: the model has no data inputs, a name is not UTF-8, or a dim named in
+            ``dims`` or ``batch_dim`` is not in the model.
+    """
+    graph = model.graph
+    constants = frozenset(t.name for t in graph.initializer)
+    inputs = tuple(i.name for i in graph.input if i.name not in constants)
+    if not inputs:
+        raise AuditError("the model has no data inputs: every graph input is an initializer")
+    values = (*graph.input, *graph.output)
+    nodes.check_text(
+        [v.name for v in values],
+        [d.dim_param for v in values for d in v.type.tensor_type.shape.dim],
+        constants,
+    )
+    declared = symbols.declared(graph)
+    bindings = symbols.bindings(graph, inputs, declared, dict(dims or {}), batch_dim)
+    symbols.bind(_value_infos(graph), bindings)
+    return Binding(bindings, declared)
+
+
+def complete(
+    model: onnx.ModelProto,
+    wiring: Wiring,
+    types: dict[str, TensorType],
+    binding: Binding,
+    *,
+    source: str | os.PathLike[str] | onnx.ModelProto,
+) -> ShapedGraph:
+    """The shaped graph: ``types`` from inference, completed where they leave shapes open.
+
+    Shape arithmetic that inference did not propagate is folded into constants and
+    inferred again (this changes ``model``, never the nodes that carry samples, so
+    ``wiring`` stays right); what is still open goes to onnxruntime's symbolic
+    inference, then to one onnxruntime run of the model as stored at ``source``, on
+    synthetic inputs. Run only after the external-data check.
+
+    Raises:
+        AuditError: shape inference rejects the folded model.
+    """
+    resolved = _resolved(wiring, types)
+    for _ in range(_FOLD_ROUNDS):
+        if resolved or not fold_constants(model, types):
+            break
+        types = infer.infer_types(model)
+        resolved = _resolved(wiring, types)
+    fallbacks = () if resolved else _fall_back(model, wiring, types, source)
+    return ShapedGraph(
+        wiring=wiring,
+        types=types,
+        dims=binding.dims,
+        declared_dims=binding.declared,
+        fallbacks=fallbacks,
+    )
+
+
+def _fall_back(
+    model: onnx.ModelProto,
+    wiring: Wiring,
+    types: dict[str, TensorType],
+    source: str | os.PathLike[str] | onnx.ModelProto,
+) -> tuple[tuple[str, int], ...]:
+    """Resolve open shapes with onnxruntime, in place in ``types``; say what was used."""
+    open_ = _open(wiring.carrying, types)
+    used: list[tuple[str, int]] = []
+    if open_:
+        found = _static(fallback.symbolic(model, open_))
+        types.update(found)
+        open_ -= found.keys()
+        if found:
+            used.append((fallback.SYMBOLIC, len(found)))
+    if open_:
+        feeds: dict[str, tuple[int, tuple[int, ...]]] = {}
+        for name in wiring.inputs:
+            tensor = types.get(name)
+            if tensor is None or not tensor.dtype or tensor.static is None:
+                return tuple(used)  # a run needs every input's shape and type
+            feeds[name] = (infer.ELEMENT_TYPES[tensor.dtype], tensor.static)
+        if sum(math.prod(shape) for _, shape in feeds.values()) > _RUN_ELEMENTS:
+            return tuple(used)  # synthetic inputs that large are a broken model, not a run
+        weighted, folder = load.stored(source)
+        found = _static(fallback.run(weighted, folder, feeds, open_))
+        types.update(found)
+        if found:
+            used.append((fallback.RUN, len(found)))
+    return tuple(used)
+
+
+def _open(carrying: Mapping[str, None], types: Mapping[str, TensorType]) -> set[str]:
+    """Tensors carrying sample information whose shape is not fully known (tensors only).
+
+    The rest never needs a width, nor a fallback that loads the weights to find one.
+    """
+    types_open = {
+        key
+        for key, tensor in distinct(types.values()).items()
+        if tensor.kind == "tensor" and tensor.static is None
+    }
+    untyped = carrying.keys() - types.keys()
+    if not types_open:
+        return untyped
+    return untyped | {name for name in carrying if id(types.get(name)) in types_open}
+
+
+def _static(shapes: fallback.Shapes) -> dict[str, TensorType]:
+    """The fully known shapes among fallback results, as types."""
+    found = {name: infer.tensor_type(elem, dims) for name, (elem, dims) in shapes.items()}
+    return {name: t for name, t in found.items() if t.dtype and t.static is not None}
+
+
+def _resolved(wiring: Wiring, types: Mapping[str, TensorType]) -> bool:
+    """Whether every tensor a node writes has a type, and every type a static shape
+    (then no tensor is open, and nothing is left to fall back for)."""
+    return wiring.producers.keys() <= types.keys() and all(
+        t.static is not None for t in distinct(types.values()).values()
+    )
+
+
+def _value_infos(graph: onnx.GraphProto) -> Iterator[onnx.ValueInfoProto]:
+    yield from graph.input
+    yield from graph.output
+    yield from graph.value_info

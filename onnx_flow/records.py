@@ -1,0 +1,233 @@
+"""What later stages see of the model: plain records that import no onnx.
+
+The frontend reads the protobuf into these; measure, flow and judge read only these.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import NamedTuple, TypeVar
+
+__all__ = [
+    "FUSED_ATTENTION",
+    "SHAPE_OPS",
+    "STANDARD_DOMAINS",
+    "SUBGRAPH_OPS",
+    "Dim",
+    "Node",
+    "ShapedGraph",
+    "TensorType",
+    "Wiring",
+    "distinct",
+    "module_path",
+]
+
+#: A dim: a size, the name of a symbolic dim nobody bound, or ``None`` when unknown.
+Dim = int | str | None
+
+#: The domains of the standard ONNX operators.
+STANDARD_DOMAINS = ("", "ai.onnx")
+
+#: Ops whose outputs are values read off their input's shape, never its values.
+SHAPE_OPS = frozenset({"Shape", "Size"})
+
+#: Standard ops whose attributes hold subgraphs (custom-domain ops may hold them too).
+SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
+
+#: Attention in one op: onnxruntime's contrib ops and opset 23's Attention.
+FUSED_ATTENTION = frozenset({"Attention", "MultiHeadAttention", "GroupQueryAttention"})
+
+
+@dataclass(frozen=True, slots=True)
+class TensorType:
+    """What shape inference knows of one tensor."""
+
+    shape: tuple[Dim, ...] | None
+    """Dims after binding; ``None`` when even the rank is unknown."""
+    dtype: str
+    """ONNX element type name, e.g. ``FLOAT``; ``""`` for non-tensor types."""
+    bits: int | None
+    """Bits per element; ``None`` for strings and non-tensor types."""
+    integer: bool
+    """Whether the elements are integers (index tensors can be one-hot)."""
+    kind: str = "tensor"
+    """``tensor``, or the value kind that has no fixed shape: ``sequence``, ``optional``,
+    ``map``, ``sparse_tensor``."""
+
+    @property
+    def static(self) -> tuple[int, ...] | None:
+        """The shape when every dim is a known size, else ``None``."""
+        if self.shape is None or not all(type(d) is int for d in self.shape):
+            return None
+        return self.shape  # type: ignore[return-value]  # every dim is an int
+
+    @property
+    def elements(self) -> int | None:
+        """The element count when the shape is static, else ``None``."""
+        shape = self.static
+        return None if shape is None else _product(shape)
+
+
+def _product(dims: Iterable[int]) -> int:
+    count = 1
+    for dim in dims:
+        count *= dim
+    return count
+
+
+_Record = TypeVar("_Record", TensorType, TensorType | None)
+
+
+def distinct(records: Iterable[_Record]) -> dict[int, _Record]:
+    """The distinct records by ``id`` (tensors of one type share one record), in first
+    appearance order; ``map`` and ``zip`` run in C over 100,000s of them."""
+    records = list(records)
+    return dict(zip(map(id, records), records, strict=True))
+
+
+class Node(NamedTuple):
+    """One operator, its tensors named in graph order.
+
+    A named tuple: a large graph has 100,000s of them, and a tuple is made in a third
+    of the time of a frozen dataclass.
+    """
+
+    name: str
+    """The node's name, or ``<op_type #index>`` when the model leaves it empty."""
+    op_type: str
+    domain: str
+    inputs: tuple[str, ...]
+    """Input tensors, including values its subgraphs capture from the outer scope."""
+    outputs: tuple[str, ...]
+    scope: str | None
+    """Where the framework says the node comes from: the dynamo exporter's
+    ``name_scopes`` metadata, or a TorchScript-style ``/a/b/Op`` node name."""
+    attributes: tuple[tuple[str, int], ...] = ()
+    """Integer attributes, kept for fused attention ops only (``num_heads``...)."""
+    arguments: tuple[str, ...] = ()
+    """Inputs by position, empty ones included, for fused attention ops only."""
+
+    @property
+    def module(self) -> str | None:
+        """The framework layer that produced it (``enc.2``), ``None`` when unknown."""
+        return module_path(self.scope)
+
+    def is_standard(self, ops: Iterable[str] | None = None) -> bool:
+        """Whether it is a standard ONNX op (one of ``ops``, when given)."""
+        return self.domain in STANDARD_DOMAINS and (ops is None or self.op_type in ops)
+
+
+class Wiring(NamedTuple):
+    """What a graph's nodes tell before any shape is known: who reads and writes what."""
+
+    nodes: tuple[Node, ...]
+    """The nodes in topological order."""
+    inputs: tuple[str, ...]
+    """Data inputs: graph inputs that are not initializers."""
+    outputs: tuple[str, ...]
+    constants: frozenset[str]
+    """Initializers: tensors fixed by the model, carrying no sample information."""
+    producers: Mapping[str, Node]
+    """Tensor -> the node that writes it (an index over ``nodes``)."""
+    carrying: Mapping[str, None]
+    """Tensors computed from a data input, in node order (a dict as an ordered set)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShapedGraph:
+    """The model's graph as plain records, nodes in topological order."""
+
+    wiring: Wiring
+    """The nodes and who reads and writes what."""
+    types: Mapping[str, TensorType]
+    dims: Mapping[str, int]
+    """Symbolic dims bound before inference (the batch dim and ``--dim`` values)."""
+    declared_dims: frozenset[str]
+    """Symbolic dims the model declares on its inputs and outputs (bindable by the user)."""
+    fallbacks: tuple[tuple[str, int], ...] = ()
+    """Fallbacks that resolved shapes ONNX inference left open: (method, tensors)."""
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        """The nodes in topological order."""
+        return self.wiring.nodes
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Data inputs: graph inputs that are not initializers."""
+        return self.wiring.inputs
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The graph outputs, in graph order."""
+        return self.wiring.outputs
+
+    @property
+    def constants(self) -> frozenset[str]:
+        """Initializers: tensors fixed by the model, carrying no sample information."""
+        return self.wiring.constants
+
+    @property
+    def producers(self) -> Mapping[str, Node]:
+        """Tensor -> the node that writes it."""
+        return self.wiring.producers
+
+    @property
+    def carrying(self) -> Mapping[str, None]:
+        """Tensors computed from a data input, in node order."""
+        return self.wiring.carrying
+
+    def shape(self, name: str) -> tuple[Dim, ...] | None:
+        """The tensor's dims, ``None`` when it has no type or its rank is unknown."""
+        tensor = self.types.get(name)
+        return tensor.shape if tensor is not None else None
+
+    def static(self, name: str) -> tuple[int, ...] | None:
+        """The tensor's static shape, ``None`` when it is not fully known."""
+        tensor = self.types.get(name)
+        return tensor.static if tensor is not None else None
+
+    def walk_back(self, name: str, through: frozenset[str], *, steps: int | None = None) -> str:
+        """Follow ``name`` back through standard ``through`` ops (each by its first
+        input), at most ``steps`` of them; return where the walk stops."""
+        taken = 0
+        while steps is None or taken < steps:
+            producer = self.producers.get(name)
+            if producer is None or not producer.inputs or not producer.is_standard(through):
+                break
+            name = producer.inputs[0]
+            taken += 1
+        return name
+
+
+def module_path(scope: str | None) -> str | None:
+    """The framework layer path from a node's scope (see :attr:`Node.scope`).
+
+    The dynamo exporter records ``['', 'enc', 'enc.2', 'linear_1']``: the last scope
+    names the op itself, the one before its layer. TorchScript names nodes
+    ``/model/transformer/h.0/ln_1/LayerNormalization``: one scope per module, by
+    attribute name, except that a numbered child of a container repeats the
+    container's scope (``/enc/enc.2/Gemm`` is ``enc.2``, not ``enc.enc.2``).
+    """
+    if scope is None:
+        return None
+    if scope.startswith("["):
+        # A Python list literal of names: split it (literal_eval costs 20x more) unless
+        # a name holds a quote or a comma.
+        scopes: object = scope[2:-2].split("', '") if scope.endswith("']") else None
+        if not isinstance(scopes, list) or any("'" in s or "," in s for s in scopes):
+            try:
+                scopes = ast.literal_eval(scope)
+            except (ValueError, SyntaxError):
+                return None
+        layers = [s for s in scopes[:-1] if s] if isinstance(scopes, list) else []
+        return str(layers[-1]) if layers else None
+    path: list[str] = []
+    for part in scope.split("/")[1:-1]:
+        if path and part.startswith(path[-1] + "."):
+            path[-1] = part
+        elif part:
+            path.append(part)
+    return ".".join(path) or None
