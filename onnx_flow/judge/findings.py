@@ -116,21 +116,10 @@ def _softmax(graph: ShapedGraph, special: list[Node], scores: set[int]) -> Itera
 
 
 def _linear_map(graph: ShapedGraph, name: str) -> Node | None:
-    """The MatMul or Gemm whose output reaches ``name`` through last-axis-keeping ops."""
-    for _ in range(8):
-        node = graph.producers.get(name)
-        if node is None:
-            return None
-        if node.is_standard(_LINEAR):
-            return node
-        if not node.is_standard(_KEEPING) or not node.inputs:
-            return None
-        # Follow the input that carries samples (a bias or a scale is a constant).
-        carried = [i for i in node.inputs if i in graph.carrying]
-        if len(carried) != 1:
-            return None
-        name = carried[0]
-    return None
+    """The MatMul or Gemm whose output reaches ``name`` through last-axis-keeping ops
+    (a few of them, each passing on the one input that carries samples)."""
+    node = graph.producers.get(graph.walk_back(name, _KEEPING, steps=7))
+    return node if node is not None and node.is_standard(_LINEAR) else None
 
 
 def _attentions(

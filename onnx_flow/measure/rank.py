@@ -31,6 +31,8 @@ _WEIGHT_PASSING = frozenset({"Transpose", "Cast", "Identity"})
 #: The linear maps whose weight has a rank.
 _LINEAR = frozenset({"MatMul", "Gemm", "Conv"})
 
+_DEQUANTIZE = frozenset({"DequantizeLinear"})
+
 
 def caps(graph: ShapedGraph, stored: Stored) -> dict[str, int]:
     """Tensor -> the most directions its producing linear map can pass.
@@ -81,7 +83,7 @@ def _initializer(graph: ShapedGraph, name: str) -> tuple[str, str | None] | None
     name = graph.walk_back(name, _WEIGHT_PASSING)
     dequantize = None
     producer = graph.producers.get(name)
-    if producer is not None and producer.is_standard({"DequantizeLinear"}) and producer.inputs:
+    if producer is not None and producer.is_standard(_DEQUANTIZE) and producer.inputs:
         dequantize = name
         name = graph.walk_back(producer.inputs[0], _WEIGHT_PASSING)
     return (name, dequantize) if name in graph.constants else None

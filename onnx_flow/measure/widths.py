@@ -148,14 +148,11 @@ def _one_hot(graph: ShapedGraph, carrying: Mapping[str, None]) -> dict[str, tupl
             continue
         # The same indices, reshaped or cast on the way (``input_ids.view(-1, n)``), are
         # the same one-hot choice: walk back to where they come from.
-        name: str | None = indices
-        while name is not None and name in carrying and graph.types.get(name, index).integer:
+        for name in graph.trace_back(indices, _INDEX_PRESERVING):
+            if name not in carrying or not graph.types.get(name, index).integer:
+                break
             if rows > found.get(name, (0, 0))[0]:
                 found[name] = (rows, table.bits)
-            producer = graph.producers.get(name)
-            name = (
-                producer.inputs[0] if producer and producer.is_standard(_INDEX_PRESERVING) else None
-            )
     return found
 
 
