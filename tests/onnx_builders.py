@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -54,3 +57,30 @@ def squeeze_mlp(dtype: int = TensorProto.FLOAT, narrow: int = 4) -> onnx.ModelPr
     return model(
         first + second, [("x", dtype, ["batch", 64])], [("up", dtype, ["batch", 64])], w1 + w2
     )
+
+
+def external_squeeze_mlp(folder: Path) -> tuple[onnx.ModelProto, Path]:
+    """The squeeze MLP saved with its weights in ``weights.bin``; the loaded graph."""
+    path = folder / "model.onnx"
+    onnx.save(
+        squeeze_mlp(), path, save_as_external_data=True, location="weights.bin", size_threshold=0
+    )
+    return onnx.load(path, load_external_data=False), path
+
+
+def external_entry(key: str, value: str) -> Callable[[Path], Path]:
+    """A case: the first weight's external-data ``key`` set to ``value``."""
+
+    def build(folder: Path) -> Path:
+        loaded, path = external_squeeze_mlp(folder)
+        entries = loaded.graph.initializer[0].external_data
+        for entry in entries:
+            if entry.key == key:
+                entry.value = value
+                break
+        else:
+            entries.add(key=key, value=value)
+        path.write_bytes(loaded.SerializeToString())
+        return path
+
+    return build

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.test_cli import run
+from tests.runner import run
 
 
 def _html(exported, tmp_path: Path) -> Path:

@@ -13,7 +13,7 @@ import onnx_flow
 from onnx_flow.errors import AuditError
 from onnx_flow.frontend import fallback
 from tests.onnx_builders import linear
-from tests.test_cli import run
+from tests.runner import run
 
 
 def _squeeze_through(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import REPO, SHIPPED
+from tests.runner import REPO, SHIPPED
 
 PRE_COMMIT = [sys.executable, "-m", "pre_commit"]
 

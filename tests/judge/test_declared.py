@@ -10,7 +10,7 @@ from onnx import TensorProto, helper
 import onnx_flow
 from tests.conftest import EXPORTERS
 from tests.onnx_builders import linear, model, squeeze_mlp
-from tests.test_cli import run
+from tests.runner import run
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)

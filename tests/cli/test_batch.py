@@ -10,7 +10,7 @@ from pathlib import Path
 import onnx
 
 from tests.onnx_builders import squeeze_mlp
-from tests.test_cli import SHIPPED, run
+from tests.runner import SHIPPED, run
 
 
 def _folder(tmp_path: Path) -> Path:

@@ -16,48 +16,12 @@ from hypothesis import strategies as st
 from onnx_flow.flow import network
 from onnx_flow.flow.cut import solve
 from onnx_flow.flow.reduce import Prepared, output_sets, prepare, reduce
-from onnx_flow.frontend.nodes import carrying_tensors
 from onnx_flow.judge.verdict import judge
 from onnx_flow.measure import widths
-from onnx_flow.records import Node, ShapedGraph, TensorType, Wiring
+from onnx_flow.records import Node, ShapedGraph
 from onnx_flow.report import Report
 from tests.oracles import flow_digraph
-
-
-@st.composite
-def random_dags(draw: st.DrawFn, max_nodes: int = 8, min_width: int = 0) -> ShapedGraph:
-    """Operators with 1-3 inputs among earlier tensors, each writing one tensor."""
-    tensors = [f"in{i}" for i in range(draw(st.integers(1, 2)))]
-    inputs = tuple(tensors)
-    sizes = {name: draw(st.integers(1, 9)) for name in tensors}
-    nodes = []
-    for k in range(draw(st.integers(1, max_nodes))):
-        reads = draw(st.lists(st.sampled_from(tensors), min_size=1, max_size=3, unique=True))
-        out = f"t{k}"
-        nodes.append(Node(f"n{k}", "Op", "", tuple(reads), (out,), f"/layer{k}/Op"))
-        tensors.append(out)
-        sizes[out] = draw(st.integers(min_width, 9))
-    outputs = draw(
-        st.lists(st.sampled_from(tensors[len(inputs) :]), min_size=1, max_size=2, unique=True)
-    )
-    return _graph(inputs, nodes, tuple(outputs), sizes)
-
-
-def _graph(inputs, nodes, outputs, sizes) -> ShapedGraph:
-    wiring = Wiring(
-        nodes=tuple(nodes),
-        inputs=inputs,
-        outputs=outputs,
-        constants=frozenset(),
-        producers={out: node for node in nodes for out in node.outputs},
-        carrying=carrying_tensors(nodes, inputs),
-    )
-    return ShapedGraph(
-        wiring=wiring,
-        types={name: TensorType((size,), "FLOAT", 32, False) for name, size in sizes.items()},
-        dims={},
-        declared_dims=frozenset(),
-    )
+from tests.strategies import random_dags, shaped_graph
 
 
 def _prepared(graph: ShapedGraph, resolved: widths.Widths | None = None) -> Prepared:
@@ -157,7 +121,7 @@ def test_adding_a_skip_never_lowers_the_flow(graph: ShapedGraph, data: st.DataOb
     earlier = [*graph.inputs, *(n.outputs[0] for n in nodes[:k])]
     skip = data.draw(st.sampled_from(earlier))
     nodes[k] = Node(nodes[k].name, "Op", "", (*nodes[k].inputs, skip), nodes[k].outputs, None)
-    skipped = _graph(graph.inputs, nodes, graph.outputs, _sizes(graph))
+    skipped = shaped_graph(graph.inputs, nodes, graph.outputs, _sizes(graph))
     before = solve(_prepared(graph), outputs=graph.outputs)
     after = solve(_prepared(skipped), outputs=graph.outputs)
     assert after.value >= before.value

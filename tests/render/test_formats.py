@@ -10,8 +10,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from onnx_flow.render import Format
-from tests.test_cli import SHIPPED, run
+from onnx_flow.render import Format, sarif
+from onnx_flow.report import FindingKind
+from tests.runner import SHIPPED, run
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "sarif-schema-2.1.0.json").read_text())
 
@@ -45,6 +46,11 @@ def test_sarif_is_valid_and_has_one_result_per_bottleneck(tmp_path: Path) -> Non
     assert [Path(u).name for u in uris] == ["a.onnx", "b|c.onnx", "z.onnx"]
     assert "2 (Gemm, 4)" in results[0]["message"]["text"]
     assert results[0]["properties"]["ratio"] == pytest.approx(4 / 64)
+
+
+def test_sarif_has_one_rule_per_finding_kind() -> None:
+    rules = {rule for rule, _, _ in sarif._FINDING_RULES.values()}
+    assert set(sarif._FINDING_RULES) == set(FindingKind) and len(rules) == len(FindingKind)
 
 
 def test_sarif_without_a_bottleneck_has_only_the_finding() -> None:

@@ -14,8 +14,8 @@ from onnx_flow.flow.paths import PathsToOutputs
 from onnx_flow.records import ShapedGraph
 from tests.conftest import EXPORTERS
 from tests.onnx_builders import model
-from tests.test_cli import run
-from tests.test_cut import random_dags
+from tests.runner import run
+from tests.strategies import random_dags
 
 
 def _kinds(report: onnx_flow.Report, kind: str) -> list:

@@ -22,8 +22,7 @@ from models.reference import MODELS
 from onnx_flow.errors import AuditError
 from onnx_flow.frontend import external, fork, infer
 from tests.conftest import EXPORTERS
-from tests.onnx_builders import cycle, model, squeeze_mlp
-from tests.test_hostile import _with_entry
+from tests.onnx_builders import cycle, external_entry, model, squeeze_mlp
 
 
 @pytest.fixture
@@ -144,7 +143,7 @@ def sent(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> boo
 
 @pytest.mark.usefixtures("sent")
 def test_a_hostile_reference_is_refused(forks, tmp_path: Path) -> None:
-    path = _with_entry("location", "../weights.bin")(tmp_path)
+    path = external_entry("location", "../weights.bin")(tmp_path)
     with pytest.raises(AuditError, match="leaves the model's folder"):
         onnx_flow.audit(path)
     assert len(forks) == 1 and _gone(forks[0])
@@ -163,7 +162,7 @@ def test_a_refused_reference_comes_before_an_inference_error(
     forks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Which process checks is a matter of timing: the error must not be."""
-    path = _with_entry("location", "../weights.bin")(tmp_path)
+    path = external_entry("location", "../weights.bin")(tmp_path)
     conflict = onnx.load(path, load_external_data=False)
     conflict.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 5  # 64 is right
     onnx.save(conflict, path)

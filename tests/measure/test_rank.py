@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 import onnx_flow
 from onnx_flow.measure.spectrum import matrix_rank
 from tests.onnx_builders import model
-from tests.test_cli import run
+from tests.runner import REPO, run
 
 RNG = np.random.default_rng(0)
 
@@ -153,7 +153,7 @@ def test_progress_shows_on_a_terminal_only(tmp_path: Path) -> None:
     assert piped.returncode == 1 and piped.stderr == ""
     pid, terminal = pty.fork()
     if pid == 0:  # the child: its stdout and stderr are the terminal
-        os.chdir(Path(__file__).parents[1])
+        os.chdir(REPO)
         os.execv(sys.executable, command)
     shown = b""
     while True:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +12,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from tests.onnx_builders import cycle, model, squeeze_mlp
-
-REPO = Path(__file__).resolve().parents[1]
-SHIPPED = REPO / "models" / "squeeze.onnx"
+from tests.runner import SHIPPED, run
 
 REPORT_KEYS = {
     "model",
@@ -44,18 +40,6 @@ OUTPUT_KEYS = {
 }
 CUT_KEYS = {"tensor", "width", "shape", "node", "op", "module"}
 BYPASSED_KEYS = {"tensor", "width", "node", "module", "bypass"}
-
-
-def run(*args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    """``onnx-flow ARGS`` in a fresh process, in ``cwd`` (the repository by default)."""
-    return subprocess.run(
-        [sys.executable, "-m", "onnx_flow", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        timeout=120,
-    )
 
 
 def test_shipped_model_is_a_bottleneck_exit_1() -> None:

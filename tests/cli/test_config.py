@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.test_cli import SHIPPED, run
+from tests.runner import SHIPPED, run
 
 
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ import onnx_flow
 from models.reference import AutoEncoder, Residual
 from onnx_flow.testing import assert_no_bottleneck
 from tests.conftest import EXPORTERS
-from tests.test_cli import REPO, run
+from tests.runner import REPO, run
 
 DYNAMO = {"dynamo": True, "torchscript": False}
 
@@ -92,7 +92,7 @@ def test_cli_hands_every_option_to_the_module_audit() -> None:
 
 
 def test_cli_refuses_a_bad_factory() -> None:
-    result = run("audit-module", "tests.test_module:Missing", "--input-shape", "1,784")
+    result = run("audit-module", "tests.test_pytorch:Missing", "--input-shape", "1,784")
     assert result.returncode == 2 and "has no attribute 'Missing'" in result.stderr
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 
 from tests.onnx_builders import squeeze_mlp
-from tests.test_cli import run
+from tests.runner import run
 
 
 def _mlp(tmp_path: Path, name: str, narrow: int) -> Path:

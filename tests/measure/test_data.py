@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import onnx_flow
 from tests.onnx_builders import model
-from tests.test_cli import run
+from tests.runner import run
 
 RNG = np.random.default_rng(1)
 
