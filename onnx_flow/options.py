@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, unique
 
 from onnx_flow.errors import AuditError
 from onnx_flow.report import FindingKind
 
-__all__ = ["Measure", "Options", "parse_dims"]
+__all__ = ["Measure", "Options", "parse_dims", "parse_input_shapes"]
 
 
 @unique
@@ -30,6 +30,7 @@ class Measure(str, Enum):
 
 
 _DIM = re.compile(r"^([^=\s]+)=(\d+)$")
+_SHAPE = re.compile(r"^(.+)=(\d+(?:,\d+)*)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,8 @@ class Options:
     """Finding kinds that make the exit code 1 (``all`` expanded)."""
     picture: bool = False
     """Attach the profile and data flow to the report (HTML, plot, DOT draw them)."""
+    input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """Whole shapes of data inputs, by input name: for dims with no usable name."""
 
     @classmethod
     def checked(
@@ -63,11 +66,20 @@ class Options:
         allow: Iterable[str] = (),
         inputs: str | None = None,
         fail_on: Iterable[str] = (),
+        input_shapes: Mapping[str, Iterable[int]] | None = None,
     ) -> Options:
         """Return the options, or raise :class:`AuditError` naming the bad one."""
         for name, size in (dims or {}).items():
-            if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            if not _positive(size):
                 raise AuditError(f"--dim {name}={size}: the size must be a positive integer")
+        shapes: dict[str, tuple[int, ...]] = {}
+        for name, given in sorted((input_shapes or {}).items()):
+            shape = tuple(given) if isinstance(given, (list, tuple)) else ()
+            if not shape or not all(map(_positive, shape)):
+                raise AuditError(
+                    f"--input-shape {name}={given}: the shape must be positive integers"
+                )
+            shapes[name] = shape
         try:
             chosen = Measure(measure)
         except ValueError:
@@ -97,7 +109,13 @@ class Options:
             allow=tuple(dict.fromkeys(allow)),
             inputs=inputs,
             fail_on=tuple(dict.fromkeys(kinds)),
+            input_shapes=shapes,
         )
+
+
+def _positive(size: object) -> bool:
+    """Whether ``size`` is a positive int (a bool is not)."""
+    return isinstance(size, int) and not isinstance(size, bool) and size >= 1
 
 
 def parse_dims(texts: Iterable[str]) -> dict[str, int]:
@@ -116,3 +134,25 @@ def parse_dims(texts: Iterable[str]) -> dict[str, int]:
             raise AuditError(f"--dim {text}: dim {name!r} is given twice")
         dims[name] = int(match.group(2))
     return dims
+
+
+def parse_input_shapes(texts: Iterable[str]) -> dict[str, tuple[int, ...]]:
+    """Parse ``NAME=D1,D2,...`` strings from the command line (``--input-shape``).
+
+    Raises:
+        AuditError: a text is not ``NAME=D1,D2,...`` with positive integers, or names an
+            input twice.
+    """
+    shapes: dict[str, tuple[int, ...]] = {}
+    for text in texts:
+        match = _SHAPE.match(text)
+        if match is None or not all(int(d) >= 1 for d in match.group(2).split(",")):
+            raise AuditError(
+                f"--input-shape {text}: expected NAME=D1,D2,... with positive integers"
+                " (e.g. x=1,3,640,640)"
+            )
+        name = match.group(1)
+        if name in shapes:
+            raise AuditError(f"--input-shape {text}: input {name!r} is given twice")
+        shapes[name] = tuple(int(d) for d in match.group(2).split(","))
+    return shapes

@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import functools
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from onnx_flow.errors import AuditError
 from onnx_flow.flow import reduce
@@ -40,6 +40,7 @@ def audit(
     allow: Sequence[str] = (),
     inputs: str | None = None,
     fail_on: Sequence[str] = (),
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> Report:
     """Audit one model for information bottlenecks.
 
@@ -58,6 +59,8 @@ def audit(
             ``attention_without_skip``, or ``all``) that make ``report.failing`` true.
         allow: declared bottlenecks (tensor names, node names or module paths such as
             ``enc.2``): the model is split at what they hand on, so their squeeze passes.
+        input_shapes: whole shapes of data inputs (``{"x": [1, 3, 640, 640]}``), for
+            dims that have no usable name.
 
     Raises:
         AuditError: the model or an option cannot be audited.
@@ -70,6 +73,7 @@ def audit(
         allow=allow,
         inputs=inputs,
         fail_on=fail_on,
+        input_shapes=input_shapes,
     )
     return run(source, options)
 
@@ -126,7 +130,12 @@ def _shaped(
     The external-data check runs where a process would otherwise wait, and always
     before anything reads a weight (the shapes' onnxruntime run, the measures).
     """
-    binding = shapes.bind(model, dims=options.dims, batch_dim=options.batch_dim)
+    binding = shapes.bind(
+        model,
+        dims=options.dims,
+        batch_dim=options.batch_dim,
+        input_shapes=options.input_shapes,
+    )
     with fork.beside(
         functools.partial(infer.value_types, model),
         spare=functools.partial(load.check_external, model, source),
@@ -135,8 +144,9 @@ def _shaped(
     ) as inferring:
         wiring = nodes.read(model.graph)
         ahead = reduce.prepare(wiring) if prepare else None
-        types = {**infer.constant_types(model.graph), **inferring.result()}
-    return shapes.complete(model, wiring, types, binding, source=source), ahead
+        constants = infer.constant_types(model.graph)  # read while the child infers
+        inferred = inferring.result().including(constants)
+    return shapes.complete(model, wiring, inferred, binding, source=source), ahead
 
 
 def _measured(graph: ShapedGraph, source: Source, options: Options) -> widths.Widths:

@@ -21,6 +21,7 @@ __all__ = [
     "TensorType",
     "Wiring",
     "distinct",
+    "format_shape",
     "module_path",
 ]
 
@@ -68,6 +69,11 @@ class TensorType:
         """The element count when the shape is static, else ``None``."""
         shape = self.static
         return None if shape is None else _product(shape)
+
+
+def format_shape(shape: Iterable[Dim]) -> str:
+    """``[?, 3, height, 640]``: sizes, names, and ``?`` for a dim with neither."""
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
 def _product(dims: Iterable[int]) -> int:

@@ -7,6 +7,7 @@ defaults that command-line flags override::
     allow = ["enc.2"]          # declared bottlenecks
     threshold = 0.5
     dims = { sequence = 128 }
+    input_shapes = { x = [1, 3, 640, 640] }
     measure = "bits"
     format = "sarif"
 """
@@ -39,6 +40,7 @@ class Config:
     allow: tuple[str, ...] = ()
     threshold: float | None = None
     dims: Mapping[str, int] = field(default_factory=dict)
+    input_shapes: Mapping[str, list[int]] = field(default_factory=dict)
     measure: str | None = None
     format: str | None = None
 
@@ -81,6 +83,7 @@ def load(start: Path) -> Config:
         allow=tuple(_typed(table, "allow", list, where, item=str) or ()),
         threshold=_number(table, where),
         dims=dict(_typed(table, "dims", dict, where, item=int) or {}),
+        input_shapes=dict(_typed(table, "input_shapes", dict, where, item=list) or {}),
         measure=_typed(table, "measure", str, where),
         format=_typed(table, "format", str, where),
     )

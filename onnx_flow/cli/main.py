@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 from onnx_flow.cli import batch, config
 from onnx_flow.errors import AuditError, first_line
 from onnx_flow.measure import progress
-from onnx_flow.options import Measure, Options, parse_dims
+from onnx_flow.options import Measure, Options, parse_dims, parse_input_shapes
 from onnx_flow.render import Format, render
 from onnx_flow.report import Failure, FindingKind
 from onnx_flow.version import __version__
@@ -52,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         project = config.load(Path.cwd())
         options = Options.checked(
             dims={**project.dims, **parse_dims(arguments.dim)},
+            input_shapes={
+                **project.input_shapes,
+                **parse_input_shapes(getattr(arguments, "input_shapes", [])),
+            },
             batch_dim=arguments.batch_dim,
             measure=arguments.measure or project.measure or Measure.ELEMENTS.value,
             threshold=_first(arguments.threshold, project.threshold, 1.0),
@@ -246,6 +250,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _format_option(audit)
     _audit_options(audit)
+    _input_shape_option(audit)
     audit.add_argument(
         "--output",
         metavar="FILE",
@@ -294,6 +299,7 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("new", metavar="NEW", help="the new version (.onnx)")
     diff.add_argument("--format", choices=["text", "json"], default="text")
     _audit_options(diff)
+    _input_shape_option(diff)
     return parser
 
 
@@ -303,6 +309,20 @@ def _format_option(parser: argparse.ArgumentParser) -> None:
         "--format",
         choices=[f.value for f in Format],
         help="default: text, or format in [tool.onnx-flow]",
+    )
+
+
+def _input_shape_option(parser: argparse.ArgumentParser) -> None:
+    """``--input-shape NAME=D1,...``, for the commands that read .onnx files (audit-module
+    has its own: the shapes of the random inputs it feeds)."""
+    parser.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        dest="input_shapes",
+        metavar="NAME=D1,D2,...",
+        help="the whole shape of data input NAME, for dims with no usable name"
+        " (repeatable), e.g. --input-shape x=1,3,640,640",
     )
 
 

@@ -10,7 +10,10 @@ caller meanwhile.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import onnx
+import onnx.defs
 import onnx.shape_inference
 
 from onnx_flow.errors import AuditError, first_line
@@ -20,6 +23,9 @@ from onnx_flow.records import SHAPE_OPS, SUBGRAPH_OPS, Dim, TensorType
 __all__ = [
     "ELEMENT_TYPES",
     "FORK_NODES",
+    "LENIENT",
+    "STALE_VALUE_INFO",
+    "Inferred",
     "constant_types",
     "infer_types",
     "tensor_type",
@@ -71,14 +77,34 @@ def tensor_type(elem_type: int, shape: tuple[Dim, ...] | None) -> TensorType:
     )
 
 
-def infer_types(model: onnx.ModelProto) -> dict[str, TensorType]:
-    """Infer the model's shapes, strictly, and return every tensor's type; tensors of
-    the same type share one record.
+#: How shapes were inferred when strict inference of the model as written failed (the
+#: report's ``shape_fallbacks``, with the number of tensors).
+STALE_VALUE_INFO = (
+    "inference again without the exporter's value_info, which contradicted the bound shapes"
+)
+LENIENT = "inference past ops that have no inference function ({})"
+
+
+class Inferred(NamedTuple):
+    """Every tensor's type after inference, and how it was inferred."""
+
+    types: dict[str, TensorType]
+    """Tensor -> type; tensors of the same type share one record."""
+    notes: tuple[tuple[str, int], ...] = ()
+    """What strict inference of the model as written needed: (method, tensors)."""
+
+    def including(self, types: dict[str, TensorType]) -> Inferred:
+        """These results with more types (the initializers')."""
+        return Inferred({**types, **self.types}, self.notes)
+
+
+def infer_types(model: onnx.ModelProto) -> Inferred:
+    """Infer the model's shapes (see :func:`value_types`), initializers' types included.
 
     Raises:
         AuditError: shape inference rejects the model.
     """
-    return {**constant_types(model.graph), **value_types(model)}
+    return value_types(model).including(constant_types(model.graph))
 
 
 def constant_types(graph: onnx.GraphProto) -> dict[str, TensorType]:
@@ -94,22 +120,54 @@ def constant_types(graph: onnx.GraphProto) -> dict[str, TensorType]:
     return types
 
 
-def value_types(model: onnx.ModelProto) -> dict[str, TensorType]:
-    """The types of the graph's inputs, outputs and values, after inference; tensors of
-    the same type share one record (which pickle then sends once).
+def value_types(model: onnx.ModelProto) -> Inferred:
+    """The types of the graph's inputs, outputs and values, after strict inference.
+
+    Where strict inference rejects the model as written, two causes are not the model's
+    fault, and each is taken away in turn: an exporter's ``value_info`` recorded for
+    other input sizes (dropped from ``model`` and its subgraphs, such as the branches of
+    a merged decoder's ``If``, in place, and inferred again), and ops
+    that have no inference function (the ``ai.onnx.ml`` Scaler, custom ops: inferred
+    past, their outputs left to the onnxruntime fallbacks). Anything else, such as a
+    contradiction with the inputs' and outputs' own dims, is refused.
 
     Raises:
-        AuditError: shape inference rejects the model.
+        AuditError: shape inference rejects the model; the message is strict
+            inference's first.
     """
     # Data propagation carries values computed from shapes; without a Shape or Size op
     # (nor a subgraph that may hold one) there are none, constant Reshape targets are
     # read anyway, and it costs 25% more.
-    ops = {node.op_type for node in model.graph.node}
-    data_prop = not ops.isdisjoint(SHAPE_OPS | SUBGRAPH_OPS)
+    ops = {(node.domain, node.op_type) for node in model.graph.node}
+    data_prop = any(op in SHAPE_OPS | SUBGRAPH_OPS for _, op in ops)
     try:
-        # Strict: a conflict (an Add of widths 3 and 5, from --dim values that do not fit
-        # the model or from a broken model) is an error, not a shape quietly kept.
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=data_prop)
+        return Inferred(_inferred(model, strict=True, data_prop=data_prop))
+    except AuditError as error:
+        refused = error
+    notes: list[tuple[str, int]] = []
+    dropped = _drop_value_info(model.graph)
+    if dropped:
+        notes.append((STALE_VALUE_INFO, dropped))
+        try:
+            return Inferred(_inferred(model, strict=True, data_prop=data_prop), tuple(notes))
+        except AuditError:
+            pass
+    lacking = sorted(op for domain, op in ops if not _has_inference(model, domain, op))
+    if not lacking:
+        raise refused
+    types = _inferred(model, strict=False, data_prop=data_prop)
+    notes.append((LENIENT.format(", ".join(lacking)), len(types)))
+    return Inferred(types, tuple(notes))
+
+
+def _inferred(model: onnx.ModelProto, *, strict: bool, data_prop: bool) -> dict[str, TensorType]:
+    """One run of onnx's inference, read into records.
+
+    Strict: a conflict (an Add of widths 3 and 5, from --dim values that do not fit the
+    model or from a broken model) is an error, not a shape quietly kept.
+    """
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=strict, data_prop=data_prop)
     except Exception as error:  # onnx raises InferenceError, ValueError or RuntimeError
         raise AuditError(f"shape inference failed: {first_line(error)}") from None
     types: dict[str, TensorType] = {}
@@ -122,6 +180,34 @@ def value_types(model: onnx.ModelProto) -> dict[str, TensorType]:
                 by_proto[proto] = _value_type(value.type)
             types[value.name] = by_proto[proto]
     return types
+
+
+def _drop_value_info(graph: onnx.GraphProto) -> int:
+    """Remove the recorded ``value_info`` of the graph and of its subgraphs (an ``If``'s
+    branches record theirs too); return how many entries went."""
+    dropped = len(graph.value_info)
+    del graph.value_info[:]
+    for node in graph.node:
+        for attribute in node.attribute:
+            for subgraph in (
+                *([attribute.g] if attribute.HasField("g") else []),
+                *attribute.graphs,
+            ):
+                dropped += _drop_value_info(subgraph)
+    return dropped
+
+
+def _has_inference(model: onnx.ModelProto, domain: str, op: str) -> bool:
+    """Whether onnx can infer the outputs of ``op`` at the model's opset of ``domain``."""
+    domain = "" if domain == "ai.onnx" else domain
+    version = next((o.version for o in model.opset_import if o.domain == domain), None)
+    if version is None or not onnx.defs.has(op, domain):
+        return False
+    try:
+        schema = onnx.defs.get_schema(op, version, domain)
+    except onnx.defs.SchemaError:  # the op is newer than the model's opset
+        return False
+    return bool(schema.has_type_and_shape_inference_function)
 
 
 def _value_type(type_proto: onnx.TypeProto) -> TensorType:

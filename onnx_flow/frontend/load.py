@@ -2,9 +2,10 @@
 
 Weights stored as external data are never opened; :func:`check_external` checks their
 references (:mod:`onnx_flow.frontend.external`). Weights stored inline are dropped
-(dims and dtype kept) before anything else runs, except small integer tensors, which
-shape inference reads as values (the target shape of a ``Reshape``, say). Local
-functions are inlined so that every op is visible to shape inference and to the flow.
+(dims and dtype kept) before anything else runs, except small tensors of any dtype,
+which shape inference may read as values (the target shape of a ``Reshape``, the float
+scales of a ``Resize``, the pads of a ``Pad``). Local functions are inlined so that
+every op is visible to shape inference and to the flow.
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ Source = str | os.PathLike[str] | onnx.ModelProto
 #: The largest message protobuf parses: 2 GiB.
 _PROTOBUF_LIMIT = 2**31 - 1
 
-#: Integer initializers up to this many elements keep their values (shape arguments).
-_KEPT_INTEGER_ELEMENTS = 1024
+#: Initializers up to this many elements keep their values, whatever their dtype. Shape
+#: arguments hold one value per axis (a few dozen at most), while a layer's weight
+#: holds thousands: 1024 keeps every shape argument and drops all but the smallest
+#: weights, at no more than 8 KiB a tensor.
+_KEPT_ELEMENTS = 1024
 
 #: ONNX element types whose values are integers.
 INTEGER_TYPES = frozenset(
@@ -154,7 +158,7 @@ def _drop_data(tensor: onnx.TensorProto) -> None:
     """Clear an inline initializer's values unless shape inference may need them."""
     if tensor.data_location == onnx.TensorProto.EXTERNAL:
         return
-    if tensor.data_type in INTEGER_TYPES and elements(tensor) <= _KEPT_INTEGER_ELEMENTS:
+    if elements(tensor) <= _KEPT_ELEMENTS:
         return
     for field in DATA_FIELDS:
         tensor.ClearField(field)

@@ -33,9 +33,13 @@ def read(graph: onnx.GraphProto) -> Wiring:
     """The graph's nodes as records in topological order, the node that writes each
     tensor, and the tensors computed from the data inputs.
 
+    Only outputs declared as tensors (or not declared) are outputs of the flow: a
+    sequence or a map (a scikit-learn ``ZipMap``) has no fixed width, and is reported as
+    unknown while the tensor outputs are audited.
+
     Raises:
-        AuditError: a name is not UTF-8, a node reads a tensor nothing defines, or the
-            graph has a cycle.
+        AuditError: a name is not UTF-8, a node reads a tensor nothing defines, the graph
+            has a cycle, or no output is a tensor.
     """
     constants = frozenset(t.name for t in graph.initializer)
     inputs = tuple(i.name for i in graph.input if i.name not in constants)
@@ -52,11 +56,22 @@ def read(graph: onnx.GraphProto) -> Wiring:
     return Wiring(
         nodes=nodes,
         inputs=inputs,
-        outputs=tuple(o.name for o in graph.output),
+        outputs=_tensor_outputs(graph),
         constants=constants,
         producers=producers,
         carrying=carrying_tensors(nodes, inputs),
     )
+
+
+def _tensor_outputs(graph: onnx.GraphProto) -> tuple[str, ...]:
+    """The graph outputs declared as tensors, or with no declared type."""
+    outputs = tuple(
+        o.name for o in graph.output if o.type.WhichOneof("value") in (None, "tensor_type")
+    )
+    if graph.output and not outputs:
+        kinds = ", ".join(f"{o.name!r} ({o.type.WhichOneof('value')})" for o in graph.output)
+        raise AuditError(f"the model has no tensor output to audit: {kinds}")
+    return outputs
 
 
 def carrying_tensors(nodes: Iterable[Node], inputs: Iterable[str]) -> dict[str, None]:

@@ -44,7 +44,11 @@ class Binding:
 
 
 def bind(
-    model: onnx.ModelProto, *, dims: Mapping[str, int] | None = None, batch_dim: str | None = None
+    model: onnx.ModelProto,
+    *,
+    dims: Mapping[str, int] | None = None,
+    batch_dim: str | None = None,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> Binding:
     """Bind symbolic dims in ``model`` (in place), ready for shape inference.
 
@@ -53,10 +57,12 @@ def bind(
         dims: sizes for named symbolic dims (``--dim seq=128``).
         batch_dim: the dim to bind to 1; by default the symbolic dim on axis 0 of the
             data inputs. A value for it in ``dims`` wins.
+        input_shapes: whole shapes of data inputs (``--input-shape``); they win over
+            ``dims`` on those inputs.
 
     Raises:
-        AuditError: the model has no data inputs, a name is not UTF-8, or a dim named in
-            ``dims`` or ``batch_dim`` is not in the model.
+        AuditError: the model has no data inputs, a name is not UTF-8, a dim named in
+            ``dims`` or ``batch_dim`` is not in the model, or an input shape does not fit.
     """
     graph = model.graph
     constants = frozenset(t.name for t in graph.initializer)
@@ -72,18 +78,19 @@ def bind(
     declared = symbols.declared(graph)
     bindings = symbols.bindings(graph, inputs, declared, dict(dims or {}), batch_dim)
     symbols.bind(_value_infos(graph), bindings)
+    symbols.shape_inputs(graph, inputs, input_shapes or {})
     return Binding(bindings, declared)
 
 
 def complete(
     model: onnx.ModelProto,
     wiring: Wiring,
-    types: dict[str, TensorType],
+    inferred: infer.Inferred,
     binding: Binding,
     *,
     source: str | os.PathLike[str] | onnx.ModelProto,
 ) -> ShapedGraph:
-    """The shaped graph: ``types`` from inference, completed where they leave shapes open.
+    """The shaped graph: the types ``inferred``, completed where they leave shapes open.
 
     Shape arithmetic that inference did not propagate is folded into constants and
     inferred again (this changes ``model``, never the nodes that carry samples, so
@@ -94,11 +101,13 @@ def complete(
     Raises:
         AuditError: shape inference rejects the folded model.
     """
+    types, notes = inferred
     resolved = _resolved(wiring, types)
     for _ in range(_FOLD_ROUNDS):
         if resolved or not fold_constants(model, types):
             break
-        types = infer.infer_types(model)
+        types, more = infer.infer_types(model)
+        notes = tuple(dict.fromkeys((*notes, *more)))
         resolved = _resolved(wiring, types)
     fallbacks = () if resolved else _fall_back(model, wiring, types, source)
     return ShapedGraph(
@@ -106,7 +115,7 @@ def complete(
         types=types,
         dims=binding.dims,
         declared_dims=binding.declared,
-        fallbacks=fallbacks,
+        fallbacks=(*notes, *fallbacks),
     )
 
 

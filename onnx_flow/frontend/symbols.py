@@ -1,9 +1,11 @@
 """Symbolic dims: which the model declares, which are bound, and binding them.
 
-The batch dim (the symbolic axis 0 of the data inputs, or ``--batch-dim``) is bound to
-1 and ``--dim NAME=N`` binds the others. A dim named by an expression
+The batch dim (axis 0 of the data inputs: named, unnamed or ``-1``, or ``--batch-dim``)
+is bound to 1 and ``--dim NAME=N`` binds the others. A dim named by an expression
 (``past_sequence_length + sequence_length``) takes its size from the names it adds,
-subtracts or multiplies.
+subtracts or multiplies. ``--input-shape NAME=D1,D2,...`` gives a data input its whole
+shape, for dims that have no usable name (none, a placeholder shared by several axes
+such as ``?``, or a negative size, which exporters write for "any").
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from collections.abc import Iterable, Mapping
 import onnx
 
 from onnx_flow.errors import AuditError
+from onnx_flow.records import Dim, format_shape
 
-__all__ = ["bind", "bindings", "declared"]
+__all__ = ["bind", "bindings", "declared", "shape_inputs"]
 
 
 def bind(values: Iterable[onnx.ValueInfoProto], sizes: Mapping[str, int]) -> None:
@@ -109,3 +112,53 @@ def bindings(
                 if shape and shape[0].HasField("dim_param") and shape[0].dim_param:
                     batch_dims.add(shape[0].dim_param)
     return {name: dims.get(name, 1) for name in sorted(batch_dims)} | dims
+
+
+def shape_inputs(
+    graph: onnx.GraphProto, inputs: tuple[str, ...], shapes: Mapping[str, tuple[int, ...]]
+) -> None:
+    """Give data inputs their whole ``shapes`` (``--input-shape``), and axis 0 of the
+    others, when it has neither a size nor a name, the batch size 1; in place. A negative
+    size anywhere in the graph's declared types means "any": it is cleared first.
+
+    Raises:
+        AuditError: a name in ``shapes`` is no data input, or a shape contradicts the
+            input's rank or one of its fixed dims.
+    """
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.HasField("dim_value") and dim.dim_value < 0:
+                dim.Clear()
+    data = {value.name: value for value in graph.input if value.name in inputs}
+    for name, shape in shapes.items():
+        flag = f"--input-shape {name}={','.join(map(str, shape))}"
+        if name not in data:
+            raise AuditError(
+                f"{flag}: the model has no data input named {name!r}"
+                f" (its data inputs: {', '.join(inputs)})"
+            )
+        tensor = data[name].type.tensor_type
+        if tensor.HasField("shape"):
+            declared = _dims(tensor.shape.dim)
+            if len(declared) != len(shape):
+                raise AuditError(
+                    f"{flag}: {name!r} has {len(declared)} dims"
+                    f" (shape {format_shape(declared)}), not {len(shape)}"
+                )
+            for axis, (dim, size) in enumerate(zip(declared, shape, strict=True)):
+                if isinstance(dim, int) and dim != size:
+                    raise AuditError(
+                        f"{flag}: dim {axis} of {name!r} is fixed at {dim}, not {size}"
+                    )
+        tensor.shape.Clear()
+        for size in shape:
+            tensor.shape.dim.add().dim_value = size
+    for name, value in data.items():
+        dims = value.type.tensor_type.shape.dim
+        if name not in shapes and dims and _dims(dims[:1]) == (None,):
+            dims[0].dim_value = 1
+
+
+def _dims(dims: Iterable[onnx.TensorShapeProto.Dimension]) -> tuple[Dim, ...]:
+    """Declared dims as records: a size, a name, or ``None`` for neither."""
+    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in dims)

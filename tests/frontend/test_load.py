@@ -12,14 +12,15 @@ from onnx_flow.pipeline import resolve
 from tests.onnx_builders import model, squeeze_mlp
 
 
-def test_inline_weights_are_dropped_but_small_integer_tensors_kept() -> None:
-    built = squeeze_mlp()
+def test_inline_weights_are_dropped_but_small_tensors_of_any_dtype_kept() -> None:
+    built = squeeze_mlp(narrow=32)  # two 64 x 32 weights: 2048 elements each
     target = numpy_helper.from_array(np.array([1, 64], dtype=np.int64), "target")
-    built.graph.initializer.append(target)
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], dtype=np.float32), "scales")
+    built.graph.initializer.extend([target, scales])
     loaded = load.load(built)
     data = {t.name: t.raw_data for t in loaded.graph.initializer}
     assert data["down.w"] == b"" and data["up.w"] == b""
-    assert data["target"] == target.raw_data
+    assert data["target"] == target.raw_data and data["scales"] == scales.raw_data
     # The model passed in is left as it was.
     assert built.graph.initializer[0].raw_data != b""
 
