@@ -1,0 +1,515 @@
+"""Build the small models of tests/corpus/exporters/ with exporters other than PyTorch's.
+
+Each model is built once and checked in: the exporters stay OUT of the test environment
+(they are never installed into the project's venv, nor listed in pyproject.toml). Each
+exporter lives in its own venv, because their pins clash (paddle2onnx wants onnx <= 1.17,
+tf2onnx wants its own protobuf, ...). Python 3.11, one venv per exporter:
+
+    python3.11 -m venv VENVS/skl
+    VENVS/skl/bin/pip install scikit-learn==1.9.1 skl2onnx==1.20.0 onnx onnxruntime
+    python3.11 -m venv VENVS/tf
+    VENVS/tf/bin/pip install tensorflow-cpu==2.21.0 tf2onnx==1.17.0
+    python3.11 -m venv VENVS/jax
+    VENVS/jax/bin/pip install jax==0.10.2 jax2onnx==0.17.1 flax onnx
+    python3.11 -m venv VENVS/paddle
+    VENVS/paddle/bin/pip install paddlepaddle paddle2onnx==2.1.0 packaging \
+        onnxruntime onnx_graphsurgeon sympy
+
+(the files checked in were built with flax 0.12.8 and paddlepaddle 3.3.1; manifest.json
+records the versions of every file). paddle2onnx folds constants with Polygraphy, which
+pip-installs onnxruntime, onnx_graphsurgeon and sympy into the running venv at export time
+when they are missing (with an extra index of its own): hence they are installed above.
+Then, from anywhere:
+
+    python3 tests/corpus/build_exporters.py all --venvs VENVS     # every exporter
+    VENVS/skl/bin/python tests/corpus/build_exporters.py sklearn  # one, in its own venv
+
+`all` re-runs this script with each venv's python; `wheels` (run by `all` too, any
+python with onnx) only rewrites the manifest entries of the models copied out of wheels.
+Each build writes its .onnx files into tests/corpus/exporters/ and updates their entries
+of tests/corpus/manifest.json (origin with the versions actually used, inputs and outputs
+as the file declares them, feed, expected). Weights are random with a fixed seed;
+training, where an exporter needs a fitted model, is a few iterations on random data.
+Rebuilding with the same versions gives the same weights (tf2onnx may name some
+initializers differently from one run to the next); other versions give other files.
+
+The MLPs are 64 -> 64 -> 4 -> 64 (ReLU between; layers named hidden, squeeze, expand
+where the exporter keeps names): max-flow 4, reference 64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "exporters"
+MANIFEST = HERE / "manifest.json"
+SEED = 0
+
+MLP_EXPECTED = {"max_flow": 4, "reference": 64}
+OWN = "Apache-2.0 (built here, as the project)"
+
+
+def versions(*packages: str) -> str:
+    py = "Python {}.{}".format(*sys.version_info[:2])
+    return ", ".join([py] + [f"{p} {metadata.version(p)}" for p in packages])
+
+
+def type_string(t) -> str:
+    """An ONNX type as text, e.g. seq(map(int64,tensor(float))) for ZipMap's output."""
+    import onnx
+
+    kind = t.WhichOneof("value")
+    if kind == "tensor_type":
+        return f"tensor({onnx.TensorProto.DataType.Name(t.tensor_type.elem_type).lower()})"
+    if kind == "sequence_type":
+        return f"seq({type_string(t.sequence_type.elem_type)})"
+    if kind == "map_type":
+        key = onnx.TensorProto.DataType.Name(t.map_type.key_type).lower()
+        return f"map({key},{type_string(t.map_type.value_type)})"
+    if kind == "optional_type":
+        return f"optional({type_string(t.optional_type.elem_type)})"
+    return str(kind)
+
+
+def describe(value_info) -> dict:
+    """Name, element type and shape of a graph input or output, as the file declares it."""
+    import onnx
+
+    t = value_info.type
+    kind = t.WhichOneof("value")
+    if kind != "tensor_type":
+        return {"name": value_info.name, "elem_type": None, "shape": None, "type": type_string(t)}
+    tt = t.tensor_type
+    shape = None
+    if tt.HasField("shape"):
+        shape = []
+        for d in tt.shape.dim:
+            if d.HasField("dim_value"):
+                shape.append(d.dim_value)
+            elif d.HasField("dim_param"):
+                shape.append(d.dim_param)
+            else:
+                shape.append("")
+    return {
+        "name": value_info.name,
+        "elem_type": onnx.TensorProto.DataType.Name(tt.elem_type),
+        "shape": shape,
+    }
+
+
+def entry(path: Path, origin: str, license_: str, feed: dict, expected, note: str | None = None):
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    inits = {i.name for i in model.graph.initializer}
+    e = {
+        "file": path.relative_to(HERE).as_posix(),
+        "origin": origin,
+        "producer": f"{model.producer_name} {model.producer_version}".strip(),
+        "opsets": {(o.domain or "ai.onnx"): o.version for o in model.opset_import},
+        "license": license_,
+        "inputs": [describe(i) for i in model.graph.input if i.name not in inits],
+        "outputs": [describe(o) for o in model.graph.output],
+        "feed": feed,
+        "expected": expected,
+    }
+    if note:
+        e["note"] = note
+    return e
+
+
+def update_manifest(entries: list[dict]) -> None:
+    data = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"files": []}
+    by_file = {e["file"]: e for e in data["files"]}
+    for e in entries:
+        by_file[e["file"]] = e
+    data["files"] = sorted(by_file.values(), key=lambda e: e["file"])
+    MANIFEST.write_text(json.dumps(data, indent=2) + "\n")
+    for e in entries:
+        print("wrote", e["file"])
+
+
+# --------------------------------------------------------------------------- sklearn
+
+
+def build_sklearn() -> list[dict]:
+    import warnings
+
+    import numpy as np
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    rng = np.random.default_rng(SEED)
+    x = rng.standard_normal((256, 64)).astype(np.float32)
+    y = rng.standard_normal((256, 64)).astype(np.float32)
+    labels = rng.integers(0, 10, 256)
+    types = [("input", FloatTensorType([None, 64]))]
+    origin = "skl2onnx, " + versions("scikit-learn", "skl2onnx", "onnx")
+    feed = {"input": [1, 64]}
+    built = []
+
+    reg = MLPRegressor(hidden_layer_sizes=(64, 4, 64), max_iter=5, random_state=SEED).fit(x, y)
+    path = OUT / "sklearn_mlp_regressor.onnx"
+    path.write_bytes(to_onnx(reg, initial_types=types).SerializeToString())
+    built.append(
+        entry(
+            path,
+            origin,
+            OWN,
+            feed,
+            MLP_EXPECTED,
+            "MLPRegressor(hidden_layer_sizes=(64, 4, 64)), 64 -> 64. skl2onnx "
+            "ends with Reshape(-1, 1) and declares the output [N, 1]: one sample "
+            "of 64 outputs comes out as [64, 1].",
+        )
+    )
+
+    clf = MLPClassifier(hidden_layer_sizes=(64, 4, 64), max_iter=5, random_state=SEED)
+    clf.fit(x, labels)
+    path = OUT / "sklearn_mlp_classifier_zipmap.onnx"
+    path.write_bytes(to_onnx(clf, initial_types=types).SerializeToString())
+    built.append(
+        entry(
+            path,
+            origin,
+            OWN,
+            feed,
+            {"max_flow": 4, "reference": 10},
+            "MLPClassifier(hidden_layer_sizes=(64, 4, 64)), 10 classes, default ZipMap: the "
+            "probabilities output is a sequence of maps (not a tensor), the label output is "
+            "int64 [N]. Expected counts the 10 class probabilities as the output's width.",
+        )
+    )
+
+    pipe = make_pipeline(
+        StandardScaler(),
+        MLPRegressor(hidden_layer_sizes=(64, 4, 64), max_iter=5, random_state=SEED),
+    ).fit(x, y)
+    path = OUT / "sklearn_scaler_mlp_regressor.onnx"
+    path.write_bytes(to_onnx(pipe, initial_types=types).SerializeToString())
+    built.append(
+        entry(
+            path,
+            origin,
+            OWN,
+            feed,
+            MLP_EXPECTED,
+            "Pipeline StandardScaler (ai.onnx.ml Scaler) -> "
+            "MLPRegressor((64, 4, 64)); output Reshape(-1, 1) as in "
+            "sklearn_mlp_regressor.onnx: one sample comes out as [64, 1].",
+        )
+    )
+    return built
+
+
+# --------------------------------------------------------------------------- keras
+
+
+def build_keras() -> list[dict]:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import tensorflow as tf
+    import tf2onnx
+
+    keras.utils.set_random_seed(SEED)
+    origin = "tf2onnx.convert.from_keras, " + versions("tensorflow-cpu", "keras", "tf2onnx", "onnx")
+    built = []
+
+    # Keras 3 functional API: tf2onnx does not convert a Sequential model.
+    x = keras.Input(shape=(64,), name="x")
+    h = keras.layers.Dense(64, activation="relu", name="hidden")(x)
+    s = keras.layers.Dense(4, activation="relu", name="squeeze")(h)
+    y = keras.layers.Dense(64, name="expand")(s)
+    mlp = keras.Model(x, y, name="mlp")
+    path = OUT / "keras_mlp.onnx"
+    tf2onnx.convert.from_keras(
+        mlp,
+        input_signature=(tf.TensorSpec((None, 64), tf.float32, name="x"),),
+        opset=17,
+        output_path=str(path),
+    )
+    built.append(
+        entry(
+            path,
+            origin,
+            OWN,
+            {"x": [1, 64]},
+            MLP_EXPECTED,
+            "Keras functional Dense 64 (hidden) -> 4 (squeeze) -> 64 (expand)",
+        )
+    )
+
+    ids = keras.Input(shape=(8,), dtype="int32", name="ids")
+    e = keras.layers.Embedding(1000, 16, name="embed")(ids)
+    f = keras.layers.Flatten(name="flatten")(e)
+    h = keras.layers.Dense(64, activation="relu", name="hidden")(f)
+    logits = keras.layers.Dense(1000, name="logits")(h)
+    text = keras.Model(ids, logits, name="text")
+    path = OUT / "keras_text_embedding.onnx"
+    tf2onnx.convert.from_keras(
+        text,
+        input_signature=(tf.TensorSpec((None, 8), tf.int32, name="ids"),),
+        opset=17,
+        output_path=str(path),
+    )
+    built.append(
+        entry(
+            path,
+            origin,
+            OWN,
+            {"ids": [1, 8]},
+            {"max_flow": 64, "reference": 1000},
+            "Embedding(1000, 16) on 8 int32 ids -> Flatten -> Dense 64 (relu) -> Dense 1000 "
+            "logits. The ids one-hot over 1000 are 8000 wide; squeezed to 64 before the 1000 "
+            "logits.",
+        )
+    )
+    return built
+
+
+# --------------------------------------------------------------------------- jax
+
+
+def build_jax() -> list[dict]:
+    import jax
+    from flax import nnx
+    from jax2onnx import to_onnx
+
+    class MLP(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs):
+            self.hidden = nnx.Linear(64, 64, rngs=rngs)
+            self.squeeze = nnx.Linear(64, 4, rngs=rngs)
+            self.expand = nnx.Linear(4, 64, rngs=rngs)
+
+        def __call__(self, x):
+            return self.expand(nnx.relu(self.squeeze(nnx.relu(self.hidden(x)))))
+
+    model = MLP(nnx.Rngs(SEED))
+    path = OUT / "jax_nnx_mlp.onnx"
+    proto = to_onnx(model, [("B", 64)], model_name="jax_nnx_mlp")
+    path.write_bytes(proto.SerializeToString())
+    origin = "jax2onnx.to_onnx, " + versions("jax", "flax", "jax2onnx", "onnx")
+    assert jax.__version__
+    return [
+        entry(
+            path,
+            origin,
+            OWN,
+            {"in_0": [1, 64]},
+            MLP_EXPECTED,
+            "Flax NNX Linear 64 (hidden) -> 4 (squeeze) -> 64 (expand), batch dim 'B'",
+        )
+    ]
+
+
+# --------------------------------------------------------------------------- paddle
+
+
+def build_paddle() -> list[dict]:
+    import paddle
+    from paddle import nn
+
+    paddle.seed(SEED)
+    origin = "paddle.onnx.export, " + versions("paddlepaddle", "paddle2onnx", "onnx")
+    built = []
+
+    class MLP(nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.hidden = nn.Linear(64, 64)
+            self.squeeze = nn.Linear(64, 4)
+            self.expand = nn.Linear(4, 64)
+
+        def forward(self, x):
+            return self.expand(nn.functional.relu(self.squeeze(nn.functional.relu(self.hidden(x)))))
+
+    class ConvNet(nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2D(3, 8, 3, stride=2, padding=1)
+            self.conv2 = nn.Conv2D(8, 16, 3, stride=2, padding=1)
+            self.pool = nn.AdaptiveAvgPool2D(1)
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = nn.functional.relu(self.conv1(x))
+            x = nn.functional.relu(self.conv2(x))
+            return self.fc(paddle.flatten(self.pool(x), 1))
+
+    specs = {
+        "paddle_mlp": (
+            MLP(),
+            [paddle.static.InputSpec([None, 64], "float32", "x")],
+            {"x": [1, 64]},
+            MLP_EXPECTED,
+            "paddle.nn Linear 64 (hidden) -> 4 (squeeze) -> 64 (expand)",
+        ),
+        "paddle_convnet": (
+            ConvNet(),
+            [paddle.static.InputSpec([None, 3, None, None], "float32", "x")],
+            {"x": [1, 3, 32, 32]},
+            {"max_flow": 10, "reference": 10},
+            "Conv2D 3->8 s2, Conv2D 8->16 s2, AdaptiveAvgPool2D(1), Linear 16->10; "
+            "InputSpec [None, 3, None, None], which paddle2onnx 2.1 declares "
+            "with the names DynamicDimension.0/1/2 (older paddle2onnx wrote -1 "
+            "and '?', see wheels/ch_ppocr_mobile_v2.0_cls_infer.onnx). At "
+            "1x3x32x32: 3072 in, 10 out, nothing narrower than 10 (16 after "
+            "the pool).",
+        ),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (layer, spec, feed, expected, note) in specs.items():
+            layer.eval()
+            prefix = os.path.join(tmp, name)
+            paddle.onnx.export(layer, prefix, input_spec=spec, opset_version=13)
+            path = OUT / f"{name}.onnx"
+            path.write_bytes(Path(prefix + ".onnx").read_bytes())
+            built.append(entry(path, origin, OWN, feed, expected, note))
+    return built
+
+
+# --------------------------------------------------------------------------- wheels
+
+# The models of tests/corpus/wheels/ are not built: they are copied out of PyPI wheels
+# (`pip download --no-deps PKG==VERSION`, unzip, copy; see README.md). `wheels` only
+# (re)writes their manifest entries from the files; any python with onnx runs it.
+_R = "rapidocr-onnxruntime 1.4.4 (PyPI wheel rapidocr_onnxruntime-1.4.4-py3-none-any.whl), "
+_S = "silero-vad 6.2.3 (PyPI wheel silero_vad-6.2.3-py3-none-any.whl), "
+_M = "magika 1.0.3 (PyPI wheel magika-1.0.3-py3-none-manylinux_2_28_x86_64.whl), "
+WHEELS = [
+    (
+        "ch_PP-OCRv4_det_infer.onnx",
+        _R + "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx; PaddleOCR PP-OCRv4 text "
+        "detector (DBNet, MobileNetV3 backbone), exported by paddle2onnx",
+        "Apache-2.0",
+        {"x": [1, 3, 640, 640]},
+        None,
+        "rapidocr resizes so that both sides are multiples of 32 (side limit 736); 640x640 is a "
+        "typical feed. The output is the 1-channel text probability map at input resolution.",
+    ),
+    (
+        "ch_ppocr_mobile_v2.0_cls_infer.onnx",
+        _R + "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx; PaddleOCR "
+        "text-line direction classifier (0 or 180 degrees), exported by paddle2onnx",
+        "Apache-2.0",
+        {"x": [1, 3, 48, 192]},
+        None,
+        "rapidocr feeds cls_image_shape [3, 48, 192]. Height and width are declared with the "
+        "same dim_param '?', and the batch as -1.",
+    ),
+    (
+        "magika_standard_v3_3.onnx",
+        _M + "magika/models/standard_v3_3/model.onnx; file content-type classifier (JAX via "
+        "jax2tf, then tf2onnx 1.16.1)",
+        "Apache-2.0",
+        {"bytes": [1, 2048]},
+        None,
+        "Input: 2048 int32 byte values (beginning, middle and end of the file, padded); output: "
+        "scores of 214 content types.",
+    ),
+    (
+        "silero_vad.onnx",
+        _S + "silero_vad/data/silero_vad.onnx; voice activity detector written with spox: an If "
+        "on sr (8 kHz or 16 kHz) holds the network in its branches",
+        "MIT",
+        {"input": [1, 512], "state": [2, 1, 128], "sr": []},
+        None,
+        "sr is an int64 scalar (16000: chunks of 512 samples; 8000: 256). The batch and "
+        "sequence dims have neither value nor name.",
+    ),
+    (
+        "silero_vad_16k_op15.onnx",
+        _S + "silero_vad/data/silero_vad_16k_op15.onnx; voice activity detector, torch.onnx "
+        "(PyTorch 2.3.1), opset 15",
+        "MIT",
+        {"input": [1, 512], "state": [2, 1, 128], "sr": []},
+        None,
+        "sr is an int64 scalar (16000).",
+    ),
+    (
+        "silero_vad_16k_sequence.onnx",
+        _S + "silero_vad/data/silero_vad_16k_sequence.onnx; voice activity detector over a "
+        "sequence of windows, torch.onnx (PyTorch 2.11.0)",
+        "MIT",
+        {"input": [1, 576], "h": [1, 1, 128], "c": [1, 1, 128]},
+        None,
+        "Axis 0 of input counts the windows (each 512 new samples + 64 of context).",
+    ),
+    (
+        "silero_vad_half.onnx",
+        _S + "silero_vad/data/silero_vad_half.onnx; voice activity detector, torch.onnx "
+        "(PyTorch 2.3.1), 12 If nodes (from traced shape checks)",
+        "MIT",
+        {"input": [1, 512], "state": [2, 1, 128]},
+        None,
+        "16 kHz only (no sr input). Despite the name, every weight is float32 (no float16 "
+        "tensor or Cast to float16 in the file).",
+    ),
+    (
+        "silero_vad_openvino_16k.onnx",
+        _S + "silero_vad/data/silero_vad_openvino_16k.onnx; voice activity detector with static "
+        "shapes, written with spox",
+        "MIT",
+        {"input": [1, 576], "state": [2, 1, 128]},
+        None,
+        "All shapes are static.",
+    ),
+]
+
+
+def build_wheels() -> list[dict]:
+    return [
+        entry(HERE / "wheels" / f, origin, lic, feed, expected, note)
+        for f, origin, lic, feed, expected, note in WHEELS
+    ]
+
+
+BUILDERS = {
+    "sklearn": build_sklearn,
+    "keras": build_keras,
+    "jax": build_jax,
+    "paddle": build_paddle,
+    "wheels": build_wheels,
+}
+VENV_OF = {"sklearn": "skl", "keras": "tf", "jax": "jax", "paddle": "paddle", "wheels": "skl"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("exporter", choices=[*BUILDERS, "all"])
+    parser.add_argument(
+        "--venvs",
+        default="/work/exporter-venvs",
+        help="folder holding one venv per exporter (for 'all')",
+    )
+    args = parser.parse_args()
+    if args.exporter == "all":
+        failed = []
+        for name, venv in VENV_OF.items():
+            python = Path(args.venvs) / venv / "bin" / "python"
+            print(f"== {name} ({python})", flush=True)
+            if subprocess.run([str(python), __file__, name]).returncode:
+                failed.append(name)
+        if failed:
+            print("failed:", ", ".join(failed), file=sys.stderr)
+        return 1 if failed else 0
+    OUT.mkdir(exist_ok=True)
+    update_manifest(BUILDERS[args.exporter]())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
