@@ -187,10 +187,10 @@ def build_sklearn() -> list[dict]:
             origin,
             OWN,
             feed,
-            {"max_flow": 4, "reference": 10},
+            {"max_flow": 1, "reference": 1},
             "MLPClassifier(hidden_layer_sizes=(64, 4, 64)), 10 classes, default ZipMap: the "
-            "probabilities output is a sequence of maps (not a tensor), the label output is "
-            "int64 [N]. Expected counts the 10 class probabilities as the output's width.",
+            "probabilities output is a sequence of maps (not a tensor: listed as unknown); "
+            "the label output, one int64 per sample, is what the flow delivers: 1 of 1.",
         )
     )
 

@@ -1,0 +1,47 @@
+"""Real ONNX files written elsewhere (tests/corpus): trained models shipped in PyPI
+wheels, and small models built once with skl2onnx, tf2onnx, jax2onnx and paddle2onnx.
+
+Each audits to a report at the input shapes its users feed; where the manifest gives
+figures derived by hand, the report has them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import onnx_flow
+
+CORPUS = Path(__file__).parent / "corpus"
+ENTRIES = json.loads((CORPUS / "manifest.json").read_text())["files"]
+
+#: Files that do not audit yet, and why (each test must fail while it does not).
+KNOWN: dict[str, str] = {
+    "exporters/keras_text_embedding.onnx": (
+        "Keras 3 writes where(ids < 0, ids + V, ids) before the Gather: the one-hot rule"
+        " does not follow the ids through it (issue 15)"
+    ),
+    "wheels/silero_vad.onnx": (
+        "an If on the value of the sample rate: the branch depends on a value, not a shape"
+    ),
+}
+
+
+def _case(entry: dict[str, Any]) -> Any:
+    reason = KNOWN.get(entry["file"])
+    marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+    return pytest.param(entry, id=entry["file"], marks=marks)
+
+
+@pytest.mark.parametrize("entry", [_case(entry) for entry in ENTRIES])
+def test_a_real_file_audits_at_the_shapes_its_users_feed(entry: dict[str, Any]) -> None:
+    shapes = {name: shape for name, shape in entry["feed"].items() if shape}
+    report = onnx_flow.audit(CORPUS / entry["file"], input_shapes=shapes)
+    assert dict(report.inputs).keys() == {i["name"] for i in entry["inputs"]}
+    assert report.total.max_flow > 0
+    if entry["expected"] is not None:
+        figures = {"max_flow": report.total.max_flow, "reference": report.total.reference}
+        assert figures == entry["expected"]
