@@ -161,56 +161,37 @@ def build_sklearn() -> list[dict]:
     feed = {"input": [1, 64]}
     built = []
 
-    reg = MLPRegressor(hidden_layer_sizes=(64, 4, 64), max_iter=5, random_state=SEED).fit(x, y)
-    path = OUT / "sklearn_mlp_regressor.onnx"
-    path.write_bytes(to_onnx(reg, initial_types=types).SerializeToString())
-    built.append(
-        entry(
-            path,
-            origin,
-            OWN,
-            feed,
-            MLP_EXPECTED,
-            "MLPRegressor(hidden_layer_sizes=(64, 4, 64)), 64 -> 64. skl2onnx "
-            "ends with Reshape(-1, 1) and declares the output [N, 1]: one sample "
-            "of 64 outputs comes out as [64, 1].",
-        )
-    )
+    def export(fitted, name: str, expected: dict, note: str) -> None:
+        path = OUT / name
+        path.write_bytes(to_onnx(fitted, initial_types=types).SerializeToString())
+        built.append(entry(path, origin, OWN, feed, expected, note))
 
-    clf = MLPClassifier(hidden_layer_sizes=(64, 4, 64), max_iter=5, random_state=SEED)
-    clf.fit(x, labels)
-    path = OUT / "sklearn_mlp_classifier_zipmap.onnx"
-    path.write_bytes(to_onnx(clf, initial_types=types).SerializeToString())
-    built.append(
-        entry(
-            path,
-            origin,
-            OWN,
-            feed,
-            {"max_flow": 1, "reference": 1},
-            "MLPClassifier(hidden_layer_sizes=(64, 4, 64)), 10 classes, default ZipMap: the "
-            "probabilities output is a sequence of maps (not a tensor: listed as unknown); "
-            "the label output, one int64 per sample, is what the flow delivers: 1 of 1.",
-        )
+    export(
+        MLPRegressor(hidden_layer_sizes=(64, 4, 64), max_iter=5, random_state=SEED).fit(x, y),
+        "sklearn_mlp_regressor.onnx",
+        MLP_EXPECTED,
+        "MLPRegressor(hidden_layer_sizes=(64, 4, 64)), 64 -> 64. skl2onnx "
+        "ends with Reshape(-1, 1) and declares the output [N, 1]: one sample "
+        "of 64 outputs comes out as [64, 1].",
     )
-
-    pipe = make_pipeline(
-        StandardScaler(),
-        MLPRegressor(hidden_layer_sizes=(64, 4, 64), max_iter=5, random_state=SEED),
-    ).fit(x, y)
-    path = OUT / "sklearn_scaler_mlp_regressor.onnx"
-    path.write_bytes(to_onnx(pipe, initial_types=types).SerializeToString())
-    built.append(
-        entry(
-            path,
-            origin,
-            OWN,
-            feed,
-            MLP_EXPECTED,
-            "Pipeline StandardScaler (ai.onnx.ml Scaler) -> "
-            "MLPRegressor((64, 4, 64)); output Reshape(-1, 1) as in "
-            "sklearn_mlp_regressor.onnx: one sample comes out as [64, 1].",
-        )
+    export(
+        MLPClassifier(hidden_layer_sizes=(64, 4, 64), max_iter=5, random_state=SEED).fit(x, labels),
+        "sklearn_mlp_classifier_zipmap.onnx",
+        {"max_flow": 1, "reference": 1},
+        "MLPClassifier(hidden_layer_sizes=(64, 4, 64)), 10 classes, default ZipMap: the "
+        "probabilities output is a sequence of maps (not a tensor: listed as unknown); "
+        "the label output, one int64 per sample, is what the flow delivers: 1 of 1.",
+    )
+    export(
+        make_pipeline(
+            StandardScaler(),
+            MLPRegressor(hidden_layer_sizes=(64, 4, 64), max_iter=5, random_state=SEED),
+        ).fit(x, y),
+        "sklearn_scaler_mlp_regressor.onnx",
+        MLP_EXPECTED,
+        "Pipeline StandardScaler (ai.onnx.ml Scaler) -> "
+        "MLPRegressor((64, 4, 64)); output Reshape(-1, 1) as in "
+        "sklearn_mlp_regressor.onnx: one sample comes out as [64, 1].",
     )
     return built
 
@@ -228,28 +209,23 @@ def build_keras() -> list[dict]:
     origin = "tf2onnx.convert.from_keras, " + versions("tensorflow-cpu", "keras", "tf2onnx", "onnx")
     built = []
 
+    def export(model, name: str, spec, feed: dict, expected, note: str) -> None:
+        path = OUT / name
+        tf2onnx.convert.from_keras(model, input_signature=(spec,), opset=17, output_path=str(path))
+        built.append(entry(path, origin, OWN, feed, expected, note))
+
     # Keras 3 functional API: tf2onnx does not convert a Sequential model.
     x = keras.Input(shape=(64,), name="x")
     h = keras.layers.Dense(64, activation="relu", name="hidden")(x)
     s = keras.layers.Dense(4, activation="relu", name="squeeze")(h)
     y = keras.layers.Dense(64, name="expand")(s)
-    mlp = keras.Model(x, y, name="mlp")
-    path = OUT / "keras_mlp.onnx"
-    tf2onnx.convert.from_keras(
-        mlp,
-        input_signature=(tf.TensorSpec((None, 64), tf.float32, name="x"),),
-        opset=17,
-        output_path=str(path),
-    )
-    built.append(
-        entry(
-            path,
-            origin,
-            OWN,
-            {"x": [1, 64]},
-            MLP_EXPECTED,
-            "Keras functional Dense 64 (hidden) -> 4 (squeeze) -> 64 (expand)",
-        )
+    export(
+        keras.Model(x, y, name="mlp"),
+        "keras_mlp.onnx",
+        tf.TensorSpec((None, 64), tf.float32, name="x"),
+        {"x": [1, 64]},
+        MLP_EXPECTED,
+        "Keras functional Dense 64 (hidden) -> 4 (squeeze) -> 64 (expand)",
     )
 
     ids = keras.Input(shape=(8,), dtype="int32", name="ids")
@@ -257,25 +233,15 @@ def build_keras() -> list[dict]:
     f = keras.layers.Flatten(name="flatten")(e)
     h = keras.layers.Dense(64, activation="relu", name="hidden")(f)
     logits = keras.layers.Dense(1000, name="logits")(h)
-    text = keras.Model(ids, logits, name="text")
-    path = OUT / "keras_text_embedding.onnx"
-    tf2onnx.convert.from_keras(
-        text,
-        input_signature=(tf.TensorSpec((None, 8), tf.int32, name="ids"),),
-        opset=17,
-        output_path=str(path),
-    )
-    built.append(
-        entry(
-            path,
-            origin,
-            OWN,
-            {"ids": [1, 8]},
-            {"max_flow": 64, "reference": 1000},
-            "Embedding(1000, 16) on 8 int32 ids -> Flatten -> Dense 64 (relu) -> Dense 1000 "
-            "logits. The ids one-hot over 1000 are 8000 wide; squeezed to 64 before the 1000 "
-            "logits.",
-        )
+    export(
+        keras.Model(ids, logits, name="text"),
+        "keras_text_embedding.onnx",
+        tf.TensorSpec((None, 8), tf.int32, name="ids"),
+        {"ids": [1, 8]},
+        {"max_flow": 64, "reference": 1000},
+        "Embedding(1000, 16) on 8 int32 ids -> Flatten -> Dense 64 (relu) -> Dense 1000 "
+        "logits. The ids one-hot over 1000 are 8000 wide; squeezed to 64 before the 1000 "
+        "logits.",
     )
     return built
 
