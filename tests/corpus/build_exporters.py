@@ -14,11 +14,17 @@ tf2onnx wants its own protobuf, ...). Python 3.11, one venv per exporter:
     python3.11 -m venv VENVS/paddle
     VENVS/paddle/bin/pip install paddlepaddle paddle2onnx==2.1.0 packaging \
         onnxruntime onnx_graphsurgeon sympy
+    python3.11 -m venv VENVS/optimum
+    VENVS/optimum/bin/pip install torch==2.13.0    # first: the CPU build
+    VENVS/optimum/bin/pip install "optimum[exporters]==1.27.0" transformers==4.53.3
 
 (the files checked in were built with flax 0.12.8 and paddlepaddle 3.3.1; manifest.json
 records the versions of every file). paddle2onnx folds constants with Polygraphy, which
 pip-installs onnxruntime, onnx_graphsurgeon and sympy into the running venv at export time
 when they are missing (with an extra index of its own): hence they are installed above.
+optimum 1.27.0 is the last optimum with the ONNX exporter inside (later ones moved it to
+optimum-onnx, which no longer writes decoder_model_merged.onnx: its `legacy` option is
+gone) and it predates torch 2.13: build_optimum gives it two shims (see there).
 Then, from anywhere:
 
     python3 tests/corpus/build_exporters.py all --venvs VENVS     # every exporter
@@ -347,6 +353,79 @@ def build_paddle() -> list[dict]:
     return built
 
 
+# --------------------------------------------------------------------------- optimum
+
+
+def build_optimum() -> list[dict]:
+    """GPT-2 with KV cache as optimum exports it merged: one If on use_cache_branch."""
+    os.environ["HF_HUB_OFFLINE"] = "1"  # the model is built here from a config: no hub
+    import functools
+
+    import torch
+    import torch.onnx.symbolic_opset14 as opset14
+    import transformers
+    from torch.onnx._internal.torchscript_exporter import symbolic_opset14 as ts_opset14
+
+    # Two shims for optimum 1.27 on torch 2.13. (1) optimum imports private helpers of
+    # torch.onnx.symbolic_opset14, which torch 2.13 keeps only in the TorchScript
+    # exporter's module. (2) torch.onnx.export now defaults to dynamo=True (needs
+    # onnxscript); optimum 1.27 was written for the TorchScript exporter.
+    for name in ("_attention_scale", "_causal_attention_mask", "_onnx_symbolic",
+                 "_type_utils", "jit_utils", "symbolic_helper"):  # fmt: skip
+        if not hasattr(opset14, name):
+            setattr(opset14, name, getattr(ts_opset14, name))
+    torch.onnx.export = functools.partial(torch.onnx.export, dynamo=False)
+    from optimum.exporters.onnx import main_export
+
+    torch.manual_seed(SEED)
+    config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=1000, n_positions=64)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    origin = (
+        "optimum.exporters.onnx.main_export(task='text-generation-with-past', legacy=True), "
+        + versions("torch", "transformers", "optimum", "onnx", "onnxruntime")
+    )
+    path = OUT / "optimum_gpt2_decoder_merged.onnx"
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(os.path.join(tmp, "gpt2"))
+        # legacy=True: decoder_model.onnx (no cache) and decoder_with_past_model.onnx,
+        # merged by optimum into decoder_model_merged.onnx; only the merged one is kept.
+        main_export(
+            os.path.join(tmp, "gpt2"),
+            output=os.path.join(tmp, "onnx"),
+            task="text-generation-with-past",
+            device="cpu",
+            legacy=True,
+        )
+        path.write_bytes(Path(tmp, "onnx", "decoder_model_merged.onnx").read_bytes())
+    past = [1, 2, 0, 16]
+    feed = {"input_ids": [1, 8], "attention_mask": [1, 8]}
+    feed.update({f"past_key_values.{i}.{kv}": past for i in range(2) for kv in ("key", "value")})
+    feed["use_cache_branch"] = [1]
+    return [
+        entry(
+            path,
+            origin,
+            OWN,
+            feed,
+            None,
+            "Tiny GPT-2 (GPT2Config n_layer=2, n_embd=32, n_head=2, vocab_size=1000, "
+            "n_positions=64; random weights, seed 0), decoder_model_merged.onnx of optimum's "
+            "legacy export: the whole graph is one If on use_cache_branch (bool [1]), "
+            "else_branch = the decoder without cache, then_branch = the decoder with cache; "
+            "weights shared by the two branches are outer-scope initializers. The feed is the "
+            "first step, as optimum's ORTModelForCausalLM feeds it: 8 tokens (input_ids and "
+            "attention_mask [1, 8]), use_cache_branch False, and past_key_values.{0,1}.{key,"
+            "value} empty, [batch, heads 2, past_sequence_length 0, head_dim 16] (any past "
+            "length runs there: the branch ignores them). Later steps: input_ids [1, 1], "
+            "past [1, 2, P, 16], attention_mask [1, P + 1], use_cache_branch True. No "
+            "position_ids input (legacy export). The present.* outputs are declared "
+            "[batch_size, 2, 'past_sequence_length + 1', 16], which holds only for one new "
+            "token with cache: without cache they come out [1, 2, 8, 16]. Logits: "
+            "[batch_size, sequence_length, 1000].",
+        )
+    ]
+
+
 # --------------------------------------------------------------------------- wheels
 
 # The models of tests/corpus/wheels/ are not built: they are copied out of PyPI wheels
@@ -448,9 +527,17 @@ BUILDERS = {
     "keras": build_keras,
     "jax": build_jax,
     "paddle": build_paddle,
+    "optimum": build_optimum,
     "wheels": build_wheels,
 }
-VENV_OF = {"sklearn": "skl", "keras": "tf", "jax": "jax", "paddle": "paddle", "wheels": "skl"}
+VENV_OF = {
+    "sklearn": "skl",
+    "keras": "tf",
+    "jax": "jax",
+    "paddle": "paddle",
+    "optimum": "optimum",
+    "wheels": "skl",
+}
 
 
 def main() -> int:
