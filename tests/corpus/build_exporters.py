@@ -378,7 +378,9 @@ def build_optimum() -> list[dict]:
     from optimum.exporters.onnx import main_export
 
     torch.manual_seed(SEED)
-    config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=1000, n_positions=64)
+    config = transformers.GPT2Config(
+        n_layer=2, n_embd=32, n_head=2, vocab_size=1000, n_positions=64
+    )
     model = transformers.GPT2LMHeadModel(config).eval()
     origin = (
         "optimum.exporters.onnx.main_export(task='text-generation-with-past', legacy=True), "
