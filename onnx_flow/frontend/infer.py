@@ -25,6 +25,7 @@ __all__ = [
     "FORK_NODES",
     "LENIENT",
     "STALE_VALUE_INFO",
+    "WITHOUT_PROPAGATION",
     "Inferred",
     "constant_types",
     "infer_types",
@@ -83,6 +84,7 @@ STALE_VALUE_INFO = (
     "inference again without the exporter's value_info, which contradicted the bound shapes"
 )
 LENIENT = "inference past ops that have no inference function ({})"
+WITHOUT_PROPAGATION = "inference without data propagation, which fails in the subgraphs"
 
 
 class Inferred(NamedTuple):
@@ -123,8 +125,9 @@ def constant_types(graph: onnx.GraphProto) -> dict[str, TensorType]:
 def value_types(model: onnx.ModelProto) -> Inferred:
     """The types of the graph's inputs, outputs and values, after strict inference.
 
-    Where strict inference rejects the model as written, two causes are not the model's
-    fault, and each is taken away in turn: an exporter's ``value_info`` recorded for
+    Where strict inference rejects the model as written, three causes are not the
+    model's fault, and each is taken away in turn: onnx's data propagation, which fails
+    inside ``If`` branches that share value names, an exporter's ``value_info`` recorded for
     other input sizes (dropped from ``model`` and its subgraphs, such as the branches of
     a merged decoder's ``If``, in place, and inferred again), and ops
     that have no inference function (the ``ai.onnx.ml`` Scaler, custom ops: inferred
@@ -144,6 +147,14 @@ def value_types(model: onnx.ModelProto) -> Inferred:
         return Inferred(_inferred(model, strict=True, data_prop=data_prop))
     except AuditError as error:
         refused = error
+    if data_prop and any(op in SUBGRAPH_OPS for _, op in ops):
+        # onnx's data propagation fails on If branches that share value names (optimum's
+        # merged decoders): folding the shape arithmetic does its work instead.
+        try:
+            types = _inferred(model, strict=True, data_prop=False)
+            return Inferred(types, ((WITHOUT_PROPAGATION, len(types)),))
+        except AuditError:
+            pass
     notes: list[tuple[str, int]] = []
     dropped = _drop_value_info(model.graph)
     if dropped:

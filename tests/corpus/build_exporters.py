@@ -399,8 +399,8 @@ def build_optimum() -> list[dict]:
             legacy=True,
         )
         path.write_bytes(Path(tmp, "onnx", "decoder_model_merged.onnx").read_bytes())
-    past = [1, 2, 0, 16]
-    feed = {"input_ids": [1, 8], "attention_mask": [1, 8]}
+    past = [1, 2, 8, 16]
+    feed = {"input_ids": [1, 1], "attention_mask": [1, 9]}
     feed.update({f"past_key_values.{i}.{kv}": past for i in range(2) for kv in ("key", "value")})
     feed["use_cache_branch"] = [1]
     return [
@@ -414,16 +414,15 @@ def build_optimum() -> list[dict]:
             "n_positions=64; random weights, seed 0), decoder_model_merged.onnx of optimum's "
             "legacy export: the whole graph is one If on use_cache_branch (bool [1]), "
             "else_branch = the decoder without cache, then_branch = the decoder with cache; "
-            "weights shared by the two branches are outer-scope initializers. The feed is the "
-            "first step, as optimum's ORTModelForCausalLM feeds it: 8 tokens (input_ids and "
-            "attention_mask [1, 8]), use_cache_branch False, and past_key_values.{0,1}.{key,"
-            "value} empty, [batch, heads 2, past_sequence_length 0, head_dim 16] (any past "
-            "length runs there: the branch ignores them). Later steps: input_ids [1, 1], "
-            "past [1, 2, P, 16], attention_mask [1, P + 1], use_cache_branch True. No "
-            "position_ids input (legacy export). The present.* outputs are declared "
-            "[batch_size, 2, 'past_sequence_length + 1', 16], which holds only for one new "
-            "token with cache: without cache they come out [1, 2, 8, 16]. Logits: "
-            "[batch_size, sequence_length, 1000].",
+            "weights shared by the two branches are outer-scope initializers. The feed is a "
+            "step with cache (the audit takes positive sizes only): one new token "
+            "(input_ids [1, 1]), past_key_values.{0,1}.{key,value} [batch, heads 2, "
+            "past_sequence_length 8, head_dim 16], attention_mask [1, 9], use_cache_branch "
+            "True. The first step, as optimum's ORTModelForCausalLM feeds it, has 8 tokens "
+            "and an empty past [1, 2, 0, 16]. No position_ids input (legacy export). The "
+            "present.* outputs are declared [batch_size, 2, 'past_sequence_length + 1', 16], "
+            "which holds only for one new token with cache. Logits: [batch_size, "
+            "sequence_length, 1000].",
         )
     ]
 
