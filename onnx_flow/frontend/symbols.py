@@ -22,17 +22,21 @@ __all__ = ["bind", "bindings", "declared", "shape_inputs"]
 
 
 def bind(values: Iterable[onnx.ValueInfoProto], sizes: Mapping[str, int]) -> None:
-    """Give every symbolic dim of ``values`` that ``sizes`` determines its size, in place."""
+    """Give every symbolic dim of ``values`` that ``sizes`` determines its size, and clear
+    negative sizes (exporters write ``-1`` for "any"), in place; one pass over the dims."""
     known: dict[str, int | None] = {}  # dim_param -> its size, once per distinct text
     for value in values:
         for dim in value.type.tensor_type.shape.dim:
-            if dim.HasField("dim_param"):
+            kind = dim.WhichOneof("value")
+            if kind == "dim_param":
                 param = dim.dim_param
                 if param not in known:
                     known[param] = _size(param, sizes)
                 size = known[param]
                 if size is not None:
                     dim.dim_value = size
+            elif kind == "dim_value" and dim.dim_value < 0:
+                dim.Clear()
 
 
 def declared(graph: onnx.GraphProto) -> frozenset[str]:
@@ -118,17 +122,13 @@ def shape_inputs(
     graph: onnx.GraphProto, inputs: tuple[str, ...], shapes: Mapping[str, tuple[int, ...]]
 ) -> None:
     """Give data inputs their whole ``shapes`` (``--input-shape``), and axis 0 of the
-    others, when it has neither a size nor a name, the batch size 1; in place. A negative
-    size anywhere in the graph's declared types means "any": it is cleared first.
+    others, when it has neither a size nor a name, the batch size 1; in place (after
+    :func:`bind`, which cleared negative sizes).
 
     Raises:
         AuditError: a name in ``shapes`` is no data input, or a shape contradicts the
             input's rank or one of its fixed dims.
     """
-    for value in (*graph.input, *graph.output, *graph.value_info):
-        for dim in value.type.tensor_type.shape.dim:
-            if dim.HasField("dim_value") and dim.dim_value < 0:
-                dim.Clear()
     data = {value.name: value for value in graph.input if value.name in inputs}
     for name, shape in shapes.items():
         flag = f"--input-shape {name}={','.join(map(str, shape))}"
