@@ -5,9 +5,9 @@ tensor is an edge ``in -> out`` of capacity = width, joined by unbounded edges f
 producer and to each reader, so a tensor read by three layers is counted once. This
 module keeps that network in its smallest exact form (who produces and who reads each
 tensor), as plain Python lists: :mod:`onnx_flow.flow.reduce` derives the graph it
-solves from it. Operators
-have unbounded capacity; a super-source feeds every data input and every output feeds a
-super-sink. Only tensors that carry sample information take part.
+solves from it. Operators have unbounded capacity; a super-source feeds every data
+input and every output feeds a super-sink. Only tensors that carry sample information
+take part.
 
 The wiring needs the nodes alone (:func:`connect`), the capacities the widths
 (:meth:`FlowNetwork.weighed`): a large graph is wired while its shapes are inferred.
