@@ -11,7 +11,7 @@ from enum import Enum, unique
 from onnx_flow.errors import AuditError
 from onnx_flow.report import FindingKind
 
-__all__ = ["Measure", "Options", "parse_dims", "parse_input_shapes"]
+__all__ = ["Measure", "Options", "parse_dims", "parse_input_shapes", "parse_input_values"]
 
 
 @unique
@@ -31,6 +31,8 @@ class Measure(str, Enum):
 
 _DIM = re.compile(r"^([^=\s]+)=(\d+)$")
 _SHAPE = re.compile(r"^(.+)=(\d+(?:,\d+)*)$")
+_VALUES = re.compile(r"^(.+?)=([^=]+)$")
+_BOOLEANS = {"true": 1, "false": 0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,8 @@ class Options:
     """Attach the profile and data flow to the report (HTML, plot, DOT draw them)."""
     input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     """Whole shapes of data inputs, by input name: for dims with no usable name."""
+    input_values: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """Values of small data inputs, by input name: they decide ``If`` conditions."""
 
     @classmethod
     def checked(
@@ -67,6 +71,7 @@ class Options:
         inputs: str | None = None,
         fail_on: Iterable[str] = (),
         input_shapes: Mapping[str, Iterable[int]] | None = None,
+        input_values: Mapping[str, Iterable[float] | float] | None = None,
     ) -> Options:
         """Return the options, or raise :class:`AuditError` naming the bad one."""
         for name, size in (dims or {}).items():
@@ -80,6 +85,12 @@ class Options:
                     f"--input-shape {name}={given}: the shape must be positive integers"
                 )
             shapes[name] = shape
+        values: dict[str, tuple[float, ...]] = {}
+        for name, value in sorted((input_values or {}).items()):
+            numbers = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+            if not numbers or not all(map(_finite, numbers)):
+                raise AuditError(f"--input-value {name}={value}: the values must be numbers")
+            values[name] = numbers
         try:
             chosen = Measure(measure)
         except ValueError:
@@ -110,7 +121,13 @@ class Options:
             inputs=inputs,
             fail_on=tuple(dict.fromkeys(kinds)),
             input_shapes=shapes,
+            input_values=values,
         )
+
+
+def _finite(value: object) -> bool:
+    """Whether ``value`` is a finite int, float or bool."""
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _positive(size: object) -> bool:
@@ -156,3 +173,41 @@ def parse_input_shapes(texts: Iterable[str]) -> dict[str, tuple[int, ...]]:
             raise AuditError(f"--input-shape {text}: input {name!r} is given twice")
         shapes[name] = tuple(int(d) for d in match.group(2).split(","))
     return shapes
+
+
+def parse_input_values(texts: Iterable[str]) -> dict[str, tuple[float, ...]]:
+    """Parse ``NAME=V1,V2,...`` strings from the command line (``--input-value``); a
+    value is a number, ``true`` or ``false``.
+
+    Raises:
+        AuditError: a text is not ``NAME=V1,...`` with numbers, or names an input twice.
+    """
+    values: dict[str, tuple[float, ...]] = {}
+    for text in texts:
+        match = _VALUES.match(text)
+        numbers = [_number(v) for v in match.group(2).split(",")] if match else [None]
+        if match is None or not all(n is not None and math.isfinite(n) for n in numbers):
+            raise AuditError(
+                f"--input-value {text}: expected NAME=V1,V2,... with numbers, true or false"
+                " (e.g. use_cache_branch=false)"
+            )
+        name = match.group(1)
+        if name in values:
+            raise AuditError(f"--input-value {text}: input {name!r} is given twice")
+        values[name] = tuple(n for n in numbers if n is not None)
+    return values
+
+
+def _number(text: str) -> float | None:
+    """``3`` -> 3, ``0.5`` -> 0.5, ``true`` -> 1; ``None`` for anything else."""
+    text = text.strip().lower()
+    if text in _BOOLEANS:
+        return _BOOLEANS[text]
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return None

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from onnx_flow.errors import AuditError
 from onnx_flow.flow import reduce
-from onnx_flow.frontend import fork, infer, load, nodes, shapes
+from onnx_flow.frontend import branches, fork, infer, load, nodes, shapes
 from onnx_flow.frontend.load import Source
 from onnx_flow.frontend.stored import Stored
 from onnx_flow.judge import declared, profile, verdict
@@ -41,6 +41,7 @@ def audit(
     inputs: str | None = None,
     fail_on: Sequence[str] = (),
     input_shapes: Mapping[str, Sequence[int]] | None = None,
+    input_values: Mapping[str, Sequence[float] | float] | None = None,
 ) -> Report:
     """Audit one model for information bottlenecks.
 
@@ -61,6 +62,8 @@ def audit(
             ``enc.2``): the model is split at what they hand on, so their squeeze passes.
         input_shapes: whole shapes of data inputs (``{"x": [1, 3, 640, 640]}``), for
             dims that have no usable name.
+        input_values: values of small data inputs (``{"use_cache_branch": 0}``): an
+            ``If`` whose condition they decide is audited as the branch it takes.
 
     Raises:
         AuditError: the model or an option cannot be audited.
@@ -74,6 +77,7 @@ def audit(
         inputs=inputs,
         fail_on=fail_on,
         input_shapes=input_shapes,
+        input_values=input_values,
     )
     return run(source, options)
 
@@ -124,8 +128,9 @@ def resolve(source: Source, options: Options) -> tuple[ShapedGraph, widths.Width
 def _shaped(
     model: load.Model, source: Source, options: Options, *, prepare: bool
 ) -> tuple[ShapedGraph, reduce.Prepared | None]:
-    """The frontend: bind the dims, infer shapes beside reading the nodes (and, if
-    ``prepare``, preparing the flow network), then complete the shapes.
+    """The frontend: bind the dims, follow the ``If`` branches the bound inputs decide,
+    infer shapes beside reading the nodes (and, if ``prepare``, preparing the flow
+    network), then complete the shapes.
 
     The external-data check runs where a process would otherwise wait, and always
     before anything reads a weight (the shapes' onnxruntime run, the measures).
@@ -135,7 +140,9 @@ def _shaped(
         dims=options.dims,
         batch_dim=options.batch_dim,
         input_shapes=options.input_shapes,
+        input_values=options.input_values,
     )
+    followed = branches.follow(model, binding.values)
     with fork.beside(
         functools.partial(infer.value_types, model),
         spare=functools.partial(load.check_external, model, source),
@@ -146,17 +153,18 @@ def _shaped(
         ahead = reduce.prepare(wiring) if prepare else None
         constants = infer.constant_types(model.graph)  # read while the child infers
         inferred = inferring.result().including(constants)
-    return shapes.complete(model, wiring, inferred, binding, source=source), ahead
+    graph = shapes.complete(model, wiring, inferred, binding, source=source, followed=followed)
+    return graph, ahead
 
 
 def _measured(graph: ShapedGraph, source: Source, options: Options) -> widths.Widths:
     """The measure: each tensor's width, capped by the weights' or the samples' ranks."""
     caps, samples = None, None
     if options.measure is Measure.RANK:
-        caps = rank.caps(graph, Stored(source))
+        caps = rank.caps(graph, Stored(source, graph.branches))
     elif options.measure is Measure.DATA and options.inputs is not None:
         feeds = data.load_samples(options.inputs, graph)
-        caps, samples = data.caps(graph, Stored(source), feeds), len(feeds)
+        caps, samples = data.caps(graph, Stored(source, graph.branches), feeds), len(feeds)
     return widths.compute(graph, measure=options.measure, caps=caps, samples=samples)
 
 

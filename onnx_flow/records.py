@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
+from onnx_flow.report import Branch
+
 __all__ = [
     "FUSED_ATTENTION",
     "SHAPE_OPS",
@@ -154,6 +156,9 @@ class ShapedGraph:
     """Symbolic dims the model declares on its inputs and outputs (bindable by the user)."""
     fallbacks: tuple[tuple[str, int], ...] = ()
     """Fallbacks that resolved shapes ONNX inference left open: (method, tensors)."""
+    branches: tuple[Branch, ...] = ()
+    """The graph's ``If`` nodes and the branch followed in each (taken branches are
+    inlined in ``wiring``)."""
 
     @property
     def nodes(self) -> tuple[Node, ...]:

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Branch",
     "Bypassed",
     "Change",
     "Comparison",
@@ -89,6 +90,29 @@ class Unknown:
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of this tensor."""
         return {"tensor": self.tensor, "reason": self.reason, "node": self.node}
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """An ``If`` of the graph, and the branch the audit follows."""
+
+    node: str
+    condition: str
+    """The tensor the ``If`` reads as its condition."""
+    taken: str | None
+    """``then_branch`` or ``else_branch``; ``None`` when the condition is not known
+    before a run: the ``If`` is one operator whose outputs read all either branch reads."""
+    inputs: tuple[str, ...]
+    """The data inputs the condition is computed from (``--input-value`` decides them)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this ``If``."""
+        return {
+            "node": self.node,
+            "condition": self.condition,
+            "branch": self.taken,
+            "inputs": list(self.inputs),
+        }
 
 
 @unique
@@ -211,6 +235,8 @@ class Report:
     """Data inputs and their widths."""
     shape_fallbacks: tuple[tuple[str, int], ...] = ()
     """How shapes ONNX inference left open were resolved: (method, tensors)."""
+    branches: tuple[Branch, ...] = ()
+    """The graph's ``If`` nodes and the branch followed in each."""
     allow: tuple[str, ...] = ()
     """Declared bottlenecks as given (``--allow``)."""
     samples: int | None = None
@@ -258,6 +284,7 @@ class Report:
             "shape_fallbacks": [
                 {"method": method, "tensors": tensors} for method, tensors in self.shape_fallbacks
             ],
+            "branches": [b.to_dict() for b in self.branches],
         }
 
 

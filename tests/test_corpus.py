@@ -24,9 +24,6 @@ KNOWN: dict[str, str] = {
         "Keras 3 writes where(ids < 0, ids + V, ids) before the Gather: the one-hot rule"
         " does not follow the ids through it (issue 15)"
     ),
-    "wheels/silero_vad.onnx": (
-        "an If on the value of the sample rate: the branch depends on a value, not a shape"
-    ),
 }
 
 
@@ -39,9 +36,13 @@ def _case(entry: dict[str, Any]) -> Any:
 @pytest.mark.parametrize("entry", [_case(entry) for entry in ENTRIES])
 def test_a_real_file_audits_at_the_shapes_its_users_feed(entry: dict[str, Any]) -> None:
     shapes = {name: shape for name, shape in entry["feed"].items() if shape}
-    report = onnx_flow.audit(CORPUS / entry["file"], input_shapes=shapes)
+    report = onnx_flow.audit(
+        CORPUS / entry["file"], input_shapes=shapes, input_values=entry.get("values")
+    )
     assert dict(report.inputs).keys() == {i["name"] for i in entry["inputs"]}
     assert report.total.max_flow > 0
+    if entry.get("values"):  # they decide the If that holds the network
+        assert report.branches[0].taken is not None
     if entry["expected"] is not None:
         figures = {"max_flow": report.total.max_flow, "reference": report.total.reference}
         assert figures == entry["expected"]

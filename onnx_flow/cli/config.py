@@ -8,6 +8,7 @@ defaults that command-line flags override::
     threshold = 0.5
     dims = { sequence = 128 }
     input_shapes = { x = [1, 3, 640, 640] }
+    input_values = { use_cache_branch = false }
     measure = "bits"
     format = "sarif"
 """
@@ -41,6 +42,8 @@ class Config:
     threshold: float | None = None
     dims: Mapping[str, int] = field(default_factory=dict)
     input_shapes: Mapping[str, list[int]] = field(default_factory=dict)
+    input_values: Mapping[str, Any] = field(default_factory=dict)
+    """Numbers, booleans or lists of them, checked with the other options."""
     measure: str | None = None
     format: str | None = None
 
@@ -84,6 +87,7 @@ def load(start: Path) -> Config:
         threshold=_number(table, where),
         dims=dict(_typed(table, "dims", dict, where, item=int) or {}),
         input_shapes=dict(_typed(table, "input_shapes", dict, where, item=list) or {}),
+        input_values=dict(_typed(table, "input_values", dict, where) or {}),
         measure=_typed(table, "measure", str, where),
         format=_typed(table, "format", str, where),
     )

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, NoReturn
 from onnx_flow.cli import batch, config
 from onnx_flow.errors import AuditError, first_line
 from onnx_flow.measure import progress
-from onnx_flow.options import Measure, Options, parse_dims, parse_input_shapes
+from onnx_flow.options import (
+    Measure,
+    Options,
+    parse_dims,
+    parse_input_shapes,
+    parse_input_values,
+)
 from onnx_flow.render import Format, render
 from onnx_flow.report import Failure, FindingKind
 from onnx_flow.version import __version__
@@ -55,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             input_shapes={
                 **project.input_shapes,
                 **parse_input_shapes(getattr(arguments, "input_shapes", [])),
+            },
+            input_values={
+                **project.input_values,
+                **parse_input_values(getattr(arguments, "input_values", [])),
             },
             batch_dim=arguments.batch_dim,
             measure=arguments.measure or project.measure or Measure.ELEMENTS.value,
@@ -250,7 +260,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _format_option(audit)
     _audit_options(audit)
-    _input_shape_option(audit)
+    _input_options(audit)
     audit.add_argument(
         "--output",
         metavar="FILE",
@@ -299,7 +309,7 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("new", metavar="NEW", help="the new version (.onnx)")
     diff.add_argument("--format", choices=["text", "json"], default="text")
     _audit_options(diff)
-    _input_shape_option(diff)
+    _input_options(diff)
     return parser
 
 
@@ -312,9 +322,10 @@ def _format_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _input_shape_option(parser: argparse.ArgumentParser) -> None:
-    """``--input-shape NAME=D1,...``, for the commands that read .onnx files (audit-module
-    has its own: the shapes of the random inputs it feeds)."""
+def _input_options(parser: argparse.ArgumentParser) -> None:
+    """``--input-shape NAME=D1,...`` and ``--input-value NAME=V,...``, for the commands
+    that read .onnx files (audit-module has its own --input-shape: the shapes of the
+    random inputs it feeds)."""
     parser.add_argument(
         "--input-shape",
         action="append",
@@ -323,6 +334,15 @@ def _input_shape_option(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=D1,D2,...",
         help="the whole shape of data input NAME, for dims with no usable name"
         " (repeatable), e.g. --input-shape x=1,3,640,640",
+    )
+    parser.add_argument(
+        "--input-value",
+        action="append",
+        default=[],
+        dest="input_values",
+        metavar="NAME=V,...",
+        help="the value of a small data input, so that an If it decides is audited as the"
+        " branch it takes (repeatable), e.g. --input-value use_cache_branch=false",
     )
 
 

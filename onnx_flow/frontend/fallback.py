@@ -15,12 +15,12 @@ Both are quiet: what they log goes nowhere, their failures leave the tensors ope
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from pathlib import Path
 
 import numpy as np
 import onnx
 
-from onnx_flow.frontend.runtime import Runner, quiet
+from onnx_flow.frontend.runtime import quiet
+from onnx_flow.frontend.stored import Stored
 
 __all__ = ["RUN", "SYMBOLIC", "Shapes", "run", "symbolic"]
 
@@ -71,28 +71,32 @@ def symbolic(model: onnx.ModelProto, names: Collection[str]) -> Shapes:
 
 
 def run(
-    model: onnx.ModelProto,
-    folder: Path | None,
+    stored: Stored,
     inputs: Mapping[str, tuple[int, tuple[int, ...]]],
     names: Collection[str],
+    *,
+    values: Mapping[str, np.ndarray],
 ) -> Shapes:
     """Shapes of ``names`` from one onnxruntime run on synthetic inputs.
 
     Args:
-        model: the model as stored (inline weights kept).
-        folder: where its external data lives, ``None`` when it has none.
+        stored: the model as stored (weights kept), its ``If`` branches taken as audited.
         inputs: each data input's (elem_type, static shape).
         names: the tensors to measure.
+        values: inputs fed these values rather than synthetic ones.
     """
     rng = np.random.default_rng(0)
-    feeds = {name: _synthetic(elem, shape, rng) for name, (elem, shape) in inputs.items()}
+    feeds = {
+        name: values[name] if name in values else _synthetic(elem, shape, rng)
+        for name, (elem, shape) in inputs.items()
+    }
     try:
-        values = Runner(model, folder, names).run(feeds)
+        computed = stored.runner(names).run(feeds)
     except Exception:  # onnxruntime cannot load or run it: the tensors stay open
         return {}
     return {
         name: (onnx.helper.np_dtype_to_tensor_dtype(value.dtype), tuple(value.shape))
-        for name, value in values.items()
+        for name, value in computed.items()
         if isinstance(value, np.ndarray)
     }
 

@@ -20,7 +20,7 @@ from onnx import numpy_helper
 from onnx_flow.frontend.load import DATA_FIELDS, elements
 from onnx_flow.records import SHAPE_OPS, STANDARD_DOMAINS, TensorType
 
-__all__ = ["fold_constants"]
+__all__ = ["evaluate", "fold_constants", "known_values"]
 
 _log = logging.getLogger(__name__)
 
@@ -50,12 +50,10 @@ def fold_constants(model: onnx.ModelProto, types: Mapping[str, TensorType]) -> i
         How many nodes were folded; 0 when nothing more can be.
     """
     graph = model.graph
-    values: dict[str, np.ndarray] = {
-        t.name: numpy_helper.to_array(t) for t in graph.initializer if _has_data(t)
-    }
+    values = known_values(graph)
     folded: list[int] = []
     for index, node in enumerate(graph.node):
-        result = _evaluate(node, values, types)
+        result = evaluate(node, values, types)
         if result is None:
             continue
         values.update(result)
@@ -74,13 +72,18 @@ def fold_constants(model: onnx.ModelProto, types: Mapping[str, TensorType]) -> i
     return len(folded)
 
 
+def known_values(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """The values of the initializers whose data the loader kept."""
+    return {t.name: numpy_helper.to_array(t) for t in graph.initializer if _has_data(t)}
+
+
 def _has_data(tensor: onnx.TensorProto) -> bool:
     if tensor.data_location == onnx.TensorProto.EXTERNAL:
         return False
     return elements(tensor) == 0 or any(len(getattr(tensor, field)) > 0 for field in DATA_FIELDS)
 
 
-def _evaluate(
+def evaluate(
     node: onnx.NodeProto, values: dict[str, np.ndarray], types: Mapping[str, TensorType]
 ) -> dict[str, np.ndarray] | None:
     """The node's outputs if it can be computed from known values and static shapes."""

@@ -16,12 +16,15 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import onnx
 
 from onnx_flow.errors import AuditError
-from onnx_flow.frontend import fallback, infer, load, nodes, symbols
+from onnx_flow.frontend import branches, fallback, infer, nodes, symbols
 from onnx_flow.frontend.fold import fold_constants
+from onnx_flow.frontend.stored import Stored
 from onnx_flow.records import ShapedGraph, TensorType, Wiring, distinct
+from onnx_flow.report import Branch
 
 __all__ = ["Binding", "bind", "complete"]
 
@@ -41,6 +44,8 @@ class Binding:
     """Dims bound before inference (the batch dim and ``--dim`` values)."""
     declared: frozenset[str]
     """Dims the model declares on its inputs and outputs (bindable by the user)."""
+    values: Mapping[str, np.ndarray]
+    """Values given for data inputs (``--input-value``), in their dtype and shape."""
 
 
 def bind(
@@ -49,6 +54,7 @@ def bind(
     dims: Mapping[str, int] | None = None,
     batch_dim: str | None = None,
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    input_values: Mapping[str, tuple[float, ...]] | None = None,
 ) -> Binding:
     """Bind symbolic dims in ``model`` (in place), ready for shape inference.
 
@@ -59,10 +65,12 @@ def bind(
             data inputs. A value for it in ``dims`` wins.
         input_shapes: whole shapes of data inputs (``--input-shape``); they win over
             ``dims`` on those inputs.
+        input_values: values of data inputs (``--input-value``) of static shapes.
 
     Raises:
         AuditError: the model has no data inputs, a name is not UTF-8, a dim named in
-            ``dims`` or ``batch_dim`` is not in the model, or an input shape does not fit.
+            ``dims`` or ``batch_dim`` is not in the model, or an input shape or input
+            value does not fit.
     """
     graph = model.graph
     constants = frozenset(t.name for t in graph.initializer)
@@ -79,7 +87,8 @@ def bind(
     bindings = symbols.bindings(graph, inputs, declared, dict(dims or {}), batch_dim)
     symbols.bind(_value_infos(graph), bindings)
     symbols.shape_inputs(graph, inputs, input_shapes or {})
-    return Binding(bindings, declared)
+    given = branches.input_values(graph, inputs, input_values or {})
+    return Binding(bindings, declared, given)
 
 
 def complete(
@@ -89,6 +98,7 @@ def complete(
     binding: Binding,
     *,
     source: str | os.PathLike[str] | onnx.ModelProto,
+    followed: tuple[Branch, ...] = (),
 ) -> ShapedGraph:
     """The shaped graph: the types ``inferred``, completed where they leave shapes open.
 
@@ -96,7 +106,8 @@ def complete(
     inferred again (this changes ``model``, never the nodes that carry samples, so
     ``wiring`` stays right); what is still open goes to onnxruntime's symbolic
     inference, then to one onnxruntime run of the model as stored at ``source``, on
-    synthetic inputs. Run only after the external-data check.
+    synthetic inputs (and the given input values). Run only after the external-data
+    check. ``followed`` are the ``If`` branches taken (:func:`branches.follow`).
 
     Raises:
         AuditError: shape inference rejects the folded model.
@@ -109,13 +120,16 @@ def complete(
         types, more = infer.infer_types(model)
         notes = tuple(dict.fromkeys((*notes, *more)))
         resolved = _resolved(wiring, types)
-    fallbacks = () if resolved else _fall_back(model, wiring, types, source)
+    fallbacks = (
+        () if resolved else _fall_back(model, wiring, types, binding.values, source, followed)
+    )
     return ShapedGraph(
         wiring=wiring,
         types=types,
         dims=binding.dims,
         declared_dims=binding.declared,
         fallbacks=(*notes, *fallbacks),
+        branches=followed,
     )
 
 
@@ -123,7 +137,9 @@ def _fall_back(
     model: onnx.ModelProto,
     wiring: Wiring,
     types: dict[str, TensorType],
+    values: Mapping[str, np.ndarray],
     source: str | os.PathLike[str] | onnx.ModelProto,
+    followed: tuple[Branch, ...],
 ) -> tuple[tuple[str, int], ...]:
     """Resolve open shapes with onnxruntime, in place in ``types``; say what was used."""
     open_ = _open(wiring.carrying, types)
@@ -143,8 +159,8 @@ def _fall_back(
             feeds[name] = (infer.ELEMENT_TYPES[tensor.dtype], tensor.static)
         if sum(math.prod(shape) for _, shape in feeds.values()) > _RUN_ELEMENTS:
             return tuple(used)  # synthetic inputs that large are a broken model, not a run
-        weighted, folder = load.stored(source)
-        found = _static(fallback.run(weighted, folder, feeds, open_))
+        stored = Stored(source, followed)
+        found = _static(fallback.run(stored, feeds, open_, values=values))
         types.update(found)
         if found:
             used.append((fallback.RUN, len(found)))

@@ -10,28 +10,35 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import external_data_helper, helper, numpy_helper
 
-from onnx_flow.frontend import load
+from onnx_flow.frontend import branches, load
 from onnx_flow.frontend.runtime import Runner
+from onnx_flow.report import Branch
 
 __all__ = ["Stored"]
 
 
 class Stored:
-    """Weights and runs of the model at ``source``, read when first asked for."""
+    """Weights and runs of the model at ``source``, read when first asked for, with the
+    ``If`` branches the audit ``followed`` taken."""
 
-    def __init__(self, source: str | os.PathLike[str] | onnx.ModelProto) -> None:
+    def __init__(
+        self, source: str | os.PathLike[str] | onnx.ModelProto, followed: Iterable[Branch] = ()
+    ) -> None:
         self._source = source
+        self._followed = tuple(followed)
 
     @functools.cached_property
     def _model(self) -> tuple[onnx.ModelProto, Path | None]:
-        return load.stored(self._source)
+        model, folder = load.stored(self._source)
+        branches.retrace(model, self._followed)
+        return model, folder
 
     @functools.cached_property
     def _initializers(self) -> dict[str, onnx.TensorProto]:

@@ -18,7 +18,7 @@ import onnx
 from onnx_flow.errors import AuditError
 from onnx_flow.records import Dim, format_shape
 
-__all__ = ["bind", "bindings", "declared", "shape_inputs"]
+__all__ = ["bind", "bindings", "declared", "input_shape", "shape_inputs"]
 
 
 def bind(values: Iterable[onnx.ValueInfoProto], sizes: Mapping[str, int]) -> None:
@@ -137,9 +137,8 @@ def shape_inputs(
                 f"{flag}: the model has no data input named {name!r}"
                 f" (its data inputs: {', '.join(inputs)})"
             )
-        tensor = data[name].type.tensor_type
-        if tensor.HasField("shape"):
-            declared = _dims(tensor.shape.dim)
+        declared = input_shape(data[name])
+        if declared is not None:
             if len(declared) != len(shape):
                 raise AuditError(
                     f"{flag}: {name!r} has {len(declared)} dims"
@@ -150,6 +149,7 @@ def shape_inputs(
                     raise AuditError(
                         f"{flag}: dim {axis} of {name!r} is fixed at {dim}, not {size}"
                     )
+        tensor = data[name].type.tensor_type
         tensor.shape.Clear()
         for size in shape:
             tensor.shape.dim.add().dim_value = size
@@ -157,6 +157,12 @@ def shape_inputs(
         dims = value.type.tensor_type.shape.dim
         if name not in shapes and dims and _dims(dims[:1]) == (None,):
             dims[0].dim_value = 1
+
+
+def input_shape(value: onnx.ValueInfoProto) -> tuple[Dim, ...] | None:
+    """A graph input's declared shape as records; ``None`` when it declares none."""
+    tensor = value.type.tensor_type
+    return _dims(tensor.shape.dim) if tensor.HasField("shape") else None
 
 
 def _dims(dims: Iterable[onnx.TensorShapeProto.Dimension]) -> tuple[Dim, ...]:

@@ -37,9 +37,14 @@ def judge(
     Raises:
         AuditError: a data input or an output has no known width.
     """
-    for name in (*graph.inputs, *graph.outputs):
+    for name in graph.inputs:
         if name in widths.unknown:
             raise AuditError(f"width of {name!r} is unknown ({widths.unknown[name]})")
+    for name in graph.outputs:
+        if name in widths.unknown:
+            raise AuditError(
+                f"width of {name!r} is unknown ({widths.unknown[name]}){_undecided(graph)}"
+            )
     judged = _Judge(graph, widths, prepared, threshold)
     outputs = tuple(judged.output(name) for name in graph.outputs)
     if len(outputs) == 1:
@@ -63,6 +68,7 @@ def judge(
         ),
         inputs=tuple((name, widths.known[name]) for name in graph.inputs),
         shape_fallbacks=graph.fallbacks,
+        branches=graph.branches,
         allow=allow,
         samples=widths.samples,
         findings=findings.find(graph),
@@ -140,6 +146,15 @@ class _Judge:
                 node, op, module = _origin(producers.get(tensor))
                 found.append(Bypassed(tensor, width, node, op, module, without))
         return found
+
+
+def _undecided(graph: ShapedGraph) -> str:
+    """A hint when ``If`` nodes that input values would decide were kept whole."""
+    inputs = dict.fromkeys(i for b in graph.branches if b.taken is None for i in b.inputs)
+    if not inputs:
+        return ""
+    flags = " ".join(f"--input-value {name}=..." for name in inputs)
+    return f"; an If reads {', '.join(inputs)}: choose its branch with {flags}"
 
 
 def _origin(node: Node | None) -> tuple[str | None, str | None, str | None]:

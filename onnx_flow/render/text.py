@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from onnx_flow.render.wording import figures, verdict
+from onnx_flow.render.wording import branch, figures, verdict
 from onnx_flow.report import (
     Bypassed,
     CutTensor,
@@ -73,6 +73,8 @@ def _report(console: Console, report: Report) -> None:
         console.print(Text(f"declared bottlenecks: {', '.join(report.allow)}", style="dim"))
     for method, count in report.shape_fallbacks:
         console.print(Text(f"shapes of {count} tensors from {method}", style="dim"))
+    for line in filter(None, map(branch, report.branches)):
+        console.print(Text(line, style="dim"))
     if len(report.outputs) > 1:
         table = Table(
             "output", "max-flow", "reference", "ratio", "verdict", box=None, padding=(0, 2)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from onnx_flow.report import CutTensor, OutputResult, Report
+from onnx_flow.report import Branch, CutTensor, OutputResult, Report
 
-__all__ = ["cut_layers", "cut_tensors", "figures", "verdict"]
+__all__ = ["branch", "cut_layers", "cut_tensors", "figures", "verdict"]
 
 
 def verdict(result: OutputResult | Report) -> str:
@@ -28,6 +28,23 @@ def cut_layers(result: OutputResult) -> str:
     return ", ".join(
         f"{t.module or t.node or t.tensor} ({t.op or 'input'}, {t.width})"
         for t in _unique(result.cut_near_inputs)
+    )
+
+
+def branch(branch: Branch) -> str | None:
+    """What the audit made of an ``If``: the branch it followed, or, where input values
+    would decide it, how to choose one; ``None`` for one only a run decides."""
+    inputs = ", ".join(branch.inputs)
+    if branch.taken is not None:
+        return f"If {branch.node!r} follows its {branch.taken}" + (
+            f" (decided by {inputs})" if inputs else ""
+        )
+    if not branch.inputs:
+        return None
+    flags = " ".join(f"--input-value {name}=..." for name in branch.inputs)
+    return (
+        f"If {branch.node!r} is one operator over both branches: its condition reads"
+        f" {inputs}; choose a branch with {flags}"
     )
 
 

@@ -111,7 +111,15 @@ def describe(value_info) -> dict:
     }
 
 
-def entry(path: Path, origin: str, license_: str, feed: dict, expected, note: str | None = None):
+def entry(
+    path: Path,
+    origin: str,
+    license_: str,
+    feed: dict,
+    expected,
+    note: str | None = None,
+    values: dict | None = None,
+):
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
@@ -129,6 +137,8 @@ def entry(path: Path, origin: str, license_: str, feed: dict, expected, note: st
     }
     if note:
         e["note"] = note
+    if values:
+        e["values"] = values  # --input-value: the branch of an If users take
     return e
 
 
@@ -418,11 +428,12 @@ def build_optimum() -> list[dict]:
             "step with cache (the audit takes positive sizes only): one new token "
             "(input_ids [1, 1]), past_key_values.{0,1}.{key,value} [batch, heads 2, "
             "past_sequence_length 8, head_dim 16], attention_mask [1, 9], use_cache_branch "
-            "True. The first step, as optimum's ORTModelForCausalLM feeds it, has 8 tokens "
-            "and an empty past [1, 2, 0, 16]. No position_ids input (legacy export). The "
-            "present.* outputs are declared [batch_size, 2, 'past_sequence_length + 1', 16], "
-            "which holds only for one new token with cache. Logits: [batch_size, "
-            "sequence_length, 1000].",
+            "True (--input-value use_cache_branch=true follows the then_branch). The first "
+            "step, as optimum's ORTModelForCausalLM feeds it, has 8 tokens and an empty past "
+            "[1, 2, 0, 16]. No position_ids input (legacy export). The present.* outputs are "
+            "declared [batch_size, 2, 'past_sequence_length + 1', 16], which holds only for one "
+            "new token with cache. Logits: [batch_size, sequence_length, 1000].",
+            values={"use_cache_branch": [1]},
         )
     ]
 
@@ -473,8 +484,9 @@ WHEELS = [
         "MIT",
         {"input": [1, 512], "state": [2, 1, 128], "sr": []},
         None,
-        "sr is an int64 scalar (16000: chunks of 512 samples; 8000: 256). The batch and "
-        "sequence dims have neither value nor name.",
+        "sr is an int64 scalar (16000: chunks of 512 samples; 8000: 256): --input-value "
+        "sr=16000 follows the If's then_branch, which the audit then sees layer by layer. The "
+        "batch and sequence dims have neither value nor name.",
     ),
     (
         "silero_vad_16k_op15.onnx",
@@ -518,9 +530,13 @@ WHEELS = [
 
 def build_wheels() -> list[dict]:
     return [
-        entry(HERE / "wheels" / f, origin, lic, feed, expected, note)
+        entry(HERE / "wheels" / f, origin, lic, feed, expected, note, WHEEL_VALUES.get(f))
         for f, origin, lic, feed, expected, note in WHEELS
     ]
+
+
+#: The input values users feed that decide an If (--input-value).
+WHEEL_VALUES = {"silero_vad.onnx": {"sr": [16000]}}
 
 
 BUILDERS = {

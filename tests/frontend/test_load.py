@@ -66,8 +66,8 @@ def test_values_a_subgraph_captures_are_inputs_of_its_node() -> None:
     nodes = [
         helper.make_node("If", ["flag"], ["y"], then_branch=branch, else_branch=branch, name="if")
     ]
-    flag = numpy_helper.from_array(np.array(True), "flag")
-    built = model(nodes, [("x", 1, [1, 8])], [("y", 1, [1, 8])], [flag])
+    flag = ("flag", TensorProto.BOOL, [])  # an input: the If stays one operator
+    built = model(nodes, [("x", 1, [1, 8]), flag], [("y", 1, [1, 8])])
     (node,) = resolve(built, Options.checked())[0].nodes
     assert node.inputs == ("flag", "x")
     assert onnx_flow.audit(built).total.max_flow == 8
