@@ -18,22 +18,8 @@ import onnx_flow
 CORPUS = Path(__file__).parent / "corpus"
 ENTRIES = json.loads((CORPUS / "manifest.json").read_text())["files"]
 
-#: Files that do not audit yet, and why (each test must fail while it does not).
-KNOWN: dict[str, str] = {
-    "exporters/keras_text_embedding.onnx": (
-        "Keras 3 writes where(ids < 0, ids + V, ids) before the Gather: the one-hot rule"
-        " does not follow the ids through it (issue 15)"
-    ),
-}
 
-
-def _case(entry: dict[str, Any]) -> Any:
-    reason = KNOWN.get(entry["file"])
-    marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
-    return pytest.param(entry, id=entry["file"], marks=marks)
-
-
-@pytest.mark.parametrize("entry", [_case(entry) for entry in ENTRIES])
+@pytest.mark.parametrize("entry", ENTRIES, ids=[entry["file"] for entry in ENTRIES])
 def test_a_real_file_audits_at_the_shapes_its_users_feed(entry: dict[str, Any]) -> None:
     shapes = {name: shape for name, shape in entry["feed"].items() if shape}
     report = onnx_flow.audit(

@@ -23,9 +23,14 @@ __all__ = ["Widths", "compute"]
 
 _GATHER = frozenset({"Gather"})
 
-# Ops that pass index values on unchanged (first input), only rearranged.
-_INDEX_PRESERVING = frozenset(
-    {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast", "Transpose", "Expand"}
+#: Ops through which integer ids stay the same choice of rows: rearranged, cast,
+#: clipped, or wrapped (Keras 3 writes ``where(ids < 0, ids + V, ids)``, which tf2onnx
+#: lowers to masks multiplied and added).
+_INDEX_ARITHMETIC = frozenset(
+    {
+        *("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Expand"),
+        *("Cast", "Clip", "Where", "Add", "Sub", "Mul", "Mod", "Neg", "Abs", "Min", "Max"),
+    }
 )
 
 
@@ -156,14 +161,30 @@ def _one_hot(graph: ShapedGraph, carrying: Mapping[str, None]) -> dict[str, tupl
         rows = table.shape[0]  # exporters gather embeddings along axis 0
         if not isinstance(rows, int):
             continue
-        # The same indices, reshaped or cast on the way (``input_ids.view(-1, n)``), are
-        # the same one-hot choice: walk back to where they come from.
-        for name in graph.trace_back(indices, _INDEX_PRESERVING):
-            if name not in carrying or not graph.types.get(name, index).integer:
-                break
+        for name in _index_web(graph, indices, carrying):
             if rows > found.get(name, (0, 0))[0]:
                 found[name] = (rows, table.bits)
     return found
+
+
+def _index_web(graph: ShapedGraph, indices: str, carrying: Mapping[str, None]) -> list[str]:
+    """The integer tensors the ``indices`` are computed from by index arithmetic, them
+    included: the same ids reshaped, cast or wrapped on the way (``input_ids.view(-1,
+    n)``, ``where(ids < 0, ids + V, ids)``) are the same one-hot choice."""
+    web: list[str] = []
+    pending, seen = [indices], {indices}
+    while pending:
+        name = pending.pop()
+        tensor = graph.types.get(name)
+        if name not in carrying or tensor is None or not tensor.integer:
+            continue
+        web.append(name)
+        producer = graph.producers.get(name)
+        if producer is not None and producer.is_standard(_INDEX_ARITHMETIC):
+            fresh = [i for i in producer.inputs if i and i not in seen]
+            seen.update(fresh)
+            pending.extend(fresh)
+    return web
 
 
 def _unnamed(dim: Dim, shape: tuple[Dim, ...]) -> bool:

@@ -59,6 +59,39 @@ def test_embedding_indices_count_one_hot() -> None:
     assert _widths(built, measure=Measure.BITS).known["ids"] == 5 * 1000 * 32
 
 
+def _wrapped_ids() -> tuple[list, list]:
+    """Keras 3's ``where(ids < 0, ids + V, ids)`` then a clip, before the Gather."""
+    constants = [
+        numpy_helper.from_array(np.array(0, np.int32), "zero"),
+        numpy_helper.from_array(np.array(1000, np.int32), "vocabulary"),
+        numpy_helper.from_array(np.array(999, np.int32), "last"),
+    ]
+    nodes = [
+        helper.make_node("Less", ["ids", "zero"], ["negative"]),
+        helper.make_node("Add", ["ids", "vocabulary"], ["shifted"]),
+        helper.make_node("Where", ["negative", "shifted", "ids"], ["wrapped"]),
+        helper.make_node("Clip", ["wrapped", "zero", "last"], ["clipped"]),
+        helper.make_node("Gather", ["table", "clipped"], ["embedded"], name="embed"),
+    ]
+    return nodes, constants
+
+
+def test_ids_wrapped_and_clipped_before_the_table_still_count_one_hot() -> None:
+    nodes, constants = _wrapped_ids()
+    built = model(
+        nodes,
+        [("ids", TensorProto.INT32, [1, 5])],
+        [("embedded", TensorProto.FLOAT, [1, 5, 8])],
+        [weight("table", 1000, 8), *constants],
+    )
+    found = _widths(built)
+    assert found.one_hot == dict.fromkeys(["ids", "shifted", "wrapped", "clipped"], 1000)
+    assert found.known["negative"] == 5  # a mask, not ids
+    # ids 5 x 1000 one-hot -> 40 embedded values: the embedding is the flow, not the ids.
+    report = onnx_flow.audit(built)
+    assert (report.total.max_flow, report.total.reference) == (40, 40)
+
+
 def test_shape_arithmetic_carries_no_sample_information() -> None:
     built = model(
         [
