@@ -160,9 +160,11 @@ ARCHITECTURES: dict[str, Reference] = {
     ),
     # 3x32x32 = 3072 in, 100 logits out: R = 100. The classifier reads the [CLS] token
     # only: 32 wide.
-    "vit": Reference(build=vit, example=_IMAGE, max_flow=HIDDEN, reference=LABELS),
+    "vit": Reference(build=vit, example=_IMAGE, max_flow=HIDDEN, reference=LABELS, output="logits"),
     # Stages 16 then 32 channels, global average pooling to 32 values, then 100 logits.
-    "resnet": Reference(build=resnet, example=_IMAGE, max_flow=HIDDEN, reference=LABELS),
+    "resnet": Reference(
+        build=resnet, example=_IMAGE, max_flow=HIDDEN, reference=LABELS, output="logits"
+    ),
     # A classifier head like ViT-Base's, 768 -> 1000: the [CLS] token carries 768 of the
     # 1000 logits (the softmax bottleneck's ratio is (768 + 1) / 1000).
     "vit768": Reference(
@@ -170,6 +172,7 @@ ARCHITECTURES: dict[str, Reference] = {
         example=_IMAGE,
         max_flow=768,
         reference=1000,
+        output="logits",
     ),
     # A head like ResNet-50's, 2048 -> 1000: wide enough. The stem (16 x 8 x 8 = 1024)
     # and the pooled 2048 are above the 1000 logits: no squeeze.
@@ -178,6 +181,7 @@ ARCHITECTURES: dict[str, Reference] = {
         example=_IMAGE,
         max_flow=1000,
         reference=1000,
+        output="logits",
     ),
 }
 

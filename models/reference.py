@@ -39,6 +39,8 @@ class Reference:
     """Input name -> {axis: dim name}; by default a symbolic batch axis."""
     dims: dict[str, int] = field(default_factory=dict)
     """``--dim`` bindings the audit needs (the batch dim is bound to 1 by default)."""
+    output: str = "y"
+    """The graph output's name (a classifier's is ``logits``, as transformers names it)."""
 
     @property
     def bottleneck(self) -> bool:
@@ -155,7 +157,12 @@ def export_reference(reference: Reference, path: Path, *, dynamo: bool) -> Path:
     """Build ``reference``'s module (seeded: the same weights every time) and export it."""
     torch.manual_seed(0)
     return export_module(
-        reference.build().eval(), reference.example, reference.dynamic, path, dynamo=dynamo
+        reference.build().eval(),
+        reference.example,
+        reference.dynamic,
+        path,
+        dynamo=dynamo,
+        output=reference.output,
     )
 
 
@@ -166,9 +173,11 @@ def export_module(
     path: Path,
     *,
     dynamo: bool,
+    output: str = "y",
 ) -> Path:
-    """Export ``module`` with inputs ``x, x1, ...`` and output ``y``; axes in ``dynamic``
-    (input name -> {axis: dim name}) stay symbolic, and ``y`` shares the first input's."""
+    """Export ``module`` with inputs ``x, x1, ...`` and one ``output``; axes in
+    ``dynamic`` (input name -> {axis: dim name}) stay symbolic, and the output shares
+    the first input's."""
     names = [f"x{i}" if i else "x" for i in range(len(example))]
     path.parent.mkdir(parents=True, exist_ok=True)
     if dynamo:
@@ -180,7 +189,7 @@ def export_module(
         )
         symbolic = {"dynamic_shapes": shapes if dynamic else None}
     else:
-        symbolic = {"dynamic_axes": {**dynamic, "y": dynamic.get("x", {})}}
+        symbolic = {"dynamic_axes": {**dynamic, output: dynamic.get("x", {})}}
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -188,7 +197,7 @@ def export_module(
             example,
             str(path),
             input_names=names,
-            output_names=["y"],
+            output_names=[output],
             dynamo=dynamo,
             **symbolic,
         )

@@ -81,11 +81,18 @@ def test_cli_audits_a_module_from_a_factory() -> None:
     )
 
 
+def classifier() -> nn.Module:
+    """8 features -> 100 class probabilities: no flow lost (8 of 8), but the 8 -> 100 map
+    before the Softmax is a softmax bottleneck (rank 9 of 100)."""
+    return nn.Sequential(nn.Linear(8, 100), nn.Softmax(dim=-1))
+
+
 def test_cli_hands_every_option_to_the_module_audit() -> None:
-    """--fail-on reaches the audit (the decoder's 128 -> 784 head is a softmax finding),
-    and a picture format gets the data flow it draws."""
+    """--fail-on reaches the audit, and a picture format gets the data flow it draws."""
+    probabilities = ["tests.test_pytorch:classifier", "--input-shape", "1,8"]
+    assert run("audit-module", *probabilities).returncode == 0
+    assert run("audit-module", *probabilities, "--fail-on", "all").returncode == 1
     factory = ["models.reference:AutoEncoder", "--input-shape", "1,784", "--allow", "enc.2"]
-    assert run("audit-module", *factory, "--fail-on", "all").returncode == 1
     drawn = run("audit-module", *factory, "--format", "dot")
     assert drawn.returncode == 0 and drawn.stdout.startswith('digraph "<AutoEncoder>"')
     assert "enc.2" in drawn.stdout

@@ -1,8 +1,11 @@
 """Bottlenecks known by name, read off the graph with no weights and no data.
 
-- ``softmax_bottleneck`` (Yang et al., ICLR 2018): a linear map from a last axis of
-  width d to V logits (a graph output, or the input of a Softmax / LogSoftmax) with
-  d + 1 < V: the log-probabilities have rank at most d + 1.
+- ``softmax_bottleneck`` (Yang et al., ICLR 2018): a linear map by a fixed weight from a
+  last axis of width d to V logits with d + 1 < V: the log-probabilities have rank at
+  most d + 1. Only where the graph says they are logits: they feed a Softmax,
+  LogSoftmax, ArgMax or TopK, or they are a graph output named as logits, or one of V
+  values where the model reads ids one-hot from a vocabulary of V (a language model).
+  An autoencoder's decoder, a regression head or a widening layer is no softmax.
 - ``attention_head_rank`` (Bhojanapalli et al., ICML 2020): a Softmax over the last axis
   of a Q K^T MatMul whose head size d_h is below the key sequence length n: each head's
   n x n logits have rank at most d_h.
@@ -19,7 +22,7 @@ figure that stays symbolic is not guessed: the message names the ``--dim`` to bi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 from onnx_flow.flow.paths import PathsToOutputs
@@ -32,30 +35,32 @@ SOFTMAX = FindingKind.SOFTMAX_BOTTLENECK
 HEAD_RANK = FindingKind.ATTENTION_HEAD_RANK
 NO_SKIP = FindingKind.ATTENTION_WITHOUT_SKIP
 
-_SPECIAL = frozenset({"Softmax", "LogSoftmax", *FUSED_ATTENTION})
+#: Ops that say their input holds logits; all but Softmax take no part in attention.
+_LOGIT_READERS = frozenset({"Softmax", "LogSoftmax", "ArgMax", "TopK"})
+_SPECIAL = frozenset({*_LOGIT_READERS, *FUSED_ATTENTION})
 # Ops between a linear map and its logits, or between Q K^T and the Softmax, that keep
 # the last axis: bias, scale, mask, layout.
 _KEEPING = frozenset(
     {"Add", "Sub", "Mul", "Div", "Where", "Reshape", "Cast", "Identity", "Transpose", "Squeeze"}
 )
 _SOFTMAX_OP = frozenset({"Softmax"})
-_SOFTMAXES = frozenset({"Softmax", "LogSoftmax"})
 _LINEAR = frozenset({"MatMul", "Gemm"})
 _MATMUL = frozenset({"MatMul"})
 
 
-def find(graph: ShapedGraph) -> tuple[Finding, ...]:
-    """Every finding of the graph, in graph order within each kind."""
+def find(graph: ShapedGraph, vocabularies: Collection[int] = ()) -> tuple[Finding, ...]:
+    """Every finding of the graph, in graph order within each kind; ``vocabularies``
+    are the sizes V of the tables the model reads ids from one-hot."""
     special = [n for n in graph.nodes if n.op_type in _SPECIAL]  # one pass over the graph
     readers: dict[str, list[Node]] = {}
-    if any(n.op_type != "LogSoftmax" for n in special):
+    if any(n.op_type == "Softmax" or n.op_type in FUSED_ATTENTION for n in special):
         for node in graph.nodes:  # only attention needs to follow tensors forward
             for name in node.inputs:
                 readers.setdefault(name, []).append(node)
     attentions = list(_attentions(graph, special, readers))
     scores = {id(a.scores) for a in attentions}
     return (
-        *_softmax(graph, special, scores),
+        *_softmax(graph, special, scores, vocabularies),
         *(f for a in attentions if (f := _head_rank(graph, a)) is not None),
         *_without_skip(graph, attentions),
     )
@@ -80,19 +85,27 @@ def _last(graph: ShapedGraph, name: str) -> Dim:
     return shape[-1] if shape else None
 
 
-def _softmax(graph: ShapedGraph, special: list[Node], scores: set[int]) -> Iterator[Finding]:
-    """Linear maps to logits: graph outputs and Softmax inputs, followed back."""
-    ends = list(graph.outputs)
-    ends += [n.inputs[0] for n in special if n.is_standard(_SOFTMAXES) and n.inputs]
+def _softmax(
+    graph: ShapedGraph, special: list[Node], scores: set[int], vocabularies: Collection[int]
+) -> Iterator[Finding]:
+    """Linear maps to logits: the inputs of ops that read logits, and graph outputs that
+    are logits by name or by the vocabulary, followed back."""
+    read = [n.inputs[0] for n in special if n.is_standard(_LOGIT_READERS) and n.inputs]
+    ends = [(end, True) for end in read]
+    ends += [(output, _named_logits(output)) for output in graph.outputs]
     seen: set[str] = set()
-    for end in ends:
+    for end, said in ends:
         linear = _linear_map(graph, end)
         if linear is None or linear.name in seen or id(linear) in scores:
             continue
-        seen.add(linear.name)
+        if all(i in graph.carrying for i in linear.inputs[:2]):
+            continue  # both sides come from the data (Q K^T): no fixed d -> V map
         d, vocabulary = _last(graph, linear.inputs[0]), _last(graph, linear.outputs[0])
         if not isinstance(vocabulary, int) or vocabulary < 2:
             continue
+        if not (said or vocabulary in vocabularies):
+            continue
+        seen.add(linear.name)
         if not isinstance(d, int):
             yield Finding(
                 SOFTMAX,
@@ -113,6 +126,11 @@ def _softmax(graph: ShapedGraph, special: list[Node], scores: set[int]) -> Itera
                 linear.outputs[0],
                 {"d": d, "vocabulary": vocabulary, "ratio": (d + 1) / vocabulary},
             )
+
+
+def _named_logits(name: str) -> bool:
+    """Whether a tensor's name says it holds logits (``logits``, ``lm_logits``)."""
+    return "logit" in name.lower()
 
 
 def _linear_map(graph: ShapedGraph, name: str) -> Node | None:

@@ -71,7 +71,7 @@ def judge(
         branches=graph.branches,
         allow=allow,
         samples=widths.samples,
-        findings=findings.find(graph),
+        findings=findings.find(graph, vocabularies=frozenset(widths.one_hot.values())),
         fail_on=fail_on,
     )
 

@@ -65,6 +65,59 @@ def test_resnet_2048_to_1000_has_none(exported, exporter: str) -> None:
     assert onnx_flow.audit(exported("resnet2048", exporter)).findings == ()
 
 
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("name", ["squeeze", "autoencoder"])
+def test_a_last_layer_that_gives_no_logits_is_no_softmax(exported, exporter, name) -> None:
+    """The squeeze model's 4 -> 64 and the autoencoder's 128 -> 784 decoder widen, and
+    nothing in the graph says their outputs are logits."""
+    assert _kinds(onnx_flow.audit(exported(name, exporter)), "softmax_bottleneck") == []
+
+
+def _head(output: str, reader: str | None) -> onnx.ModelProto:
+    """x[1, 8] -> MatMul 8 x 100 -> ``reader`` (if any) -> ``output``."""
+    weight = numpy_helper.from_array(np.ones((8, 100), np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["scores" if reader else output])]
+    outputs = [(output, TensorProto.FLOAT, [1, 100])]
+    if reader == "ArgMax":
+        nodes.append(helper.make_node("ArgMax", ["scores"], [output], axis=-1, keepdims=1))
+        outputs = [(output, TensorProto.INT64, [1, 1])]
+    elif reader:
+        nodes.append(helper.make_node(reader, ["scores"], [output], axis=-1))
+    return model(nodes, [("x", TensorProto.FLOAT, [1, 8])], outputs, [weight])
+
+
+@pytest.mark.parametrize(
+    ("output", "reader", "found"),
+    [
+        ("y", None, False),  # a regression head or a widening layer
+        ("logits", None, True),
+        ("class_logits", None, True),
+        ("y", "Softmax", True),
+        ("y", "LogSoftmax", True),
+        ("label", "ArgMax", True),
+    ],
+)
+def test_a_softmax_finding_needs_evidence_of_logits(output, reader, found: bool) -> None:
+    report = onnx_flow.audit(_head(output, reader))
+    assert [f.figures["d"] for f in _kinds(report, "softmax_bottleneck")] == ([8] if found else [])
+
+
+def test_q_kt_before_a_softmax_is_no_softmax_bottleneck() -> None:
+    """Scores of 6 queries against 16 keys of size 4 feed a Softmax with no MatMul by V
+    after it: no attention is recognised, and no fixed 4 -> 16 map exists."""
+    nodes = [
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["q", "kt"], ["scores"]),
+        helper.make_node("Softmax", ["scores"], ["p"], axis=-1),
+    ]
+    built = model(
+        nodes,
+        [("q", TensorProto.FLOAT, [1, 6, 4]), ("k", TensorProto.FLOAT, [1, 16, 4])],
+        [("p", TensorProto.FLOAT, [1, 6, 16])],
+    )
+    assert onnx_flow.audit(built).findings == ()
+
+
 def attention_stack(layers: int, *, residual: bool, n: int = 6, d: int = 8) -> onnx.ModelProto:
     """``layers`` single-head attentions over x[1, n, d], with or without residuals."""
     rng = np.random.default_rng(0)

@@ -8,10 +8,13 @@ import shutil
 from pathlib import Path
 
 import jsonschema
+import onnx
 import pytest
+from onnx import helper
 
 from onnx_flow.render import Format, sarif
 from onnx_flow.report import FindingKind
+from tests.onnx_builders import linear, model
 from tests.runner import SHIPPED, run
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "sarif-schema-2.1.0.json").read_text())
@@ -32,11 +35,8 @@ def test_sarif_is_valid_and_has_one_result_per_bottleneck(tmp_path: Path) -> Non
     assert result.returncode == 2
     log = json.loads(result.stdout)
     jsonschema.Draft4Validator(SCHEMA).validate(log)
-    # The shipped model's last layer maps 4 values to 64: a softmax_bottleneck finding
-    # (ONNXFLOW101, a warning) besides each flow result.
-    results = [r for r in log["runs"][0]["results"] if r["ruleId"] != "ONNXFLOW101"]
-    findings = [r for r in log["runs"][0]["results"] if r["ruleId"] == "ONNXFLOW101"]
-    assert [r["level"] for r in findings] == ["warning", "warning"]
+    # The shipped model's 4 -> 64 last layer gives no logits: no finding.
+    results = log["runs"][0]["results"]
     assert [(r["ruleId"], r["level"]) for r in results] == [
         ("ONNXFLOW001", "error"),  # ratio 4/64 < 0.1
         ("ONNXFLOW001", "error"),
@@ -53,12 +53,18 @@ def test_sarif_has_one_rule_per_finding_kind() -> None:
     assert set(sarif._FINDING_RULES) == set(FindingKind) and len(rules) == len(FindingKind)
 
 
-def test_sarif_without_a_bottleneck_has_only_the_finding() -> None:
-    result = run("audit", SHIPPED, "--format", "sarif", "--allow", "2")
+def test_sarif_without_a_bottleneck_has_only_the_finding(tmp_path: Path) -> None:
+    """8 features -> 100 probabilities: 8 of 8 flow, and a softmax finding (9 of 100)."""
+    down, weights = linear("scores", "x", 8, 100)
+    softmax = helper.make_node("Softmax", ["scores"], ["p"], axis=-1)
+    path = tmp_path / "classifier.onnx"
+    onnx.save(model([*down, softmax], [("x", 1, [1, 8])], [("p", 1, [1, 100])], weights), path)
+    result = run("audit", path, "--format", "sarif")
     assert result.returncode == 0
     log = json.loads(result.stdout)
     jsonschema.Draft4Validator(SCHEMA).validate(log)
-    assert [r["ruleId"] for r in log["runs"][0]["results"]] == ["ONNXFLOW101"]
+    results = log["runs"][0]["results"]
+    assert [(r["ruleId"], r["level"]) for r in results] == [("ONNXFLOW101", "warning")]
 
 
 def test_markdown_is_one_table_with_a_row_per_output(tmp_path: Path) -> None:
