@@ -111,7 +111,9 @@ class Node(NamedTuple):
     outputs: tuple[str, ...]
     scope: str | None
     """Where the framework says the node comes from: the dynamo exporter's
-    ``name_scopes`` metadata, or a TorchScript-style ``/a/b/Op`` node name."""
+    ``name_scopes`` metadata, else a scoped node name (TorchScript's ``/a/b/Op``,
+    tf2onnx's ``a/b/Op``), else the name of the first weight it reads that has a
+    layer part (paddle2onnx's ``linear_1.w_0``)."""
     attributes: tuple[tuple[str, int], ...] = ()
     """Integer attributes, kept for fused attention ops only (``num_heads``...)."""
     arguments: tuple[str, ...] = ()
@@ -233,7 +235,10 @@ def module_path(scope: str | None) -> str | None:
     names the op itself, the one before its layer. TorchScript names nodes
     ``/model/transformer/h.0/ln_1/LayerNormalization``: one scope per module, by
     attribute name, except that a numbered child of a container repeats the
-    container's scope (``/enc/enc.2/Gemm`` is ``enc.2``, not ``enc.enc.2``).
+    container's scope (``/enc/enc.2/Gemm`` is ``enc.2``, not ``enc.enc.2``). tf2onnx
+    names them by Keras scope, ``mlp_1/squeeze_1/MatMul``: the layer is
+    ``mlp_1/squeeze_1``. A weight's name (paddle2onnx's ``linear_1.w_0``, a state
+    dict's ``encoder.0.weight``) less its last part is its layer.
     """
     if scope is None:
         return None
@@ -248,6 +253,9 @@ def module_path(scope: str | None) -> str | None:
                 return None
         layers = [s for s in scopes[:-1] if s] if isinstance(scopes, list) else []
         return str(layers[-1]) if layers else None
+    if not scope.startswith("/"):
+        separator = "/" if "/" in scope else "."
+        return scope.rpartition(separator)[0] or None
     path: list[str] = []
     for part in scope.split("/")[1:-1]:
         if path and part.startswith(path[-1] + "."):

@@ -19,6 +19,11 @@ from onnx_flow.records import module_path
         ("/dec.0/dec.0.0/Gemm", "dec.0.0"),
         ("/model/transformer/h.0/ln_1/LayerNormalization", "model.transformer.h.0.ln_1"),
         ("/Relu", None),
+        ("mlp_1/squeeze_1/MatMul", "mlp_1/squeeze_1"),  # tf2onnx: Keras scopes
+        ("text_1/embed_1/SelectV2__16", "text_1/embed_1"),
+        ("linear_1.w_0", "linear_1"),  # paddle2onnx's weight names
+        ("m.bert.encoder.layer.3.output.dense.weight", "m.bert.encoder.layer.3.output.dense"),
+        ("coefficient", None),  # a weight name with no layer part
         (None, None),
     ],
 )

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from onnx_flow.errors import AuditError
 from onnx_flow.measure.widths import Widths
-from onnx_flow.records import ShapedGraph
+from onnx_flow.records import Node, ShapedGraph
 
 __all__ = ["split_tensors"]
 
@@ -48,13 +48,32 @@ def _match(graph: ShapedGraph, widths: Widths, spec: str) -> set[str]:
         return {spec}
     members = [node for node in graph.nodes if node.name == spec]
     if not members:
-        prefix = spec + "."
-        members = [
-            node
-            for node in graph.nodes
-            if (module := node.module) is not None and (module == spec or module.startswith(prefix))
-        ]
+        members = _in_module(graph, spec)
     inside = {id(node) for node in members}
     written = {out for node in members for out in node.outputs if widths.carries(out)}
     read_outside = {name for node in graph.nodes if id(node) not in inside for name in node.inputs}
     return {t for t in written if t in read_outside or t in graph.outputs}
+
+
+def _in_module(graph: ShapedGraph, spec: str) -> list[Node]:
+    """The nodes of module ``spec`` and of the modules below it (``enc.2.0``,
+    ``mlp_1/squeeze_1/dense``); else of the one layer whose own name, less the ``_N``
+    suffix Keras adds when it traces a layer again, is ``spec`` (``squeeze`` for
+    ``mlp_1/squeeze_1``)."""
+    modules = {module for node in graph.nodes if (module := node.module) is not None}
+    below = (spec + ".", spec + "/")
+    chosen = {m for m in modules if m == spec or m.startswith(below)}
+    if not chosen:
+        named = {m for m in modules if _own_name(m) == spec}
+        if len(named) == 1:
+            (layer,) = named
+            chosen = {m for m in modules if m == layer or m.startswith(layer + "/")}
+    return [node for node in graph.nodes if node.module in chosen]
+
+
+def _own_name(module: str) -> str:
+    """A layer's last scope, less a ``_N`` tracing suffix: ``mlp_1/squeeze_1`` ->
+    ``squeeze``."""
+    own = module.rpartition("/")[2]
+    stem, _, number = own.rpartition("_")
+    return stem if stem and number.isdigit() else own
