@@ -129,7 +129,9 @@ class _Judge:
         """Narrow tensors that other paths go around.
 
         A tensor lies on some minimum cut exactly when removing it lowers the flow by its
-        width; one that loses less, and leaves some flow, is bypassed.
+        width; one that loses less, and leaves some flow, is bypassed, if it is so in
+        the flow to each output it carries to: a narrow layer on the only path to one
+        output is that output's cut, however much reaches the others.
         """
         on_cut = {*flow.near_inputs, *flow.near_outputs}
         tensors = flow.tensors()
@@ -138,14 +140,24 @@ class _Judge:
             for tensor, width in zip(tensors, map(self.widths.known.get, tensors), strict=True)
             if width is not None and width < reference and tensor not in on_cut
         ]
-        producers, value = self.graph.producers, flow.value
+        outputs = list(self.flows.values()) if len(self.flows) > 1 else []
+        own = [(f, set(f.tensors())) for f in outputs]
+        producers = self.graph.producers
         found = []
         for tensor, width in narrow:
-            without = flow.without(tensor)
-            if without > value - width and without > 0:
-                node, op, module = _origin(producers.get(tensor))
-                found.append(Bypassed(tensor, width, node, op, module, without))
+            if not _around(flow, tensor, width):
+                continue
+            if any(tensor in c and not _around(f, tensor, width) for f, c in own):
+                continue
+            node, op, module = _origin(producers.get(tensor))
+            found.append(Bypassed(tensor, width, node, op, module, flow.without(tensor)))
         return found
+
+
+def _around(flow: Flow, tensor: str, width: int) -> bool:
+    """Whether ``flow`` loses less than ``width`` without ``tensor``, and keeps some."""
+    without = flow.without(tensor)
+    return without > flow.value - width and without > 0
 
 
 def _undecided(graph: ShapedGraph) -> str:

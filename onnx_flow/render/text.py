@@ -26,6 +26,7 @@ __all__ = ["render"]
 
 _WIDTH = 110
 _MAX_ROWS = 12
+_CUT_COLUMNS = ("layer", "op", "tensor", "shape", "width")
 _NUMERIC = frozenset({"width", "flow around"})
 _Item = TypeVar("_Item")
 
@@ -61,7 +62,7 @@ def _report(console: Console, report: Report) -> None:
         Text(f"({report.measure}; {dims or 'no symbolic dims'})", style="dim"),
     )
     graph_outputs = sum(not output.declared for output in report.outputs)
-    console.print(_headline(report.total, "all outputs" if graph_outputs > 1 else None))
+    console.print(_headline(report, "all outputs" if graph_outputs > 1 else None))
     if report.samples is not None:
         console.print(
             Text(
@@ -88,6 +89,10 @@ def _report(console: Console, report: Report) -> None:
                 _verdict(output),
             )
         console.print(table)
+        for output in report.outputs:
+            if output.bottleneck:
+                title = f"minimum cut of output {output.name}"
+                _table(console, title, _CUT_COLUMNS, output.cut_near_inputs, _cut_row)
     total = report.total
     cuts = (
         [("minimum cut", total.cut_near_inputs)]
@@ -98,7 +103,7 @@ def _report(console: Console, report: Report) -> None:
         ]
     )
     for title, tensors in cuts:
-        _table(console, title, ("layer", "op", "tensor", "shape", "width"), tensors, _cut_row)
+        _table(console, title, _CUT_COLUMNS, tensors, _cut_row)
     _table(
         console,
         "narrow layers bypassed by skips",
@@ -122,10 +127,11 @@ def _report(console: Console, report: Report) -> None:
     )
 
 
-def _headline(result: OutputResult, label: str | None) -> Text:
+def _headline(report: Report, label: str | None) -> Text:
+    """The model's verdict (a bottleneck in any output), with all outputs' figures."""
     prefix = f"{label}: " if label else ""
-    style = "bold red" if result.bottleneck else "bold green"
-    return Text.assemble(prefix, (verdict(result), style), f"  {figures(result)}")
+    style = "bold red" if report.bottleneck else "bold green"
+    return Text.assemble(prefix, (verdict(report), style), f"  {figures(report.total)}")
 
 
 def _verdict(result: OutputResult) -> Text:
