@@ -26,7 +26,7 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 from onnx_flow.flow.paths import PathsToOutputs
-from onnx_flow.records import FUSED_ATTENTION, Dim, Node, ShapedGraph
+from onnx_flow.records import FUSED_ATTENTION, SHAPE_OPS, Dim, Node, ShapedGraph
 from onnx_flow.report import Finding, FindingKind
 
 __all__ = ["find"]
@@ -41,7 +41,10 @@ _SPECIAL = frozenset({*_LOGIT_READERS, *FUSED_ATTENTION})
 # Ops between a linear map and its logits, or between Q K^T and the Softmax, that keep
 # the last axis: bias, scale, mask, layout.
 _KEEPING = frozenset(
-    {"Add", "Sub", "Mul", "Div", "Where", "Reshape", "Cast", "Identity", "Transpose", "Squeeze"}
+    {
+        *("Add", "Sub", "Mul", "Div", "Where", "Reshape", "Cast", "Identity", "Transpose"),
+        *("Squeeze", "Unsqueeze"),
+    }
 )
 _SOFTMAX_OP = frozenset({"Softmax"})
 _LINEAR = frozenset({"MatMul", "Gemm"})
@@ -163,9 +166,10 @@ def _attentions(
 
 
 def _reader(readers: dict[str, list[Node]], name: str, op: frozenset[str]) -> Node | None:
-    """The first ``op`` that reads ``name``, through last-axis-keeping ops."""
+    """The first ``op`` that reads ``name``, through last-axis-keeping ops (readers of
+    its shape alone do not count)."""
     for _ in range(8):
-        following = readers.get(name, [])
+        following = [n for n in readers.get(name, []) if not n.is_standard(SHAPE_OPS)]
         hit = next((n for n in following if n.is_standard(op)), None)
         if hit is not None:
             return hit

@@ -269,3 +269,33 @@ def test_paths_around_a_tensor_agree_with_a_forward_search(graph: ShapedGraph) -
     for blocked in tensors:
         for tensor in tensors:
             assert paths.around(tensor, blocked) == reaches(tensor, blocked), (tensor, blocked)
+
+
+def test_attention_whose_probabilities_are_unsqueezed_and_shape_read_as_keras_writes() -> None:
+    """tf2onnx's Keras MultiHeadAttention: Softmax -> Unsqueeze, whose Shape is read
+    besides the Reshape that leads to the MatMul by V. Head size 4 below 6 positions."""
+    rng = np.random.default_rng(0)
+    weights = [
+        numpy_helper.from_array(rng.standard_normal((8, 4)).astype(np.float32), f"w{p}")
+        for p in "qkv"
+    ]
+    back = numpy_helper.from_array(np.array([1, 6, 6], np.int64), "back")
+    nodes = [
+        *(helper.make_node("MatMul", ["x", f"w{p}"], [p]) for p in "qkv"),
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["q", "kt"], ["s"]),
+        helper.make_node("Softmax", ["s"], ["p"], axis=-1),
+        helper.make_node("Unsqueeze", ["p", "axis"], ["p5"]),
+        helper.make_node("Shape", ["p5"], ["p5_shape"]),
+        helper.make_node("Reshape", ["p5", "back"], ["p3"]),
+        helper.make_node("MatMul", ["p3", "v"], ["y"]),
+    ]
+    axis = numpy_helper.from_array(np.array([-1], np.int64), "axis")
+    built = model(
+        nodes,
+        [("x", TensorProto.FLOAT, [1, 6, 8])],
+        [("y", TensorProto.FLOAT, [1, 6, 4])],
+        [*weights, back, axis],
+    )
+    (head,) = _kinds(onnx_flow.audit(built), "attention_head_rank")
+    assert head.figures == {"head_size": 4, "sequence": 6, "heads": 1}
