@@ -2,7 +2,8 @@
 wheels, and small models built once with skl2onnx, tf2onnx, jax2onnx and paddle2onnx.
 
 Each audits to a report at the input shapes its users feed; where the manifest gives
-figures derived by hand, the report has them.
+figures derived by hand (per output too), findings, or the layer on the cut, the report
+has them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 import onnx_flow
+from onnx_flow.report import OutputResult
 
 CORPUS = Path(__file__).parent / "corpus"
 ENTRIES = json.loads((CORPUS / "manifest.json").read_text())["files"]
@@ -30,5 +32,26 @@ def test_a_real_file_audits_at_the_shapes_its_users_feed(entry: dict[str, Any]) 
     if entry.get("values"):  # they decide the If that holds the network
         assert report.branches[0].taken is not None
     if entry["expected"] is not None:
-        figures = {"max_flow": report.total.max_flow, "reference": report.total.reference}
-        assert figures == entry["expected"]
+        assert _figures(report.total) == entry["expected"]
+    if "expected_outputs" in entry:
+        outputs = {o.name: _figures(o) for o in report.outputs if not o.declared}
+        assert outputs == entry["expected_outputs"]
+    if "findings" in entry:
+        assert sorted({f.kind.value for f in report.findings}) == sorted(entry["findings"])
+    if entry.get("cut_layer"):
+        # The narrowest result's cut; a layer named in the file is the user's layer.
+        narrowest = min(report.outputs, key=lambda o: o.ratio)
+        named = {t.module for t in narrowest.cut_near_inputs} - {None}
+        assert named or not entry["producer"].startswith("tf2onnx")  # scoped node names
+        assert all(_own_name(module) == entry["cut_layer"] for module in named)
+
+
+def _figures(result: OutputResult) -> dict[str, int]:
+    return {"max_flow": result.max_flow, "reference": result.reference}
+
+
+def _own_name(module: str) -> str:
+    """``two_heads_1/a_squeeze_1`` -> ``a_squeeze`` (Keras adds ``_1`` when it traces a
+    layer); ``linear_16`` (paddle's own numbering) stays."""
+    own = module.rpartition("/")[2]
+    return own.rpartition("_")[0] if "/" in module else own

@@ -40,7 +40,20 @@ Rebuilding with the same versions gives the same weights (tf2onnx may name some
 initializers differently from one run to the next); other versions give other files.
 
 The MLPs are 64 -> 64 -> 4 -> 64 (ReLU between; layers named hidden, squeeze, expand
-where the exporter keeps names): max-flow 4, reference 64.
+where the exporter keeps names): max-flow 4, reference 64. Keras, jax and paddle also build
+the same small models each (layers named as in the MLPs where the exporter keeps names):
+a residual block (x [64] + Linear 4 -> 64 of Linear 64 -> 4: 64 of 64, the squeeze
+bypassed), a CNN with a 1x1 squeeze (3x16x16, conv 3x3 -> 8, 1x1 -> 2, 1x1 -> 8, global
+average pool, dense 10: 8 of 10, the cut at the pool), a text model (8 ids, Embedding(1000,
+16), dense 64, dense 1000: 64 of 1000; keras_text_embedding for Keras), a post-LN
+transformer encoder block (tokens [1, 16, 32], 4 heads of size 8, MLP 32 -> 64 -> 32: 512
+of 512, an attention_head_rank finding) and a two-output model (trunk 64, head a 64 -> 4 ->
+64: 4 of 64, head b 64 -> 64: 64 of 64; together 64 of 64). scikit-learn adds a
+StandardScaler -> PCA(4) -> LinearRegression pipeline (4 of 64) and a small random forest
+(TreeEnsembleRegressor: 1 of 1). Besides `expected`, an entry may give expected_outputs
+(figures per output name), cut_layer (the framework's name of the narrowest layer on the
+minimum cut nearest the inputs; the note then quotes how the file names its nodes and
+weights) and findings (the finding kinds the audit should report; [] for none).
 """
 
 from __future__ import annotations
@@ -60,6 +73,37 @@ MANIFEST = HERE / "manifest.json"
 SEED = 0
 
 MLP_EXPECTED = {"max_flow": 4, "reference": 64}
+CNN_EXPECTED = {"max_flow": 8, "reference": 10}
+NOTE_RESIDUAL = (
+    "Residual block: x [64] -> Linear 64 -> 4 (relu) -> 4 -> 64, added to x. The skip "
+    "carries all 64 around the 4-wide branch: max-flow 64 of 64, no bottleneck (the "
+    "squeeze is bypassed)."
+)
+NOTE_CNN = (
+    "CNN with a 1x1 squeeze at 3x16x16: conv 3x3 3 -> 8 (same padding, stride 1, relu; "
+    "2048), conv 1x1 8 -> 2 (squeeze, relu; 2x16x16 = 512), conv 1x1 2 -> 8 (expand, "
+    "relu; 2048), global average pool (8), dense 8 -> 10 (logits). Input 768; the "
+    "narrowest cross-section is the pool's 8 (the squeeze's 512 is wider): max-flow 8 of "
+    "10, the cut at the pool."
+)
+NOTE_TEXT = (
+    "Embedding(1000, 16) on 8 ids -> flatten (128) -> Linear 64 (relu) -> Linear "
+    "1000 logits. The ids one-hot over 1000 are 8000 wide; squeezed to 64 before the 1000 "
+    "logits: max-flow 64 of 1000, and a softmax bottleneck (d 64, vocabulary 1000)."
+)
+NOTE_TRANSFORMER = (
+    "Post-LN transformer encoder block on tokens [1, 16, 32] (no embedding): self-attention "
+    "with 4 heads of size 8, residual + layer norm, MLP 32 -> 64 (relu) -> 32, residual + "
+    "layer norm. Every cross-section is 16 x 32 = 512 wide or wider: max-flow 512 of 512. "
+    "Head size 8 < sequence 16: an attention_head_rank finding (heads 4, head_size 8, "
+    "sequence 16) is expected."
+)
+NOTE_TWO_OUTPUTS = (
+    "Two outputs: x [64] -> Linear 64 -> 64 (relu), then head a: 64 -> 4 (relu) -> 64 "
+    "and head b: 64 -> 64. Per output: a 4 of 64 (cut at a's squeeze), b 64 of 64; all "
+    "outputs together 64 of 64 (the 64-wide trunk; inputs 64 < outputs 128). cut_layer is "
+    "the cut of output a: for all outputs together the cut nearest the inputs is the input."
+)
 OWN = "Apache-2.0 (built here, as the project)"
 
 
@@ -119,7 +163,15 @@ def entry(
     expected,
     note: str | None = None,
     values: dict | None = None,
+    *,
+    expected_outputs: dict | None = None,
+    cut_layer: str | None = None,
+    findings: list[str] | None = None,
 ):
+    """The manifest entry of one file. The keyword-only fields are written when given:
+    expected_outputs (figures per output name), cut_layer (the framework's name of the
+    narrowest layer on the minimum cut nearest the inputs), findings (expected finding
+    kinds; [] for none)."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
@@ -135,11 +187,35 @@ def entry(
         "feed": feed,
         "expected": expected,
     }
+    if expected_outputs is not None:
+        e["expected_outputs"] = expected_outputs
+    if cut_layer is not None:
+        e["cut_layer"] = cut_layer
+        note = f"{note.rstrip('.')}. {names_in(model)}" if note else names_in(model)
+    if findings is not None:
+        e["findings"] = findings
     if note:
         e["note"] = note
     if values:
         e["values"] = values  # --input-value: the branch of an If users take
     return e
+
+
+#: The ops a layer of the audit's figures is made of, for the names a note quotes.
+LAYER_OPS = ("MatMul", "Gemm", "Conv", "GlobalAveragePool", "ReduceMean", "Gather",
+             "LinearRegressor", "TreeEnsembleRegressor")  # fmt: skip
+
+
+def names_in(model, most: int = 6) -> str:
+    """How the file names its layers: node name, op type and the weight read, for the
+    first nodes of LAYER_OPS (the naming rule to check against cut_layer)."""
+    weights = {i.name for i in model.graph.initializer if len(i.dims) >= 2}
+    shown = []
+    for node in model.graph.node:
+        if node.op_type in LAYER_OPS and len(shown) < most:
+            read = [i for i in node.input if i in weights]
+            shown.append(f"{node.name} {node.op_type}" + (f" <- {read[0]}" if read else ""))
+    return "Names in the file (node op <- weight): " + "; ".join(shown) + "."
 
 
 def update_manifest(entries: list[dict]) -> None:
@@ -162,7 +238,10 @@ def build_sklearn() -> list[dict]:
     import numpy as np
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import RandomForestRegressor
     from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LinearRegression
     from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -177,10 +256,17 @@ def build_sklearn() -> list[dict]:
     feed = {"input": [1, 64]}
     built = []
 
-    def export(fitted, name: str, expected: dict, note: str) -> None:
+    def export(fitted, name: str, expected: dict, note: str, **fields) -> None:
         path = OUT / name
-        path.write_bytes(to_onnx(fitted, initial_types=types).SerializeToString())
-        built.append(entry(path, origin, OWN, feed, expected, note))
+        model = to_onnx(fitted, initial_types=types)
+        # skl2onnx lists the opsets in no fixed order: the default domain first, as checked in.
+        opsets = sorted(
+            model.opset_import, key=lambda o: (o.domain not in ("", "ai.onnx"), o.domain)
+        )
+        del model.opset_import[:]
+        model.opset_import.extend(opsets)
+        path.write_bytes(model.SerializeToString())
+        built.append(entry(path, origin, OWN, feed, expected, note, findings=[], **fields))
 
     export(
         MLPRegressor(hidden_layer_sizes=(64, 4, 64), max_iter=5, random_state=SEED).fit(x, y),
@@ -209,6 +295,24 @@ def build_sklearn() -> list[dict]:
         "MLPRegressor((64, 4, 64)); output Reshape(-1, 1) as in "
         "sklearn_mlp_regressor.onnx: one sample comes out as [64, 1].",
     )
+    export(
+        make_pipeline(StandardScaler(), PCA(n_components=4), LinearRegression()).fit(x, y),
+        "sklearn_pca_linear_regression.onnx",
+        MLP_EXPECTED,
+        "Pipeline StandardScaler (standardscaler) -> PCA(n_components=4) (pca) -> "
+        "LinearRegression (linearregression) with 64 targets: 64 -> 4 -> 64, max-flow 4 of "
+        "64, the cut at the PCA projection.",
+        cut_layer="pca",
+    )
+    export(
+        RandomForestRegressor(n_estimators=3, max_depth=3, random_state=SEED).fit(x, y[:, 0]),
+        "sklearn_random_forest_regressor.onnx",
+        {"max_flow": 1, "reference": 1},
+        "RandomForestRegressor(n_estimators=3, max_depth=3) on 64 features, one target: one "
+        "ai.onnx.ml tree ensemble op (every tree reads the 64 features) writes one value "
+        "per sample: max-flow 1 of 1 (reference min(64, 1)). skl2onnx 1.20.0 lists the "
+        "default opset twice in this file (opset_import '' 22, '' 22, ai.onnx.ml 1).",
+    )
     return built
 
 
@@ -225,10 +329,10 @@ def build_keras() -> list[dict]:
     origin = "tf2onnx.convert.from_keras, " + versions("tensorflow-cpu", "keras", "tf2onnx", "onnx")
     built = []
 
-    def export(model, name: str, spec, feed: dict, expected, note: str) -> None:
+    def export(model, name: str, spec, feed: dict, expected, note: str, **fields) -> None:
         path = OUT / name
         tf2onnx.convert.from_keras(model, input_signature=(spec,), opset=17, output_path=str(path))
-        built.append(entry(path, origin, OWN, feed, expected, note))
+        built.append(entry(path, origin, OWN, feed, expected, note, **fields))
 
     # Keras 3 functional API: tf2onnx does not convert a Sequential model.
     x = keras.Input(shape=(64,), name="x")
@@ -242,6 +346,8 @@ def build_keras() -> list[dict]:
         {"x": [1, 64]},
         MLP_EXPECTED,
         "Keras functional Dense 64 (hidden) -> 4 (squeeze) -> 64 (expand)",
+        cut_layer="squeeze",
+        findings=[],
     )
 
     ids = keras.Input(shape=(8,), dtype="int32", name="ids")
@@ -258,6 +364,74 @@ def build_keras() -> list[dict]:
         "Embedding(1000, 16) on 8 int32 ids -> Flatten -> Dense 64 (relu) -> Dense 1000 "
         "logits. The ids one-hot over 1000 are 8000 wide; squeezed to 64 before the 1000 "
         "logits.",
+        cut_layer="hidden",
+        findings=["softmax_bottleneck"],
+    )
+
+    x = keras.Input(shape=(64,), name="x")
+    s = keras.layers.Dense(4, activation="relu", name="squeeze")(x)
+    y = keras.layers.Dense(64, name="expand")(s)
+    export(
+        keras.Model(x, keras.layers.Add(name="add")([x, y]), name="residual"),
+        "keras_residual.onnx",
+        tf.TensorSpec((None, 64), tf.float32, name="x"),
+        {"x": [1, 64]},
+        {"max_flow": 64, "reference": 64},
+        NOTE_RESIDUAL + " Keras: Dense squeeze, expand, Add add.",
+        findings=[],
+    )
+
+    x = keras.Input(shape=(16, 16, 3), name="x")
+    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(x)
+    h = keras.layers.Conv2D(2, 1, activation="relu", name="squeeze")(h)
+    h = keras.layers.Conv2D(8, 1, activation="relu", name="expand")(h)
+    h = keras.layers.GlobalAveragePooling2D(name="pool")(h)
+    export(
+        keras.Model(x, keras.layers.Dense(10, name="logits")(h), name="cnn"),
+        "keras_cnn_squeeze.onnx",
+        tf.TensorSpec((None, 16, 16, 3), tf.float32, name="x"),
+        {"x": [1, 16, 16, 3]},
+        CNN_EXPECTED,
+        NOTE_CNN + " Keras, NHWC input 16x16x3: Conv2D conv, squeeze, expand, "
+        "GlobalAveragePooling2D pool, Dense logits (the output, named logits: a "
+        "softmax_bottleneck, d 8 + 1 < 10).",
+        cut_layer="pool",
+        findings=["softmax_bottleneck"],
+    )
+
+    tokens = keras.Input(shape=(16, 32), name="tokens")
+    a = keras.layers.MultiHeadAttention(num_heads=4, key_dim=8, name="attention")(tokens, tokens)
+    h = keras.layers.LayerNormalization(name="norm1")(keras.layers.Add(name="add1")([tokens, a]))
+    f = keras.layers.Dense(64, activation="relu", name="ffn_up")(h)
+    f = keras.layers.Dense(32, name="ffn_down")(f)
+    y = keras.layers.LayerNormalization(name="norm2")(keras.layers.Add(name="add2")([h, f]))
+    export(
+        keras.Model(tokens, y, name="encoder"),
+        "keras_transformer_block.onnx",
+        tf.TensorSpec((None, 16, 32), tf.float32, name="tokens"),
+        {"tokens": [1, 16, 32]},
+        {"max_flow": 512, "reference": 512},
+        NOTE_TRANSFORMER + " Keras: MultiHeadAttention(num_heads=4, key_dim=8) attention, "
+        "Add add1, LayerNormalization norm1, Dense ffn_up, ffn_down, Add add2, "
+        "LayerNormalization norm2.",
+        findings=["attention_head_rank"],
+    )
+
+    x = keras.Input(shape=(64,), name="x")
+    h = keras.layers.Dense(64, activation="relu", name="hidden")(x)
+    s = keras.layers.Dense(4, activation="relu", name="a_squeeze")(h)
+    a = keras.layers.Dense(64, name="a")(s)
+    b = keras.layers.Dense(64, name="b")(h)
+    export(
+        keras.Model(x, [a, b], name="two_heads"),
+        "keras_two_outputs.onnx",
+        tf.TensorSpec((None, 64), tf.float32, name="x"),
+        {"x": [1, 64]},
+        {"max_flow": 64, "reference": 64},
+        NOTE_TWO_OUTPUTS + " Keras: Dense hidden, a_squeeze, a (output a), b (output b).",
+        expected_outputs={"a": MLP_EXPECTED, "b": {"max_flow": 64, "reference": 64}},
+        cut_layer="a_squeeze",
+        findings=[],
     )
     return built
 
@@ -267,6 +441,7 @@ def build_keras() -> list[dict]:
 
 def build_jax() -> list[dict]:
     import jax
+    import jax.numpy as jnp
     from flax import nnx
     from jax2onnx import to_onnx
 
@@ -279,22 +454,147 @@ def build_jax() -> list[dict]:
         def __call__(self, x):
             return self.expand(nnx.relu(self.squeeze(nnx.relu(self.hidden(x)))))
 
-    model = MLP(nnx.Rngs(SEED))
-    path = OUT / "jax_nnx_mlp.onnx"
-    proto = to_onnx(model, [("B", 64)], model_name="jax_nnx_mlp")
-    path.write_bytes(proto.SerializeToString())
+    class Residual(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs):
+            self.squeeze = nnx.Linear(64, 4, rngs=rngs)
+            self.expand = nnx.Linear(4, 64, rngs=rngs)
+
+        def __call__(self, x):
+            return x + self.expand(nnx.relu(self.squeeze(x)))
+
+    class CNN(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs):
+            self.conv = nnx.Conv(3, 8, (3, 3), padding="SAME", rngs=rngs)
+            self.squeeze = nnx.Conv(8, 2, (1, 1), rngs=rngs)
+            self.expand = nnx.Conv(2, 8, (1, 1), rngs=rngs)
+            self.logits = nnx.Linear(8, 10, rngs=rngs)
+
+        def __call__(self, x):  # NHWC
+            h = nnx.relu(self.expand(nnx.relu(self.squeeze(nnx.relu(self.conv(x))))))
+            return self.logits(jnp.mean(h, axis=(1, 2)))
+
+    class Text(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs):
+            self.embed = nnx.Embed(1000, 16, rngs=rngs)
+            self.hidden = nnx.Linear(8 * 16, 64, rngs=rngs)
+            self.logits = nnx.Linear(64, 1000, rngs=rngs)
+
+        def __call__(self, ids):
+            e = self.embed(ids)
+            return self.logits(nnx.relu(self.hidden(e.reshape(e.shape[0], -1))))
+
+    class Encoder(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs):
+            self.attention = nnx.MultiHeadAttention(
+                num_heads=4, in_features=32, qkv_features=32, decode=False, rngs=rngs
+            )
+            self.norm1 = nnx.LayerNorm(32, rngs=rngs)
+            self.ffn_up = nnx.Linear(32, 64, rngs=rngs)
+            self.ffn_down = nnx.Linear(64, 32, rngs=rngs)
+            self.norm2 = nnx.LayerNorm(32, rngs=rngs)
+
+        def __call__(self, x):
+            h = self.norm1(x + self.attention(x))
+            return self.norm2(h + self.ffn_down(nnx.relu(self.ffn_up(h))))
+
+    class TwoHeads(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs):
+            self.hidden = nnx.Linear(64, 64, rngs=rngs)
+            self.a_squeeze = nnx.Linear(64, 4, rngs=rngs)
+            self.a = nnx.Linear(4, 64, rngs=rngs)
+            self.b = nnx.Linear(64, 64, rngs=rngs)
+
+        def __call__(self, x):
+            h = nnx.relu(self.hidden(x))
+            return self.a(nnx.relu(self.a_squeeze(h))), self.b(h)
+
     origin = "jax2onnx.to_onnx, " + versions("jax", "flax", "jax2onnx", "onnx")
     assert jax.__version__
-    return [
-        entry(
-            path,
-            origin,
-            OWN,
-            {"in_0": [1, 64]},
-            MLP_EXPECTED,
-            "Flax NNX Linear 64 (hidden) -> 4 (squeeze) -> 64 (expand), batch dim 'B'",
-        )
-    ]
+    built = []
+
+    def export(model, name: str, inputs, feed: dict, expected, note: str, **fields) -> None:
+        path = OUT / name
+        names = {k: fields.pop(k) for k in ("input_names", "output_names") if k in fields}
+        proto = to_onnx(model, inputs, model_name=path.stem, **names)
+        path.write_bytes(proto.SerializeToString())
+        built.append(entry(path, origin, OWN, feed, expected, note, **fields))
+
+    export(
+        MLP(nnx.Rngs(SEED)),
+        "jax_nnx_mlp.onnx",
+        [("B", 64)],
+        {"in_0": [1, 64]},
+        MLP_EXPECTED,
+        "Flax NNX Linear 64 (hidden) -> 4 (squeeze) -> 64 (expand), batch dim 'B'",
+        cut_layer="squeeze",
+        findings=[],
+    )
+    # The models below name their inputs and outputs (input_names, output_names);
+    # jax2onnx's own names are in_0 ... and out_0 ... (jax_nnx_mlp.onnx).
+    export(
+        Residual(nnx.Rngs(SEED)),
+        "jax_nnx_residual.onnx",
+        [("B", 64)],
+        {"x": [1, 64]},
+        {"max_flow": 64, "reference": 64},
+        NOTE_RESIDUAL + " Flax NNX: Linear squeeze, expand; batch dim 'B'.",
+        findings=[],
+        input_names=["x"],
+        output_names=["y"],
+    )
+    export(
+        CNN(nnx.Rngs(SEED)),
+        "jax_nnx_cnn_squeeze.onnx",
+        [("B", 16, 16, 3)],
+        {"x": [1, 16, 16, 3]},
+        CNN_EXPECTED,
+        NOTE_CNN + " Flax NNX, NHWC input 16x16x3: Conv conv, squeeze, expand, jnp.mean "
+        "over H and W (no layer: hence no cut_layer), Linear logits; output named logits "
+        "(output_names): a softmax_bottleneck, d 8 + 1 < 10.",
+        findings=["softmax_bottleneck"],
+        input_names=["x"],
+        output_names=["logits"],
+    )
+    batch = jax.export.symbolic_shape("B")[0]
+    export(
+        Text(nnx.Rngs(SEED)),
+        "jax_nnx_text_embedding.onnx",
+        [jax.ShapeDtypeStruct((batch, 8), jnp.int32)],
+        {"ids": [1, 8]},
+        {"max_flow": 64, "reference": 1000},
+        NOTE_TEXT
+        + " Flax NNX, int32 ids: Embed embed, reshape, Linear hidden, logits; output named logits.",
+        cut_layer="hidden",
+        findings=["softmax_bottleneck"],
+        input_names=["ids"],
+        output_names=["logits"],
+    )
+    export(
+        Encoder(nnx.Rngs(SEED)),
+        "jax_nnx_transformer_block.onnx",
+        [("B", 16, 32)],
+        {"tokens": [1, 16, 32]},
+        {"max_flow": 512, "reference": 512},
+        NOTE_TRANSFORMER + " Flax NNX: MultiHeadAttention(num_heads=4, in_features=32, "
+        "qkv_features=32) attention, LayerNorm norm1, Linear ffn_up, ffn_down, LayerNorm norm2.",
+        findings=["attention_head_rank"],
+        input_names=["tokens"],
+        output_names=["y"],
+    )
+    export(
+        TwoHeads(nnx.Rngs(SEED)),
+        "jax_nnx_two_outputs.onnx",
+        [("B", 64)],
+        {"x": [1, 64]},
+        {"max_flow": 64, "reference": 64},
+        NOTE_TWO_OUTPUTS + " Flax NNX: Linear hidden, a_squeeze, a (output a), b (output b).",
+        expected_outputs={"a": MLP_EXPECTED, "b": {"max_flow": 64, "reference": 64}},
+        cut_layer="a_squeeze",
+        findings=[],
+        input_names=["x"],
+        output_names=["a", "b"],
+    )
+    return built
 
 
 # --------------------------------------------------------------------------- paddle
@@ -331,17 +631,72 @@ def build_paddle() -> list[dict]:
             x = nn.functional.relu(self.conv2(x))
             return self.fc(paddle.flatten(self.pool(x), 1))
 
+    class Residual(nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.squeeze = nn.Linear(64, 4)
+            self.expand = nn.Linear(4, 64)
+
+        def forward(self, x):
+            return x + self.expand(nn.functional.relu(self.squeeze(x)))
+
+    class CNN(nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2D(3, 8, 3, padding=1)
+            self.squeeze = nn.Conv2D(8, 2, 1)
+            self.expand = nn.Conv2D(2, 8, 1)
+            self.pool = nn.AdaptiveAvgPool2D(1)
+            self.logits = nn.Linear(8, 10)
+
+        def forward(self, x):
+            x = nn.functional.relu(self.conv(x))
+            x = nn.functional.relu(self.expand(nn.functional.relu(self.squeeze(x))))
+            return self.logits(paddle.flatten(self.pool(x), 1))
+
+    class Text(nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(1000, 16)
+            self.hidden = nn.Linear(8 * 16, 64)
+            self.logits = nn.Linear(64, 1000)
+
+        def forward(self, ids):
+            h = nn.functional.relu(self.hidden(paddle.flatten(self.embed(ids), 1)))
+            return self.logits(h)
+
+    class TwoHeads(nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.hidden = nn.Linear(64, 64)
+            self.a_squeeze = nn.Linear(64, 4)
+            self.a = nn.Linear(4, 64)
+            self.b = nn.Linear(64, 64)
+
+        def forward(self, x):
+            h = nn.functional.relu(self.hidden(x))
+            return self.a(nn.functional.relu(self.a_squeeze(h))), self.b(h)
+
+    def x_spec(*shape: int | None, dtype: str = "float32", name: str = "x"):
+        return [paddle.static.InputSpec([None, *shape], dtype, name)]
+
+    # paddle names each layer (and the weights it holds: linear_1.w_0, linear_1.b_0) with
+    # a counter per layer type, in the order the layers are built: the order below.
+    mlp, convnet, residual, cnn, text = MLP(), ConvNet(), Residual(), CNN(), Text()
+    encoder = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0)
+    two_heads = TwoHeads()
     specs = {
         "paddle_mlp": (
-            MLP(),
-            [paddle.static.InputSpec([None, 64], "float32", "x")],
+            mlp,
+            x_spec(64),
             {"x": [1, 64]},
             MLP_EXPECTED,
             "paddle.nn Linear 64 (hidden) -> 4 (squeeze) -> 64 (expand)",
+            {"cut_layer": mlp.squeeze.full_name(), "findings": []},
         ),
         "paddle_convnet": (
-            ConvNet(),
-            [paddle.static.InputSpec([None, 3, None, None], "float32", "x")],
+            convnet,
+            x_spec(3, None, None),
             {"x": [1, 3, 32, 32]},
             {"max_flow": 10, "reference": 10},
             "Conv2D 3->8 s2, Conv2D 8->16 s2, AdaptiveAvgPool2D(1), Linear 16->10; "
@@ -350,16 +705,79 @@ def build_paddle() -> list[dict]:
             "and '?', see wheels/ch_ppocr_mobile_v2.0_cls_infer.onnx). At "
             "1x3x32x32: 3072 in, 10 out, nothing narrower than 10 (16 after "
             "the pool).",
+            {"findings": []},
+        ),
+        "paddle_residual": (
+            residual,
+            x_spec(64),
+            {"x": [1, 64]},
+            {"max_flow": 64, "reference": 64},
+            NOTE_RESIDUAL + f" paddle.nn Linear squeeze ({residual.squeeze.full_name()}), "
+            f"expand ({residual.expand.full_name()}).",
+            {"findings": []},
+        ),
+        "paddle_cnn_squeeze": (
+            cnn,
+            x_spec(3, 16, 16),
+            {"x": [1, 3, 16, 16]},
+            CNN_EXPECTED,
+            NOTE_CNN + f" paddle.nn, NCHW input 3x16x16: Conv2D conv ({cnn.conv.full_name()}), "
+            f"squeeze ({cnn.squeeze.full_name()}), expand ({cnn.expand.full_name()}), "
+            f"AdaptiveAvgPool2D(1) pool ({cnn.pool.full_name()}, no weight), flatten, Linear "
+            f"logits ({cnn.logits.full_name()}). No softmax_bottleneck expected: the output "
+            "is not named as logits (paddle2onnx names it fetch_name_0) and nothing reads it.",
+            {"cut_layer": cnn.pool.full_name(), "findings": []},
+        ),
+        "paddle_text_embedding": (
+            text,
+            x_spec(8, dtype="int64", name="ids"),
+            {"ids": [1, 8]},
+            {"max_flow": 64, "reference": 1000},
+            NOTE_TEXT + f" paddle.nn, int64 ids: Embedding embed ({text.embed.full_name()}), "
+            f"flatten, Linear hidden ({text.hidden.full_name()}), logits "
+            f"({text.logits.full_name()}).",
+            {"cut_layer": text.hidden.full_name(), "findings": ["softmax_bottleneck"]},
+        ),
+        "paddle_transformer_block": (
+            encoder,
+            x_spec(16, 32, name="tokens"),
+            {"tokens": [1, 16, 32]},
+            {"max_flow": 512, "reference": 512},
+            NOTE_TRANSFORMER + " paddle.nn.TransformerEncoderLayer(d_model=32, nhead=4, "
+            "dim_feedforward=64, dropout=0.0), post-LN (normalize_before=False), relu: "
+            + ", ".join(f"{n} {p.name}" for n, p in encoder.named_parameters()),
+            {"findings": ["attention_head_rank"]},
+        ),
+        "paddle_two_outputs": (
+            two_heads,
+            x_spec(64),
+            {"x": [1, 64]},
+            {"max_flow": 64, "reference": 64},
+            NOTE_TWO_OUTPUTS
+            + " paddle.nn Linear "
+            + ", ".join(
+                f"{n} ({getattr(two_heads, n).full_name()})"
+                for n in ("hidden", "a_squeeze", "a", "b")
+            )
+            + "; paddle2onnx names the outputs fetch_name_0 (a) and fetch_name_1 (b).",
+            {
+                "expected_outputs": {
+                    "fetch_name_0": MLP_EXPECTED,
+                    "fetch_name_1": {"max_flow": 64, "reference": 64},
+                },
+                "cut_layer": two_heads.a_squeeze.full_name(),
+                "findings": [],
+            },
         ),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (layer, spec, feed, expected, note) in specs.items():
+        for name, (layer, spec, feed, expected, note, fields) in specs.items():
             layer.eval()
             prefix = os.path.join(tmp, name)
             paddle.onnx.export(layer, prefix, input_spec=spec, opset_version=13)
             path = OUT / f"{name}.onnx"
             path.write_bytes(Path(prefix + ".onnx").read_bytes())
-            built.append(entry(path, origin, OWN, feed, expected, note))
+            built.append(entry(path, origin, OWN, feed, expected, note, **fields))
     return built
 
 
