@@ -45,7 +45,21 @@ class ImageClassifier(nn.Module):
         return self.model(pixel_values=pixel_values).logits
 
 
-def bert() -> nn.Module:
+class MaskedLanguageModel(nn.Module):
+    """A masked LM over ``input_ids`` and the caller's ``attention_mask``; returns logits."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+def bert(attention: str = "eager") -> nn.Module:
+    """BERT as a masked LM; with ``sdpa`` attention it takes an attention mask too (the
+    mask is added to the scores through ``Where``, K transposed and scaled on both
+    sides, as SDPA decomposes)."""
     from transformers import BertConfig, BertForMaskedLM
 
     config = BertConfig(
@@ -56,8 +70,10 @@ def bert() -> nn.Module:
         intermediate_size=4 * HIDDEN,
         max_position_embeddings=64,
     )
-    config._attn_implementation = "eager"
-    return LanguageModelLogits(BertForMaskedLM(config))
+    config._attn_implementation = attention
+    if attention == "eager":
+        return LanguageModelLogits(BertForMaskedLM(config))
+    return MaskedLanguageModel(BertForMaskedLM(config))
 
 
 def t5() -> nn.Module:
@@ -135,6 +151,19 @@ ARCHITECTURES: dict[str, Reference] = {
         max_flow=SEQUENCE * HIDDEN,
         reference=SEQUENCE * VOCABULARY,
         dynamic=_TOKENS,
+        dims={"sequence": SEQUENCE},
+    ),
+    # The same with SDPA attention and the caller's mask (an int input, 8 wide): R is
+    # still the 8 x 1000 logits. Head size 16 is below 32 positions: one finding a layer.
+    "bert_masked": Reference(
+        build=lambda: bert("sdpa"),
+        example=(
+            torch.randint(0, VOCABULARY, (2, SEQUENCE)),
+            torch.ones(2, SEQUENCE, dtype=torch.int64),
+        ),
+        max_flow=SEQUENCE * HIDDEN,
+        reference=SEQUENCE * VOCABULARY,
+        dynamic={"x": {0: "batch", 1: "sequence"}, "x1": {0: "batch", 1: "sequence"}},
         dims={"sequence": SEQUENCE},
     ),
     # A causal LM like BERT's figures: 16 tokens, d = 32 per token, V = 1000.

@@ -137,10 +137,24 @@ def _named_logits(name: str) -> bool:
 
 
 def _linear_map(graph: ShapedGraph, name: str) -> Node | None:
-    """The MatMul or Gemm whose output reaches ``name`` through last-axis-keeping ops
-    (a few of them, each passing on the one input that carries samples)."""
-    node = graph.producers.get(graph.walk_back(name, _KEEPING, steps=7))
-    return node if node is not None and node.is_standard(_LINEAR) else None
+    """The nearest MatMul or Gemm whose output reaches ``name`` through a few
+    last-axis-keeping ops, over each input that carries samples (attention scores plus
+    a mask computed from the data: the scores' MatMul is the nearer)."""
+    frontier, seen = [name], {name}
+    for _ in range(8):
+        following: list[str] = []
+        for tensor in frontier:
+            node = graph.producers.get(tensor)
+            if node is None or not node.is_standard():
+                continue
+            if node.op_type in _LINEAR:
+                return node
+            if node.op_type in _KEEPING:
+                carried = [i for i in node.inputs if i in graph.carrying] or node.inputs[:1]
+                following += [i for i in carried if i not in seen]
+                seen.update(carried)
+        frontier = following
+    return None
 
 
 def _attentions(

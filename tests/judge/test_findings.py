@@ -45,6 +45,19 @@ def test_bert_head_rank_below_the_sequence_only(exported, exporter, sequence, ex
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize(("sequence", "expected"), [(8, 0), (32, 2)])
+def test_bert_with_an_attention_mask_has_the_same_findings(
+    exported, exporter, sequence, expected
+) -> None:
+    """SDPA decomposed with the caller's mask added to the scores through Where: the
+    scores' MatMul is still found behind the mask."""
+    report = onnx_flow.audit(exported("bert_masked", exporter), dims={"sequence": sequence})
+    heads = _kinds(report, "attention_head_rank")
+    assert [f.figures for f in heads] == [{"head_size": 16, "sequence": 32, "heads": 2}] * expected
+    assert [f.figures["d"] for f in _kinds(report, "softmax_bottleneck")] == [32]
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
 def test_llama_grouped_query_attention(exported, exporter: str) -> None:
     """4 query heads of size 8 over 2 shared key/value heads, 16 positions."""
     report = onnx_flow.audit(exported("llama", exporter), dims={"sequence": 16})
