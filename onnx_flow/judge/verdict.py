@@ -61,7 +61,7 @@ def judge(
         threshold=threshold,
         total=total,
         outputs=outputs,
-        bypassed=tuple(judged.bypassed(flow, total.reference)),
+        bypassed=tuple(judged.bypassed(flow)),
         unknown=tuple(
             Unknown(name, reason, _origin(graph.producers.get(name))[0])
             for name, reason in widths.unknown.items()
@@ -125,20 +125,22 @@ class _Judge:
             *_origin(self.graph.producers.get(tensor)),
         )
 
-    def bypassed(self, flow: Flow, reference: int) -> list[Bypassed]:
-        """Narrow tensors that other paths go around.
+    def bypassed(self, flow: Flow) -> list[Bypassed]:
+        """Tensors narrower than the flow (width < F) that other paths go around.
 
         A tensor lies on some minimum cut exactly when removing it lowers the flow by its
         width; one that loses less, and leaves some flow, is bypassed, if it is so in
         the flow to each output it carries to: a narrow layer on the only path to one
-        output is that output's cut, however much reaches the others.
+        output is that output's cut, however much reaches the others. A tensor as wide
+        as the flow is not narrow, however much wider the outputs are (GPT-2's
+        12,288-wide hidden states beside its 16 x 50257 logits).
         """
         on_cut = {*flow.near_inputs, *flow.near_outputs}
         tensors = flow.tensors()
         narrow = [
             (tensor, width)
             for tensor, width in zip(tensors, map(self.widths.known.get, tensors), strict=True)
-            if width is not None and width < reference and tensor not in on_cut
+            if width is not None and width < flow.value and tensor not in on_cut
         ]
         outputs = list(self.flows.values()) if len(self.flows) > 1 else []
         own = [(f, set(f.tensors())) for f in outputs]
