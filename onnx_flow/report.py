@@ -60,7 +60,7 @@ class CutTensor:
 
 
 class Bypassed(NamedTuple):
-    """A narrow tensor (width < reference) that other paths go around.
+    """A tensor narrower than the flow (width < F) that other paths go around.
 
     A named tuple: a deep residual graph has one per narrow tensor, 100,000s of them,
     and a tuple is made in a third of the time of a frozen dataclass.
