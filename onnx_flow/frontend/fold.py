@@ -93,6 +93,10 @@ def evaluate(
         a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute
     ):
         return None
+    if node.op_type == "Constant" and [a.name for a in node.attribute] == ["value"]:
+        # Exporters write thousands of these: read the tensor, no evaluator needed.
+        value = numpy_helper.to_array(node.attribute[0].t)
+        return {node.output[0]: value} if value.size <= _MAX_ELEMENTS else None
     if node.op_type in SHAPE_OPS:
         tensor = types.get(node.input[0])
         shape = tensor.static if tensor is not None else None
