@@ -144,14 +144,14 @@ def _shaped(
     )
     followed = branches.follow(model, binding.values)
     with fork.beside(
-        functools.partial(infer.value_types, model),
+        functools.partial(shapes.infer, model),
         spare=functools.partial(load.check_external, model, source),
         fork=len(model.graph.node) >= infer.FORK_NODES,
         what="shape inference",
     ) as inferring:
         wiring = nodes.read(model.graph)
         ahead = reduce.prepare(wiring) if prepare else None
-        constants = infer.constant_types(model.graph)  # read while the child infers
+        constants = infer.constant_types(model.graph.initializer)  # read while the child infers
         inferred = inferring.result().including(constants)
     graph = shapes.complete(model, wiring, inferred, binding, source=source, followed=followed)
     return graph, ahead

@@ -10,6 +10,7 @@ caller meanwhile.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import onnx
@@ -28,7 +29,6 @@ __all__ = [
     "WITHOUT_PROPAGATION",
     "Inferred",
     "constant_types",
-    "infer_types",
     "tensor_type",
     "value_types",
 ]
@@ -100,20 +100,11 @@ class Inferred(NamedTuple):
         return Inferred({**types, **self.types}, self.notes)
 
 
-def infer_types(model: onnx.ModelProto) -> Inferred:
-    """Infer the model's shapes (see :func:`value_types`), initializers' types included.
-
-    Raises:
-        AuditError: shape inference rejects the model.
-    """
-    return value_types(model).including(constant_types(model.graph))
-
-
-def constant_types(graph: onnx.GraphProto) -> dict[str, TensorType]:
-    """The initializers' types, read off the graph."""
+def constant_types(initializers: Iterable[onnx.TensorProto]) -> dict[str, TensorType]:
+    """The types of ``initializers``, read off them."""
     types: dict[str, TensorType] = {}
     by_dims: dict[tuple[int, tuple[int, ...]], TensorType] = {}
-    for tensor in graph.initializer:
+    for tensor in initializers:
         key = (tensor.data_type, tuple(tensor.dims[:]))  # a slice: one call, not an iteration
         record = by_dims.get(key)
         if record is None:

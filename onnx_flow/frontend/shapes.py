@@ -5,8 +5,8 @@ leaves without a shape, or with a dim it could not resolve, keeps that gap here
 (``None`` dims, or the name of a symbol it made up) for the widths to report, once
 folding constants and onnxruntime's fallbacks have had their turn.
 
-The audit runs the steps in order: :func:`bind` the dims in place, infer the types
-(:mod:`onnx_flow.frontend.infer`, beside reading the nodes), then :func:`complete`.
+The audit runs the steps in order: :func:`bind` the dims in place, :func:`infer` the
+types (beside reading the nodes), then :func:`complete` them.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ import numpy as np
 import onnx
 
 from onnx_flow.errors import AuditError
-from onnx_flow.frontend import branches, fallback, infer, nodes, symbols
+from onnx_flow.frontend import branches, fallback, nodes, symbols
+from onnx_flow.frontend import infer as inference
 from onnx_flow.frontend.fold import fold_constants
 from onnx_flow.frontend.stored import Stored
 from onnx_flow.records import ShapedGraph, TensorType, Wiring, distinct
 from onnx_flow.report import Branch
 
-__all__ = ["Binding", "bind", "complete"]
+__all__ = ["Binding", "bind", "complete", "infer"]
 
 #: Rounds of "fold what is constant, infer again"; each resolves one more layer of
 #: shape arithmetic, and exporters nest it only a few deep.
@@ -91,35 +92,46 @@ def bind(
     return Binding(bindings, declared, given)
 
 
+def infer(model: onnx.ModelProto) -> inference.Inferred:
+    """The types after ONNX inference, with the shape arithmetic it did not propagate
+    folded into constants and inferred again, in place (the types of the initializers
+    folding writes included).
+
+    Folding changes ``model``, never the nodes that carry samples: a wiring read from
+    it before stays right. On a large graph this runs in a child process, which only
+    sends back the types.
+
+    Raises:
+        AuditError: shape inference rejects the model or the folded model.
+    """
+    types, notes = inference.value_types(model)
+    kept = len(model.graph.initializer)
+    for _ in range(_FOLD_ROUNDS):
+        if _all_static(types) or not fold_constants(model, types):
+            break
+        types, more = inference.value_types(model)
+        notes = tuple(dict.fromkeys((*notes, *more)))
+    folded = inference.constant_types(model.graph.initializer[kept:])
+    return inference.Inferred(types, notes).including(folded)
+
+
 def complete(
     model: onnx.ModelProto,
     wiring: Wiring,
-    inferred: infer.Inferred,
+    inferred: inference.Inferred,
     binding: Binding,
     *,
     source: str | os.PathLike[str] | onnx.ModelProto,
     followed: tuple[Branch, ...] = (),
 ) -> ShapedGraph:
-    """The shaped graph: the types ``inferred``, completed where they leave shapes open.
-
-    Shape arithmetic that inference did not propagate is folded into constants and
-    inferred again (this changes ``model``, never the nodes that carry samples, so
-    ``wiring`` stays right); what is still open goes to onnxruntime's symbolic
-    inference, then to one onnxruntime run of the model as stored at ``source``, on
-    synthetic inputs (and the given input values). Run only after the external-data
-    check. ``followed`` are the ``If`` branches taken (:func:`branches.follow`).
-
-    Raises:
-        AuditError: shape inference rejects the folded model.
+    """The shaped graph: the types ``inferred`` (:func:`infer`), completed where they
+    leave shapes open: by onnxruntime's symbolic inference, then by one onnxruntime run
+    of the model as stored at ``source``, on synthetic inputs (and the given input
+    values). Run only after the external-data check. ``followed`` are the ``If``
+    branches taken (:func:`branches.follow`).
     """
     types, notes = inferred
     resolved = _resolved(wiring, types)
-    for _ in range(_FOLD_ROUNDS):
-        if resolved or not fold_constants(model, types):
-            break
-        types, more = infer.infer_types(model)
-        notes = tuple(dict.fromkeys((*notes, *more)))
-        resolved = _resolved(wiring, types)
     fallbacks = (
         () if resolved else _fall_back(model, wiring, types, binding.values, source, followed)
     )
@@ -156,7 +168,7 @@ def _fall_back(
             tensor = types.get(name)
             if tensor is None or not tensor.dtype or tensor.static is None:
                 return tuple(used)  # a run needs every input's shape and type
-            feeds[name] = (infer.ELEMENT_TYPES[tensor.dtype], tensor.static)
+            feeds[name] = (inference.ELEMENT_TYPES[tensor.dtype], tensor.static)
         if sum(math.prod(shape) for _, shape in feeds.values()) > _RUN_ELEMENTS:
             return tuple(used)  # synthetic inputs that large are a broken model, not a run
         stored = Stored(source, followed)
@@ -185,16 +197,19 @@ def _open(carrying: Mapping[str, None], types: Mapping[str, TensorType]) -> set[
 
 def _static(shapes: fallback.Shapes) -> dict[str, TensorType]:
     """The fully known shapes among fallback results, as types."""
-    found = {name: infer.tensor_type(elem, dims) for name, (elem, dims) in shapes.items()}
+    found = {name: inference.tensor_type(elem, dims) for name, (elem, dims) in shapes.items()}
     return {name: t for name, t in found.items() if t.dtype and t.static is not None}
 
 
 def _resolved(wiring: Wiring, types: Mapping[str, TensorType]) -> bool:
     """Whether every tensor a node writes has a type, and every type a static shape
     (then no tensor is open, and nothing is left to fall back for)."""
-    return wiring.producers.keys() <= types.keys() and all(
-        t.static is not None for t in distinct(types.values()).values()
-    )
+    return wiring.producers.keys() <= types.keys() and _all_static(types)
+
+
+def _all_static(types: Mapping[str, TensorType]) -> bool:
+    """Whether every type has a static shape (tensors of one type share one record)."""
+    return all(t.static is not None for t in distinct(types.values()).values())
 
 
 def _value_infos(graph: onnx.GraphProto) -> Iterator[onnx.ValueInfoProto]:
