@@ -1,15 +1,20 @@
 """Benchmark ``onnx-flow audit`` against the floor: loading the graph and inferring shapes.
 
-Time: synthetic deep residual MLPs (narrow branches, weights in external data) of the
-given node counts. Each round runs the floor process (``onnx.load`` without external
-data + ``infer_shapes(data_prop=True)``) and the audit process side by side; the ratio
-of the medians over the rounds is reported. Memory: a 48-layer GPT-2-style decoder
-built from a transformers config (random weights, external data), peak RSS of the audit
-(with the child process it infers large graphs in) over that of the floor process.
-Prints one JSON object.
+Each case runs the floor process (``onnx.load`` without external data +
+``infer_shapes(data_prop=True)``) and the audit process side by side, round after round,
+and reports the ratios of the medians, in time and in peak RSS (the audit's with the
+child process it infers large graphs in):
 
-    python bench/bench_audit.py --sizes 20000 200000 [--rounds 5] [--no-memory]
-        [--rank-layers 12]
+- ``synthetic``: deep residual MLPs (narrow branches) of the given node counts;
+- ``one_core``: the same at ``--one-core`` nodes, both processes pinned to one core
+  (``taskset -c 0``), as on a busy CI runner where the audit's fork gets no free core;
+- ``real``: GPT-2 (48 layers, d=256) and Llama (64 layers, d=256) decoders built from
+  transformers configs with random weights, exported by both PyTorch exporters.
+
+Weights are in external data everywhere. Prints one JSON object.
+
+    python bench/bench_audit.py --sizes 20000 200000 [--rounds 5] [--one-core 200000]
+        [--real gpt2:48 llama:64] [--rank-layers 12]
 
 Rank: the ``rank`` measure on a GPT-2 of the given layers (d=768, V=50257): its time
 beside the elements audit, and its peak RSS over the size of the largest weight.
@@ -78,7 +83,8 @@ def residual_mlp(nodes: int, path: Path) -> Path:
 
 
 def gpt2_decoder(layers: int, path: Path) -> Path:
-    """Export a GPT-2-style decoder of ``layers`` layers (dynamo exporter, external data)."""
+    """Export GPT-2 (d=768, V=50257) of ``layers`` layers (dynamo exporter, external
+    data): the rank measure's case."""
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -88,6 +94,46 @@ def gpt2_decoder(layers: int, path: Path) -> Path:
     module = gpt2(layers=layers).eval()
     example = (torch.randint(0, 50257, (2, 16)),)
     return export_module(module, example, {"x": {0: "batch", 1: "sequence"}}, path, dynamo=True)
+
+
+def decoder(name: str, layers: int, path: Path, *, dynamo: bool) -> Path:
+    """Export a ``gpt2`` or ``llama`` decoder of ``layers`` layers, d=256, from a
+    transformers config with random weights; weights saved as external data."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from models.reference import LanguageModelLogits, export_module
+
+    torch.manual_seed(0)
+    if name == "gpt2":
+        config = GPT2Config(n_layer=layers, n_embd=256, n_head=8, vocab_size=50257)
+        model = GPT2LMHeadModel(config)
+    else:
+        config = LlamaConfig(
+            vocab_size=32000,
+            hidden_size=256,
+            intermediate_size=512,
+            num_hidden_layers=layers,
+            num_attention_heads=8,
+            num_key_value_heads=4,
+        )
+        model = LlamaForCausalLM(config)
+    config._attn_implementation = "eager"
+    module = LanguageModelLogits(model, use_cache=False).eval()
+    example = (torch.randint(0, config.vocab_size, (2, 16)),)
+    exported = export_module(
+        module, example, {"x": {0: "batch", 1: "sequence"}}, path, dynamo=dynamo
+    )
+    # The legacy exporter writes weights inline: move them out, as the dynamo one does.
+    onnx.save(
+        onnx.load(exported),
+        path,
+        save_as_external_data=True,
+        location=path.name + ".data",
+        size_threshold=1024,
+    )
+    return path
 
 
 # A forked child's peak RSS starts at its parent's (Linux keeps the high-water mark
@@ -153,11 +199,13 @@ def measure(command: list[str], *, sample: bool = False) -> Run:
     return Run(seconds, peak, cpu)
 
 
-def compare(model: Path, rounds: int, flags: list[str]) -> dict[str, float]:
+def compare(model: Path, rounds: int, flags: list[str], pinned: bool = False) -> dict[str, float]:
     """Median time, CPU time and peak RSS of the floor and the audit, run side by side:
-    each round times both, then samples the peak RSS of both in runs of their own."""
-    floor_cmd = [sys.executable, "-c", FLOOR, str(model)]
-    audit_cmd = [sys.executable, "-m", "onnx_flow", "audit", str(model), *flags]
+    each round times both, then samples the peak RSS of both in runs of their own;
+    ``pinned``: both on one core."""
+    prefix = ["taskset", "-c", "0"] if pinned else []
+    floor_cmd = [*prefix, sys.executable, "-c", FLOOR, str(model)]
+    audit_cmd = [*prefix, sys.executable, "-m", "onnx_flow", "audit", str(model), *flags]
     floors, audits, floor_peaks, audit_peaks = [], [], [], []
     for _ in range(rounds):
         floors.append(measure(floor_cmd))
@@ -207,8 +255,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[20000, 200000])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--gpt2-layers", type=int, default=48)
-    parser.add_argument("--no-memory", action="store_true", help="skip the GPT-2 memory case")
+    parser.add_argument(
+        "--one-core", type=int, default=200000, help="nodes of the pinned case (0: skip)"
+    )
+    parser.add_argument(
+        "--real",
+        nargs="*",
+        default=["gpt2:48", "llama:64"],
+        metavar="NAME:LAYERS",
+        help="real decoders, each exported by both exporters (none: skip)",
+    )
     parser.add_argument(
         "--rank-layers",
         type=int,
@@ -223,21 +279,33 @@ def main() -> None:
     compileall.compile_dir(Path(onnx_flow.__file__).parent, quiet=1)
     results: dict[str, object] = {
         "rounds": arguments.rounds,
-        "time": {},
-        "memory": None,
+        "synthetic": {},
+        "one_core": None,
+        "real": {},
         "rank": None,
     }
     with tempfile.TemporaryDirectory() as folder:
         for size in arguments.sizes:
             model = residual_mlp(size, Path(folder) / f"residual-{size}.onnx")
             nodes = len(onnx.load(model, load_external_data=False).graph.node)
-            results["time"][str(size)] = {"nodes": nodes, **compare(model, arguments.rounds, [])}
-        if not arguments.no_memory:
-            model = gpt2_decoder(arguments.gpt2_layers, Path(folder) / "gpt2.onnx")
-            results["memory"] = {
-                "model": f"gpt2-{arguments.gpt2_layers}-layers",
-                **compare(model, arguments.rounds, ["--dim", "sequence=16"]),
+            results["synthetic"][str(size)] = {
+                "nodes": nodes,
+                **compare(model, arguments.rounds, []),
             }
+        if arguments.one_core:
+            size = arguments.one_core
+            model = residual_mlp(size, Path(folder) / f"residual-{size}.onnx")
+            results["one_core"] = {"nodes": size, **compare(model, arguments.rounds, [], True)}
+        for case in arguments.real:
+            name, layers = case.split(":")
+            for exporter in ("torchscript", "dynamo"):
+                path = Path(folder) / f"{name}-{layers}-{exporter}.onnx"
+                model = decoder(name, int(layers), path, dynamo=exporter == "dynamo")
+                nodes = len(onnx.load(model, load_external_data=False).graph.node)
+                results["real"][f"{name}-{layers}-layers-{exporter}"] = {
+                    "nodes": nodes,
+                    **compare(model, arguments.rounds, ["--dim", "sequence=16"]),
+                }
         if arguments.rank_layers:
             model = gpt2_decoder(arguments.rank_layers, Path(folder) / "gpt2-rank.onnx")
             results["rank"] = {
