@@ -68,7 +68,7 @@ def input_values(
 
 
 def follow(model: onnx.ModelProto, values: Mapping[str, np.ndarray]) -> tuple[Branch, ...]:
-    """Replace each ``If`` of the graph whose condition is decided by the nodes of the
+    """Replace each ``If`` whose condition is known before a run by the nodes of the
     branch it takes, in place; again for the ``If`` nodes a taken branch holds.
 
     Args:
