@@ -6,7 +6,7 @@ The frontend reads the protobuf into these; measure, flow and judge read only th
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
@@ -202,30 +202,18 @@ class ShapedGraph:
         tensor = self.types.get(name)
         return tensor.static if tensor is not None else None
 
-    def trace_back(
-        self, name: str, through: frozenset[str], *, steps: int | None = None
-    ) -> Iterator[str]:
-        """``name``, then the tensors it is passed on from through standard ``through``
-        ops, at most ``steps`` of them: each op's one input that carries samples, or its
-        first input when none does (a weight's). The walk stops at any other op, and
-        where two inputs carry samples."""
-        yield name
-        taken = 0
-        while steps is None or taken < steps:
+    def walk_back(self, name: str, through: frozenset[str]) -> str:
+        """Where ``name`` is passed on from through standard ``through`` ops: each op's
+        one input that carries samples, or its first input when none does (a weight's).
+        The walk stops at any other op, and where two inputs carry samples."""
+        while True:
             producer = self.producers.get(name)
             if producer is None or not producer.inputs or not producer.is_standard(through):
-                return
+                return name
             carried = [i for i in producer.inputs if i in self.carrying]
             if len(carried) > 1:
-                return
+                return name
             name = carried[0] if carried else producer.inputs[0]
-            taken += 1
-            yield name
-
-    def walk_back(self, name: str, through: frozenset[str], *, steps: int | None = None) -> str:
-        """Where :meth:`trace_back` stops."""
-        *_, last = self.trace_back(name, through, steps=steps)
-        return last
 
 
 def module_path(scope: str | None) -> str | None:

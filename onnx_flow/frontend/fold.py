@@ -17,8 +17,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from onnx_flow.frontend import arithmetic
 from onnx_flow.frontend.load import DATA_FIELDS, elements
-from onnx_flow.records import SHAPE_OPS, STANDARD_DOMAINS, TensorType
+from onnx_flow.records import SHAPE_OPS, STANDARD_DOMAINS, SUBGRAPH_OPS, TensorType
 
 __all__ = ["evaluate", "fold_constants", "known_values"]
 
@@ -87,28 +88,30 @@ def evaluate(
     node: onnx.NodeProto, values: dict[str, np.ndarray], types: Mapping[str, TensorType]
 ) -> dict[str, np.ndarray] | None:
     """The node's outputs if it can be computed from known values and static shapes."""
-    if node.domain not in STANDARD_DOMAINS or node.op_type in _NONDETERMINISTIC:
+    op = node.op_type
+    if node.domain not in STANDARD_DOMAINS or op in _NONDETERMINISTIC or op in SUBGRAPH_OPS:
         return None
-    if any(
-        a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute
-    ):
-        return None
-    if node.op_type == "Constant" and [a.name for a in node.attribute] == ["value"]:
+    if op not in SHAPE_OPS and not all(name in values for name in node.input if name):
+        return None  # most nodes: checked first
+    if op == "Constant" and [a.name for a in node.attribute] == ["value"]:
         # Exporters write thousands of these: read the tensor, no evaluator needed.
         value = numpy_helper.to_array(node.attribute[0].t)
         return {node.output[0]: value} if value.size <= _MAX_ELEMENTS else None
-    if node.op_type in SHAPE_OPS:
+    shape = None
+    if op in SHAPE_OPS:
         tensor = types.get(node.input[0])
         shape = tensor.static if tensor is not None else None
         if shape is None:
             return None
-        feeds = {node.input[0]: np.zeros(shape, dtype=np.uint8)}
-    else:
-        if not node.input and node.op_type != "Constant":
-            return None
-        if not all(name in values for name in node.input if name):
-            return None
-        feeds = {name: values[name] for name in node.input if name}
+    elif not node.input and op != "Constant":
+        return None
+    inputs = [values.get(name) if name else None for name in node.input]
+    computed = arithmetic.compute(node, inputs, shape, _MAX_ELEMENTS)
+    if computed is not None:
+        return {name: a for name, a in zip(node.output, computed, strict=False) if name}
+    if shape is not None:
+        return None  # Shape and Size are computed from the shape alone, or not at all
+    feeds = {name: values[name] for name in node.input if name}
     # Imported here: most models need no folding, and the reference runtime is slow to load.
     from onnx.reference import ReferenceEvaluator
 
