@@ -58,9 +58,19 @@ def test_gpt2_has_the_softmax_bottleneck(exported, exporter: str) -> None:
     report = onnx_flow.audit(exported("gpt2", exporter), dims={"sequence": 16})
     assert report.total.ratio == pytest.approx(768 / 50257)
     assert dict(report.inputs) == {"x": 16 * 50257}  # one-hot token ids
+    # Bypassed means narrower than the flow: no 16 x 768 hidden state is listed for
+    # being narrower than the 16 x 50257 logits.
+    assert all(b.width < 16 * 768 for b in report.bypassed)
     (embedding,) = report.total.cut_near_inputs
     assert (embedding.op, embedding.module) == ("Gather", "model.transformer.wte")
     assert all(t.width == 16 * 768 for t in report.total.cut_near_outputs)
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("name", ["squeeze", "autoencoder"])
+def test_a_model_without_skips_bypasses_nothing(exported, name: str, exporter: str) -> None:
+    """Every tensor narrower than the flow would be on every path: none is."""
+    assert onnx_flow.audit(exported(name, exporter)).bypassed == ()
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
