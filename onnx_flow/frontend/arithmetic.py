@@ -18,6 +18,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from onnx_flow.frontend.load import INTEGER_TYPES
+
 __all__ = ["compute"]
 
 #: The attributes each op reads; a node with any other is left to the evaluator.
@@ -43,22 +45,12 @@ _Attributes = dict[str, Any]
 _Inputs = list[Any]
 
 #: Element types numpy casts to exactly as ONNX does.
-_PLAIN = frozenset(
-    {
-        onnx.TensorProto.BOOL,
-        onnx.TensorProto.INT8,
-        onnx.TensorProto.INT16,
-        onnx.TensorProto.INT32,
-        onnx.TensorProto.INT64,
-        onnx.TensorProto.UINT8,
-        onnx.TensorProto.UINT16,
-        onnx.TensorProto.UINT32,
-        onnx.TensorProto.UINT64,
-        onnx.TensorProto.FLOAT16,
-        onnx.TensorProto.FLOAT,
-        onnx.TensorProto.DOUBLE,
-    }
-)
+_PLAIN = INTEGER_TYPES | {
+    onnx.TensorProto.BOOL,
+    onnx.TensorProto.FLOAT16,
+    onnx.TensorProto.FLOAT,
+    onnx.TensorProto.DOUBLE,
+}
 
 
 def compute(
