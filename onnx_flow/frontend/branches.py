@@ -45,12 +45,8 @@ def input_values(
     arrays: dict[str, np.ndarray] = {}
     for name, values in given.items():
         flag = f"--input-value {name}={','.join(map(_text, values))}"
-        if name not in data:
-            raise AuditError(
-                f"{flag}: the model has no data input named {name!r}"
-                f" (its data inputs: {', '.join(inputs)})"
-            )
-        shape = symbols.input_shape(data[name])
+        value = symbols.data_input(data, name, flag)
+        shape = symbols.input_shape(value)
         static = TensorType(shape, "", None, False).static
         if static is None:
             written = "unknown" if shape is None else format_shape(shape)
@@ -62,7 +58,7 @@ def input_values(
                 f"{flag}: {name!r} has shape {format_shape(static)}:"
                 f" {math.prod(static)} values, not {len(values)}"
             )
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(data[name].type.tensor_type.elem_type)
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
         arrays[name] = np.asarray(values).astype(dtype).reshape(static)
     return arrays
 

@@ -18,7 +18,7 @@ import onnx
 from onnx_flow.errors import AuditError
 from onnx_flow.records import Dim, format_shape
 
-__all__ = ["bind", "bindings", "declared", "input_shape", "shape_inputs"]
+__all__ = ["bind", "bindings", "data_input", "declared", "input_shape", "shape_inputs"]
 
 
 def bind(values: Iterable[onnx.ValueInfoProto], sizes: Mapping[str, int]) -> None:
@@ -132,12 +132,7 @@ def shape_inputs(
     data = {value.name: value for value in graph.input if value.name in inputs}
     for name, shape in shapes.items():
         flag = f"--input-shape {name}={','.join(map(str, shape))}"
-        if name not in data:
-            raise AuditError(
-                f"{flag}: the model has no data input named {name!r}"
-                f" (its data inputs: {', '.join(inputs)})"
-            )
-        declared = input_shape(data[name])
+        declared = input_shape(data_input(data, name, flag))
         if declared is not None:
             if len(declared) != len(shape):
                 raise AuditError(
@@ -157,6 +152,22 @@ def shape_inputs(
         dims = value.type.tensor_type.shape.dim
         if name not in shapes and dims and _dims(dims[:1]) == (None,):
             dims[0].dim_value = 1
+
+
+def data_input(
+    data: Mapping[str, onnx.ValueInfoProto], name: str, flag: str
+) -> onnx.ValueInfoProto:
+    """Data input ``name`` among ``data``, for the option ``flag`` that names it.
+
+    Raises:
+        AuditError: the model has no data input of that name.
+    """
+    if name not in data:
+        raise AuditError(
+            f"{flag}: the model has no data input named {name!r}"
+            f" (its data inputs: {', '.join(data)})"
+        )
+    return data[name]
 
 
 def input_shape(value: onnx.ValueInfoProto) -> tuple[Dim, ...] | None:
