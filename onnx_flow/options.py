@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, unique
+from typing import TypeVar
 
 from onnx_flow.errors import AuditError
 from onnx_flow.report import FindingKind
@@ -160,19 +161,18 @@ def parse_input_shapes(texts: Iterable[str]) -> dict[str, tuple[int, ...]]:
         AuditError: a text is not ``NAME=D1,D2,...`` with positive integers, or names an
             input twice.
     """
-    shapes: dict[str, tuple[int, ...]] = {}
-    for text in texts:
-        match = _SHAPE.match(text)
-        if match is None or not all(int(d) >= 1 for d in match.group(2).split(",")):
-            raise AuditError(
-                f"--input-shape {text}: expected NAME=D1,D2,... with positive integers"
-                " (e.g. x=1,3,640,640)"
-            )
-        name = match.group(1)
-        if name in shapes:
-            raise AuditError(f"--input-shape {text}: input {name!r} is given twice")
-        shapes[name] = tuple(int(d) for d in match.group(2).split(","))
-    return shapes
+
+    def shape(items: list[str]) -> tuple[int, ...] | None:
+        sizes = tuple(int(d) for d in items)
+        return sizes if all(d >= 1 for d in sizes) else None
+
+    return _per_input(
+        texts,
+        "--input-shape",
+        _SHAPE,
+        shape,
+        "expected NAME=D1,D2,... with positive integers (e.g. x=1,3,640,640)",
+    )
 
 
 def parse_input_values(texts: Iterable[str]) -> dict[str, tuple[float, ...]]:
@@ -182,20 +182,48 @@ def parse_input_values(texts: Iterable[str]) -> dict[str, tuple[float, ...]]:
     Raises:
         AuditError: a text is not ``NAME=V1,...`` with numbers, or names an input twice.
     """
-    values: dict[str, tuple[float, ...]] = {}
+
+    def values(items: list[str]) -> tuple[float, ...] | None:
+        numbers = [_number(v) for v in items]
+        finite = [n for n in numbers if n is not None and math.isfinite(n)]
+        return tuple(finite) if len(finite) == len(numbers) else None
+
+    return _per_input(
+        texts,
+        "--input-value",
+        _VALUES,
+        values,
+        "expected NAME=V1,V2,... with numbers, true or false (e.g. use_cache_branch=false)",
+    )
+
+
+_Parsed = TypeVar("_Parsed")
+
+
+def _per_input(
+    texts: Iterable[str],
+    flag: str,
+    pattern: re.Pattern[str],
+    parse: Callable[[list[str]], _Parsed | None],
+    expected: str,
+) -> dict[str, _Parsed]:
+    """``NAME=A,B,...`` texts of option ``flag``, each parsed once per input name.
+
+    Raises:
+        AuditError: a text does not match or ``parse`` refuses it (saying ``expected``),
+            or an input is named twice.
+    """
+    parsed: dict[str, _Parsed] = {}
     for text in texts:
-        match = _VALUES.match(text)
-        numbers = [_number(v) for v in match.group(2).split(",")] if match else [None]
-        if match is None or not all(n is not None and math.isfinite(n) for n in numbers):
-            raise AuditError(
-                f"--input-value {text}: expected NAME=V1,V2,... with numbers, true or false"
-                " (e.g. use_cache_branch=false)"
-            )
+        match = pattern.match(text)
+        value = parse(match.group(2).split(",")) if match else None
+        if match is None or value is None:
+            raise AuditError(f"{flag} {text}: {expected}")
         name = match.group(1)
-        if name in values:
-            raise AuditError(f"--input-value {text}: input {name!r} is given twice")
-        values[name] = tuple(n for n in numbers if n is not None)
-    return values
+        if name in parsed:
+            raise AuditError(f"{flag} {text}: input {name!r} is given twice")
+        parsed[name] = value
+    return parsed
 
 
 def _number(text: str) -> float | None:
