@@ -36,6 +36,9 @@ def test_a_real_file_audits_at_the_shapes_its_users_feed(entry: dict[str, Any]) 
     if "expected_outputs" in entry:
         outputs = {o.name: _figures(o) for o in report.outputs if not o.declared}
         assert outputs == entry["expected_outputs"]
+        # An output's own cut is on its only path: never "bypassed" beside the others.
+        cuts = {t.tensor for o in report.outputs for t in o.cut_near_inputs}
+        assert cuts.isdisjoint(b.tensor for b in report.bypassed)
     if "findings" in entry:
         assert sorted({f.kind.value for f in report.findings}) == sorted(entry["findings"])
     if entry.get("cut_layer"):
