@@ -34,7 +34,20 @@ _ATTRIBUTES: dict[str, frozenset[str]] = {
     "Add": frozenset(),
     "Sub": frozenset(),
     "Mul": frozenset(),
+    "Div": frozenset(),
+    "Neg": frozenset(),
     "Equal": frozenset(),
+    "Less": frozenset(),
+    "LessOrEqual": frozenset(),
+    "Greater": frozenset(),
+    "GreaterOrEqual": frozenset(),
+    "And": frozenset(),
+    "Or": frozenset(),
+    "Not": frozenset(),
+    "Cos": frozenset(),
+    "Sin": frozenset(),
+    "Range": frozenset(),
+    "Flatten": frozenset({"axis"}),
     "Where": frozenset(),
     "Reshape": frozenset({"allowzero"}),
     "ConstantOfShape": frozenset({"value"}),
@@ -82,14 +95,15 @@ def compute(
         return [np.array(shape[start:end], dtype=np.int64)]
     if any(value is None for value in inputs[:1]):
         return None
-    if node.op_type == "ConstantOfShape" and _count(np.asarray(inputs[0]).ravel()) > limit:
-        return None
     if node.op_type == "Cast" and attributes["to"] not in _PLAIN:
         return None
+    size = _SIZE_BEFORE.get(node.op_type)
     try:
+        if size is not None and size(list(inputs)) > limit:
+            return None
         with np.errstate(all="ignore"):  # a cast of inf to int: the model's, not the user's
             result = _OPS[node.op_type](list(inputs), attributes)
-    except (ValueError, IndexError, TypeError):  # a malformed node: the evaluator says why
+    except (ValueError, IndexError, TypeError, ZeroDivisionError):  # the evaluator says why
         return None
     return [result] if result.size <= limit else None
 
@@ -100,6 +114,42 @@ def _count(dims: np.ndarray) -> int:
     for dim in dims.tolist():
         count *= int(dim)
     return count
+
+
+def _range_count(inputs: _Inputs) -> int:
+    """The element count of ``Range(start, limit, delta)``, before making it."""
+    start, end, delta = (float(np.asarray(i)) for i in inputs[:3])
+    return max(math.ceil((end - start) / delta), 0)
+
+
+#: The element counts of outputs that may be large, known before computing them.
+_SIZE_BEFORE: dict[str, Callable[[_Inputs], int]] = {
+    "ConstantOfShape": lambda i: _count(np.asarray(i[0]).ravel()),
+    "Range": _range_count,
+}
+
+
+def _divide(inputs: _Inputs, attributes: _Attributes) -> np.ndarray:
+    """ONNX ``Div``: integers truncate toward zero (exactly, not through floats)."""
+    a, b = np.asarray(inputs[0]), np.asarray(inputs[1])
+    if not np.issubdtype(a.dtype, np.integer):
+        return np.asarray(np.divide(a, b))
+    if not np.all(b):
+        raise ZeroDivisionError("integer Div by zero")
+    quotient = np.abs(a) // np.abs(b)
+    return np.asarray(np.where((a < 0) != (b < 0), -quotient, quotient), dtype=a.dtype)
+
+
+def _range(inputs: _Inputs, attributes: _Attributes) -> np.ndarray:
+    start, end, delta = (np.asarray(i) for i in inputs[:3])
+    return np.arange(start.item(), end.item(), delta.item()).astype(start.dtype)
+
+
+def _flatten(inputs: _Inputs, attributes: _Attributes) -> np.ndarray:
+    data = np.asarray(inputs[0])
+    axis = int(attributes.get("axis", 1))
+    axis += data.ndim if axis < 0 else 0
+    return data.reshape(math.prod(data.shape[:axis]), -1)
 
 
 def _unsqueeze(inputs: _Inputs, attributes: _Attributes) -> np.ndarray:
@@ -147,7 +197,20 @@ _OPS: dict[str, Callable[[_Inputs, _Attributes], np.ndarray]] = {
     "Add": lambda i, a: np.add(i[0], i[1]),
     "Sub": lambda i, a: np.subtract(i[0], i[1]),
     "Mul": lambda i, a: np.multiply(i[0], i[1]),
+    "Div": _divide,
+    "Neg": lambda i, a: np.negative(i[0]),
     "Equal": lambda i, a: np.equal(i[0], i[1]),
+    "Less": lambda i, a: np.less(i[0], i[1]),
+    "LessOrEqual": lambda i, a: np.less_equal(i[0], i[1]),
+    "Greater": lambda i, a: np.greater(i[0], i[1]),
+    "GreaterOrEqual": lambda i, a: np.greater_equal(i[0], i[1]),
+    "And": lambda i, a: np.logical_and(i[0], i[1]),
+    "Or": lambda i, a: np.logical_or(i[0], i[1]),
+    "Not": lambda i, a: np.logical_not(i[0]),
+    "Cos": lambda i, a: np.cos(i[0]),
+    "Sin": lambda i, a: np.sin(i[0]),
+    "Range": _range,
+    "Flatten": _flatten,
     "Where": lambda i, a: np.asarray(np.where(i[0], i[1], i[2])),
     "Reshape": _reshape,
     "ConstantOfShape": _constant_of_shape,
