@@ -52,6 +52,14 @@ def _undefined_tensor(folder: Path) -> Path:
     return path
 
 
+def _node_name_not_utf8(folder: Path) -> Path:
+    built = squeeze_mlp()
+    built.graph.node[0].name = "layer/NAME"
+    path = folder / "latin1.onnx"
+    path.write_bytes(built.SerializeToString().replace(b"/NAME", b"/N\xc4ME"))
+    return path
+
+
 def _contradicting_dims(folder: Path) -> Path:
     add = helper.make_node("Add", ["a", "b"], ["c"], name="add")
     built = model(
@@ -96,6 +104,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
     "past the end": (external_entry("offset", "4096"), [], "past the end of 'weights.bin'"),
     "over 2 GB": (_over_two_gigabytes, [], "over 2 GB"),
     "undefined tensor": (_undefined_tensor, [], "'nowhere'"),
+    "node name not UTF-8": (_node_name_not_utf8, [], "not UTF-8: b'layer/N\\xc4ME'"),
     "contradicting dims": (_contradicting_dims, ["--dim", "m=3", "--dim", "n=5"], "shape"),
 }
 

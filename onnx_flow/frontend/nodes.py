@@ -43,7 +43,14 @@ def read(graph: onnx.GraphProto) -> Wiring:
     """
     constants = frozenset(t.name for t in graph.initializer)
     inputs = tuple(i.name for i in graph.input if i.name not in constants)
-    records = [_node(node, index, constants) for index, node in enumerate(graph.node)]
+    try:
+        records = [_node(node, index, constants) for index, node in enumerate(graph.node)]
+    except TypeError:  # a bytes name met a str operation: find it and say so
+        check_text(
+            *zip(*((n.name, n.op_type, n.domain) for n in graph.node)),
+            chain.from_iterable((*n.input, *n.output) for n in graph.node),
+        )
+        raise
     check_text(
         [r.name for r in records],
         [r.op_type for r in records],
