@@ -80,7 +80,8 @@ def follow(model: onnx.ModelProto, values: Mapping[str, np.ndarray]) -> tuple[Br
     graph = model.graph
     if not any(_is_if(node) for node in graph.node):
         return ()
-    known = {**fold.known_values(graph), **values}
+    known = fold.known_values(graph)
+    known.update(values)
     shapes = {
         value.name: TensorType(symbols.input_shape(value), "", None, False) for value in graph.input
     }
@@ -184,7 +185,7 @@ def _leaves(
 def _evaluate(
     cone: list[onnx.NodeProto] | None,
     name: str,
-    known: dict[str, np.ndarray],
+    known: fold.KnownValues,
     shapes: Mapping[str, TensorType],
 ) -> np.ndarray | None:
     """The value of ``name``, or ``None`` when its cone needs what is not known; the

@@ -9,9 +9,10 @@ inference resolve the ``Reshape``/``Expand`` targets they feed.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 
 import numpy as np
 import onnx
@@ -21,7 +22,7 @@ from onnx_flow.frontend import arithmetic
 from onnx_flow.frontend.load import DATA_FIELDS, elements
 from onnx_flow.records import SHAPE_OPS, STANDARD_DOMAINS, SUBGRAPH_OPS, TensorType
 
-__all__ = ["evaluate", "fold_constants", "known_values"]
+__all__ = ["KnownValues", "evaluate", "fold_values", "known_values"]
 
 _log = logging.getLogger(__name__)
 
@@ -40,42 +41,93 @@ _NONDETERMINISTIC = frozenset(
 )
 
 
-def fold_constants(model: onnx.ModelProto, types: Mapping[str, TensorType]) -> int:
-    """Replace nodes whose inputs are all known values by initializers, in place.
+class KnownValues(MutableMapping[str, np.ndarray]):
+    """Values known without a run, by name: arrays, and tensors read into arrays only
+    when a node to fold needs them (most constants feed nodes that cannot be folded)."""
+
+    def __init__(self, tensors: Iterable[onnx.TensorProto] = ()) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+        self._tensors = {t.name: t for t in tensors if _has_data(t)}
+
+    def add_tensor(self, name: str, tensor: onnx.TensorProto) -> None:
+        """Know ``name`` as ``tensor``'s value, read when first needed."""
+        self._arrays.pop(name, None)
+        self._tensors[name] = tensor
+
+    def tensor(self, name: str) -> onnx.TensorProto:
+        """The value of ``name`` as an initializer of that name."""
+        stored = self._tensors.get(name)
+        if stored is None:
+            return numpy_helper.from_array(self[name], name)
+        tensor = onnx.TensorProto()
+        tensor.CopyFrom(stored)
+        tensor.name = name
+        return tensor
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        array = self._arrays.get(name)
+        if array is None:
+            array = self._arrays[name] = numpy_helper.to_array(self._tensors.pop(name))
+        return array
+
+    def __setitem__(self, name: str, array: np.ndarray) -> None:
+        self._tensors.pop(name, None)
+        self._arrays[name] = array
+
+    def __delitem__(self, name: str) -> None:
+        if self._arrays.pop(name, None) is None:
+            del self._tensors[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._arrays or name in self._tensors
+
+    def __iter__(self) -> Iterator[str]:
+        return itertools.chain(self._arrays, self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._arrays) + len(self._tensors)
+
+
+def fold_values(
+    graph: onnx.GraphProto, types: Mapping[str, TensorType], values: KnownValues
+) -> list[str]:
+    """Compute the outputs of the nodes whose inputs are all known values.
+
+    The graph stays as it is: the next round of inference reads the values found from
+    :func:`onnx_flow.frontend.infer.open_part`. A ``Constant`` node's value joins
+    ``values`` unread until a node to fold needs it.
 
     Args:
-        model: the model to change (owned by the pipeline).
+        graph: the graph whose nodes to evaluate.
         types: its tensors' types after shape inference, for the shapes ``Shape`` reads.
+        values: the values known so far (:func:`known_values` for the first round); the
+            values found join it.
 
     Returns:
-        How many nodes were folded; 0 when nothing more can be.
+        The tensors whose values were found (not counting constants); none when nothing
+        more can be.
     """
-    graph = model.graph
-    values = known_values(graph)
-    folded: list[int] = []
-    for index, node in enumerate(graph.node):
-        result = evaluate(node, values, types)
-        if result is None:
+    found: list[str] = []
+    for node in graph.node:
+        if node.output and node.output[0] in values:
+            continue  # folded, or a constant read, in an earlier round
+        tensor = _constant_tensor(node)
+        if tensor is not None:
+            if elements(tensor) <= _MAX_ELEMENTS:
+                values.add_tensor(node.output[0], tensor)
             continue
-        values.update(result)
-        folded.append(index)
-    if not folded:
-        return 0
-    dropped = set(folded)
-    kept = [node for i, node in enumerate(graph.node) if i not in dropped]
-    produced = {out for i in folded for out in graph.node[i].output if out}
-    del graph.node[:]
-    graph.node.extend(kept)
-    graph.initializer.extend(
-        numpy_helper.from_array(values[name], name) for name in sorted(produced)
-    )
-    _log.debug("folded %d shape computations", len(folded))
-    return len(folded)
+        result = evaluate(node, values, types)
+        if result is not None:
+            values.update(result)
+            found.extend(result)
+    if found:
+        _log.debug("folded %d shape computations", len(found))
+    return found
 
 
-def known_values(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+def known_values(graph: onnx.GraphProto) -> KnownValues:
     """The values of the initializers whose data the loader kept."""
-    return {t.name: numpy_helper.to_array(t) for t in graph.initializer if _has_data(t)}
+    return KnownValues(graph.initializer)
 
 
 def _has_data(tensor: onnx.TensorProto) -> bool:
@@ -84,8 +136,18 @@ def _has_data(tensor: onnx.TensorProto) -> bool:
     return elements(tensor) == 0 or any(len(getattr(tensor, field)) > 0 for field in DATA_FIELDS)
 
 
+def _constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
+    """The tensor of a ``Constant`` node that holds one (exporters write thousands)."""
+    if node.op_type != "Constant" or node.domain not in STANDARD_DOMAINS or not node.output:
+        return None
+    if [a.name for a in node.attribute] != ["value"]:
+        return None
+    tensor: onnx.TensorProto = node.attribute[0].t
+    return tensor
+
+
 def evaluate(
-    node: onnx.NodeProto, values: dict[str, np.ndarray], types: Mapping[str, TensorType]
+    node: onnx.NodeProto, values: MutableMapping[str, np.ndarray], types: Mapping[str, TensorType]
 ) -> dict[str, np.ndarray] | None:
     """The node's outputs if it can be computed from known values and static shapes."""
     op = node.op_type
@@ -93,14 +155,14 @@ def evaluate(
         return None
     if op not in SHAPE_OPS and not all(name in values for name in node.input if name):
         return None  # most nodes: checked first
-    if op == "Constant" and [a.name for a in node.attribute] == ["value"]:
-        # Exporters write thousands of these: read the tensor, no evaluator needed.
-        value = numpy_helper.to_array(node.attribute[0].t)
+    constant = _constant_tensor(node)
+    if constant is not None:  # no evaluator needed
+        value = numpy_helper.to_array(constant)
         return {node.output[0]: value} if value.size <= _MAX_ELEMENTS else None
     shape = None
     if op in SHAPE_OPS:
-        tensor = types.get(node.input[0])
-        shape = tensor.static if tensor is not None else None
+        read = types.get(node.input[0])
+        shape = read.static if read is not None else None
         if shape is None:
             return None
     elif not node.input and op != "Constant":

@@ -10,7 +10,7 @@ initializers' types (:func:`constant_types`) are read by the caller meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 import onnx
@@ -18,8 +18,17 @@ import onnx.defs
 import onnx.shape_inference
 
 from onnx_flow.errors import AuditError, first_line
+from onnx_flow.frontend.fold import KnownValues
 from onnx_flow.frontend.load import INTEGER_TYPES
-from onnx_flow.records import SHAPE_OPS, SUBGRAPH_OPS, Dim, TensorType
+from onnx_flow.frontend.nodes import captured
+from onnx_flow.records import (
+    SHAPE_OPS,
+    STANDARD_DOMAINS,
+    SUBGRAPH_OPS,
+    Dim,
+    TensorType,
+    distinct,
+)
 
 __all__ = [
     "ELEMENT_TYPES",
@@ -28,7 +37,9 @@ __all__ = [
     "STALE_VALUE_INFO",
     "WITHOUT_PROPAGATION",
     "Inferred",
+    "Links",
     "constant_types",
+    "open_part",
     "tensor_type",
     "value_types",
 ]
@@ -160,6 +171,114 @@ def value_types(model: onnx.ModelProto) -> Inferred:
     types = _inferred(model, strict=False, data_prop=data_prop)
     notes.append((LENIENT.format(", ".join(lacking)), len(types)))
     return Inferred(types, tuple(notes))
+
+
+class Links(NamedTuple):
+    """The names a graph's nodes read and write, read off the protos once for the
+    rounds of :func:`open_part`."""
+
+    reads: list[tuple[str, ...]]
+    """Each node's inputs and the outer names its subgraphs read."""
+    writes: list[tuple[str, ...]]
+    """Each node's outputs."""
+    producer: dict[str, int]
+    """Tensor -> the index of the node that writes it."""
+
+    @classmethod
+    def of(cls, graph: onnx.GraphProto) -> Links:
+        """The links of ``graph``'s nodes."""
+        reads = [
+            (*node.input, *captured(node)) if _may_hold_graphs(node) else tuple(node.input)
+            for node in graph.node
+        ]
+        writes = [tuple(node.output) for node in graph.node]
+        producer = {out: index for index, outs in enumerate(writes) for out in outs if out}
+        return cls(reads, writes, producer)
+
+
+def open_part(
+    model: onnx.ModelProto, links: Links, types: Mapping[str, TensorType], known: KnownValues
+) -> onnx.ModelProto | None:
+    """The part of ``model`` whose types inference left open, as a model of its own to
+    infer again, or ``None`` when none is open.
+
+    Its nodes are those with an output of no static shape that were not folded, with
+    the shape computations they read: the producers, again and again, of their inputs
+    of rank 0 or 1 (or of no tensor type) whose values are not known. Its initializers
+    are the known values and the weights it reads; every other tensor it reads is an
+    input of the static type inferred before. Inferring this part gives its tensors the
+    types a whole inference of the folded model would, at the cost of the part.
+    """
+    # Tensors of one type share one record: classify the records, not the tensors.
+    ranks = {key: _static_rank(record) for key, record in distinct(types.values()).items()}
+
+    def rank(name: str) -> int | None:
+        """The rank of ``name``'s static shape; ``None`` when not static (or unknown)."""
+        record = types.get(name)
+        return None if record is None else ranks[id(record)]
+
+    pending = [
+        index
+        for index, outs in enumerate(links.writes)
+        if any(out and out not in known and rank(out) is None for out in outs)
+    ]
+    if not pending:
+        return None
+    chosen: set[int] = set()
+    while pending:
+        index = pending.pop()
+        if index in chosen:
+            continue
+        chosen.add(index)
+        for name in links.reads[index]:
+            if name in links.producer and name not in known and (rank(name) or 0) <= 1:
+                pending.append(links.producer[name])
+    order = sorted(chosen)
+    written = {out for index in order for out in links.writes[index]}
+    read = dict.fromkeys(
+        name for index in order for name in links.reads[index] if name and name not in written
+    )
+    graph = model.graph
+    initializers = {t.name: t for t in graph.initializer}
+    graph_inputs = {value.name: value for value in graph.input}
+    inputs, weights = [], []
+    for name in read:
+        if name in initializers:
+            weights.append(initializers[name])
+        elif name in known:
+            weights.append(known.tensor(name))
+        elif name in graph_inputs:
+            inputs.append(graph_inputs[name])
+        elif name in links.producer:  # a tensor of static shape, rank 2 or more
+            record = types[name]
+            inputs.append(
+                onnx.helper.make_tensor_value_info(name, ELEMENT_TYPES[record.dtype], record.static)
+            )
+    part = onnx.helper.make_graph(
+        [graph.node[index] for index in order],
+        graph.name,
+        inputs,
+        [value for value in graph.output if value.name in written],
+        initializer=weights,
+    )
+    return _model_like(model, part)
+
+
+def _may_hold_graphs(node: onnx.NodeProto) -> bool:
+    return node.op_type in SUBGRAPH_OPS or node.domain not in STANDARD_DOMAINS
+
+
+def _static_rank(record: TensorType) -> int | None:
+    static = record.static if record.kind == "tensor" else None
+    return None if static is None else len(static)
+
+
+def _model_like(model: onnx.ModelProto, graph: onnx.GraphProto) -> onnx.ModelProto:
+    """A model of ``graph`` with ``model``'s versions and functions."""
+    other = onnx.ModelProto(ir_version=model.ir_version, graph=graph)
+    other.opset_import.extend(model.opset_import)
+    other.functions.extend(model.functions)
+    return other
 
 
 def _inferred(model: onnx.ModelProto, *, strict: bool, data_prop: bool) -> dict[str, TensorType]:

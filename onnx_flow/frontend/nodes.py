@@ -23,7 +23,7 @@ from onnx_flow.records import (
     Wiring,
 )
 
-__all__ = ["carrying_tensors", "check_text", "read"]
+__all__ = ["captured", "carrying_tensors", "check_text", "read"]
 
 #: The dynamo exporter's metadata key for a node's module scopes.
 _NAME_SCOPES = "pkg.torch.onnx.name_scopes"
@@ -188,7 +188,7 @@ def _node(node: onnx.NodeProto, index: int, constants: frozenset[str]) -> Node:
     if "" in inputs:
         inputs = tuple(n for n in inputs if n)
     if op_type in SUBGRAPH_OPS or domain not in STANDARD_DOMAINS:
-        inputs += tuple(n for n in dict.fromkeys(_captured(node)) if n not in inputs)
+        inputs += tuple(n for n in dict.fromkeys(captured(node)) if n not in inputs)
     scope = name if "/" in name else _layered_weight(inputs, constants)
     if node.metadata_props:
         for prop in node.metadata_props:
@@ -210,14 +210,14 @@ def _layered_weight(inputs: tuple[str, ...], constants: frozenset[str]) -> str |
     return next((i for i in inputs if i in constants and ("." in i or "/" in i)), None)
 
 
-def _captured(node: onnx.NodeProto) -> list[str]:
+def captured(node: onnx.NodeProto) -> list[str]:
     """Names a node's subgraphs read from the outer scope, in order of first use."""
     names: list[str] = []
     for attribute in node.attribute:
         for subgraph in (*([attribute.g] if attribute.HasField("g") else []), *attribute.graphs):
             defined = {i.name for i in subgraph.input} | {t.name for t in subgraph.initializer}
             for inner in subgraph.node:
-                for name in (*inner.input, *_captured(inner)):
+                for name in (*inner.input, *captured(inner)):
                     if name and name not in defined and name not in names:
                         names.append(name)
                 defined.update(inner.output)

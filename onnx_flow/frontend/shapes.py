@@ -22,7 +22,7 @@ import onnx
 from onnx_flow.errors import AuditError
 from onnx_flow.frontend import branches, fallback, nodes, symbols
 from onnx_flow.frontend import infer as inference
-from onnx_flow.frontend.fold import fold_constants
+from onnx_flow.frontend.fold import fold_values, known_values
 from onnx_flow.frontend.stored import Stored
 from onnx_flow.records import ShapedGraph, TensorType, Wiring, distinct
 from onnx_flow.report import Branch
@@ -93,26 +93,44 @@ def bind(
 
 
 def infer(model: onnx.ModelProto) -> inference.Inferred:
-    """The types after ONNX inference, with the shape arithmetic it did not propagate
-    folded into constants and inferred again, in place (the types of the initializers
-    folding writes included).
+    """The types after ONNX inference, then again after folding the shape arithmetic
+    it did not propagate, round after round (each infers only the part left open).
 
-    Folding changes ``model``, never the nodes that carry samples: a wiring read from
-    it before stays right. On a large graph this runs in a child process, which only
-    sends back the types.
+    ``model`` keeps its nodes: a wiring read from it before stays right. On a large
+    graph this runs in a child process, which only sends back the types.
 
     Raises:
-        AuditError: shape inference rejects the model or the folded model.
+        AuditError: shape inference rejects the model or a part of the folded model.
     """
     types, notes = inference.value_types(model)
-    kept = len(model.graph.initializer)
+    values = known_values(model.graph)
+    links: inference.Links | None = None
     for _ in range(_FOLD_ROUNDS):
-        if _all_static(types) or not fold_constants(model, types):
+        found = [] if _all_static(types) else fold_values(model.graph, types, values)
+        if not found:
             break
-        types, more = inference.value_types(model)
-        notes = tuple(dict.fromkeys((*notes, *more)))
-    folded = inference.constant_types(model.graph.initializer[kept:])
-    return inference.Inferred(types, notes).including(folded)
+        types.update(_folded_types(found, values, types))
+        links = links or inference.Links.of(model.graph)
+        part = inference.open_part(model, links, types, values)
+        if part is None:
+            break
+        more, how = inference.value_types(part)
+        types.update(more)
+        notes = (*notes, *(note for note in how if note[0] not in dict(notes)))
+    return inference.Inferred(types, notes)
+
+
+def _folded_types(
+    found: list[str], values: Mapping[str, np.ndarray], types: Mapping[str, TensorType]
+) -> dict[str, TensorType]:
+    """The types of the values found whose inferred types are not static."""
+    return {
+        name: inference.tensor_type(
+            onnx.helper.np_dtype_to_tensor_dtype(values[name].dtype), values[name].shape
+        )
+        for name in found
+        if name not in types or types[name].static is None
+    }
 
 
 def complete(

@@ -1,0 +1,81 @@
+"""Inferring, each round, only the part of the model left open gives every tensor the
+type that inferring the whole folded model again gives (the oracle, written here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from models.architectures import ARCHITECTURES
+from models.reference import MODELS
+from onnx_flow.frontend import branches, fold, load, shapes
+from onnx_flow.frontend import infer as inference
+from onnx_flow.records import TensorType
+
+CORPUS = Path(__file__).parents[1] / "corpus"
+ENTRIES = json.loads((CORPUS / "manifest.json").read_text())["files"]
+
+
+def whole_rounds(model: onnx.ModelProto) -> dict[str, TensorType]:
+    """Fold what is known into initializers, drop the folded nodes, infer the whole
+    model again (the folded tensors typed by their values); until nothing more folds."""
+    types, _ = inference.value_types(model)
+    folded_types: dict[str, TensorType] = {}
+    for _ in range(8):
+        values = fold.known_values(model.graph)
+        folded: list[int] = []
+        for index, node in enumerate(model.graph.node):
+            result = fold.evaluate(node, values, types)
+            if result is not None:
+                values.update(result)
+                folded.append(index)
+        if not folded:
+            break
+        graph = model.graph
+        written = [out for i in folded for out in graph.node[i].output if out]
+        kept = [node for i, node in enumerate(graph.node) if i not in set(folded)]
+        del graph.node[:]
+        graph.node.extend(kept)
+        graph.initializer.extend(numpy_helper.from_array(values[n], n) for n in written)
+        folded_types.update(inference.constant_types(graph.initializer[-len(written) :]))
+        inferred, _ = inference.value_types(model)
+        types = {**inferred, **folded_types}  # a computed value's shape is known
+    return types
+
+
+def bound(path: Path, **options) -> onnx.ModelProto:
+    model = load.load(path)
+    binding = shapes.bind(model, **options)
+    branches.follow(model, binding.values)
+    return model
+
+
+def assert_same_types(model: onnx.ModelProto) -> None:
+    oracle = onnx.ModelProto()
+    oracle.CopyFrom(model)
+    expected = whole_rounds(oracle)
+    inferred = shapes.infer(model).types
+    assert expected.keys() <= inferred.keys()
+    differing = {n: (inferred[n].shape, t.shape) for n, t in expected.items() if inferred[n] != t}
+    assert not differing
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[entry["file"] for entry in ENTRIES])
+def test_the_open_part_infers_as_the_whole_model_does_on_real_files(entry) -> None:
+    input_shapes = {name: tuple(shape) for name, shape in entry["feed"].items() if shape}
+    values = {name: tuple(v) for name, v in (entry.get("values") or {}).items()}
+    model = bound(CORPUS / entry["file"], input_shapes=input_shapes, input_values=values)
+    assert_same_types(model)
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+@pytest.mark.parametrize("name", ["gpt2", "llama", "t5", "bert_masked"])
+def test_the_open_part_infers_as_the_whole_model_does_on_transformers(
+    exported, name: str, exporter: str
+) -> None:
+    dims = {**MODELS, **ARCHITECTURES}[name].dims
+    assert_same_types(bound(exported(name, exporter), dims=dims))
