@@ -47,7 +47,7 @@ def read(graph: onnx.GraphProto) -> Wiring:
         records = [_node(node, index, constants) for index, node in enumerate(graph.node)]
     except TypeError:  # a bytes name met a str operation: find it and say so
         check_text(
-            *zip(*((n.name, n.op_type, n.domain) for n in graph.node)),
+            *zip(*((n.name, n.op_type, n.domain) for n in graph.node), strict=True),
             chain.from_iterable((*n.input, *n.output) for n in graph.node),
         )
         raise
