@@ -48,6 +48,8 @@ _ATTRIBUTES: dict[str, frozenset[str]] = {
     "Sin": frozenset(),
     "Range": frozenset(),
     "Flatten": frozenset({"axis"}),
+    "Expand": frozenset(),
+    "Slice": frozenset(),
     "Where": frozenset(),
     "Reshape": frozenset({"allowzero"}),
     "ConstantOfShape": frozenset({"value"}),
@@ -126,6 +128,7 @@ def _range_count(inputs: _Inputs) -> int:
 _SIZE_BEFORE: dict[str, Callable[[_Inputs], int]] = {
     "ConstantOfShape": lambda i: _count(np.asarray(i[0]).ravel()),
     "Range": _range_count,
+    "Expand": lambda i: math.prod(_expanded_shape(i)),
 }
 
 
@@ -138,6 +141,30 @@ def _divide(inputs: _Inputs, attributes: _Attributes) -> np.ndarray:
         raise ZeroDivisionError("integer Div by zero")
     quotient = np.abs(a) // np.abs(b)
     return np.asarray(np.where((a < 0) != (b < 0), -quotient, quotient), dtype=a.dtype)
+
+
+def _expanded_shape(inputs: _Inputs) -> tuple[int, ...]:
+    """ONNX ``Expand``'s output shape: the input's and the given one broadcast together."""
+    shape = tuple(int(d) for d in np.asarray(inputs[1]).ravel())
+    return tuple(np.broadcast_shapes(np.shape(inputs[0]), shape))
+
+
+def _expand(inputs: _Inputs, attributes: _Attributes) -> np.ndarray:
+    return np.array(np.broadcast_to(inputs[0], _expanded_shape(inputs)))
+
+
+def _slice(inputs: _Inputs, attributes: _Attributes) -> np.ndarray:
+    """ONNX ``Slice`` (opset 10 on: starts, ends, axes and steps as inputs); Python's
+    slices clamp the bounds as ONNX does."""
+    data = np.asarray(inputs[0])
+    starts, ends = (np.asarray(i).ravel().tolist() for i in inputs[1:3])
+    given = [None if i is None else np.asarray(i).ravel().tolist() for i in inputs[3:5]]
+    axes = given[0] if given and given[0] is not None else list(range(len(starts)))
+    steps = given[1] if len(given) > 1 and given[1] is not None else [1] * len(starts)
+    index = [slice(None)] * data.ndim
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        index[axis] = slice(start, end, step)
+    return data[tuple(index)]
 
 
 def _range(inputs: _Inputs, attributes: _Attributes) -> np.ndarray:
@@ -211,6 +238,8 @@ _OPS: dict[str, Callable[[_Inputs, _Attributes], np.ndarray]] = {
     "Sin": lambda i, a: np.sin(i[0]),
     "Range": _range,
     "Flatten": _flatten,
+    "Expand": _expand,
+    "Slice": _slice,
     "Where": lambda i, a: np.asarray(np.where(i[0], i[1], i[2])),
     "Reshape": _reshape,
     "ConstantOfShape": _constant_of_shape,

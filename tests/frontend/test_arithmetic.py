@@ -44,6 +44,15 @@ CASES = [
     ("Range", [np.array(10, I64), np.array(-2, I64), np.array(-4, I64)], {}),
     ("Range", [np.array(5, I64), np.array(1, I64), np.array(1, I64)], {}),
     ("Range", [np.array(v, np.float32) for v in (0.5, 2.0, 0.25)], {}),
+    ("Expand", [np.array([[1], [2]], I64), np.array([2, 3], I64)], {}),
+    ("Expand", [np.array([1, 2, 3], I64), np.array([2, 1, 1], I64)], {}),
+    ("Slice", [np.arange(10, dtype=I64), np.array([2], I64), np.array([-1], I64)], {}),
+    ("Slice", [np.arange(10, dtype=I64), *map(np.atleast_1d, I64([-1, -(2**63), 0, -3]))], {}),
+    (
+        "Slice",
+        [np.arange(24, dtype=I64).reshape(2, 3, 4), *I64([[1, 0], [2**63 - 1, 2], [-1, 1]])],
+        {},
+    ),
     ("Flatten", [np.arange(24, dtype=I64).reshape(2, 3, 4)], {}),
     ("Flatten", [np.arange(24, dtype=I64).reshape(2, 3, 4)], {"axis": -1}),
     ("Flatten", [np.arange(24, dtype=I64).reshape(2, 3, 4)], {"axis": 0}),
@@ -92,6 +101,10 @@ def test_nothing_larger_than_the_limit_is_made() -> None:
     long = helper.make_node("Range", ["start", "limit", "delta"], ["r"])
     scalars = [np.array(0, I64), np.array(5 * 10**8, I64), np.array(1, I64)]
     assert arithmetic.compute(long, scalars, None, 65536) is None  # decided before making it
+    wide = helper.make_node("Expand", ["x", "shape"], ["y"])
+    assert (
+        arithmetic.compute(wide, [np.ones(1, I64), np.array([2**31, 2**31], I64)], None, 64) is None
+    )
     tiled = helper.make_node("Concat", ["a", "b"], ["c"], axis=0)
     assert arithmetic.compute(tiled, [np.zeros(40, I64), np.zeros(40, I64)], None, 64) is None
 
