@@ -89,16 +89,16 @@ class KnownValues(MutableMapping[str, np.ndarray]):
 
 
 def fold_values(
-    graph: onnx.GraphProto, types: Mapping[str, TensorType], values: KnownValues
+    nodes: Iterable[onnx.NodeProto], types: Mapping[str, TensorType], values: KnownValues
 ) -> list[str]:
     """Compute the outputs of the nodes whose inputs are all known values.
 
-    The graph stays as it is: the next round of inference reads the values found from
+    The nodes stay as they are: the next round of inference reads the values found from
     :func:`onnx_flow.frontend.infer.open_part`. A ``Constant`` node's value joins
     ``values`` unread until a node to fold needs it.
 
     Args:
-        graph: the graph whose nodes to evaluate.
+        nodes: the nodes to evaluate, in graph order.
         types: its tensors' types after shape inference, for the shapes ``Shape`` reads.
         values: the values known so far (:func:`known_values` for the first round); the
             values found join it.
@@ -108,7 +108,7 @@ def fold_values(
         more can be.
     """
     found: list[str] = []
-    for node in graph.node:
+    for node in nodes:
         if node.output and node.output[0] in values:
             continue  # folded, or a constant read, in an earlier round
         tensor = _constant_tensor(node)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,8 +105,11 @@ def infer(model: onnx.ModelProto) -> inference.Inferred:
     types, notes = inference.value_types(model)
     values = known_values(model.graph)
     links: inference.Links | None = None
+    # Past the first round, only the part inferred again can fold more: the values
+    # found elsewhere decide no open type.
+    foldable: Iterable[onnx.NodeProto] = model.graph.node
     for _ in range(_FOLD_ROUNDS):
-        found = [] if _all_static(types) else fold_values(model.graph, types, values)
+        found = [] if _all_static(types) else fold_values(foldable, types, values)
         if not found:
             break
         types.update(_folded_types(found, values, types))
@@ -116,6 +119,7 @@ def infer(model: onnx.ModelProto) -> inference.Inferred:
             break
         more, how = inference.value_types(part)
         types.update(more)
+        foldable = part.graph.node
         notes = (*notes, *(note for note in how if note[0] not in dict(notes)))
     return inference.Inferred(types, notes)
 
