@@ -37,7 +37,8 @@ def whole_rounds(model: onnx.ModelProto) -> dict[str, TensorType]:
             break
         graph = model.graph
         written = [out for i in folded for out in graph.node[i].output if out]
-        kept = [node for i, node in enumerate(graph.node) if i not in set(folded)]
+        dropped = set(folded)
+        kept = [node for i, node in enumerate(graph.node) if i not in dropped]
         del graph.node[:]
         graph.node.extend(kept)
         graph.initializer.extend(numpy_helper.from_array(values[n], n) for n in written)
