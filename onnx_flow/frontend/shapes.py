@@ -103,13 +103,15 @@ def infer(model: onnx.ModelProto) -> inference.Inferred:
         AuditError: shape inference rejects the model or a part of the folded model.
     """
     types, notes = inference.value_types(model)
+    if _all_static(types):
+        return inference.Inferred(types, notes)  # most graphs: nothing to fold or read
     values = known_values(model.graph)
     links: inference.Links | None = None
     # Past the first round, only the part inferred again can fold more: the values
     # found elsewhere decide no open type.
     foldable: Iterable[onnx.NodeProto] = model.graph.node
     for _ in range(_FOLD_ROUNDS):
-        found = [] if _all_static(types) else fold_values(foldable, types, values)
+        found = fold_values(foldable, types, values)
         if not found:
             break
         types.update(_folded_types(found, values, types))
@@ -121,6 +123,8 @@ def infer(model: onnx.ModelProto) -> inference.Inferred:
         types.update(more)
         foldable = part.graph.node
         notes = (*notes, *(note for note in how if note[0] not in dict(notes)))
+        if _all_static(types):
+            break
     return inference.Inferred(types, notes)
 
 
