@@ -269,7 +269,9 @@ def _may_hold_graphs(node: onnx.NodeProto) -> bool:
 
 
 def _static_rank(record: TensorType) -> int | None:
-    static = record.static if record.kind == "tensor" else None
+    """The rank of a static tensor type that can be written as an input; else ``None``
+    (the tensor is then inferred again with its producer)."""
+    static = record.static if record.kind == "tensor" and record.dtype in ELEMENT_TYPES else None
     return None if static is None else len(static)
 
 

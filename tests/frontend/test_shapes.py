@@ -80,3 +80,28 @@ def test_the_open_part_infers_as_the_whole_model_does_on_transformers(
 ) -> None:
     dims = {**MODELS, **ARCHITECTURES}[name].dims
     assert_same_types(bound(exported(name, exporter), dims=dims))
+
+
+def test_a_tensor_whose_type_cannot_be_written_is_inferred_again_with_its_producer() -> None:
+    graph = onnx.helper.make_graph(
+        [
+            onnx.helper.make_node("Relu", ["x"], ["odd"], name="makes_odd"),
+            onnx.helper.make_node("Reshape", ["odd", "target"], ["y"], name="reads_odd"),
+        ],
+        "g",
+        [
+            onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3]),
+            onnx.helper.make_tensor_value_info("target", onnx.TensorProto.INT64, [1]),
+        ],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+    )
+    model = onnx.helper.make_model(graph)
+    types = {
+        "x": inference.tensor_type(onnx.TensorProto.FLOAT, (2, 3)),
+        "odd": inference.tensor_type(99, (2, 3)),  # an element type newer than this onnx
+        "y": inference.tensor_type(onnx.TensorProto.FLOAT, None),
+    }
+    links = inference.Links.of(model.graph)
+    part = inference.open_part(model, links, types, fold.KnownValues())
+    assert part is not None
+    assert [node.name for node in part.graph.node] == ["makes_odd", "reads_odd"]
