@@ -147,7 +147,7 @@ def _constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
 
 
 def evaluate(
-    node: onnx.NodeProto, values: MutableMapping[str, np.ndarray], types: Mapping[str, TensorType]
+    node: onnx.NodeProto, values: Mapping[str, np.ndarray], types: Mapping[str, TensorType]
 ) -> dict[str, np.ndarray] | None:
     """The node's outputs if it can be computed from known values and static shapes."""
     op = node.op_type
