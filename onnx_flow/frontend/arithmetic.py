@@ -95,16 +95,17 @@ def compute(
             return [np.array(math.prod(shape), dtype=np.int64)]
         start, end = attributes.get("start", 0), attributes.get("end", len(shape))
         return [np.array(shape[start:end], dtype=np.int64)]
-    if any(value is None for value in inputs[:1]):
+    if not inputs or inputs[0] is None:
         return None
     if node.op_type == "Cast" and attributes["to"] not in _PLAIN:
         return None
+    arguments = list(inputs)
     size = _SIZE_BEFORE.get(node.op_type)
     try:
-        if size is not None and size(list(inputs)) > limit:
+        if size is not None and size(arguments) > limit:
             return None
         with np.errstate(all="ignore"):  # a cast of inf to int: the model's, not the user's
-            result = _OPS[node.op_type](list(inputs), attributes)
+            result = _OPS[node.op_type](arguments, attributes)
     except (ValueError, IndexError, TypeError, ZeroDivisionError):  # the evaluator says why
         return None
     return [result] if result.size <= limit else None

@@ -9,10 +9,9 @@ inference resolve the ``Reshape``/``Expand`` targets they feed.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, KeysView, Mapping, MutableMapping, Sequence
 
 import numpy as np
 import onnx
@@ -20,6 +19,7 @@ from onnx import numpy_helper
 
 from onnx_flow.frontend import arithmetic
 from onnx_flow.frontend.load import DATA_FIELDS, elements
+from onnx_flow.frontend.nodes import Links
 from onnx_flow.records import SHAPE_OPS, STANDARD_DOMAINS, SUBGRAPH_OPS, TensorType
 
 __all__ = ["KnownValues", "evaluate", "fold_values", "known_values"]
@@ -46,50 +46,57 @@ class KnownValues(MutableMapping[str, np.ndarray]):
     when a node to fold needs them (most constants feed nodes that cannot be folded)."""
 
     def __init__(self, tensors: Iterable[onnx.TensorProto] = ()) -> None:
-        self._arrays: dict[str, np.ndarray] = {}
-        self._tensors = {t.name: t for t in tensors if _has_data(t)}
+        self._values: dict[str, np.ndarray | onnx.TensorProto] = {
+            t.name: t for t in tensors if _has_data(t)
+        }
+
+    @property
+    def names(self) -> KeysView[str]:
+        """The names known (a live view: testing it costs no method call)."""
+        return self._values.keys()
 
     def add_tensor(self, name: str, tensor: onnx.TensorProto) -> None:
         """Know ``name`` as ``tensor``'s value, read when first needed."""
-        self._arrays.pop(name, None)
-        self._tensors[name] = tensor
+        self._values[name] = tensor
 
     def tensor(self, name: str) -> onnx.TensorProto:
         """The value of ``name`` as an initializer of that name."""
-        stored = self._tensors.get(name)
-        if stored is None:
-            return numpy_helper.from_array(self[name], name)
+        stored = self._values[name]
+        if not isinstance(stored, onnx.TensorProto):  # an array, or a numpy scalar
+            return numpy_helper.from_array(np.asarray(stored), name)
         tensor = onnx.TensorProto()
         tensor.CopyFrom(stored)
         tensor.name = name
         return tensor
 
     def __getitem__(self, name: str) -> np.ndarray:
-        array = self._arrays.get(name)
-        if array is None:
-            array = self._arrays[name] = numpy_helper.to_array(self._tensors.pop(name))
-        return array
+        value = self._values[name]
+        if isinstance(value, onnx.TensorProto):
+            value = self._values[name] = numpy_helper.to_array(value)
+        return value
 
     def __setitem__(self, name: str, array: np.ndarray) -> None:
-        self._tensors.pop(name, None)
-        self._arrays[name] = array
+        self._values[name] = array
 
     def __delitem__(self, name: str) -> None:
-        if self._arrays.pop(name, None) is None:
-            del self._tensors[name]
+        del self._values[name]
 
     def __contains__(self, name: object) -> bool:
-        return name in self._arrays or name in self._tensors
+        return name in self._values
 
     def __iter__(self) -> Iterator[str]:
-        return itertools.chain(self._arrays, self._tensors)
+        return iter(self._values)
 
     def __len__(self) -> int:
-        return len(self._arrays) + len(self._tensors)
+        return len(self._values)
 
 
 def fold_values(
-    nodes: Iterable[onnx.NodeProto], types: Mapping[str, TensorType], values: KnownValues
+    nodes: Sequence[onnx.NodeProto],
+    links: Links,
+    indices: Iterable[int],
+    types: Mapping[str, TensorType],
+    values: KnownValues,
 ) -> list[str]:
     """Compute the outputs of the nodes whose inputs are all known values.
 
@@ -98,8 +105,10 @@ def fold_values(
     ``values`` unread until a node to fold needs it.
 
     Args:
-        nodes: the nodes to evaluate, in graph order.
-        types: its tensors' types after shape inference, for the shapes ``Shape`` reads.
+        nodes: the graph's nodes.
+        links: what they read and write (most are passed over on these alone).
+        indices: the nodes to evaluate, in file order.
+        types: the tensors' types after shape inference, for the shapes ``Shape`` reads.
         values: the values known so far (:func:`known_values` for the first round); the
             values found join it.
 
@@ -107,16 +116,22 @@ def fold_values(
         The tensors whose values were found (not counting constants); none when nothing
         more can be.
     """
+    known = values.names
     found: list[str] = []
-    for node in nodes:
-        if node.output and node.output[0] in values:
+    for index in indices:
+        outputs = links.writes[index]
+        if not outputs or outputs[0] in known:
             continue  # folded, or a constant read, in an earlier round
-        tensor = _constant_tensor(node)
-        if tensor is not None:
-            if elements(tensor) <= _MAX_ELEMENTS:
-                values.add_tensor(node.output[0], tensor)
-            continue
-        result = evaluate(node, values, types)
+        op = links.ops[index]
+        if op == "Constant":
+            tensor = _constant_tensor(nodes[index])
+            if tensor is not None:
+                if elements(tensor) <= _MAX_ELEMENTS:
+                    values.add_tensor(outputs[0], tensor)
+                continue
+        elif op not in SHAPE_OPS and not all(map(known.__contains__, links.reads[index])):
+            continue  # most nodes: an input is not known
+        result = evaluate(nodes[index], values, types)
         if result is not None:
             values.update(result)
             found.extend(result)
@@ -153,27 +168,31 @@ def evaluate(
     op = node.op_type
     if node.domain not in STANDARD_DOMAINS or op in _NONDETERMINISTIC or op in SUBGRAPH_OPS:
         return None
-    if op not in SHAPE_OPS and not all(name in values for name in node.input if name):
-        return None  # most nodes: checked first
-    constant = _constant_tensor(node)
-    if constant is not None:  # no evaluator needed
-        value = numpy_helper.to_array(constant)
-        return {node.output[0]: value} if value.size <= _MAX_ELEMENTS else None
     shape = None
     if op in SHAPE_OPS:
         read = types.get(node.input[0])
         shape = read.static if read is not None else None
         if shape is None:
             return None
-    elif not node.input and op != "Constant":
-        return None
-    inputs = [values.get(name) if name else None for name in node.input]
+        inputs: list[np.ndarray | None] = [None]
+    else:
+        names = node.input[:]
+        if not all(map(values.__contains__, filter(None, names))):
+            return None  # most nodes: checked first
+        if op == "Constant":
+            constant = _constant_tensor(node)
+            if constant is not None:  # no evaluator needed
+                value = numpy_helper.to_array(constant)
+                return {node.output[0]: value} if value.size <= _MAX_ELEMENTS else None
+        elif not names:
+            return None
+        inputs = [values[name] if name else None for name in names]
     computed = arithmetic.compute(node, inputs, shape, _MAX_ELEMENTS)
     if computed is not None:
         return {name: a for name, a in zip(node.output, computed, strict=False) if name}
     if shape is not None:
         return None  # Shape and Size are computed from the shape alone, or not at all
-    feeds = {name: values[name] for name in node.input if name}
+    feeds = {name: value for name, value in zip(node.input, inputs, strict=True) if name}
     # Imported here: most models need no folding, and the reference runtime is slow to load.
     from onnx.reference import ReferenceEvaluator
 

@@ -20,10 +20,9 @@ import onnx.shape_inference
 from onnx_flow.errors import AuditError, first_line
 from onnx_flow.frontend.fold import KnownValues
 from onnx_flow.frontend.load import INTEGER_TYPES
-from onnx_flow.frontend.nodes import captured
+from onnx_flow.frontend.nodes import Links
 from onnx_flow.records import (
     SHAPE_OPS,
-    STANDARD_DOMAINS,
     SUBGRAPH_OPS,
     Dim,
     TensorType,
@@ -37,7 +36,7 @@ __all__ = [
     "STALE_VALUE_INFO",
     "WITHOUT_PROPAGATION",
     "Inferred",
-    "Links",
+    "OpenPart",
     "constant_types",
     "open_part",
     "tensor_type",
@@ -173,32 +172,18 @@ def value_types(model: onnx.ModelProto) -> Inferred:
     return Inferred(types, tuple(notes))
 
 
-class Links(NamedTuple):
-    """The names a graph's nodes read and write, read off the protos once for the
-    rounds of :func:`open_part`."""
+class OpenPart(NamedTuple):
+    """The part of a model inference left open (:func:`open_part`)."""
 
-    reads: list[tuple[str, ...]]
-    """Each node's inputs and the outer names its subgraphs read."""
-    writes: list[tuple[str, ...]]
-    """Each node's outputs."""
-    producer: dict[str, int]
-    """Tensor -> the index of the node that writes it."""
-
-    @classmethod
-    def of(cls, graph: onnx.GraphProto) -> Links:
-        """The links of ``graph``'s nodes."""
-        reads = [
-            (*node.input, *captured(node)) if _may_hold_graphs(node) else tuple(node.input)
-            for node in graph.node
-        ]
-        writes = [tuple(node.output) for node in graph.node]
-        producer = {out: index for index, outs in enumerate(writes) for out in outs if out}
-        return cls(reads, writes, producer)
+    model: onnx.ModelProto
+    """The part as a model of its own."""
+    nodes: list[int]
+    """The indices of its nodes in the whole graph, in file order."""
 
 
 def open_part(
     model: onnx.ModelProto, links: Links, types: Mapping[str, TensorType], known: KnownValues
-) -> onnx.ModelProto | None:
+) -> OpenPart | None:
     """The part of ``model`` whose types inference left open, as a model of its own to
     infer again, or ``None`` when none is open.
 
@@ -217,10 +202,11 @@ def open_part(
         record = types.get(name)
         return None if record is None else ranks[id(record)]
 
+    names = known.names
     pending = [
         index
         for index, outs in enumerate(links.writes)
-        if any(out and out not in known and rank(out) is None for out in outs)
+        if any(out and out not in names and rank(out) is None for out in outs)
     ]
     if not pending:
         return None
@@ -231,12 +217,12 @@ def open_part(
             continue
         chosen.add(index)
         for name in links.reads[index]:
-            if name in links.producer and name not in known and (rank(name) or 0) <= 1:
+            if name in links.producer and name not in names and (rank(name) or 0) <= 1:
                 pending.append(links.producer[name])
     order = sorted(chosen)
     written = {out for index in order for out in links.writes[index]}
     read = dict.fromkeys(
-        name for index in order for name in links.reads[index] if name and name not in written
+        name for index in order for name in links.reads[index] if name not in written
     )
     graph = model.graph
     initializers = {t.name: t for t in graph.initializer}
@@ -245,7 +231,7 @@ def open_part(
     for name in read:
         if name in initializers:
             weights.append(initializers[name])
-        elif name in known:
+        elif name in names:
             weights.append(known.tensor(name))
         elif name in graph_inputs:
             inputs.append(graph_inputs[name])
@@ -261,11 +247,7 @@ def open_part(
         [value for value in graph.output if value.name in written],
         initializer=weights,
     )
-    return _model_like(model, part)
-
-
-def _may_hold_graphs(node: onnx.NodeProto) -> bool:
-    return node.op_type in SUBGRAPH_OPS or node.domain not in STANDARD_DOMAINS
+    return OpenPart(_model_like(model, part), order)
 
 
 def _static_rank(record: TensorType) -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from itertools import chain
+from typing import NamedTuple
 
 import onnx
 
@@ -23,7 +24,7 @@ from onnx_flow.records import (
     Wiring,
 )
 
-__all__ = ["captured", "carrying_tensors", "check_text", "read"]
+__all__ = ["Links", "captured", "carrying_tensors", "check_text", "read"]
 
 #: The dynamo exporter's metadata key for a node's module scopes.
 _NAME_SCOPES = "pkg.torch.onnx.name_scopes"
@@ -184,11 +185,7 @@ def _node(node: onnx.NodeProto, index: int, constants: frozenset[str]) -> Node:
     # Each field read from a protobuf message costs; this runs once per node. A slice
     # copies a repeated field in one call: a third faster than iterating it.
     name, op_type, domain = node.name, node.op_type, node.domain
-    inputs = tuple(node.input[:])
-    if "" in inputs:
-        inputs = tuple(n for n in inputs if n)
-    if op_type in SUBGRAPH_OPS or domain not in STANDARD_DOMAINS:
-        inputs += tuple(n for n in dict.fromkeys(captured(node)) if n not in inputs)
+    inputs = _reads(node, op_type, domain)
     scope = name if "/" in name else _layered_weight(inputs, constants)
     if node.metadata_props:
         for prop in node.metadata_props:
@@ -202,6 +199,45 @@ def _node(node: onnx.NodeProto, index: int, constants: frozenset[str]) -> Node:
             label, op_type, domain, inputs, tuple(node.output[:]), scope, attributes, arguments
         )
     return Node(label, op_type, domain, inputs, tuple(node.output[:]), scope)
+
+
+def _reads(node: onnx.NodeProto, op_type: str, domain: str) -> tuple[str, ...]:
+    """The names a node reads, each once: its non-empty inputs, then the outer names
+    its subgraphs read."""
+    inputs = tuple(node.input[:])
+    if "" in inputs:
+        inputs = tuple(n for n in inputs if n)
+    if op_type in SUBGRAPH_OPS or domain not in STANDARD_DOMAINS:
+        inputs += tuple(n for n in dict.fromkeys(captured(node)) if n not in inputs)
+    return inputs
+
+
+class Links(NamedTuple):
+    """Who reads and writes what, by node index in file order, read off the protos once
+    (folding and inferring again revisit a graph's nodes round after round)."""
+
+    ops: list[str]
+    """Each node's op type."""
+    reads: list[tuple[str, ...]]
+    """Each node's non-empty inputs and the outer names its subgraphs read."""
+    writes: list[tuple[str, ...]]
+    """Each node's outputs."""
+    producer: dict[str, int]
+    """Tensor -> the index of the node that writes it."""
+
+    @classmethod
+    def of(cls, graph: onnx.GraphProto) -> Links:
+        """The links of ``graph``'s nodes."""
+        ops: list[str] = []
+        reads: list[tuple[str, ...]] = []
+        writes: list[tuple[str, ...]] = []
+        for node in graph.node:
+            op_type = node.op_type
+            ops.append(op_type)
+            reads.append(_reads(node, op_type, node.domain))
+            writes.append(tuple(node.output[:]))
+        producer = {out: index for index, outs in enumerate(writes) for out in outs if out}
+        return cls(ops, reads, writes, producer)
 
 
 def _layered_weight(inputs: tuple[str, ...], constants: frozenset[str]) -> str | None:

@@ -106,22 +106,22 @@ def infer(model: onnx.ModelProto) -> inference.Inferred:
     if _all_static(types):
         return inference.Inferred(types, notes)  # most graphs: nothing to fold or read
     values = known_values(model.graph)
-    links: inference.Links | None = None
+    protos = model.graph.node
+    links = nodes.Links.of(model.graph)
     # Past the first round, only the part inferred again can fold more: the values
     # found elsewhere decide no open type.
-    foldable: Iterable[onnx.NodeProto] = model.graph.node
+    foldable: Iterable[int] = range(len(protos))
     for _ in range(_FOLD_ROUNDS):
-        found = fold_values(foldable, types, values)
+        found = fold_values(protos, links, foldable, types, values)
         if not found:
             break
         types.update(_folded_types(found, values, types))
-        links = links or inference.Links.of(model.graph)
         part = inference.open_part(model, links, types, values)
         if part is None:
             break
-        more, how = inference.value_types(part)
+        more, how = inference.value_types(part.model)
         types.update(more)
-        foldable = part.graph.node
+        foldable = part.nodes
         notes = (*notes, *(note for note in how if note[0] not in dict(notes)))
         if _all_static(types):
             break

@@ -12,7 +12,7 @@ from onnx import numpy_helper
 
 from models.architectures import ARCHITECTURES
 from models.reference import MODELS
-from onnx_flow.frontend import branches, fold, load, shapes
+from onnx_flow.frontend import branches, fold, load, nodes, shapes
 from onnx_flow.frontend import infer as inference
 from onnx_flow.records import TensorType
 
@@ -101,7 +101,8 @@ def test_a_tensor_whose_type_cannot_be_written_is_inferred_again_with_its_produc
         "odd": inference.tensor_type(99, (2, 3)),  # an element type newer than this onnx
         "y": inference.tensor_type(onnx.TensorProto.FLOAT, None),
     }
-    links = inference.Links.of(model.graph)
+    links = nodes.Links.of(model.graph)
     part = inference.open_part(model, links, types, fold.KnownValues())
     assert part is not None
-    assert [node.name for node in part.graph.node] == ["makes_odd", "reads_odd"]
+    assert [node.name for node in part.model.graph.node] == ["makes_odd", "reads_odd"]
+    assert part.nodes == [0, 1]
