@@ -123,6 +123,13 @@ def test_no_fork_beside_another_python_thread(recorded_forks: list[int]) -> None
     assert report.total.max_flow == 4 and recorded_forks == []
 
 
+def test_no_fork_on_one_cpu(recorded_forks: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    report = onnx_flow.audit(squeeze_mlp())
+    assert report.total.max_flow == 4 and recorded_forks == []
+
+
 def test_a_fork_that_fails_infers_in_process(forks, monkeypatch: pytest.MonkeyPatch) -> None:
     def fail() -> int:
         raise BlockingIOError("fork: Resource temporarily unavailable")
