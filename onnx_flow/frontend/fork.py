@@ -12,8 +12,9 @@ Forking is done on Linux, in a process that may run on more than one CPU and run
 other Python thread: a lock another thread held at the fork would stay held in the
 child. Native threads that wait idle are no such risk, as the child runs nothing but
 the two functions and pickle (numpy's OpenBLAS starts its workers on import, and
-restarts them after a fork). Elsewhere, or when forking fails, both functions run in the caller when it
-asks for the result. This module knows nothing of what the functions do.
+restarts them after a fork). Elsewhere, or when forking fails, both functions run in
+the caller when it asks for the result. This module knows nothing of what the
+functions do.
 """
 
 from __future__ import annotations

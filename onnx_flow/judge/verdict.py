@@ -147,18 +147,19 @@ class _Judge:
         producers = self.graph.producers
         found = []
         for tensor, width in narrow:
-            if not _around(flow, tensor, width):
+            without = flow.without(tensor)
+            if not _around(flow, without, width):
                 continue
-            if any(tensor in c and not _around(f, tensor, width) for f, c in own):
+            if any(tensor in c and not _around(f, f.without(tensor), width) for f, c in own):
                 continue
             node, op, module = _origin(producers.get(tensor))
-            found.append(Bypassed(tensor, width, node, op, module, flow.without(tensor)))
+            found.append(Bypassed(tensor, width, node, op, module, without))
         return found
 
 
-def _around(flow: Flow, tensor: str, width: int) -> bool:
-    """Whether ``flow`` loses less than ``width`` without ``tensor``, and keeps some."""
-    without = flow.without(tensor)
+def _around(flow: Flow, without: int, width: int) -> bool:
+    """Whether ``flow`` loses less than ``width`` when a tensor that narrow carries
+    nothing (leaving ``without``), and keeps some."""
     return without > flow.value - width and without > 0
 
 
