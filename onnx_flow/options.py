@@ -59,6 +59,8 @@ class Options:
     """Whole shapes of data inputs, by input name: for dims with no usable name."""
     input_values: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """Values of small data inputs, by input name: they decide ``If`` conditions."""
+    energy: float | None = None
+    """For ``rank`` and ``data``: cap at the energy rank holding this fraction."""
 
     @classmethod
     def checked(
@@ -73,6 +75,7 @@ class Options:
         fail_on: Iterable[str] = (),
         input_shapes: Mapping[str, Iterable[int]] | None = None,
         input_values: Mapping[str, Iterable[float] | float] | None = None,
+        energy: float | None = None,
     ) -> Options:
         """Return the options, or raise :class:`AuditError` naming the bad one."""
         for name, size in (dims or {}).items():
@@ -113,6 +116,11 @@ class Options:
                 raise AuditError(f"--fail-on {kind}: unknown (known: {known}, all)") from None
         if (chosen is Measure.DATA) != (inputs is not None):
             raise AuditError("--measure data and --inputs samples.npz go together")
+        if energy is not None:
+            if isinstance(energy, bool) or not _finite(energy) or not 0 < energy <= 1:
+                raise AuditError(f"--energy {energy}: must be a fraction in (0, 1]")
+            if chosen not in (Measure.RANK, Measure.DATA):
+                raise AuditError("--energy caps ranks: it needs --measure rank or data")
         return cls(
             dims=dict(sorted((dims or {}).items())),
             batch_dim=batch_dim,
@@ -123,6 +131,7 @@ class Options:
             fail_on=tuple(dict.fromkeys(kinds)),
             input_shapes=shapes,
             input_values=values,
+            energy=None if energy is None else float(energy),
         )
 
 

@@ -25,7 +25,7 @@ from onnx_flow.judge import declared, profile, verdict
 from onnx_flow.measure import data, rank, widths
 from onnx_flow.options import Measure, Options
 from onnx_flow.records import ShapedGraph
-from onnx_flow.report import Report
+from onnx_flow.report import LayerSpectrum, Report
 
 __all__ = ["audit", "resolve", "run"]
 
@@ -42,6 +42,7 @@ def audit(
     fail_on: Sequence[str] = (),
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     input_values: Mapping[str, Sequence[float] | float] | None = None,
+    energy: float | None = None,
 ) -> Report:
     """Audit one model for information bottlenecks.
 
@@ -64,6 +65,9 @@ def audit(
             dims that have no usable name.
         input_values: values of small data inputs (``{"use_cache_branch": 0}``): an
             ``If`` whose condition they decide is audited as the branch it takes.
+        energy: for ``rank`` and ``data``, cap at the energy rank: the fewest singular
+            values holding this fraction (0 < energy <= 1) of the sum of their squares;
+            ``None``: the numerical rank.
 
     Raises:
         AuditError: the model or an option cannot be audited.
@@ -78,6 +82,7 @@ def audit(
         fail_on=fail_on,
         input_shapes=input_shapes,
         input_values=input_values,
+        energy=energy,
     )
     return run(source, options)
 
@@ -160,12 +165,22 @@ def _shaped(
 def _measured(graph: ShapedGraph, source: Source, options: Options) -> widths.Widths:
     """The measure: each tensor's width, capped by the weights' or the samples' ranks."""
     caps, samples = None, None
+    spectra: list[LayerSpectrum] = []
+    energy = options.energy
     if options.measure is Measure.RANK:
-        caps = rank.caps(graph, Stored(source, graph.branches))
+        caps, spectra = rank.caps(graph, Stored(source, graph.branches), energy)
     elif options.measure is Measure.DATA and options.inputs is not None:
         feeds = data.load_samples(options.inputs, graph)
-        caps, samples = data.caps(graph, Stored(source, graph.branches), feeds), len(feeds)
-    return widths.compute(graph, measure=options.measure, caps=caps, samples=samples)
+        caps, spectra = data.caps(graph, Stored(source, graph.branches), feeds, energy)
+        samples = len(feeds)
+    return widths.compute(
+        graph,
+        measure=options.measure,
+        caps=caps,
+        samples=samples,
+        energy=energy,
+        spectra=tuple(spectra),
+    )
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ __all__ = [
     "Failure",
     "Finding",
     "FindingKind",
+    "LayerSpectrum",
     "OutputResult",
     "Point",
     "Profile",
@@ -76,6 +77,39 @@ class Bypassed(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of this tensor: its fields, in order."""
+        return self._asdict()
+
+
+class LayerSpectrum(NamedTuple):
+    """The spectrum of one measured linear map's weight (``rank``) or one tensor's
+    activations over the samples (``data``)."""
+
+    tensor: str
+    """The map's output, or the measured tensor."""
+    node: str | None
+    module: str | None
+    op: str | None
+    width: int
+    """The most directions it could pass: the smaller side of the weight (summed over a
+    Conv's groups), or the tensor's elements."""
+    rank: int
+    """Numerical rank (numpy's ``matrix_rank`` tolerance)."""
+    energy_rank: int
+    """The fewest singular values holding ``energy`` of the sum of their squares."""
+    stable_rank: float
+    """||W||_F^2 / ||W||_2^2."""
+    effective_rank: float
+    """exp(entropy of the singular values normalised to sum 1)."""
+    energy: float
+    """The fraction ``energy_rank`` holds."""
+
+    @property
+    def shortfall(self) -> float:
+        """How far the energy rank falls below the width, as a fraction of the width."""
+        return 1 - self.energy_rank / self.width if self.width else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this spectrum: its fields, in order."""
         return self._asdict()
 
 
@@ -246,6 +280,12 @@ class Report:
     verdict as it is."""
     fail_on: tuple[FindingKind, ...] = ()
     """Finding kinds that count for the exit code (``--fail-on``)."""
+    energy: float | None = None
+    """The energy fraction the ``rank`` and ``data`` caps hold (``--energy``); ``None``:
+    the caps are numerical ranks."""
+    spectra: tuple[LayerSpectrum, ...] = ()
+    """For the ``rank`` and ``data`` measures, each measured map's or tensor's spectrum,
+    in graph order."""
     profile: Profile | None = None
     """Widths along depth and the data flow, when a picture was asked for; not part of
     the JSON contract."""
@@ -280,6 +320,8 @@ class Report:
             "unknown": [u.to_dict() for u in self.unknown],
             "allow": list(self.allow),
             "samples": self.samples,
+            "energy": self.energy,
+            "spectra": [s.to_dict() for s in self.spectra],
             "findings": [f.to_dict() for f in self.findings],
             "shape_fallbacks": [
                 {"method": method, "tensors": tensors} for method, tensors in self.shape_fallbacks

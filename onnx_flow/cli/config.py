@@ -9,7 +9,8 @@ defaults that command-line flags override::
     dims = { sequence = 128 }
     input_shapes = { x = [1, 3, 640, 640] }
     input_values = { use_cache_branch = false }
-    measure = "bits"
+    measure = "rank"
+    energy = 0.99              # rank and data: cap at the energy rank
     format = "sarif"
 """
 
@@ -45,6 +46,7 @@ class Config:
     input_values: Mapping[str, Any] = field(default_factory=dict)
     """Numbers, booleans or lists of them, checked with the other options."""
     measure: str | None = None
+    energy: float | None = None
     format: str | None = None
 
 
@@ -84,11 +86,12 @@ def load(start: Path) -> Config:
         raise AuditError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(_KEYS)})")
     return Config(
         allow=tuple(_typed(table, "allow", list, where, item=str) or ()),
-        threshold=_number(table, where),
+        threshold=_number(table, "threshold", where),
         dims=dict(_typed(table, "dims", dict, where, item=int) or {}),
         input_shapes=dict(_typed(table, "input_shapes", dict, where, item=list) or {}),
         input_values=dict(_typed(table, "input_values", dict, where) or {}),
         measure=_typed(table, "measure", str, where),
+        energy=_number(table, "energy", where),
         format=_typed(table, "format", str, where),
     )
 
@@ -112,10 +115,10 @@ def _typed(
     return value
 
 
-def _number(table: dict[str, Any], where: str) -> float | None:
-    value = table.get("threshold")
+def _number(table: dict[str, Any], key: str, where: str) -> float | None:
+    value = table.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise AuditError(f"{where}: threshold must be a number")
+        raise AuditError(f"{where}: {key} must be a number")
     return float(value)

@@ -72,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             allow=arguments.allow or project.allow,
             inputs=arguments.inputs,
             fail_on=arguments.fail_on,
+            energy=project.energy if arguments.energy is None else arguments.energy,
         )
     except AuditError as error:
         return _fatal(str(error))
@@ -366,6 +367,14 @@ def _audit_options(parser: argparse.ArgumentParser) -> None:
         help="elements (default), bits (elements x dtype bits), rank (linear maps capped"
         " at their weight's numerical rank; reads the weights) or data (tensors capped at"
         " the rank of their activations over --inputs; runs the model)",
+    )
+    parser.add_argument(
+        "--energy",
+        type=float,
+        metavar="E",
+        help="with --measure rank or data: cap at the energy rank, the fewest singular"
+        " values holding a fraction E (0 < E <= 1) of the sum of their squares (default:"
+        " the numerical rank)",
     )
     parser.add_argument(
         "--fail-on",

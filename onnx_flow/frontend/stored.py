@@ -19,6 +19,7 @@ from onnx import external_data_helper, helper, numpy_helper
 
 from onnx_flow.frontend import branches, load
 from onnx_flow.frontend.runtime import Runner
+from onnx_flow.records import STANDARD_DOMAINS
 from onnx_flow.report import Branch
 
 __all__ = ["Stored"]
@@ -41,22 +42,37 @@ class Stored:
         return model, folder
 
     @functools.cached_property
-    def _initializers(self) -> dict[str, onnx.TensorProto]:
-        return {t.name: t for t in self._model[0].graph.initializer}
+    def _tensors(self) -> dict[str, onnx.TensorProto]:
+        """Initializers, and the tensors ``Constant`` nodes hold (paddle2onnx stores its
+        weights so), by name."""
+        graph = self._model[0].graph
+        held = {
+            node.output[0]: node.attribute[0].t
+            for node in graph.node
+            if node.op_type == "Constant"
+            and node.domain in STANDARD_DOMAINS
+            and len(node.output) == 1
+            and [a.name for a in node.attribute] == ["value"]
+        }
+        return {**held, **{t.name: t for t in graph.initializer}}
 
     @functools.cached_property
     def _writers(self) -> dict[str, onnx.NodeProto]:
         return {out: n for n in self._model[0].graph.node for out in n.output}
 
     def weight(self, name: str, *, dequantized_by: str | None = None) -> np.ndarray | None:
-        """The values of initializer ``name``; with ``dequantized_by`` (the output of a
+        """The values of initializer or ``Constant`` ``name`` (``None`` for a constant
+        not held as a tensor); with ``dequantized_by`` (the output of a
         DequantizeLinear that reads it), the values that op computes, or ``None`` when
         they are not plain per-tensor or per-axis ones."""
         folder = self._model[1]
-        values = _read(self._initializers[name], folder)
+        tensor = self._tensors.get(name)
+        if tensor is None:
+            return None
+        values = _read(tensor, folder)
         if dequantized_by is None:
             return values
-        return _dequantized(values, self._writers[dequantized_by], self._initializers, folder)
+        return _dequantized(values, self._writers[dequantized_by], self._tensors, folder)
 
     def runner(self, names: Collection[str]) -> Runner:
         """A session that computes ``names`` (those onnxruntime can give).
@@ -71,18 +87,18 @@ class Stored:
 def _dequantized(
     quantized: np.ndarray,
     node: onnx.NodeProto,
-    initializers: dict[str, onnx.TensorProto],
+    tensors: dict[str, onnx.TensorProto],
     folder: Path | None,
 ) -> np.ndarray | None:
     """``(q - zero_point) * scale`` as the DequantizeLinear computes it (per tensor or
     per axis); ``None`` for blocked quantization or a scale that is not a constant."""
     attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    if attributes.get("block_size") or node.input[1] not in initializers:
+    if attributes.get("block_size") or node.input[1] not in tensors:
         return None
-    scale = _read(initializers[node.input[1]], folder).astype(np.float32)
+    scale = _read(tensors[node.input[1]], folder).astype(np.float32)
     zero = (
-        _read(initializers[node.input[2]], folder).astype(np.float32)
-        if len(node.input) > 2 and node.input[2] in initializers
+        _read(tensors[node.input[2]], folder).astype(np.float32)
+        if len(node.input) > 2 and node.input[2] in tensors
         else np.zeros((), np.float32)
     )
     values = quantized.astype(np.float32)

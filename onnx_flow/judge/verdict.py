@@ -71,6 +71,8 @@ def judge(
         branches=graph.branches,
         allow=allow,
         samples=widths.samples,
+        energy=widths.energy,
+        spectra=widths.spectra,
         findings=findings.find(graph, vocabularies=frozenset(widths.one_hot.values())),
         fail_on=fail_on,
     )

@@ -2,7 +2,8 @@
 
 The model runs in onnxruntime on real samples (``--inputs samples.npz``: one array per
 graph input, first axis = sample), one sample at a time. Each tensor's activations over
-the samples form a samples x width matrix; its numerical rank caps the tensor's
+the samples form a samples x width matrix; its numerical rank (or, with an energy
+fraction, its energy rank: :mod:`onnx_flow.measure.spectrum`) caps the tensor's
 capacity, so no cap exceeds the number of samples. Tensors are measured in groups
 small enough that one group's activations for all samples fit a fixed budget: never
 every activation of every layer at once.
@@ -17,8 +18,9 @@ import numpy as np
 from onnx_flow.errors import AuditError, first_line
 from onnx_flow.frontend.stored import Stored
 from onnx_flow.measure import progress
-from onnx_flow.measure.spectrum import matrix_rank
+from onnx_flow.measure.spectrum import spectrum
 from onnx_flow.records import ShapedGraph
+from onnx_flow.report import LayerSpectrum
 
 __all__ = ["caps", "load_samples"]
 
@@ -63,14 +65,17 @@ def caps(
     graph: ShapedGraph,
     stored: Stored,
     samples: list[dict[str, np.ndarray]],
-) -> dict[str, int]:
-    """Tensor -> the numerical rank of its activations over the samples.
+    energy: float | None = None,
+) -> tuple[dict[str, int], list[LayerSpectrum]]:
+    """Tensor -> the rank of its activations over the samples (numerical, or the energy
+    rank holding ``energy``), and each measured tensor's spectrum, in graph order.
 
     Raises:
         AuditError: onnxruntime cannot run the model on the samples.
     """
     widths = _widths(graph)
     found: dict[str, int] = {}
+    spectra: list[LayerSpectrum] = []
     groups = list(_groups(widths, len(samples)))
     for number, group in enumerate(groups, start=1):
         try:
@@ -87,9 +92,12 @@ def caps(
             raise AuditError(f"onnxruntime cannot run the samples: {first_line(error)}") from None
         for name, values in rows.items():
             if len(values) == len(samples) and len({v.size for v in values}) == 1:
-                found[name] = matrix_rank(np.stack(values))
+                measured = spectrum(np.stack(values))
+                found[name] = measured.cap(energy)
+                producer = graph.producers.get(name)
+                spectra.append(measured.record(name, producer, widths[name], energy))
             del values
-    return found
+    return found, spectra
 
 
 def _widths(graph: ShapedGraph) -> dict[str, int]:

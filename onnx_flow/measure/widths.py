@@ -18,6 +18,7 @@ from typing import cast
 from onnx_flow.errors import AuditError
 from onnx_flow.options import Measure
 from onnx_flow.records import Dim, ShapedGraph, TensorType, distinct, format_shape
+from onnx_flow.report import LayerSpectrum
 
 __all__ = ["Widths", "compute"]
 
@@ -47,8 +48,12 @@ class Widths:
     samples: int | None = None
     """For the ``data`` measure: how many samples the caps come from (none exceeds it)."""
     uncapped: Mapping[str, int] = field(default_factory=dict)
-    """Tensors whose width a cap lowered (the ``rank`` measure), with their element
-    count: an output must still deliver that many values."""
+    """Tensors whose width a cap lowered (the ``rank`` and ``data`` measures), with
+    their element count: an output must still deliver that many values."""
+    energy: float | None = None
+    """The energy fraction the caps hold; ``None``: they are numerical ranks."""
+    spectra: tuple[LayerSpectrum, ...] = ()
+    """The spectra the caps were read from, in graph order."""
 
     def carries(self, name: str) -> bool:
         """Whether the tensor carries sample information (its width known or not)."""
@@ -61,10 +66,13 @@ def compute(
     measure: Measure = Measure.ELEMENTS,
     caps: Mapping[str, int] | None = None,
     samples: int | None = None,
+    energy: float | None = None,
+    spectra: tuple[LayerSpectrum, ...] = (),
 ) -> Widths:
     """Return the width of every tensor that carries sample information.
 
-    ``caps`` (for the ``rank`` measure) lowers the element count of the tensors it names.
+    ``caps`` (for the ``rank`` and ``data`` measures) lowers the element count of the
+    tensors it names; ``energy`` and ``spectra`` say how they were found.
 
     Raises:
         AuditError: a width needs a symbolic dim the model declares and nobody bound.
@@ -116,6 +124,8 @@ def compute(
         one_hot={name: v for name, (v, _) in one_hot.items()},
         uncapped=uncapped,
         samples=samples,
+        energy=energy,
+        spectra=spectra,
     )
 
 

@@ -8,7 +8,14 @@ import html
 import math
 from collections.abc import Sequence
 
-from onnx_flow.render.wording import cut_layers, cut_tensors, figures, verdict
+from onnx_flow.render.wording import (
+    cut_layers,
+    cut_tensors,
+    figures,
+    narrowed,
+    spectra_title,
+    verdict,
+)
 from onnx_flow.report import Failure, Profile, Report, Result
 
 __all__ = ["render"]
@@ -61,7 +68,30 @@ def _section(report: Report, shape: Profile) -> str:
         f" narrowest layers: {_e(cut_layers(total))}</p>"
         f"{_svg(report, shape)}"
         "<table><tr><th>layer</th><th>op</th><th>tensor</th><th>width</th></tr>"
-        f"{rows}</table>{_findings(report)}"
+        f"{rows}</table>{_spectra(report)}{_findings(report)}"
+    )
+
+
+#: Spectra rows on the page (all of them are in the JSON).
+_SPECTRA_ROWS = 12
+
+
+def _spectra(report: Report) -> str:
+    if not report.spectra:
+        return ""
+    shown = narrowed(report)[:_SPECTRA_ROWS]
+    rows = "".join(
+        f"<tr><td>{_e(s.module or s.node or s.tensor)}</td><td>{_e(s.op or '')}</td>"
+        f"<td>{s.width}</td><td>{s.rank}</td><td>{s.energy_rank}</td>"
+        f"<td>{s.stable_rank:.3g}</td><td>{s.effective_rank:.4g}</td></tr>"
+        for s in shown
+    )
+    more = len(report.spectra) - len(shown)
+    note = f"<p>... and {more} more (all of them in the JSON report)</p>" if more else ""
+    return (
+        f"<h3>{_e(spectra_title(report))}</h3><table><tr><th>layer</th><th>op</th>"
+        "<th>width</th><th>rank</th><th>energy rank</th><th>stable rank</th>"
+        f"<th>effective rank</th></tr>{rows}</table>{note}"
     )
 
 

@@ -10,12 +10,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from onnx_flow.render.wording import branch, figures, verdict
+from onnx_flow.render.wording import branch, figures, narrowed, spectra_title, verdict
 from onnx_flow.report import (
     Bypassed,
     CutTensor,
     Failure,
     Finding,
+    LayerSpectrum,
     OutputResult,
     Report,
     Result,
@@ -27,7 +28,8 @@ __all__ = ["render"]
 _WIDTH = 110
 _MAX_ROWS = 12
 _CUT_COLUMNS = ("layer", "op", "tensor", "shape", "width")
-_NUMERIC = frozenset({"width", "flow around"})
+_SPECTRUM_COLUMNS = ("layer", "op", "width", "rank", "energy rank", "stable", "effective")
+_NUMERIC = frozenset({"width", "flow around", *_SPECTRUM_COLUMNS[2:]})
 _Item = TypeVar("_Item")
 
 
@@ -57,9 +59,12 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
 
 def _report(console: Console, report: Report) -> None:
     dims = ", ".join(f"{name}={size}" for name, size in report.dims)
+    measure = (
+        report.measure if report.energy is None else f"{report.measure}, energy {report.energy:g}"
+    )
     console.print(
         Text(report.model, style="bold"),
-        Text(f"({report.measure}; {dims or 'no symbolic dims'})", style="dim"),
+        Text(f"({measure}; {dims or 'no symbolic dims'})", style="dim"),
     )
     graph_outputs = sum(not output.declared for output in report.outputs)
     console.print(_headline(report, "all outputs" if graph_outputs > 1 else None))
@@ -111,6 +116,8 @@ def _report(console: Console, report: Report) -> None:
         report.bypassed,
         _bypassed_row,
     )
+    if report.spectra:
+        _table(console, spectra_title(report), _SPECTRUM_COLUMNS, narrowed(report), _spectrum_row)
     _table(
         console,
         "findings from theory (they leave the flow verdict as it is)",
@@ -149,6 +156,18 @@ def _cut_row(t: CutTensor) -> tuple[str, ...]:
 
 def _bypassed_row(t: Bypassed) -> tuple[str, ...]:
     return (_layer(t), t.op or "input", t.tensor, str(t.width), str(t.bypass))
+
+
+def _spectrum_row(s: LayerSpectrum) -> tuple[str, ...]:
+    layer = s.module or s.node or s.tensor
+    figures = (s.width, s.rank, s.energy_rank)
+    return (
+        layer,
+        s.op or "",
+        *map(str, figures),
+        f"{s.stable_rank:.3g}",
+        f"{s.effective_rank:.4g}",
+    )
 
 
 def _finding_row(f: Finding) -> tuple[str, ...]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from onnx_flow.report import Branch, CutTensor, OutputResult, Report
+from onnx_flow.report import Branch, CutTensor, LayerSpectrum, OutputResult, Report
 
-__all__ = ["branch", "cut_layers", "cut_tensors", "figures", "verdict"]
+__all__ = ["branch", "cut_layers", "cut_tensors", "figures", "narrowed", "spectra_title", "verdict"]
 
 
 def verdict(result: OutputResult | Report) -> str:
@@ -29,6 +29,18 @@ def cut_layers(result: OutputResult) -> str:
         f"{t.module or t.node or t.tensor} ({t.op or 'input'}, {t.width})"
         for t in _unique(result.cut_near_inputs)
     )
+
+
+def narrowed(report: Report) -> list[LayerSpectrum]:
+    """The measured layers, those whose energy rank falls furthest below their width
+    first (graph order among equals)."""
+    return sorted(report.spectra, key=lambda spectrum: -spectrum.shortfall)
+
+
+def spectra_title(report: Report) -> str:
+    """The heading of the spectra table."""
+    energy = report.spectra[0].energy if report.spectra else report.energy
+    return f"layers whose energy rank (at {energy:g}) falls furthest below their width"
 
 
 def branch(branch: Branch) -> str | None:

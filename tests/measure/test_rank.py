@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_flow
-from onnx_flow.measure.spectrum import matrix_rank
+from onnx_flow.measure.spectrum import spectrum
 from tests.onnx_builders import model
 from tests.runner import REPO, run
 
@@ -137,7 +137,7 @@ def test_the_gram_rank_agrees_with_numpy(rows, columns, rank, scale, seed) -> No
     right, _ = np.linalg.qr(generator.standard_normal((columns, rank)))
     singular = generator.uniform(1.0, 4.0, rank) * scale
     weight = ((left * singular) @ right.T).astype(np.float32)
-    assert matrix_rank(weight) == np.linalg.matrix_rank(weight) == rank
+    assert spectrum(weight).rank == np.linalg.matrix_rank(weight) == rank
 
 
 def test_progress_shows_on_a_terminal_only(tmp_path: Path) -> None:
