@@ -6,6 +6,7 @@ render, show the profile and name the cut's layer.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -75,3 +76,27 @@ def test_plot_draws_the_profile(exported, tmp_path: Path, suffix: str) -> None:
 def test_plot_refuses_other_suffixes(tmp_path: Path) -> None:
     result = run("audit", "models/squeeze.onnx", "--plot", tmp_path / "p.jpg")
     assert result.returncode == 2 and ".png or .svg" in result.stderr
+
+
+def test_the_page_lists_the_layers_furthest_below_their_width(tmp_path: Path) -> None:
+    wheels = Path(__file__).parents[1] / "corpus" / "wheels"
+    target = tmp_path / "ocr.html"
+    flags = ["--input-shape", "x=1,3,640,640", "--measure", "rank", "--energy", "0.99"]
+    result = run(
+        "audit",
+        wheels / "ch_PP-OCRv4_det_infer.onnx",
+        *flags,
+        "--format",
+        "html",
+        "--output",
+        target,
+    )
+    assert result.returncode == 0, result.stderr
+    page = target.read_text()
+    heading = "layers whose energy rank (at 0.99) falls furthest below their width"
+    table = page[page.index(heading) :]
+    rows = table[: table.index("</table>")].split("<tr>")[2:]
+    assert len(rows) == 12 and "... and 50 more" in table
+    cells = [re.findall(r"<td>([^<]*)</td>", row) for row in rows]
+    shortfalls = [1 - int(energy) / int(width) for _, _, width, _, energy, *_ in cells]
+    assert shortfalls == sorted(shortfalls, reverse=True) and shortfalls[0] > 0.5
