@@ -235,3 +235,16 @@ def test_trained_layers_energy_ranks_equal_an_independent_svd(file: str) -> None
         assert entry.width == len(values)
         assert entry.energy_rank == int(np.searchsorted(held, 0.99)) + 1, entry.node
         assert entry.stable_rank == pytest.approx((values**2).sum() / values[0] ** 2, rel=1e-5)
+
+
+def test_samples_with_halving_singular_values_give_the_known_figures(tmp_path: Path) -> None:
+    path = tmp_path / "samples.npz"
+    np.savez(path, x=_with_singular_values(HALVING, 40, 16, seed=5).astype(np.float32))
+    report = onnx_flow.audit(_layer(np.eye(16)), measure="data", inputs=str(path), energy=0.999)
+    measured = {s.tensor: s for s in report.spectra}
+    for name in ("x", "h"):  # h = x @ I
+        found = measured[name]
+        assert (found.width, found.rank, found.energy_rank, found.energy) == (16, 16, 5, 0.999)
+        assert found.stable_rank == pytest.approx(4 / 3, abs=1e-4)
+        assert found.effective_rank == pytest.approx(4.0, abs=0.05)
+    assert report.inputs == (("x", 5),)  # the input is capped at its energy rank
