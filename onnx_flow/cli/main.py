@@ -24,7 +24,8 @@ from onnx_flow.options import (
     parse_input_values,
 )
 from onnx_flow.render import Format, render
-from onnx_flow.report import Failure, FindingKind
+from onnx_flow.render.wording import figures, verdict
+from onnx_flow.report import Failure, FindingKind, Report
 from onnx_flow.version import __version__
 
 if TYPE_CHECKING:
@@ -145,6 +146,11 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
         _write(text, arguments.output)
     except AuditError as error:
         return _fatal(str(error))
+    if arguments.output is not None:  # the report went to the file: say what it says
+        for result in results:
+            if isinstance(result, Report):
+                line = f"{result.model}: {verdict(result)}  {figures(result.total)}"
+                sys.stdout.write(f"{line} (report in {arguments.output})\n")
     if failures:
         return EXIT_ERROR
     return EXIT_BOTTLENECK if any(r.failing for r in results) else EXIT_CLEAN
@@ -241,8 +247,15 @@ def _fatal(message: str) -> int:
     return EXIT_ERROR
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (not the whole usage above it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="onnx-flow",
         description="Find information bottlenecks in ONNX models (max-flow / min-cut).",
     )

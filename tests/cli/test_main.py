@@ -192,3 +192,18 @@ def test_output_matches_golden_file(name: str, flags: list[str]) -> None:
     if os.environ.get("ONNX_FLOW_UPDATE_GOLDEN") == "1":
         golden.write_text(result.stdout)
     assert result.stdout == golden.read_text()
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--format", "nonsense"], "invalid choice: 'nonsense'"),
+        (["--threshold", "half"], "invalid float value: 'half'"),
+        (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    ],
+)
+def test_a_usage_error_is_one_line(flags: list[str], named: str) -> None:
+    result = run("audit", SHIPPED, *flags)
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("onnx-flow") and named in line and "--help)" in line
