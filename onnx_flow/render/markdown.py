@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 from onnx_flow.render.wording import cut_layers
@@ -25,10 +26,11 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
     """
     bottlenecks = sum(r.bottleneck for r in reports)
     failures = sum(isinstance(r, Failure) for r in reports)
-    summary = f"{len(reports)} model{'s' if len(reports) != 1 else ''} audited"
+    audited = len(reports) - failures
+    summary = f"{audited} model{'s' if audited != 1 else ''} audited"
     summary += f", {bottlenecks} with a bottleneck" if bottlenecks else ", no bottleneck"
     if failures:
-        summary += f", {failures} not audited"
+        summary += f"; {failures} not audited"
     rows = "".join(_rows(r) for r in reports)
     found = [(r, f) for r in reports if isinstance(r, Report) for f in r.findings]
     findings = "".join(_row(r.model, f.kind.value, f.module or f.node, f.message) for r, f in found)
@@ -65,5 +67,7 @@ def _row(*cells: str) -> str:
 
 
 def _cell(text: str) -> str:
-    """Table-safe text: pipes escaped, line breaks as spaces."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Table-safe text: pipes escaped, HTML's special characters as entities (``<model>``
+    would be read as a tag and vanish), line breaks as spaces."""
+    text = html.escape(text, quote=False).replace("\\", "\\\\").replace("|", "\\|")
+    return text.replace("\n", " ")

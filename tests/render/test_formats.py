@@ -71,7 +71,7 @@ def test_markdown_is_one_table_with_a_row_per_output(tmp_path: Path) -> None:
     result = run("audit", _folder(tmp_path), "--format", "markdown")
     lines = result.stdout.split("### Findings")[0].splitlines()
     assert lines[0] == "## onnx-flow"
-    assert lines[2] == "3 models audited, 2 with a bottleneck, 1 not audited."
+    assert lines[2] == "2 models audited, 2 with a bottleneck; 1 not audited."
     rows = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
     assert len(rows) == 3
     # Cells split on unescaped pipes only: the model named b|c keeps its pipe escaped.
@@ -79,6 +79,15 @@ def test_markdown_is_one_table_with_a_row_per_output(tmp_path: Path) -> None:
     assert all(len(c) == 7 for c in cells)
     assert cells[1][0].strip().endswith("b\\|c.onnx")
     assert [c[5].strip() for c in cells] == ["**bottleneck**", "**bottleneck**", "**not audited**"]
+
+
+def test_markdown_writes_a_model_in_memory_as_text() -> None:
+    import onnx_flow
+    from onnx_flow.render import render
+
+    page = render([onnx_flow.audit(onnx.load(SHIPPED))], Format.MARKDOWN)
+    assert "| &lt;model&gt; |" in page and "<model>" not in page
+    assert "\n1 model audited, 1 with a bottleneck.\n" in page
 
 
 def test_dot_draws_the_cut_in_red() -> None:
