@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
+import numpy as np
 import onnx
 import onnx.defs
 import onnx.shape_inference
@@ -38,6 +39,7 @@ __all__ = [
     "Inferred",
     "OpenPart",
     "constant_types",
+    "numpy_dtype",
     "open_part",
     "tensor_type",
     "value_types",
@@ -86,6 +88,18 @@ def tensor_type(elem_type: int, shape: tuple[Dim, ...] | None) -> TensorType:
     return TensorType(
         shape=shape, dtype=name, bits=_BITS.get(elem_type), integer=elem_type in INTEGER_TYPES
     )
+
+
+def numpy_dtype(record: TensorType) -> np.dtype | None:
+    """The numpy dtype of a tensor type; ``None`` when it has no element type numpy
+    holds."""
+    number = ELEMENT_TYPES.get(record.dtype)
+    if number is None:
+        return None
+    try:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(number))
+    except (KeyError, TypeError, ValueError):  # a string or a newer type
+        return None
 
 
 #: How shapes were inferred when strict inference of the model as written failed (the

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from onnx_flow.errors import AuditError, first_line
+from onnx_flow.frontend.infer import numpy_dtype
 from onnx_flow.frontend.stored import Stored
 from onnx_flow.measure import progress
 from onnx_flow.measure.spectrum import spectrum
@@ -45,6 +46,8 @@ def load_samples(path: str, graph: ShapedGraph) -> list[dict[str, np.ndarray]]:
     counts = {arrays[name].shape[0] if arrays[name].ndim else 0 for name in graph.inputs}
     if len(counts) != 1 or 0 in counts:
         raise AuditError(f"--inputs {path}: the inputs need the same number of samples (>0)")
+    for name in graph.inputs:
+        arrays[name] = _as_input(arrays[name], graph, name, path)
     feeds = []
     for index in range(counts.pop()):
         feed = {}
@@ -59,6 +62,24 @@ def load_samples(path: str, graph: ShapedGraph) -> list[dict[str, np.ndarray]]:
             feed[name] = value
         feeds.append(feed)
     return feeds
+
+
+def _as_input(array: np.ndarray, graph: ShapedGraph, name: str, path: str) -> np.ndarray:
+    """The samples of input ``name`` in its element type: floats of another width are
+    converted (numpy makes float64 by default), any other kind of difference refused.
+
+    Raises:
+        AuditError: the samples are not of the input's kind (float, integer, bool).
+    """
+    tensor = graph.types.get(name)
+    wanted = numpy_dtype(tensor) if tensor is not None else None
+    if wanted is None or array.dtype == wanted:
+        return array
+    if array.dtype.kind == "f" and wanted.kind == "f":
+        return array.astype(wanted)
+    raise AuditError(
+        f"--inputs {path}: samples of {name!r} are {array.dtype}, the model wants {wanted}"
+    )
 
 
 def caps(

@@ -84,3 +84,22 @@ def test_samples_of_the_wrong_shape_are_refused(tmp_path: Path) -> None:
     np.savez(path, x=np.zeros((5, 7), np.float32))
     with pytest.raises(onnx_flow.AuditError, match="has shape"):
         onnx_flow.audit(_two_layers(8), measure="data", inputs=str(path))
+
+
+def test_float64_samples_feed_a_float32_model(tmp_path: Path) -> None:
+    """numpy makes float64 by default: such samples are converted, not refused."""
+    wide = _samples(tmp_path, 20, 2)
+    path = tmp_path / "float64.npz"
+    np.savez(path, x=np.load(wide)["x"].astype(np.float64))
+    report = onnx_flow.audit(_two_layers(8), measure="data", inputs=str(path))
+    assert (report.total.max_flow, report.total.reference) == (2, 2)
+
+
+def test_samples_of_another_kind_are_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "ints.npz"
+    np.savez(path, x=np.ones((5, 8), np.int64))
+    model_path = tmp_path / "m.onnx"
+    onnx.save(_two_layers(8), model_path)
+    result = run("audit", model_path, "--measure", "data", "--inputs", path)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert "samples of 'x' are int64, the model wants float32" in result.stderr
