@@ -9,6 +9,7 @@ or a path that goes around the declared layer, is still reported.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 
 from onnx_flow.errors import AuditError
@@ -34,7 +35,7 @@ def split_tensors(graph: ShapedGraph, widths: Widths, allow: Sequence[str]) -> t
         if not found:
             raise AuditError(
                 f"--allow {spec}: no tensor, node or module of the model that carries"
-                " sample information has that name"
+                f" sample information has that name{_suggestion(graph, spec)}"
             )
         for tensor in sorted(found):
             if tensor not in widths.known:
@@ -77,3 +78,10 @@ def _own_name(module: str) -> str:
     own = module.rpartition("/")[2]
     stem, _, number = own.rpartition("_")
     return stem if stem and number.isdigit() else own
+
+
+def _suggestion(graph: ShapedGraph, spec: str) -> str:
+    """``; did you mean 'enc.2'?`` for the module or node names closest to ``spec``."""
+    names = {n for node in graph.nodes for n in (node.module, node.name) if n}
+    close = difflib.get_close_matches(spec, sorted(names), n=3)
+    return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""

@@ -86,3 +86,8 @@ def test_an_allow_that_matches_nothing_is_an_error() -> None:
 
 def test_the_shipped_model_passes_with_its_squeeze_declared() -> None:
     assert run("audit", "models/squeeze.onnx", "--allow", "2").returncode == 0
+
+
+def test_an_allow_that_matches_nothing_suggests_the_closest_layers(exported) -> None:
+    with pytest.raises(onnx_flow.AuditError, match=r"--allow enc2: .*; did you mean 'enc\.2'"):
+        onnx_flow.audit(exported("autoencoder", "dynamo"), allow=["enc2"])
