@@ -96,10 +96,11 @@ def compute(
     for name in graph.inputs:
         shape = graph.shape(name)
         if name in unknown and shape is not None and any(_unnamed(d, shape) for d in shape):
-            example = ",".join(str(d) if isinstance(d, int) else "N" for d in shape)
+            dims = [str(d) if isinstance(d, int) else "N" for d in shape]
             raise AuditError(
                 f"input {name!r} has shape {format_shape(shape)}, with dims that have no"
-                f" usable name: give its shape with --input-shape {name}={example}"
+                f" usable name: give its shape with --input-shape {name}={','.join(dims)}"
+                f" (input_shapes={{{name!r}: ({', '.join(dims)})}} in Python)"
             )
     unbound: dict[str, str] = {}
     for name in unknown:
@@ -112,7 +113,7 @@ def compute(
         symbol = min(given or unbound)
         raise AuditError(
             f"dim {symbol!r} is symbolic and tensor {unbound[symbol]!r} needs it:"
-            f" bind it with --dim {symbol}=N"
+            f" bind it with --dim {symbol}=N (dims={{{symbol!r}: N}} in Python)"
         )
     uncapped = {}
     for name, cap in (caps or {}).items():

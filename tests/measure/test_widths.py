@@ -110,8 +110,10 @@ def test_unbound_symbolic_dim_names_the_dim_and_the_flag() -> None:
         [("x", TensorProto.FLOAT, ["batch", "sequence"])],
         [("y", TensorProto.FLOAT, ["batch", "sequence"])],
     )
-    with pytest.raises(onnx_flow.AuditError, match=r"'sequence'.*--dim sequence=N"):
+    with pytest.raises(onnx_flow.AuditError, match=r"'sequence'.*--dim sequence=N") as raised:
         _widths(built)
+    # A Python caller is told its own spelling too.
+    assert str(raised.value).endswith("(dims={'sequence': N} in Python)")
     assert _widths(built, dims={"sequence": 7}).known == {"x": 7, "y": 7}
 
 
