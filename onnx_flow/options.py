@@ -61,6 +61,9 @@ class Options:
     """Values of small data inputs, by input name: they decide ``If`` conditions."""
     energy: float | None = None
     """For ``rank`` and ``data``: cap at the energy rank holding this fraction."""
+    dims_where_declared: bool = False
+    """Several models: each of ``dims`` binds the models that declare it (the caller
+    checks that one does); else a model without it is an error."""
 
     @classmethod
     def checked(

@@ -146,6 +146,7 @@ def _shaped(
         batch_dim=options.batch_dim,
         input_shapes=options.input_shapes,
         input_values=options.input_values,
+        dims_where_declared=options.dims_where_declared,
     )
     followed = branches.follow(model, binding.values)
     with fork.beside(

@@ -129,8 +129,16 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
     except AuditError as error:
         return _fatal(str(error))
     options = _drawn(options, output_format, plot=arguments.plot)
+    if len(models) > 1:  # a --dim binds the models that have it
+        options = dataclasses.replace(options, dims_where_declared=True)
     with _bars(len(models)) as done:
         results = batch.audit_all(models, options, jobs=arguments.jobs, done=done)
+    bound = {name for r in results if isinstance(r, Report) for name, _ in r.dims}
+    unused = [name for name in options.dims if name not in bound]
+    if len(models) > 1 and unused and any(isinstance(r, Report) for r in results):
+        name = unused[0]
+        size = options.dims[name]
+        return _fatal(f"--dim {name}={size}: no model audited has a dim named {name!r}")
     failures = [r for r in results if isinstance(r, Failure)]
     for failure in failures:
         _fatal(failure.error)

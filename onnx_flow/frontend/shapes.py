@@ -56,6 +56,7 @@ def bind(
     batch_dim: str | None = None,
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
     input_values: Mapping[str, tuple[float, ...]] | None = None,
+    dims_where_declared: bool = False,
 ) -> Binding:
     """Bind symbolic dims in ``model`` (in place), ready for shape inference.
 
@@ -67,6 +68,8 @@ def bind(
         input_shapes: whole shapes of data inputs (``--input-shape``); they win over
             ``dims`` on those inputs.
         input_values: values of data inputs (``--input-value``) of static shapes.
+        dims_where_declared: bind only the ``dims`` the model declares (one ``--dim``
+            given to several models); else a dim it lacks is an error.
 
     Raises:
         AuditError: the model has no data inputs, a name is not UTF-8, a dim named in
@@ -85,7 +88,12 @@ def bind(
         constants,
     )
     declared = symbols.declared(graph)
-    bindings = symbols.bindings(graph, inputs, declared, dict(dims or {}), batch_dim)
+    given_dims = {
+        name: size
+        for name, size in (dims or {}).items()
+        if not dims_where_declared or name in declared
+    }
+    bindings = symbols.bindings(graph, inputs, declared, given_dims, batch_dim)
     symbols.bind(_value_infos(graph), bindings)
     symbols.shape_inputs(graph, inputs, input_shapes or {})
     given = branches.input_values(graph, inputs, input_values or {})

@@ -8,8 +8,9 @@ import shutil
 from pathlib import Path
 
 import onnx
+from onnx import TensorProto, helper
 
-from tests.onnx_builders import squeeze_mlp
+from tests.onnx_builders import model, squeeze_mlp
 from tests.runner import SHIPPED, run
 
 
@@ -78,3 +79,32 @@ def test_a_model_that_fails_alone_writes_no_output(tmp_path: Path) -> None:
     result = run("audit", broken, "--output", target)
     assert result.returncode == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.onnx"]
+
+
+def _sequence_model() -> onnx.ModelProto:
+    return model(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        [("x", TensorProto.FLOAT, ["batch", "sequence", 8])],
+        [("y", TensorProto.FLOAT, ["batch", "sequence", 8])],
+    )
+
+
+def test_one_dim_binds_the_models_that_have_it(tmp_path: Path) -> None:
+    """A repository of a text model and a CNN: --dim sequence=16 binds the text model,
+    and the other is audited as it is."""
+    onnx.save(_sequence_model(), tmp_path / "text.onnx")
+    shutil.copy(SHIPPED, tmp_path / "squeeze.onnx")
+    result = run("audit", tmp_path, "--dim", "sequence=16", "--format", "json")
+    assert result.returncode == 1, result.stderr
+    dims = {Path(r["model"]).name: r["dims"] for r in json.loads(result.stdout)}
+    assert dims == {"squeeze.onnx": {"batch": 1}, "text.onnx": {"batch": 1, "sequence": 16}}
+
+
+def test_a_dim_no_model_has_is_one_line(tmp_path: Path) -> None:
+    shutil.copy(SHIPPED, tmp_path / "a.onnx")
+    shutil.copy(SHIPPED, tmp_path / "b.onnx")
+    result = run("audit", tmp_path, "--dim", "sequence=16")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "onnx-flow: error: --dim sequence=16: no model audited has a dim named 'sequence'"
+    ]
