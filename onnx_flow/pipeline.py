@@ -151,7 +151,12 @@ def _shaped(
     followed = branches.follow(model, binding.values)
     with fork.beside(
         functools.partial(shapes.infer, model),
-        spare=functools.partial(load.check_external, model, source),
+        spare=functools.partial(
+            load.check_external,
+            model,
+            source,
+            files_needed=options.measure in (Measure.RANK, Measure.DATA),
+        ),
         fork=len(model.graph.node) >= infer.FORK_NODES,
         what="shape inference",
     ) as inferring:

@@ -89,7 +89,11 @@ CASES: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
         "leaves the model's folder",
     ),
     "symlink out": (_symlink_out, [], "through a link"),
-    "missing file": (_missing_file, [], "'weights.bin' is missing"),
+    "missing file, weights read": (
+        _missing_file,
+        ["--measure", "rank"],
+        "'weights.bin' is missing",
+    ),
     "unknown key": (external_entry("shard", "3"), [], "unknown key 'shard'"),
     "negative offset": (
         external_entry("offset", "-4"),
@@ -118,6 +122,11 @@ def test_refused_with_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("onnx-flow: error: "), result.stderr
     assert message in lines[0]
+
+
+def test_a_missing_file_is_no_matter_where_no_weight_is_read(tmp_path: Path) -> None:
+    result = run("audit", _missing_file(tmp_path))
+    assert result.returncode == 1 and "max-flow 4 of 64" in result.stdout, result.stderr
 
 
 def test_a_link_inside_the_folder_is_fine(tmp_path: Path) -> None:

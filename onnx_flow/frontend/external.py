@@ -47,20 +47,22 @@ def external_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
                 yield from external_tensors(subgraph)
 
 
-def check(graph: onnx.GraphProto, folder: Path | None) -> None:
+def check(graph: onnx.GraphProto, folder: Path | None, *, files_needed: bool = True) -> None:
     """Refuse external-data references that are malformed or leave ``folder``.
 
     Args:
         graph: the model's graph.
         folder: the model file's folder; ``None`` for a model in memory, whose files
             cannot be looked up (only the references themselves are checked).
+        files_needed: whether the weights will be read; if not, a missing file is let
+            pass (a structural audit needs the graph alone).
 
     Raises:
         AuditError: naming the tensor and what is wrong with its reference.
     """
     sizes: dict[str, int | str] = {}  # location -> file size, or what is wrong with it
     for tensor in external_tensors(graph):
-        problem = _problem(tensor.external_data[:], folder, sizes)  # a slice: one call
+        problem = _problem(tensor.external_data[:], folder, sizes, files_needed)
         if problem:
             raise AuditError(f"external data of tensor {tensor.name!r}: {problem}")
 
@@ -69,6 +71,7 @@ def _problem(
     entries: Iterable[onnx.StringStringEntryProto],
     folder: Path | None,
     sizes: dict[str, int | str],
+    files_needed: bool,
 ) -> str | None:
     """What is wrong with one tensor's reference, or ``None``. Runs once per external
     tensor (a large model has 100,000s): each location is looked at once."""
@@ -87,7 +90,7 @@ def _problem(
         return "no location"
     size = sizes.get(location)
     if size is None:
-        size = sizes[location] = _file_size(location, folder)
+        size = sizes[location] = _file_size(location, folder, files_needed)
     if isinstance(size, str):
         return size
     if end > size:
@@ -95,8 +98,9 @@ def _problem(
     return None
 
 
-def _file_size(location: str, folder: Path | None) -> int | str:
-    """The size of the file a location names, or why it cannot be used."""
+def _file_size(location: str, folder: Path | None, needed: bool) -> int | str:
+    """The size of the file a location names, or why it cannot be used (a missing file
+    that is not ``needed`` has no size to check)."""
     if _leaves_folder(location):
         return f"location {location!r} leaves the model's folder"
     if folder is None:
@@ -105,11 +109,12 @@ def _file_size(location: str, folder: Path | None) -> int | str:
     if not path.resolve().is_relative_to(folder.resolve()):
         return f"location {location!r} leaves the model's folder (through a link)"
     if not path.is_file():
-        return f"file {location!r} is missing"
+        return f"file {location!r} is missing" if needed or path.exists() else _UNCHECKED
     return path.stat().st_size
 
 
-#: The size of a file that cannot be looked up (a model in memory has no folder).
+#: The size of a file that cannot be looked up (a model in memory has no folder) or is
+#: not read.
 _UNCHECKED = 2**63
 
 

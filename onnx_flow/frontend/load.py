@@ -104,15 +104,16 @@ def load(source: Source) -> onnx.ModelProto:
     return model
 
 
-def check_external(model: onnx.ModelProto, source: Source) -> None:
+def check_external(model: onnx.ModelProto, source: Source, *, files_needed: bool = True) -> None:
     """Refuse the model's external-data references that are malformed or leave the
-    folder of ``source`` (see :mod:`onnx_flow.frontend.external`); nothing is opened.
+    folder of ``source`` (see :mod:`onnx_flow.frontend.external`), or, if the weights
+    will be read (``files_needed``), name a missing file; nothing is opened.
 
     Raises:
         AuditError: naming the tensor and what is wrong with its reference.
     """
     folder = None if isinstance(source, onnx.ModelProto) else Path(source).parent
-    external.check(model.graph, folder)
+    external.check(model.graph, folder, files_needed=files_needed)
 
 
 def stored(source: Source) -> tuple[onnx.ModelProto, Path | None]:

@@ -186,7 +186,9 @@ def test_a_child_that_dies_in_the_check_is_an_error(forks, monkeypatch: pytest.M
     monkeypatch.setattr(fork._Child, "_sent", lambda _: True)
     parent = os.getpid()
     monkeypatch.setattr(
-        external, "check", lambda *_: os.getpid() != parent and os.kill(os.getpid(), signal.SIGKILL)
+        external,
+        "check",
+        lambda *_, **__: os.getpid() != parent and os.kill(os.getpid(), signal.SIGKILL),
     )
     with pytest.raises(AuditError, match=r"shape inference crashed \(killed by SIGKILL\)"):
         onnx_flow.audit(squeeze_mlp())
