@@ -26,6 +26,8 @@ from onnx_flow.report import (
 __all__ = ["render"]
 
 _WIDTH = 110
+#: The width a table of names may take: whatever its longest row needs.
+_UNBOUNDED = 1_000_000
 _MAX_ROWS = 12
 _CUT_COLUMNS = ("layer", "op", "tensor", "shape", "width")
 _SPECTRUM_COLUMNS = ("layer", "op", "width", "rank", "energy rank", "stable", "effective")
@@ -124,6 +126,7 @@ def _report(console: Console, report: Report) -> None:
         ("kind", "layer", "what it means"),
         report.findings,
         _finding_row,
+        prose=True,
     )
     _table(
         console,
@@ -184,10 +187,14 @@ def _table(
     columns: tuple[str, ...],
     items: Sequence[_Item],
     row: Callable[[_Item], tuple[str, ...]],
+    *,
+    prose: bool = False,
 ) -> None:
     """Print the first ``_MAX_ROWS`` items as rows, saying how many more there are.
 
-    Only the rows shown are formatted: a deep model can list tens of thousands.
+    A table of names and numbers is as wide as its rows (a layer path is never cut); a
+    table with ``prose`` wraps at the page width. Only the rows shown are formatted: a
+    deep model can list tens of thousands.
     """
     if not items:
         return
@@ -196,7 +203,12 @@ def _table(
         table.add_column(column, justify="right" if column in _NUMERIC else "left")
     for item in items[:_MAX_ROWS]:
         table.add_row(*row(item))
-    console.print(table)
+    if prose:
+        console.print(table)
+    else:  # names are never cut: the table takes the width its longest row needs
+        width, console.width = console.width, _UNBOUNDED
+        console.print(table)
+        console.width = width
     if len(items) > _MAX_ROWS:
         hidden = len(items) - _MAX_ROWS
         console.print(Text(f"  ... and {hidden} more (all of them in --format json)", style="dim"))

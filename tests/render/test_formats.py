@@ -103,3 +103,19 @@ def test_two_runs_are_byte_identical(tmp_path: Path, output_format: str) -> None
     first = run("audit", folder, "--format", output_format)
     second = run("audit", folder, "--format", output_format)
     assert first.stdout == second.stdout and first.stdout
+
+
+def test_text_never_cuts_a_layer_name(tmp_path: Path) -> None:
+    """A layer path far past the page width is printed whole, on one line."""
+    scope = "/image_encoder_backbone/transformer_layers.11/attention/output_projection"
+    wide, wide_weight = linear("wide", "x", 64, 64)
+    narrow, narrow_weight = linear("narrow", "wide", 64, 4)
+    wide[0].name, narrow[0].name = f"{scope}/wide_branch/MatMul", f"{scope}/narrow_branch/MatMul"
+    built = model(
+        [*wide, *narrow], [("x", 1, [1, 64])], [("narrow", 1, [1, 4])], wide_weight + narrow_weight
+    )
+    path = tmp_path / "long.onnx"
+    onnx.save(built, path)
+    printed = run("audit", path).stdout
+    layer = "image_encoder_backbone.transformer_layers.11.attention.output_projection"
+    assert f"{layer}.narrow_branch" in printed and "…" not in printed, printed
