@@ -13,6 +13,9 @@ import dataclasses
 import importlib
 import io
 import logging
+import os
+import re
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -27,7 +30,14 @@ from onnx_flow.report import Report
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["audit_module", "load_factory", "parse_shapes", "run_module"]
+__all__ = [
+    "INPUT_DTYPES",
+    "audit_module",
+    "example_inputs",
+    "load_factory",
+    "parse_shapes",
+    "run_module",
+]
 
 
 def audit_module(
@@ -76,7 +86,7 @@ def run_module(
             with _quiet_export():
                 torch.onnx.export(module, args, str(path), dynamo=dynamo)
         except Exception as error:  # exporters raise many kinds; one line says why
-            raise AuditError(f"{name}: the export failed: {first_line(error)}") from None
+            raise AuditError(f"{name}: the export failed: {_cause(error)}") from None
         try:
             report = run(path, options)
         except AuditError as error:
@@ -84,20 +94,44 @@ def run_module(
     return dataclasses.replace(report, model=name)
 
 
+def _cause(error: BaseException) -> str:
+    """The first line of the innermost error behind ``error`` (torch.export wraps the
+    module's own, such as a conv2d given a 2-D input, in pages of advice), without the
+    terminal colour codes exporters put in their messages."""
+    seen = {id(error)}
+    while (inner := error.__cause__ or error.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        error = inner
+    return f"{type(error).__name__}: {first_line(_ANSI.sub('', str(error)))}"
+
+
+#: Terminal control sequences (colours) in exporters' messages.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 @contextlib.contextmanager
 def _quiet_export() -> Iterator[None]:
-    """No gradients, and none of the exporters' warnings, logs and prints."""
+    """No gradients, and none of the exporters' warnings, logs and prints: not even
+    what their C++ side writes to the process's stdout (the TorchScript exporter's
+    graph dumps), which would corrupt a report printed there."""
     import torch
 
-    log = logging.getLogger("torch.onnx")
+    log = logging.getLogger("torch")
     level = log.level
-    log.setLevel(logging.ERROR)
+    log.setLevel(logging.CRITICAL)
+    sys.stdout.flush()
+    saved = os.dup(1)
     try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             with torch.no_grad():
                 yield
     finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
         log.setLevel(level)
 
 
@@ -110,6 +144,8 @@ def load_factory(spec: str) -> Callable[[], Any]:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise AuditError(f"{spec}: expected package.module:factory")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # the working folder's modules, as python -m finds
     try:
         target: Any = importlib.import_module(module_name)
     except Exception as error:
@@ -121,6 +157,35 @@ def load_factory(spec: str) -> Callable[[], Any]:
     if not callable(target):
         raise AuditError(f"{spec}: {attribute} is not callable")
     return cast(Callable[[], Any], target)
+
+
+#: The element types an ``audit-module`` input may have (torch's names).
+INPUT_DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "bool")
+
+
+def example_inputs(shapes: Sequence[tuple[int, ...]], dtypes: Sequence[str]) -> tuple[Any, ...]:
+    """One tensor per shape: random normal floats, or zeros of an integer or bool type
+    (index 0 is valid for any embedding table).
+
+    Raises:
+        AuditError: neither one dtype for all nor one per shape is given.
+    """
+    import torch
+
+    if len(dtypes) not in (0, 1, len(shapes)):
+        raise AuditError(
+            f"--input-dtype: give one for all inputs or one per --input-shape"
+            f" ({len(dtypes)} for {len(shapes)} inputs)"
+        )
+    chosen = list(dtypes) * len(shapes) if len(dtypes) == 1 else list(dtypes)
+    tensors = []
+    for shape, name in zip(shapes, chosen or ["float32"] * len(shapes), strict=True):
+        dtype = getattr(torch, name)
+        floating = dtype.is_floating_point
+        tensors.append(
+            torch.randn(shape, dtype=dtype) if floating else torch.zeros(shape, dtype=dtype)
+        )
+    return tuple(tensors)
 
 
 def parse_shapes(texts: Sequence[str]) -> list[tuple[int, ...]]:

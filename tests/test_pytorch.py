@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -96,6 +98,67 @@ def test_cli_hands_every_option_to_the_module_audit() -> None:
     drawn = run("audit-module", *factory, "--format", "dot")
     assert drawn.returncode == 0 and drawn.stdout.startswith('digraph "<AutoEncoder>"')
     assert "enc.2" in drawn.stdout
+
+
+def convolution() -> nn.Module:
+    """A conv2d: it wants a 4-D input."""
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+
+
+class Chatty(nn.Module):
+    """Writes to the process's stdout (file descriptor 1, as C++ code does) while it is
+    traced."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        os.write(1, b"graph(%x : Float(1, 8)):\n")
+        return torch.relu(x)
+
+
+def language_model() -> nn.Module:
+    """Token ids (V=100) -> embedding 16 -> logits over 100."""
+    return nn.Sequential(nn.Embedding(100, 16), nn.Linear(16, 100))
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_a_failed_export_says_the_modules_own_error(exporter: str) -> None:
+    result = run(
+        "audit-module", "tests.test_pytorch:convolution", "--input-shape", "1,64",
+        "--exporter", exporter,
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert "the export failed: RuntimeError: Expected 3D (unbatched) or 4D (batched)" in line
+    assert "\x1b" not in line
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_exporter_chatter_never_reaches_stdout(exporter: str) -> None:
+    result = run(
+        "audit-module", "tests.test_pytorch:Chatty", "--input-shape", "1,8",
+        "--exporter", exporter, "--format", "json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["max_flow"] == 8
+
+
+def test_token_ids_are_fed_as_integers() -> None:
+    result = run(
+        "audit-module", "tests.test_pytorch:language_model", "--input-shape", "1,16",
+        "--input-dtype", "int64", "--format", "json",
+    )  # fmt: skip
+    report = json.loads(result.stdout)
+    # 16 ids over a vocabulary of 100, counted one-hot: 1600 in, 16 x 16 through.
+    assert (report["reference"], report["max_flow"]) == (1600, 256), result.stderr
+    assert [f["kind"] for f in report["findings"]] == ["softmax_bottleneck"]
+
+
+def test_a_factory_in_the_working_folder_is_found(tmp_path) -> None:
+    squeeze = "nn.Sequential(nn.Linear(8, 2), nn.Linear(2, 8))"
+    (tmp_path / "mine.py").write_text(
+        f"from torch import nn\n\n\ndef build():\n    return {squeeze}\n", encoding="utf-8"
+    )
+    result = run("audit-module", "mine:build", "--input-shape", "1,8", cwd=tmp_path)
+    assert result.returncode == 1 and "max-flow 2 of 8" in result.stdout, result.stderr
 
 
 def test_cli_refuses_a_bad_factory() -> None:

@@ -23,6 +23,7 @@ from onnx_flow.options import (
     parse_input_shapes,
     parse_input_values,
 )
+from onnx_flow.pytorch import INPUT_DTYPES
 from onnx_flow.render import Format, render
 from onnx_flow.render.wording import figures, verdict
 from onnx_flow.report import Failure, FindingKind, Report
@@ -99,12 +100,13 @@ def _audit_module(
         factory = pytorch.load_factory(arguments.factory)
         shapes = pytorch.parse_shapes(arguments.input_shape)
 
+        inputs = pytorch.example_inputs(shapes, arguments.input_dtype)
         built = factory()
         if not isinstance(built, torch.nn.Module):
             raise AuditError(f"{arguments.factory}() returned {type(built).__name__}, not a module")
         report = pytorch.run_module(
             built,
-            tuple(torch.randn(shape) for shape in shapes),
+            inputs,
             _drawn(options, output_format),
             dynamo=arguments.exporter == "dynamo",
         )
@@ -304,7 +306,8 @@ def _parser() -> argparse.ArgumentParser:
         "audit-module",
         help="export a PyTorch module and audit it",
         description="Build the module with FACTORY (package.module:name, called without"
-        " arguments), export it on random float inputs of the given shapes and audit it."
+        " arguments), export it on inputs of the given shapes (random floats, or zeros of an"
+        " integer --input-dtype) and audit it."
         " Exit code as for audit.",
     )
     audit_module.add_argument("factory", metavar="FACTORY", help="package.module:factory")
@@ -314,6 +317,15 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         metavar="N,N,...",
         help="the shape of one input, e.g. 1,3,224,224 (repeat for several inputs)",
+    )
+    audit_module.add_argument(
+        "--input-dtype",
+        action="append",
+        default=[],
+        choices=INPUT_DTYPES,
+        metavar="DTYPE",
+        help="the element type of each input, in --input-shape's order (one for all, or one"
+        " per input; default float32): integers are fed as zeros, e.g. int64 token ids",
     )
     audit_module.add_argument(
         "--exporter", choices=["dynamo", "torchscript"], default="dynamo", help="default: dynamo"
