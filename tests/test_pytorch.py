@@ -161,6 +161,18 @@ def test_a_factory_in_the_working_folder_is_found(tmp_path) -> None:
     assert result.returncode == 1 and "max-flow 2 of 8" in result.stdout, result.stderr
 
 
+def test_audit_module_draws_the_plot_and_writes_the_output(tmp_path) -> None:
+    plot, output = tmp_path / "profile.png", tmp_path / "report.json"
+    factory = ["models.reference:AutoEncoder", "--input-shape", "1,784"]
+    result = run("audit-module", *factory, "--plot", plot, "--output", output, "--format", "json")
+    assert result.returncode == 1, result.stderr
+    assert (
+        plot.read_bytes().startswith(b"\x89PNG")
+        and json.loads(output.read_text())["max_flow"] == 32
+    )
+    assert result.stdout.startswith("<AutoEncoder>: BOTTLENECK  max-flow 32 of 784")
+
+
 def test_cli_refuses_a_bad_factory() -> None:
     result = run("audit-module", "tests.test_pytorch:Missing", "--input-shape", "1,784")
     assert result.returncode == 2 and "has no attribute 'Missing'" in result.stderr

@@ -26,7 +26,7 @@ from onnx_flow.options import (
 from onnx_flow.pytorch import INPUT_DTYPES
 from onnx_flow.render import Format, render
 from onnx_flow.render.wording import figures, verdict
-from onnx_flow.report import Failure, FindingKind, Report
+from onnx_flow.report import Failure, FindingKind, Report, Result
 from onnx_flow.version import __version__
 
 if TYPE_CHECKING:
@@ -107,13 +107,10 @@ def _audit_module(
         report = pytorch.run_module(
             built,
             inputs,
-            _drawn(options, output_format),
+            _drawn(options, output_format, plot=arguments.plot),
             dynamo=arguments.exporter == "dynamo",
         )
-        text = render(
-            [report], output_format, color=arguments.output is None and sys.stdout.isatty()
-        )
-        _write(text, arguments.output)
+        _emit([report], output_format, arguments)
     except AuditError as error:
         return _fatal(str(error))
     except Exception as error:  # the user's factory may raise anything: one line
@@ -147,23 +144,33 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
     if len(models) == 1 and failures:
         return EXIT_ERROR  # nothing to show but the reason
     try:
-        color = arguments.output is None and sys.stdout.isatty()
-        text = render(results, output_format, color=color)
-        if arguments.plot:
-            from onnx_flow.render import plot
-
-            _write(plot.render(results, arguments.plot), arguments.plot)
-        _write(text, arguments.output)
+        _emit(results, output_format, arguments)
     except AuditError as error:
         return _fatal(str(error))
+    if failures:
+        return EXIT_ERROR
+    return EXIT_BOTTLENECK if any(r.failing for r in results) else EXIT_CLEAN
+
+
+def _emit(results: Sequence[Result], output_format: Format, arguments: argparse.Namespace) -> None:
+    """Print the results, or write them to ``--output`` and print each verdict; draw
+    ``--plot``.
+
+    Raises:
+        AuditError: a file cannot be written.
+    """
+    color = arguments.output is None and sys.stdout.isatty()
+    text = render(results, output_format, color=color)
+    if arguments.plot:
+        from onnx_flow.render import plot
+
+        _write(plot.render(results, arguments.plot), arguments.plot)
+    _write(text, arguments.output)
     if arguments.output is not None:  # the report went to the file: say what it says
         for result in results:
             if isinstance(result, Report):
                 line = f"{result.model}: {verdict(result)}  {figures(result.total)}"
                 sys.stdout.write(f"{line} (report in {arguments.output})\n")
-    if failures:
-        return EXIT_ERROR
-    return EXIT_BOTTLENECK if any(r.failing for r in results) else EXIT_CLEAN
 
 
 def _diff(old: str, new: str, options: Options, *, as_json: bool) -> int:
@@ -285,16 +292,7 @@ def _parser() -> argparse.ArgumentParser:
     _format_option(audit)
     _audit_options(audit)
     _input_options(audit)
-    audit.add_argument(
-        "--output",
-        metavar="FILE",
-        help="write the report to FILE (atomically) instead of stdout",
-    )
-    audit.add_argument(
-        "--plot",
-        metavar="FILE",
-        help="also draw the width profile with matplotlib (.png or .svg)",
-    )
+    _written_options(audit)
     audit.add_argument(
         "--jobs",
         type=int,
@@ -332,7 +330,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _format_option(audit_module)
     _audit_options(audit_module)
-    audit_module.add_argument("--output", metavar="FILE", help="write the report to FILE")
+    _written_options(audit_module)
     diff = commands.add_parser(
         "diff",
         help="compare two versions of a model",
@@ -353,6 +351,20 @@ def _format_option(parser: argparse.ArgumentParser) -> None:
         "--format",
         choices=[f.value for f in Format],
         help="default: text, or format in [tool.onnx-flow]",
+    )
+
+
+def _written_options(parser: argparse.ArgumentParser) -> None:
+    """``--output`` and ``--plot``, for the commands that write a report."""
+    parser.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write the report to FILE (atomically) instead of stdout",
+    )
+    parser.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="also draw the width profile with matplotlib (.png or .svg)",
     )
 
 
