@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AuditError as error:
         return _fatal(str(error))
     if arguments.command == "diff":
-        return _diff(arguments.old, arguments.new, options, as_json=arguments.format == "json")
+        return _diff(arguments, options)
     if arguments.command == "audit-module":
         return _audit_module(arguments, options, project.format)
     return _audit(arguments, options, project.format)
@@ -173,9 +173,9 @@ def _emit(results: Sequence[Result], output_format: Format, arguments: argparse.
                 sys.stdout.write(f"{line} (report in {arguments.output})\n")
 
 
-def _diff(old: str, new: str, options: Options, *, as_json: bool) -> int:
+def _diff(arguments: argparse.Namespace, options: Options) -> int:
     """``onnx-flow diff``: exit 1 when the new version squeezes more than the old."""
-    reports = batch.audit_all([old, new], options)
+    reports = batch.audit_all([arguments.old, arguments.new], options)
     failures = [r for r in reports if isinstance(r, Failure)]
     if failures:
         for failure in failures:
@@ -186,7 +186,11 @@ def _diff(old: str, new: str, options: Options, *, as_json: bool) -> int:
 
     before, after = (r for r in reports if not isinstance(r, Failure))
     comparison = compare(before, after)
-    sys.stdout.write(render_comparison(comparison, as_json=as_json, color=sys.stdout.isatty()))
+    color = arguments.output is None and sys.stdout.isatty()
+    try:
+        _write(render_comparison(comparison, arguments.format, color=color), arguments.output)
+    except AuditError as error:
+        return _fatal(str(error))
     return EXIT_BOTTLENECK if comparison.regressed else EXIT_CLEAN
 
 
@@ -339,7 +343,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("old", metavar="OLD", help="the old version (.onnx)")
     diff.add_argument("new", metavar="NEW", help="the new version (.onnx)")
-    diff.add_argument("--format", choices=["text", "json"], default="text")
+    diff.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    diff.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write the comparison to FILE (atomically) instead of stdout",
+    )
     _audit_options(diff)
     _input_options(diff)
     return parser

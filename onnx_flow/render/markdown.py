@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from onnx_flow.render.wording import cut_layers
 from onnx_flow.report import Failure, OutputResult, Report, Result
 
-__all__ = ["render"]
+__all__ = ["cell", "render", "table_row"]
 
 _HEADER = (
     "| model | output | max-flow | reference | ratio | verdict | narrowest layers |\n"
@@ -33,7 +33,9 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
         summary += f"; {failures} not audited"
     rows = "".join(_rows(r) for r in reports)
     found = [(r, f) for r in reports if isinstance(r, Report) for f in r.findings]
-    findings = "".join(_row(r.model, f.kind.value, f.module or f.node, f.message) for r, f in found)
+    findings = "".join(
+        table_row(r.model, f.kind.value, f.module or f.node, f.message) for r, f in found
+    )
     if findings:
         findings = f"\n### Findings from theory\n\n{_FINDINGS}{findings}"
     return f"## onnx-flow\n\n{summary}.\n\n{_HEADER}{rows}{findings}"
@@ -41,7 +43,7 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
 
 def _rows(result: Result) -> str:
     if isinstance(result, Failure):
-        return _row(result.model, "", "", "", "", "**not audited**", result.error)
+        return table_row(result.model, "", "", "", "", "**not audited**", result.error)
     rows = [_output_row(result, output) for output in result.outputs]
     if sum(not o.declared for o in result.outputs) > 1:
         rows.append(_output_row(result, result.total, name="(all outputs)"))
@@ -51,7 +53,7 @@ def _rows(result: Result) -> str:
 def _output_row(report: Report, output: OutputResult, name: str | None = None) -> str:
     label = name or (f"{output.name} (declared)" if output.declared else output.name)
     verdict = "**bottleneck**" if output.bottleneck else "ok"
-    return _row(
+    return table_row(
         report.model,
         label,
         str(output.max_flow),
@@ -62,11 +64,12 @@ def _output_row(report: Report, output: OutputResult, name: str | None = None) -
     )
 
 
-def _row(*cells: str) -> str:
-    return "| " + " | ".join(_cell(c) for c in cells) + " |\n"
+def table_row(*cells: str) -> str:
+    """One row of a Markdown table, each cell made table-safe."""
+    return "| " + " | ".join(cell(c) for c in cells) + " |\n"
 
 
-def _cell(text: str) -> str:
+def cell(text: str) -> str:
     """Table-safe text: pipes escaped, HTML's special characters as entities (``<model>``
     would be read as a tag and vanish), line breaks as spaces."""
     text = html.escape(text, quote=False).replace("\\", "\\\\").replace("|", "\\|")

@@ -55,3 +55,14 @@ def test_a_model_that_cannot_be_read_is_exit_2(tmp_path: Path) -> None:
     result = run("diff", _mlp(tmp_path, "m", 4), broken)
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_markdown_goes_to_the_output_file(tmp_path: Path) -> None:
+    old, new = _mlp(tmp_path, "old", 8), _mlp(tmp_path, "new", 4)
+    target = tmp_path / "comment.md"
+    result = run("diff", old, new, "--format", "markdown", "--output", target)
+    assert result.returncode == 1 and result.stdout == ""
+    lines = target.read_text().splitlines()
+    assert lines[0] == "## onnx-flow diff"
+    assert lines[2] == f"{old} -> {new}: **regressed**."
+    assert lines[-1] == "| up | 8 of 64 (0.125) | 4 of 64 (0.0625) | worse | down (MatMul, 4) |"
