@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from onnx_flow.render.wording import (
     cut_layers,
@@ -16,7 +17,7 @@ from onnx_flow.render.wording import (
     spectra_title,
     verdict,
 )
-from onnx_flow.report import Failure, Profile, Report, Result
+from onnx_flow.report import Bypassed, CutTensor, Failure, Profile, Report, Result
 
 __all__ = ["render"]
 
@@ -57,42 +58,80 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
 def _section(report: Report, shape: Profile) -> str:
     total = report.total
     css = "bad" if report.bottleneck else "ok"
-    rows = "".join(
-        f"<tr><td>{_e(t.module or t.node or '(input)')}</td><td>{_e(t.op or 'input')}</td>"
-        f"<td>{_e(t.tensor)}</td><td>{t.width}</td></tr>"
-        for t in total.cut_near_inputs
+    width = "width or cap" if report.measure in ("rank", "data") else "width"
+    near_inputs, near_outputs = total.cut_near_inputs, total.cut_near_outputs
+    if near_inputs == near_outputs:
+        cuts = _tensors("minimum cut", near_inputs, (width,), lambda t: (t.width,))
+    else:
+        cuts = _tensors(
+            "minimum cut nearest the inputs", near_inputs, (width,), lambda t: (t.width,)
+        )
+        cuts += _tensors(
+            "minimum cut nearest the outputs", near_outputs, (width,), lambda t: (t.width,)
+        )
+    bypassed = _tensors(
+        "narrow layers bypassed by skips",
+        report.bypassed,
+        (width, "flow around"),
+        lambda t: (t.width, t.bypass),
     )
     return (
         f"<h2>{_e(report.model)}</h2>"
         f"<p><span class='{css}'>{verdict(report)}</span> {_e(figures(total, report.measure))};"
         f" narrowest layers: {_e(cut_layers(total))}</p>"
-        f"{_svg(report, shape)}"
-        "<table><tr><th>layer</th><th>op</th><th>tensor</th><th>width</th></tr>"
-        f"{rows}</table>{_spectra(report)}{_findings(report)}"
+        f"{_svg(report, shape)}{cuts}{bypassed}{_spectra(report)}{_findings(report)}"
     )
 
 
-#: Spectra rows on the page (all of them are in the JSON).
-_SPECTRA_ROWS = 12
+_Tensor = TypeVar("_Tensor", CutTensor, Bypassed)
+
+
+def _tensors(
+    title: str,
+    tensors: Sequence[_Tensor],
+    columns: tuple[str, ...],
+    figures_of: Callable[[_Tensor], tuple[int, ...]],
+) -> str:
+    """A titled table of tensors (the first ``_ROWS``): layer, op, tensor, then
+    the given figures."""
+    if not tensors:
+        return ""
+    shown = tensors[:_ROWS]
+    rows = "".join(
+        f"<tr><td>{_e(t.module or t.node or '(input)')}</td><td>{_e(t.op or 'input')}</td>"
+        f"<td>{_e(t.tensor)}</td>{''.join(f'<td>{n}</td>' for n in figures_of(t))}</tr>"
+        for t in shown
+    )
+    heads = "".join(f"<th>{_e(c)}</th>" for c in ("layer", "op", "tensor", *columns))
+    note = _more(len(tensors) - len(shown))
+    return f"<h3>{_e(title)}</h3><table><tr>{heads}</tr>{rows}</table>{note}"
+
+
+#: Rows of a table on the page (all of them are in the JSON).
+_ROWS = 12
 
 
 def _spectra(report: Report) -> str:
     if not report.spectra:
         return ""
-    shown = narrowed(report)[:_SPECTRA_ROWS]
+    shown = narrowed(report)[:_ROWS]
     rows = "".join(
         f"<tr><td>{_e(s.module or s.node or s.tensor)}</td><td>{_e(s.op or '')}</td>"
         f"<td>{s.width}</td><td>{s.rank}</td><td>{s.energy_rank}</td>"
         f"<td>{s.stable_rank:.3g}</td><td>{s.effective_rank:.4g}</td></tr>"
         for s in shown
     )
-    more = len(report.spectra) - len(shown)
-    note = f"<p>... and {more} more (all of them in the JSON report)</p>" if more else ""
+    note = _more(len(report.spectra) - len(shown))
     return (
         f"<h3>{_e(spectra_title(report))}</h3><table><tr><th>layer</th><th>op</th>"
         "<th>width</th><th>rank</th><th>energy rank</th><th>stable rank</th>"
         f"<th>effective rank</th></tr>{rows}</table>{note}"
     )
+
+
+def _more(hidden: int) -> str:
+    """The line that says how many rows a table leaves to the JSON report."""
+    return f"<p>... and {hidden} more (all of them in the JSON report)</p>" if hidden else ""
 
 
 def _findings(report: Report) -> str:

@@ -29,9 +29,10 @@ _WIDTH = 110
 #: The width a table of names may take: whatever its longest row needs.
 _UNBOUNDED = 1_000_000
 _MAX_ROWS = 12
-_CUT_COLUMNS = ("layer", "op", "tensor", "shape", "width")
 _SPECTRUM_COLUMNS = ("layer", "op", "width", "rank", "energy rank", "stable", "effective")
-_NUMERIC = frozenset({"width", "flow around", *_SPECTRUM_COLUMNS[2:]})
+#: The width column's name where ranks cap some widths (``rank``, ``data``).
+_CAPPED = "width or cap"
+_NUMERIC = frozenset({"width", _CAPPED, "flow around", *_SPECTRUM_COLUMNS[2:]})
 _Item = TypeVar("_Item")
 
 
@@ -68,6 +69,8 @@ def _report(console: Console, report: Report) -> None:
         Text(report.model, style="bold"),
         Text(f"({measure}; {dims or 'no symbolic dims'})", style="dim"),
     )
+    width = _CAPPED if report.measure in ("rank", "data") else "width"
+    cut_columns = ("layer", "op", "tensor", "shape", width)
     graph_outputs = sum(not output.declared for output in report.outputs)
     console.print(_headline(report, "all outputs" if graph_outputs > 1 else None))
     if report.samples is not None:
@@ -99,7 +102,7 @@ def _report(console: Console, report: Report) -> None:
         for output in report.outputs:
             if output.bottleneck:
                 title = f"minimum cut of output {output.name}"
-                _table(console, title, _CUT_COLUMNS, output.cut_near_inputs, _cut_row)
+                _table(console, title, cut_columns, output.cut_near_inputs, _cut_row)
     total = report.total
     cuts = (
         [("minimum cut", total.cut_near_inputs)]
@@ -110,11 +113,11 @@ def _report(console: Console, report: Report) -> None:
         ]
     )
     for title, tensors in cuts:
-        _table(console, title, _CUT_COLUMNS, tensors, _cut_row)
+        _table(console, title, cut_columns, tensors, _cut_row)
     _table(
         console,
         "narrow layers bypassed by skips",
-        ("layer", "op", "tensor", "width", "flow around"),
+        ("layer", "op", "tensor", width, "flow around"),
         report.bypassed,
         _bypassed_row,
     )

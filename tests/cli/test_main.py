@@ -207,3 +207,8 @@ def test_a_usage_error_is_one_line(flags: list[str], named: str) -> None:
     assert result.returncode == 2 and result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith("onnx-flow") and named in line and "--help)" in line
+
+
+def test_a_capped_width_says_so() -> None:
+    printed = run("audit", SHIPPED, "--measure", "rank").stdout
+    assert "width or cap" in printed and run("audit", SHIPPED).stdout.count("width or cap") == 0

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.runner import run
+from tests.runner import SHIPPED, run
 
 
 def _html(exported, tmp_path: Path) -> Path:
@@ -100,3 +100,18 @@ def test_the_page_lists_the_layers_furthest_below_their_width(tmp_path: Path) ->
     cells = [re.findall(r"<td>([^<]*)</td>", row) for row in rows]
     shortfalls = [1 - int(energy) / int(width) for _, _, width, _, energy, *_ in cells]
     assert shortfalls == sorted(shortfalls, reverse=True) and shortfalls[0] > 0.5
+
+
+def test_the_page_shows_both_cuts_and_the_bypassed_layers(exported, tmp_path: Path) -> None:
+    capped = tmp_path / "capped.html"
+    run("audit", SHIPPED, "--measure", "rank", "--format", "html", "--output", capped)
+    page = capped.read_text()
+    for title in ("minimum cut nearest the inputs", "minimum cut nearest the outputs"):
+        table = page[page.index(f"<h3>{title}</h3>") :]
+        assert table.index("<th>width or cap</th>") < table.index("</table>")
+    residual = tmp_path / "residual.html"
+    run("audit", exported("residual", "dynamo"), "--format", "html", "--output", residual)
+    table = residual.read_text().split("<h3>narrow layers bypassed by skips</h3>")[1]
+    rows = table[: table.index("</table>")].split("<tr>")[2:]
+    # The 4-wide branch (down, relu, up) with 64 flowing around it.
+    assert rows and all(row.endswith("<td>4</td><td>64</td></tr>") for row in rows)
