@@ -19,7 +19,7 @@ from onnx import numpy_helper
 
 from onnx_flow.frontend import arithmetic
 from onnx_flow.frontend.load import DATA_FIELDS, elements
-from onnx_flow.frontend.nodes import Links
+from onnx_flow.frontend.nodes import Links, constant_tensor
 from onnx_flow.records import SHAPE_OPS, STANDARD_DOMAINS, SUBGRAPH_OPS, TensorType
 
 __all__ = ["KnownValues", "evaluate", "fold_values", "known_values"]
@@ -124,7 +124,7 @@ def fold_values(
             continue  # folded, or a constant read, in an earlier round
         op = links.ops[index]
         if op == "Constant":
-            tensor = _constant_tensor(nodes[index])
+            tensor = constant_tensor(nodes[index])
             if tensor is not None:
                 if elements(tensor) <= _MAX_ELEMENTS:
                     values.add_tensor(outputs[0], tensor)
@@ -151,16 +151,6 @@ def _has_data(tensor: onnx.TensorProto) -> bool:
     return elements(tensor) == 0 or any(len(getattr(tensor, field)) > 0 for field in DATA_FIELDS)
 
 
-def _constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
-    """The tensor of a ``Constant`` node that holds one (exporters write thousands)."""
-    if node.op_type != "Constant" or node.domain not in STANDARD_DOMAINS or not node.output:
-        return None
-    if [a.name for a in node.attribute] != ["value"]:
-        return None
-    tensor: onnx.TensorProto = node.attribute[0].t
-    return tensor
-
-
 def evaluate(
     node: onnx.NodeProto, values: Mapping[str, np.ndarray], types: Mapping[str, TensorType]
 ) -> dict[str, np.ndarray] | None:
@@ -180,7 +170,7 @@ def evaluate(
         if not all(map(values.__contains__, filter(None, names))):
             return None  # most nodes: checked first
         if op == "Constant":
-            constant = _constant_tensor(node)
+            constant = constant_tensor(node)
             if constant is not None:  # no evaluator needed
                 value = numpy_helper.to_array(constant)
                 return {node.output[0]: value} if value.size <= _MAX_ELEMENTS else None

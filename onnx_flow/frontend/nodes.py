@@ -24,7 +24,7 @@ from onnx_flow.records import (
     Wiring,
 )
 
-__all__ = ["Links", "captured", "carrying_tensors", "check_text", "read"]
+__all__ = ["Links", "captured", "carrying_tensors", "check_text", "constant_tensor", "read"]
 
 #: The dynamo exporter's metadata key for a node's module scopes.
 _NAME_SCOPES = "pkg.torch.onnx.name_scopes"
@@ -238,6 +238,17 @@ class Links(NamedTuple):
             writes.append(tuple(node.output[:]))
         producer = {out: index for index, outs in enumerate(writes) for out in outs if out}
         return cls(ops, reads, writes, producer)
+
+
+def constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
+    """The tensor of a ``Constant`` node that holds one (exporters write thousands;
+    paddle2onnx stores its weights so)."""
+    if node.op_type != "Constant" or node.domain not in STANDARD_DOMAINS or not node.output:
+        return None
+    if [a.name for a in node.attribute] != ["value"]:
+        return None
+    tensor: onnx.TensorProto = node.attribute[0].t
+    return tensor
 
 
 def _layered_weight(inputs: tuple[str, ...], constants: frozenset[str]) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +18,8 @@ import onnx
 from onnx import external_data_helper, helper, numpy_helper
 
 from onnx_flow.frontend import branches, load
+from onnx_flow.frontend.nodes import constant_tensor
 from onnx_flow.frontend.runtime import Runner
-from onnx_flow.records import STANDARD_DOMAINS
 from onnx_flow.report import Branch
 
 __all__ = ["Stored"]
@@ -42,23 +42,19 @@ class Stored:
         return model, folder
 
     @functools.cached_property
-    def _tensors(self) -> dict[str, onnx.TensorProto]:
-        """Initializers, and the tensors ``Constant`` nodes hold (paddle2onnx stores its
-        weights so), by name."""
-        graph = self._model[0].graph
-        held = {
-            node.output[0]: node.attribute[0].t
-            for node in graph.node
-            if node.op_type == "Constant"
-            and node.domain in STANDARD_DOMAINS
-            and len(node.output) == 1
-            and [a.name for a in node.attribute] == ["value"]
-        }
-        return {**held, **{t.name: t for t in graph.initializer}}
+    def _initializers(self) -> dict[str, onnx.TensorProto]:
+        return {t.name: t for t in self._model[0].graph.initializer}
 
     @functools.cached_property
     def _writers(self) -> dict[str, onnx.NodeProto]:
         return {out: n for n in self._model[0].graph.node for out in n.output}
+
+    def _tensor(self, name: str) -> onnx.TensorProto | None:
+        """Initializer ``name``, or the tensor of the ``Constant`` that writes it."""
+        tensor = self._initializers.get(name)
+        if tensor is None and name in self._writers:
+            tensor = constant_tensor(self._writers[name])
+        return tensor
 
     def weight(self, name: str, *, dequantized_by: str | None = None) -> np.ndarray | None:
         """The values of initializer or ``Constant`` ``name`` (``None`` for a constant
@@ -66,13 +62,13 @@ class Stored:
         DequantizeLinear that reads it), the values that op computes, or ``None`` when
         they are not plain per-tensor or per-axis ones."""
         folder = self._model[1]
-        tensor = self._tensors.get(name)
+        tensor = self._tensor(name)
         if tensor is None:
             return None
         values = _read(tensor, folder)
         if dequantized_by is None:
             return values
-        return _dequantized(values, self._writers[dequantized_by], self._tensors, folder)
+        return _dequantized(values, self._writers[dequantized_by], self._tensor, folder)
 
     def runner(self, names: Collection[str]) -> Runner:
         """A session that computes ``names`` (those onnxruntime can give).
@@ -87,18 +83,20 @@ class Stored:
 def _dequantized(
     quantized: np.ndarray,
     node: onnx.NodeProto,
-    tensors: dict[str, onnx.TensorProto],
+    tensor_of: Callable[[str], onnx.TensorProto | None],
     folder: Path | None,
 ) -> np.ndarray | None:
     """``(q - zero_point) * scale`` as the DequantizeLinear computes it (per tensor or
     per axis); ``None`` for blocked quantization or a scale that is not a constant."""
     attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    if attributes.get("block_size") or node.input[1] not in tensors:
+    scale_tensor = tensor_of(node.input[1])
+    if attributes.get("block_size") or scale_tensor is None:
         return None
-    scale = _read(tensors[node.input[1]], folder).astype(np.float32)
+    scale = _read(scale_tensor, folder).astype(np.float32)
+    zero_tensor = tensor_of(node.input[2]) if len(node.input) > 2 and node.input[2] else None
     zero = (
-        _read(tensors[node.input[2]], folder).astype(np.float32)
-        if len(node.input) > 2 and node.input[2] in tensors
+        _read(zero_tensor, folder).astype(np.float32)
+        if zero_tensor is not None
         else np.zeros((), np.float32)
     )
     values = quantized.astype(np.float32)
