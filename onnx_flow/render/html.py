@@ -15,7 +15,9 @@ from onnx_flow.render.wording import (
     figures,
     narrowed,
     spectra_title,
+    titled_cuts,
     verdict,
+    width_heading,
 )
 from onnx_flow.report import Bypassed, CutTensor, Failure, Profile, Report, Result
 
@@ -58,17 +60,11 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
 def _section(report: Report, shape: Profile) -> str:
     total = report.total
     css = "bad" if report.bottleneck else "ok"
-    width = "width or cap" if report.measure in ("rank", "data") else "width"
-    near_inputs, near_outputs = total.cut_near_inputs, total.cut_near_outputs
-    if near_inputs == near_outputs:
-        cuts = _tensors("minimum cut", near_inputs, (width,), lambda t: (t.width,))
-    else:
-        cuts = _tensors(
-            "minimum cut nearest the inputs", near_inputs, (width,), lambda t: (t.width,)
-        )
-        cuts += _tensors(
-            "minimum cut nearest the outputs", near_outputs, (width,), lambda t: (t.width,)
-        )
+    width = width_heading(report)
+    cuts = "".join(
+        _tensors(title, tensors, (width,), lambda t: (t.width,))
+        for title, tensors in titled_cuts(total)
+    )
     bypassed = _tensors(
         "narrow layers bypassed by skips",
         report.bypassed,

@@ -10,7 +10,16 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from onnx_flow.render.wording import branch, figures, narrowed, spectra_title, verdict
+from onnx_flow.render.wording import (
+    CAPPED_WIDTH,
+    branch,
+    figures,
+    narrowed,
+    spectra_title,
+    titled_cuts,
+    verdict,
+    width_heading,
+)
 from onnx_flow.report import (
     Bypassed,
     CutTensor,
@@ -30,9 +39,7 @@ _WIDTH = 110
 _UNBOUNDED = 1_000_000
 _MAX_ROWS = 12
 _SPECTRUM_COLUMNS = ("layer", "op", "width", "rank", "energy rank", "stable", "effective")
-#: The width column's name where ranks cap some widths (``rank``, ``data``).
-_CAPPED = "width or cap"
-_NUMERIC = frozenset({"width", _CAPPED, "flow around", *_SPECTRUM_COLUMNS[2:]})
+_NUMERIC = frozenset({"width", CAPPED_WIDTH, "flow around", *_SPECTRUM_COLUMNS[2:]})
 _Item = TypeVar("_Item")
 
 
@@ -69,7 +76,7 @@ def _report(console: Console, report: Report) -> None:
         Text(report.model, style="bold"),
         Text(f"({measure}; {dims or 'no symbolic dims'})", style="dim"),
     )
-    width = _CAPPED if report.measure in ("rank", "data") else "width"
+    width = width_heading(report)
     cut_columns = ("layer", "op", "tensor", "shape", width)
     graph_outputs = sum(not output.declared for output in report.outputs)
     console.print(_headline(report, "all outputs" if graph_outputs > 1 else None))
@@ -103,16 +110,7 @@ def _report(console: Console, report: Report) -> None:
             if output.bottleneck:
                 title = f"minimum cut of output {output.name}"
                 _table(console, title, cut_columns, output.cut_near_inputs, _cut_row)
-    total = report.total
-    cuts = (
-        [("minimum cut", total.cut_near_inputs)]
-        if total.cut_near_inputs == total.cut_near_outputs
-        else [
-            ("minimum cut nearest the inputs", total.cut_near_inputs),
-            ("minimum cut nearest the outputs", total.cut_near_outputs),
-        ]
-    )
-    for title, tensors in cuts:
+    for title, tensors in titled_cuts(report.total):
         _table(console, title, cut_columns, tensors, _cut_row)
     _table(
         console,

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from onnx_flow.report import Branch, CutTensor, LayerSpectrum, OutputResult, Report
 
-__all__ = ["branch", "cut_layers", "cut_tensors", "figures", "narrowed", "spectra_title", "verdict"]
+__all__ = [
+    "CAPPED_WIDTH",
+    "branch",
+    "cut_layers",
+    "cut_tensors",
+    "figures",
+    "narrowed",
+    "spectra_title",
+    "titled_cuts",
+    "verdict",
+    "width_heading",
+]
 
 
 def verdict(result: OutputResult | Report) -> str:
@@ -38,9 +49,28 @@ def narrowed(report: Report) -> list[LayerSpectrum]:
 
 
 def spectra_title(report: Report) -> str:
-    """The heading of the spectra table."""
-    energy = report.spectra[0].energy if report.spectra else report.energy
+    """The heading of the spectra table (of a report that has spectra)."""
+    energy = report.spectra[0].energy
     return f"layers whose energy rank (at {energy:g}) falls furthest below their width"
+
+
+#: The width column's heading where ranks cap some widths (``rank``, ``data``).
+CAPPED_WIDTH = "width or cap"
+
+
+def width_heading(report: Report) -> str:
+    """The width column's heading: ranks cap some widths under ``rank`` and ``data``."""
+    return CAPPED_WIDTH if report.measure in ("rank", "data") else "width"
+
+
+def titled_cuts(result: OutputResult) -> list[tuple[str, tuple[CutTensor, ...]]]:
+    """The result's minimum cuts with their titles: one when both extremes agree."""
+    if result.cut_near_inputs == result.cut_near_outputs:
+        return [("minimum cut", result.cut_near_inputs)]
+    return [
+        ("minimum cut nearest the inputs", result.cut_near_inputs),
+        ("minimum cut nearest the outputs", result.cut_near_outputs),
+    ]
 
 
 def branch(branch: Branch) -> str | None:
