@@ -138,7 +138,8 @@ def _shaped(
     network), then complete the shapes.
 
     The external-data check runs where a process would otherwise wait, and always
-    before anything reads a weight (the shapes' onnxruntime run, the measures).
+    before anything reads a weight (the shapes' onnxruntime run, the measures); a
+    missing file is refused where weights are read (:class:`Stored`).
     """
     binding = shapes.bind(
         model,
@@ -151,12 +152,7 @@ def _shaped(
     followed = branches.follow(model, binding.values)
     with fork.beside(
         functools.partial(shapes.infer, model),
-        spare=functools.partial(
-            load.check_external,
-            model,
-            source,
-            files_needed=options.measure in (Measure.RANK, Measure.DATA),
-        ),
+        spare=functools.partial(load.check_external, model, source),
         fork=len(model.graph.node) >= infer.FORK_NODES,
         what="shape inference",
     ) as inferring:

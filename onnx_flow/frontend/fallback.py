@@ -19,6 +19,7 @@ from collections.abc import Collection, Mapping
 import numpy as np
 import onnx
 
+from onnx_flow.errors import AuditError
 from onnx_flow.frontend.runtime import quiet
 from onnx_flow.frontend.stored import Stored
 
@@ -92,6 +93,8 @@ def run(
     }
     try:
         computed = stored.runner(names).run(feeds)
+    except AuditError:  # the weights the run needs cannot be read (a missing file)
+        raise
     except Exception:  # onnxruntime cannot load or run it: the tensors stay open
         return {}
     return {

@@ -104,16 +104,17 @@ def load(source: Source) -> onnx.ModelProto:
     return model
 
 
-def check_external(model: onnx.ModelProto, source: Source, *, files_needed: bool = True) -> None:
+def check_external(model: onnx.ModelProto, source: Source) -> None:
     """Refuse the model's external-data references that are malformed or leave the
-    folder of ``source`` (see :mod:`onnx_flow.frontend.external`), or, if the weights
-    will be read (``files_needed``), name a missing file; nothing is opened.
+    folder of ``source`` (see :mod:`onnx_flow.frontend.external`); nothing is opened. A
+    missing file is let pass: the structure needs none, and what reads weights
+    (:class:`~onnx_flow.frontend.stored.Stored`) refuses it.
 
     Raises:
         AuditError: naming the tensor and what is wrong with its reference.
     """
     folder = None if isinstance(source, onnx.ModelProto) else Path(source).parent
-    external.check(model.graph, folder, files_needed=files_needed)
+    external.check(model.graph, folder, files_needed=False)
 
 
 def stored(source: Source) -> tuple[onnx.ModelProto, Path | None]:

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import external_data_helper, helper, numpy_helper
 
-from onnx_flow.frontend import branches, load
+from onnx_flow.frontend import branches, external, load
 from onnx_flow.frontend.nodes import constant_tensor
 from onnx_flow.frontend.runtime import Runner
 from onnx_flow.report import Branch
@@ -37,7 +37,10 @@ class Stored:
 
     @functools.cached_property
     def _model(self) -> tuple[onnx.ModelProto, Path | None]:
+        """The model read again with its inline weights; its external-data references
+        checked, a missing file included (what reads the model here reads weights)."""
         model, folder = load.stored(self._source)
+        external.check(model.graph, folder)
         branches.retrace(model, self._followed)
         return model, folder
 

@@ -76,6 +76,21 @@ def test_one_run_resolves_an_op_only_onnxruntime_knows(tmp_path: Path) -> None:
     assert "synthetic inputs" in report.to_dict()["shape_fallbacks"][0]["method"]
 
 
+def test_a_run_that_needs_a_missing_weight_file_says_so(tmp_path: Path) -> None:
+    """The structure needs no weight file, but this model's shapes need a run: the
+    missing file is the reason, not an unknown width."""
+    centers = numpy_helper.from_array(np.ones((64, 4), np.float32), "centers")
+    cdist = helper.make_node(
+        "CDist", ["down", "centers"], ["mid"], domain="com.microsoft", name="cdist"
+    )
+    path = tmp_path / "cdist.onnx"
+    built = _squeeze_through(cdist, [centers], "com.microsoft")
+    onnx.save(built, path, save_as_external_data=True, location="w.bin", size_threshold=0)
+    (tmp_path / "w.bin").unlink()
+    with pytest.raises(onnx_flow.AuditError, match=r"file 'w\.bin' is missing"):
+        onnx_flow.audit(path)
+
+
 def test_an_op_no_one_knows_stays_unknown_and_is_named() -> None:
     mystery = helper.make_node("Mystery", ["down"], ["mid"], domain="example.custom", name="m")
     built = _squeeze_through(mystery, [], "example.custom")
