@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
-import io
 import logging
 import os
 import re
@@ -124,7 +123,7 @@ def _quiet_export() -> Iterator[None]:
     try:
         with open(os.devnull, "wb") as null:
             os.dup2(null.fileno(), 1)
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with torch.no_grad():
                 yield
