@@ -81,7 +81,17 @@ def _own_name(module: str) -> str:
 
 
 def _suggestion(graph: ShapedGraph, spec: str) -> str:
-    """``; did you mean 'enc.2'?`` for the module or node names closest to ``spec``."""
-    names = {n for node in graph.nodes for n in (node.module, node.name) if n}
-    close = difflib.get_close_matches(spec, sorted(names), n=3)
-    return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    """``; did you mean 'enc.2'?``: what ``--allow`` takes (node names, module paths, a
+    layer's own name where one layer has it) closest to ``spec``, also by the last part
+    of a path (``Dense1`` finds ``.../MagikaV2/Dense_1``)."""
+    modules = {module for node in graph.nodes if (module := node.module) is not None}
+    owners: dict[str, set[str]] = {}
+    for module in modules:
+        owners.setdefault(_own_name(module), set()).add(module)
+    takes = {name: name for node in graph.nodes if (name := node.name)}
+    takes |= {module.rpartition("/")[2]: module for module in modules}
+    takes |= {module: module for module in modules}
+    takes |= {own: own for own, layers in owners.items() if len(layers) == 1}
+    close = difflib.get_close_matches(spec, sorted(takes), n=3)
+    suggested = list(dict.fromkeys(takes[name] for name in close))
+    return f"; did you mean {' or '.join(map(repr, suggested))}?" if suggested else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 from onnx import TensorProto, helper
@@ -91,3 +92,16 @@ def test_the_shipped_model_passes_with_its_squeeze_declared() -> None:
 def test_an_allow_that_matches_nothing_suggests_the_closest_layers(exported) -> None:
     with pytest.raises(onnx_flow.AuditError, match=r"--allow enc2: .*; did you mean 'enc\.2'"):
         onnx_flow.audit(exported("autoencoder", "dynamo"), allow=["enc2"])
+
+
+CORPUS = Path(__file__).parents[1] / "corpus"
+
+
+def test_suggestions_speak_each_exporters_names() -> None:
+    """A Keras layer by its own name; a tf2onnx path (magika, from its wheel) by its last
+    part, suggested whole."""
+    with pytest.raises(onnx_flow.AuditError, match=r"did you mean 'squeeze'"):
+        onnx_flow.audit(CORPUS / "exporters" / "keras_mlp.onnx", allow=["squeze"])
+    magika = CORPUS / "wheels" / "magika_standard_v3_3.onnx"
+    with pytest.raises(onnx_flow.AuditError, match=r"did you mean '[^']*/MagikaV2/Dense_1'"):
+        onnx_flow.audit(magika, allow=["Dense1"], input_shapes={"bytes": (1, 2048)})
