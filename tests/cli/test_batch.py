@@ -108,3 +108,14 @@ def test_a_dim_no_model_has_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [
         "onnx-flow: error: --dim sequence=16: no model audited has a dim named 'sequence'"
     ]
+
+
+def test_one_dim_over_files_from_other_exporters(tmp_path: Path) -> None:
+    """silero-vad from its wheel declares sequence_length; the Keras model does not."""
+    corpus = Path(__file__).parents[1] / "corpus"
+    shutil.copy(corpus / "wheels" / "silero_vad_16k_sequence.onnx", tmp_path)
+    shutil.copy(corpus / "exporters" / "keras_mlp.onnx", tmp_path)
+    result = run("audit", tmp_path, "--dim", "sequence_length=576", "--format", "json")
+    dims = {Path(r["model"]).name: r["dims"] for r in json.loads(result.stdout)}
+    assert dims["silero_vad_16k_sequence.onnx"] == {"sequence_length": 576}, result.stderr
+    assert "sequence_length" not in dims["keras_mlp.onnx"]

@@ -103,3 +103,16 @@ def test_samples_of_another_kind_are_refused_in_one_line(tmp_path: Path) -> None
     result = run("audit", model_path, "--measure", "data", "--inputs", path)
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
     assert "samples of 'x' are int64, the model wants float32" in result.stderr
+
+
+def test_float64_samples_feed_a_trained_model_from_a_wheel(tmp_path: Path) -> None:
+    """rapidocr's paddle2onnx classifier wants float32 images; numpy's float64 ones do."""
+    model_path = (
+        Path(__file__).parents[1] / "corpus" / "wheels" / "ch_ppocr_mobile_v2.0_cls_infer.onnx"
+    )
+    path = tmp_path / "images.npz"
+    np.savez(path, x=RNG.standard_normal((3, 3, 48, 192)))
+    report = onnx_flow.audit(
+        model_path, measure="data", inputs=str(path), input_shapes={"x": (1, 3, 48, 192)}
+    )
+    assert report.samples == 3 and report.total.max_flow <= 3
