@@ -28,6 +28,7 @@ __all__ = [
     "Report",
     "Result",
     "Unknown",
+    "Widened",
 ]
 
 SCHEMA_VERSION = 1
@@ -212,6 +213,16 @@ class Profile:
 
 
 @dataclass(frozen=True, slots=True)
+class Widened:
+    """What widening a bottleneck would gain: the flow with every tensor on a minimum
+    cut (other than the inputs and outputs) unbounded, and the cut that then limits it."""
+
+    max_flow: int
+    cut_near_inputs: tuple[CutTensor, ...]
+    """The next limit: the minimum cut nearest the inputs of the widened network."""
+
+
+@dataclass(frozen=True, slots=True)
 class OutputResult:
     """The flow from the inputs to one output (or to all outputs together)."""
 
@@ -224,6 +235,11 @@ class OutputResult:
     cut_near_outputs: tuple[CutTensor, ...]
     declared: bool = False
     """An output that a declared bottleneck adds: the end of the part before it."""
+    on_cut: tuple[CutTensor, ...] = ()
+    """Every tensor on some minimum cut, in graph order: the extremes and all between."""
+    widened: Widened | None = None
+    """For a bottleneck, the flow with the layers on its cuts widened; ``None`` when it
+    is no bottleneck or its cuts hold only inputs and outputs."""
 
     @property
     def ratio(self) -> float:
@@ -245,7 +261,26 @@ class OutputResult:
             "bottleneck": self.bottleneck,
             "cut_near_inputs": [t.to_dict() for t in self.cut_near_inputs],
             "cut_near_outputs": [t.to_dict() for t in self.cut_near_outputs],
+            "on_cut": self.on_cut_dicts(),
+            "widened": self.widened_dict(),
             "declared": self.declared,
+        }
+
+    def on_cut_dicts(self) -> list[dict[str, Any]]:
+        """The tensors on some minimum cut, each with its ``share`` of the flow."""
+        flow = self.max_flow
+        return [{**t.to_dict(), "share": t.width / flow if flow else 0.0} for t in self.on_cut]
+
+    def widened_dict(self) -> dict[str, Any] | None:
+        """The JSON object of :attr:`widened`: its flow, ratio, gain and next cut."""
+        if self.widened is None:
+            return None
+        flow = self.widened.max_flow
+        return {
+            "max_flow": flow,
+            "ratio": flow / self.reference if self.reference else 1.0,
+            "gain": flow - self.max_flow,
+            "cut_near_inputs": [t.to_dict() for t in self.widened.cut_near_inputs],
         }
 
 
@@ -315,6 +350,8 @@ class Report:
             "bottleneck": self.bottleneck,
             "cut_near_inputs": [t.to_dict() for t in self.total.cut_near_inputs],
             "cut_near_outputs": [t.to_dict() for t in self.total.cut_near_outputs],
+            "on_cut": self.total.on_cut_dicts(),
+            "widened": self.total.widened_dict(),
             "outputs": [output.to_dict() for output in self.outputs],
             "bypassed": [b.to_dict() for b in self.bypassed],
             "unknown": [u.to_dict() for u in self.unknown],

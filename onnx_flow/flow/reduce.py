@@ -104,6 +104,18 @@ class Part:
             narrowest = next(child for child in order if child.capacity == self.capacity)
             yield from narrowest.cut(nearest_outputs=nearest_outputs)
 
+    def cuts(self) -> Iterator[str]:
+        """Tensors on some minimum cut of this saturated part: every narrowest tensor of a
+        chain, every narrowest child of a series part, every child of a parallel one."""
+        if self.kind == "chain":
+            for tensor, capacity in zip(self.tensors, self.capacities, strict=True):
+                if capacity == self.capacity:
+                    yield tensor
+        else:
+            for child in self.children:
+                if self.kind == "parallel" or child.capacity == self.capacity:
+                    yield from child.cuts()
+
     def capacity_with(self, child: Part, capacity: Capacity) -> Capacity:
         """This part's capacity if ``child``'s were lowered to ``capacity``."""
         if self.kind == "parallel":

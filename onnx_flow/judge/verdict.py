@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from onnx_flow.errors import AuditError
@@ -10,7 +11,15 @@ from onnx_flow.flow.reduce import Prepared
 from onnx_flow.judge import findings
 from onnx_flow.measure.widths import Widths
 from onnx_flow.records import Node, ShapedGraph
-from onnx_flow.report import Bypassed, CutTensor, FindingKind, OutputResult, Report, Unknown
+from onnx_flow.report import (
+    Bypassed,
+    CutTensor,
+    FindingKind,
+    OutputResult,
+    Report,
+    Unknown,
+    Widened,
+)
 
 __all__ = ["judge"]
 
@@ -107,7 +116,7 @@ class _Judge:
         delivered = sum(uncapped.get(o) or known.get(o, 0) for o in dict.fromkeys(outputs))
         index, capacity = self.prepared.network.index, self.prepared.network.capacity
         given = sum(capacity[index[i]] or 0 for i in flow.inputs)
-        return OutputResult(
+        result = OutputResult(
             name=name,
             max_flow=flow.value,
             reference=min(given, delivered),
@@ -115,7 +124,13 @@ class _Judge:
             cut_near_inputs=tuple(self.cut_tensor(t) for t in flow.near_inputs),
             cut_near_outputs=tuple(self.cut_tensor(t) for t in flow.near_outputs),
             declared=declared,
+            on_cut=tuple(self.cut_tensor(t) for t in flow.on_cut),
         )
+        lifted = flow.widened(self.prepared.network) if result.bottleneck else None
+        if lifted is None:
+            return result
+        widened = Widened(lifted[0], tuple(map(self.cut_tensor, lifted[1])))
+        return dataclasses.replace(result, widened=widened)
 
     def cut_tensor(self, tensor: str) -> CutTensor:
         """A cut tensor's record; a split's input is reported as the tensor it stands for."""

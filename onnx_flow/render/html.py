@@ -12,11 +12,13 @@ from typing import TypeVar
 from onnx_flow.render.wording import (
     cut_layers,
     cut_tensors,
+    cut_title,
     figures,
     narrowed,
+    share,
     spectra_title,
-    titled_cuts,
     verdict,
+    widening,
     width_heading,
 )
 from onnx_flow.report import Bypassed, CutTensor, Failure, Profile, Report, Result
@@ -61,10 +63,12 @@ def _section(report: Report, shape: Profile) -> str:
     total = report.total
     css = "bad" if report.bottleneck else "ok"
     width = width_heading(report)
-    cuts = "".join(
-        _tensors(title, tensors, (width,), lambda t: (t.width,))
-        for title, tensors in titled_cuts(total)
+    cuts = _tensors(
+        cut_title(total), total.on_cut, (width, "share"), lambda t: (t.width, share(t, total))
     )
+    gain = widening(total)
+    if gain is not None:
+        cuts += f"<p class='gain'>{_e(gain)}</p>"
     bypassed = _tensors(
         "narrow layers bypassed by skips",
         report.bypassed,
@@ -86,7 +90,7 @@ def _tensors(
     title: str,
     tensors: Sequence[_Tensor],
     columns: tuple[str, ...],
-    figures_of: Callable[[_Tensor], tuple[int, ...]],
+    figures_of: Callable[[_Tensor], tuple[int | str, ...]],
 ) -> str:
     """A titled table of tensors (the first ``_ROWS``): layer, op, tensor, then
     the given figures."""

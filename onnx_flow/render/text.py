@@ -13,11 +13,13 @@ from rich.text import Text
 from onnx_flow.render.wording import (
     CAPPED_WIDTH,
     branch,
+    cut_title,
     figures,
     narrowed,
+    share,
     spectra_title,
-    titled_cuts,
     verdict,
+    widening,
     width_heading,
 )
 from onnx_flow.report import (
@@ -39,7 +41,7 @@ _WIDTH = 110
 _UNBOUNDED = 1_000_000
 _MAX_ROWS = 12
 _SPECTRUM_COLUMNS = ("layer", "op", "width", "rank", "energy rank", "stable", "effective")
-_NUMERIC = frozenset({"width", CAPPED_WIDTH, "flow around", *_SPECTRUM_COLUMNS[2:]})
+_NUMERIC = frozenset({"width", CAPPED_WIDTH, "share", "flow around", *_SPECTRUM_COLUMNS[2:]})
 _Item = TypeVar("_Item")
 
 
@@ -77,7 +79,7 @@ def _report(console: Console, report: Report) -> None:
         Text(f"({measure}; {dims or 'no symbolic dims'})", style="dim"),
     )
     width = width_heading(report)
-    cut_columns = ("layer", "op", "tensor", "shape", width)
+    cut_columns = ("layer", "op", "tensor", "shape", width, "share")
     graph_outputs = sum(not output.declared for output in report.outputs)
     console.print(_headline(report, "all outputs" if graph_outputs > 1 else None))
     if report.samples is not None:
@@ -108,10 +110,8 @@ def _report(console: Console, report: Report) -> None:
         console.print(table)
         for output in report.outputs:
             if output.bottleneck:
-                title = f"minimum cut of output {output.name}"
-                _table(console, title, cut_columns, output.cut_near_inputs, _cut_row)
-    for title, tensors in titled_cuts(report.total):
-        _table(console, title, cut_columns, tensors, _cut_row)
+                _cut(console, output, f"{cut_title(output)} of output {output.name}", cut_columns)
+    _cut(console, report.total, cut_title(report.total), cut_columns)
     _table(
         console,
         "narrow layers bypassed by skips",
@@ -153,9 +153,17 @@ def _layer(tensor: CutTensor | Bypassed) -> str:
     return tensor.module or tensor.node or "(input)"
 
 
-def _cut_row(t: CutTensor) -> tuple[str, ...]:
-    shape = "x".join(str(d) for d in t.shape) if t.shape is not None else "?"
-    return (_layer(t), t.op or "input", t.tensor, shape, str(t.width))
+def _cut(console: Console, result: OutputResult, title: str, columns: tuple[str, ...]) -> None:
+    """The table of the layers on a result's minimum cuts, and what widening them gains."""
+
+    def row(t: CutTensor) -> tuple[str, ...]:
+        shape = "x".join(str(d) for d in t.shape) if t.shape is not None else "?"
+        return (_layer(t), t.op or "input", t.tensor, shape, str(t.width), share(t, result))
+
+    _table(console, title, columns, result.on_cut, row)
+    gain = widening(result)
+    if gain is not None:
+        console.print(Text(gain), soft_wrap=True)  # a layer name is never cut
 
 
 def _bypassed_row(t: Bypassed) -> tuple[str, ...]:
@@ -199,7 +207,8 @@ def _table(
     """
     if not items:
         return
-    table = Table(title=title, title_justify="left", box=None, padding=(0, 2))
+    console.print(Text(title, style="italic"), soft_wrap=True)  # as long as it is
+    table = Table(box=None, padding=(0, 2))
     for column in columns:
         table.add_column(column, justify="right" if column in _NUMERIC else "left")
     for item in items[:_MAX_ROWS]:

@@ -9,11 +9,13 @@ __all__ = [
     "branch",
     "cut_layers",
     "cut_tensors",
+    "cut_title",
     "figures",
     "narrowed",
+    "share",
     "spectra_title",
-    "titled_cuts",
     "verdict",
+    "widening",
     "width_heading",
 ]
 
@@ -30,15 +32,49 @@ def figures(result: OutputResult, measure: str | None = None) -> str:
 
 
 def cut_tensors(result: OutputResult) -> set[str]:
-    """The tensors of both minimum cuts, the ones pictures mark."""
-    return {t.tensor for t in (*result.cut_near_inputs, *result.cut_near_outputs)}
+    """The tensors on some minimum cut, the ones pictures mark."""
+    return {t.tensor for t in result.on_cut}
+
+
+#: The layers :func:`cut_layers` names before it counts the rest.
+_NAMED = 8
 
 
 def cut_layers(result: OutputResult) -> str:
-    """The narrowest layers of a result, nearest the inputs: ``enc.2 (Gemm, 32)``."""
-    return ", ".join(
-        f"{t.module or t.node or t.tensor} ({t.op or 'input'}, {t.width})"
-        for t in _unique(result.cut_near_inputs)
+    """The layers on the result's minimum cuts: ``enc.2 (Gemm, 32)``, the first
+    ``_NAMED`` of them, then how many more."""
+    named = [f"{_layer(t)} ({t.op or 'input'}, {t.width})" for t in result.on_cut[:_NAMED]]
+    hidden = len(result.on_cut) - len(named)
+    return ", ".join(named) + (f" and {hidden} more" if hidden else "")
+
+
+def cut_title(result: OutputResult) -> str:
+    """The heading of the table of :attr:`~onnx_flow.report.OutputResult.on_cut`."""
+    if result.cut_near_inputs == result.cut_near_outputs == result.on_cut:
+        return "minimum cut"
+    return "every layer on a minimum cut (several cuts are as narrow)"
+
+
+def share(tensor: CutTensor, result: OutputResult) -> str:
+    """The part of the flow a tensor on a minimum cut carries: ``25%``."""
+    return f"{tensor.width / result.max_flow:.0%}" if result.max_flow else "-"
+
+
+def widening(result: OutputResult) -> str | None:
+    """What widening the layers on a bottleneck's cuts would gain, and the next limit;
+    ``None`` when the report has no such figure."""
+    if result.widened is None:
+        return None
+    flow = result.widened.max_flow
+    limit = ", ".join(
+        f"{_layer(t)} ({t.op or 'input'}, {t.width})" for t in result.widened.cut_near_inputs
+    )
+    if flow == result.max_flow:
+        return f"widening the layers on the cut alone gains nothing: {limit} is as narrow"
+    ratio = flow / result.reference if result.reference else 1.0
+    return (
+        f"widening the layers on the cut: max-flow {flow} of {result.reference}"
+        f" (ratio {ratio:.4g}, +{flow - result.max_flow}); the next limit is {limit}"
     )
 
 
@@ -63,16 +99,6 @@ def width_heading(report: Report) -> str:
     return CAPPED_WIDTH if report.measure in ("rank", "data") else "width"
 
 
-def titled_cuts(result: OutputResult) -> list[tuple[str, tuple[CutTensor, ...]]]:
-    """The result's minimum cuts with their titles: one when both extremes agree."""
-    if result.cut_near_inputs == result.cut_near_outputs:
-        return [("minimum cut", result.cut_near_inputs)]
-    return [
-        ("minimum cut nearest the inputs", result.cut_near_inputs),
-        ("minimum cut nearest the outputs", result.cut_near_outputs),
-    ]
-
-
 def branch(branch: Branch) -> str | None:
     """What the audit made of an ``If``: the branch it followed, or, where input values
     would decide it, how to choose one; ``None`` for one only a run decides."""
@@ -90,5 +116,5 @@ def branch(branch: Branch) -> str | None:
     )
 
 
-def _unique(tensors: tuple[CutTensor, ...]) -> list[CutTensor]:
-    return list({t.tensor: t for t in tensors}.values())
+def _layer(tensor: CutTensor) -> str:
+    return tensor.module or tensor.node or tensor.tensor

@@ -7,6 +7,7 @@ certificate (its widths sum to the flow and removing it separates inputs from ou
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 
@@ -218,3 +219,61 @@ def test_every_part_is_weighed(graph: ShapedGraph) -> None:
         else:
             children = [child.capacity for child in part.children]
             assert part.capacity == (min(children) if part.kind == "series" else sum(children))
+
+
+def _minimum_cuts(graph: ShapedGraph, outputs: Sequence[str]) -> list[set[str]]:
+    """Every set of tensors of least total width whose removal separates the outputs."""
+    sizes = _sizes(graph)
+    best = brute_force_cut(graph, outputs)
+    return [
+        set(subset)
+        for count in range(len(sizes) + 1)
+        for subset in itertools.combinations(sorted(sizes), count)
+        if sum(sizes[n] for n in subset) == best and _separates(graph, set(subset), outputs)
+    ]
+
+
+# Positive widths: a zero-width tensor would join every minimum cut as a free extra.
+@settings(max_examples=300, deadline=None)
+@given(random_dags(min_width=1))
+def test_on_cut_is_every_tensor_of_every_minimum_cut(graph: ShapedGraph) -> None:
+    flows = _prepared(graph)
+    for outputs in [*([o] for o in graph.outputs), graph.outputs]:
+        flow = solve(flows, outputs=outputs)
+        assert set(flow.on_cut) == set().union(*_minimum_cuts(graph, outputs))
+
+
+@settings(max_examples=300, deadline=None)
+@given(random_dags(min_width=1))
+def test_widened_is_the_flow_with_the_inner_cut_tensors_unbounded(graph: ShapedGraph) -> None:
+    flows = _prepared(graph)
+    flow = solve(flows, outputs=graph.outputs)
+    ends = {*graph.inputs, *graph.outputs}
+    lifted = [t for t in flow.on_cut if t not in ends]
+    widened = flow.widened(flows.network)
+    if not lifted:
+        assert widened is None
+        return
+    assert widened is not None
+    value, cut = widened
+    unbounded = network.connect(graph.wiring).weighed(widths.compute(graph))
+    capacity = [
+        None if t in lifted else c
+        for t, c in zip(unbounded.tensors, unbounded.capacity, strict=True)
+    ]
+    digraph = flow_digraph(
+        dataclasses.replace(unbounded, capacity=tuple(capacity)), outputs=list(graph.outputs)
+    )
+    assert value == nx.maximum_flow_value(digraph, network.SOURCE, network.SINK)
+    assert value >= flow.value  # the inputs or outputs may be as narrow
+    sizes = _sizes(graph)
+    assert not set(cut) & set(lifted)
+    assert sum(sizes[t] for t in cut) == value
+    assert _separates(graph, set(cut), graph.outputs)
+    # The reduction is weighed back: the same question gets the same answer.
+    again = solve(flows, outputs=graph.outputs)
+    assert (again.value, again.near_inputs, again.on_cut) == (
+        flow.value,
+        flow.near_inputs,
+        flow.on_cut,
+    )

@@ -3,6 +3,7 @@ only what a skip goes around in the flow to every output it reaches."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import onnx
@@ -61,3 +62,46 @@ def test_the_text_names_the_cut_of_each_bottlenecked_output(tmp_path: Path) -> N
     cut = lines[lines.index("minimum cut of output a") + 2].split()
     assert cut[:3] == ["a_down", "MatMul", "a_down"]
     assert "minimum cut of output b" not in lines
+
+
+def _series_of_narrow_layers() -> onnx.ModelProto:
+    """x[64] -> a 4 -> b 4 -> c 4 -> d 16 -> e 64: three layers equally narrow in series,
+    and a 16-wide one after them."""
+    layers = [("a", "x", 64, 4), ("b", "a", 4, 4), ("c", "b", 4, 4), ("d", "c", 4, 16)]
+    layers += [("e", "d", 16, 64)]
+    nodes, weights = [], []
+    for name, source, inputs, outputs in layers:
+        more, weight = linear(name, source, inputs, outputs)
+        nodes += more
+        weights += weight
+    io = [("x", TensorProto.FLOAT, [1, 64])]
+    return model(nodes, io, [("e", TensorProto.FLOAT, [1, 64])], weights)
+
+
+def test_every_layer_of_every_minimum_cut_and_the_gain_of_widening_them(
+    tmp_path: Path,
+) -> None:
+    report = onnx_flow.audit(_series_of_narrow_layers())
+    total = report.total
+    assert [t.tensor for t in total.cut_near_inputs] == ["a"]
+    assert [t.tensor for t in total.cut_near_outputs] == ["c"]
+    assert [t.tensor for t in total.on_cut] == ["a", "b", "c"]
+    # Widening a, b and c leaves d's 16 as the next limit: 16 of 64, 12 more.
+    assert total.widened is not None
+    assert total.widened.max_flow == 16
+    assert [t.tensor for t in total.widened.cut_near_inputs] == ["d"]
+    path = tmp_path / "series.onnx"
+    onnx.save(_series_of_narrow_layers(), path)
+    text = run("audit", path).stdout
+    assert "every layer on a minimum cut (several cuts are as narrow)" in text
+    for layer in ("a", "b", "c"):
+        assert f"  {layer}        MatMul    {layer}         1x4          4     100%" in text
+    assert "max-flow 16 of 64 (ratio 0.25, +12); the next limit is d (MatMul, 16)" in text
+    data = json.loads(run("audit", path, "--format", "json").stdout)
+    assert [(t["tensor"], t["share"]) for t in data["on_cut"]] == [
+        ("a", 1.0),
+        ("b", 1.0),
+        ("c", 1.0),
+    ]
+    assert data["widened"]["max_flow"] == 16 and data["widened"]["gain"] == 12
+    assert data["outputs"][0]["widened"] == data["widened"]
