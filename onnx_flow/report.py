@@ -197,6 +197,8 @@ class Point:
     """The width before a rank or data cap, where one applies; else ``width``."""
     layer: str
     """The producing layer's module path, else its node name, else the tensor."""
+    alive: int
+    """The cross-section here: the total width of the tensors alive at this depth."""
 
 
 @dataclass(frozen=True, slots=True)

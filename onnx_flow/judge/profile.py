@@ -1,11 +1,16 @@
-"""The picture of a model's flow: widths along depth, and its data flow.
+"""The picture of a model's flow: its cross-section along depth, and its data flow.
 
-Depth is a tensor's position in topological order. A skip is a tensor read more than
-one step after it was made: drawn as an arc from its depth to the depth of what the
-reader writes. The HTML report and the plot draw the profile, DOT draws the data flow
-(operators joined by the tensors that carry samples); all mark the cut's tensors. The
-audit builds it from its own graph and widths when a picture is asked for, so nothing
-is loaded or measured twice.
+Depth is a tensor's position in topological order. At each depth the *cross-section*
+is the total width of the tensors alive there: made at or before it (the data inputs
+from the start) and read by a layer that writes after it (the outputs to the end).
+Every path from the inputs to the outputs passes through one of them, so the
+cross-section is a cut and never falls below the max-flow: a skip is counted where it
+carries information, and a U-Net's profile stays at its input width where its inner
+layer dips. A skip is a tensor read more than one step after it was made: an arc from
+its depth to the depth of what the reader writes. The HTML report and the plot draw the
+profile, DOT draws the data flow (operators joined by the tensors that carry samples);
+all mark the cut's tensors. The audit builds it from its own graph and widths when a
+picture is asked for, so nothing is loaded or measured twice.
 """
 
 from __future__ import annotations
@@ -20,9 +25,33 @@ __all__ = ["data_flow", "profile"]
 def profile(graph: ShapedGraph, widths: Widths) -> Profile:
     """The profile and data flow of a model the audit has shaped and measured."""
     depth = {name: index for index, name in enumerate(graph.carrying)}
-    points = []
+    last = len(depth)
+    # A tensor is alive from its depth (0 for the data inputs) up to the last tensor its
+    # readers write (the end for an output): change[d] is what the cross-section gains at d.
+    end = dict.fromkeys(graph.outputs, last)
+    skips: dict[tuple[int, int], None] = {}
+    for node in graph.nodes:
+        written = [depth[o] for o in node.outputs if o in depth]
+        if not written:
+            continue
+        first, final = min(written), max(written)
+        for name in node.inputs:
+            if name in depth:
+                end[name] = max(end.get(name, 0), final)
+                if first - depth[name] > 1:
+                    skips[depth[name], first] = None
+    change = [0] * (last + 1)
     for name, index in depth.items():
-        node = graph.producers.get(name)
+        width = widths.known.get(name)
+        start = 0 if name in graph.inputs else index
+        if width and end.get(name, 0) > start:
+            change[start] += width
+            change[end[name]] -= width
+    points = []
+    alive = 0
+    for name, index in depth.items():
+        alive += change[index]
+        producer = graph.producers.get(name)
         width = widths.known.get(name)
         points.append(
             Point(
@@ -30,17 +59,10 @@ def profile(graph: ShapedGraph, widths: Widths) -> Profile:
                 depth=index,
                 width=width,
                 elements=widths.uncapped.get(name, width),
-                layer=(node.module or node.name) if node else name,
+                layer=(producer.module or producer.name) if producer else name,
+                alive=alive,
             )
         )
-    skips: dict[tuple[int, int], None] = {}
-    for node in graph.nodes:
-        written = [depth[o] for o in node.outputs if o in depth]
-        if not written:
-            continue
-        for name in node.inputs:
-            if name in depth and min(written) - depth[name] > 1:
-                skips[depth[name], min(written)] = None
     operators, edges = data_flow(graph, widths)
     return Profile(tuple(points), tuple(sorted(skips)), operators, edges)
 

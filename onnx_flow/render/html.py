@@ -1,6 +1,7 @@
-"""HTML: one self-contained page per run: each model's width profile as inline SVG
-(log widths along depth, caps where measured, skips as arcs, the cut in red), the
-verdict and the cut table. No scripts, no external files."""
+"""HTML: one self-contained page per run: each model's profile as inline SVG (the
+picture of :mod:`onnx_flow.render.picture`), the verdict, the layers on the cut and what
+widening them gains, the bypassed layers, spectra and findings. No scripts, no external
+files."""
 
 from __future__ import annotations
 
@@ -9,9 +10,16 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from onnx_flow.render.picture import (
+    CROSS_SECTION,
+    MAX_FLOW,
+    SKIP,
+    TENSOR,
+    UNCAPPED,
+    picture,
+)
 from onnx_flow.render.wording import (
     cut_layers,
-    cut_tensors,
     cut_title,
     figures,
     narrowed,
@@ -25,14 +33,12 @@ from onnx_flow.report import Bypassed, CutTensor, Failure, Profile, Report, Resu
 
 __all__ = ["render"]
 
-_W, _H, _PAD = 960, 320, 48
-
 _STYLE = """
 body { font-family: Helvetica, Arial, sans-serif; margin: 24px; color: #222; }
 h2 { font-size: 18px; margin-bottom: 4px; }
 .bad { color: #c0392b; font-weight: bold; } .ok { color: #1e8449; font-weight: bold; }
 table { border-collapse: collapse; margin: 8px 0 24px; font-size: 13px; }
-td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
+td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; overflow-wrap: anywhere; }
 svg text { font-size: 11px; }
 """
 
@@ -145,53 +151,113 @@ def _findings(report: Report) -> str:
 
 
 def _svg(report: Report, shape: Profile) -> str:
-    points = [p for p in shape.points if p.width]
-    if not points:
-        return "<p>no tensor of known width</p>"
-    cut = cut_tensors(report.total)
-    top = max(math.log10(max(p.elements or p.width or 1, 1)) for p in points) or 1.0
-    last = max(p.depth for p in shape.points) or 1
+    """The profile as inline SVG (see :mod:`onnx_flow.render.picture`), scaled to the
+    page's width: its labels stay inside the drawing at any width."""
+    drawn = picture(report, shape)
+    if not drawn.columns:
+        return "<p>no tensor to draw</p>"
+    legend, rows = _legend(drawn.legend())
+    top = _TOP + rows * _ROW
+    bottom = _H - _BELOW
+    # Whole decades from below the narrowest width to above the widest.
+    lowest = math.floor(math.log10(drawn.lowest))
+    highest = max(math.log10(drawn.highest) + 0.1, lowest + 1)
 
     def x(depth: int) -> float:
-        return _PAD + (_W - 2 * _PAD) * depth / last
+        return _LEFT + (_W - _LEFT - _RIGHT) * depth / (drawn.last or 1)
 
     def y(width: int) -> float:
-        return _H - _PAD - (_H - 2 * _PAD) * math.log10(max(width, 1)) / top
+        return bottom - (bottom - top) * (math.log10(max(width, 1)) - lowest) / (highest - lowest)
 
     parts = [
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{_W}' height='{_H}' role='img'>",
-        f"<line x1='{_PAD}' y1='{_H - _PAD}' x2='{_W - _PAD}' y2='{_H - _PAD}' stroke='#999'/>",
-        f"<text x='{_PAD}' y='{_H - 16}'>depth (tensors in topological order)</text>",
-        f"<text x='4' y='{_PAD - 12}'>width (log)</text>",
+        f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {_W} {_H}' width='100%'"
+        f" style='max-width:{_W}px' role='img' aria-label='{_e(drawn.title)}'>",
+        legend,
+        f"<line x1='{_LEFT}' y1='{bottom}' x2='{_W - _RIGHT}' y2='{bottom}' stroke='#999'/>",
+        f"<text x='{(_LEFT + _W - _RIGHT) / 2:.0f}' y='{_H - 10}' text-anchor='middle'>"
+        "depth (tensors in topological order)</text>",
+        f"<text transform='rotate(-90)' x='{-(top + bottom) / 2:.0f}' y='16'"
+        " text-anchor='middle'>width (log scale)</text>",
     ]
-    for power in range(math.ceil(top) + 1):
+    for power in range(lowest, math.floor(highest) + 1):
         parts.append(
-            f"<text x='{_PAD - 6}' y='{y(10**power) + 4:.1f}' text-anchor='end'>1e{power}</text>"
+            f"<text x='{_LEFT - 8}' y='{y(10**power) + 4:.1f}' text-anchor='end'>1e{power}</text>"
         )
-    for start, end in shape.skips:
+    for start, end in drawn.skips:
         middle = (x(start) + x(end)) / 2
         parts.append(
-            f"<path d='M {x(start):.1f} {_H - _PAD} Q {middle:.1f} {_H - _PAD + 40}"
-            f" {x(end):.1f} {_H - _PAD}' fill='none' stroke='#7fb3d5'/>"
+            f"<path class='skip' d='M {x(start):.1f} {bottom} Q {middle:.1f} {bottom + 2 * _ARC}"
+            f" {x(end):.1f} {bottom}' fill='none' stroke='{SKIP}' stroke-opacity='0.6'/>"
         )
-    capped = [(x(p.depth), y(p.elements)) for p in points if p.elements and p.elements != p.width]
-    for coords, color in (
-        (capped, "#bbb"),
-        ([(x(p.depth), y(p.width or 1)) for p in points], "#2e86c1"),
-    ):
+    lines = [
+        ([(c.depth, c.uncapped) for c in drawn.columns if c.uncapped], UNCAPPED, 1),
+        ([(c.depth, c.width) for c in drawn.columns if c.width], TENSOR, 1),
+        ([(c.depth, c.alive) for c in drawn.columns], CROSS_SECTION, 2.5),
+    ]
+    for coords, colour, stroke in lines:
         if coords:
-            line = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in coords)
-            parts.append(f"<polyline points='{line}' fill='none' stroke='{color}'/>")
-    for p in points:
-        if p.tensor in cut:
-            assert p.width is not None
+            line = " ".join(f"{x(d):.1f},{y(w or 1):.1f}" for d, w in coords)
             parts.append(
-                f"<circle cx='{x(p.depth):.1f}' cy='{y(p.width):.1f}' r='5' fill='#c0392b'/>"
-                f"<text x='{x(p.depth) + 7:.1f}' y='{y(p.width) - 7:.1f}' fill='#c0392b'>"
-                f"{_e(p.layer)} ({p.width})</text>"
+                f"<polyline points='{line}' fill='none' stroke='{colour}' stroke-width='{stroke}'/>"
+            )
+    level = y(drawn.max_flow)
+    parts.append(
+        f"<line class='max-flow' x1='{_LEFT}' y1='{level:.1f}' x2='{_W - _RIGHT}'"
+        f" y2='{level:.1f}' stroke='{MAX_FLOW}' stroke-dasharray='6 4'/>"
+    )
+    labelled = 0
+    for mark in drawn.marks:
+        cx, cy = x(mark.depth), y(mark.width)
+        parts.append(
+            f"<circle class='cut' cx='{cx:.1f}' cy='{cy:.1f}' r='5' fill='{drawn.cut_colour}'/>"
+        )
+        if mark.label:
+            # Toward the side with room, stacked so that labels never overlap: above
+            # the mark, or below it where the top of the drawing is too near.
+            anchor, dx = ("end", -9) if cx > _W / 2 else ("start", 9)
+            ly = cy - 9 - 15 * labelled
+            if ly < top + 12:
+                ly = cy + 20 + 15 * labelled
+            labelled += 1
+            parts.append(
+                f"<text class='cut-label' x='{cx + dx:.1f}' y='{ly:.1f}' text-anchor='{anchor}'"
+                f" fill='{drawn.cut_colour}'>{_e(mark.label)}</text>"
             )
     parts.append("</svg>")
     return "".join(parts)
+
+
+#: The drawing's size and margins, in its own units (it scales to the page).
+_W, _H = 960, 400
+_LEFT, _RIGHT, _TOP, _BELOW, _ROW, _ARC = 72, 24, 12, 78, 20, 18
+
+
+def _legend(entries: list[tuple[str, str, str]]) -> tuple[str, int]:
+    """The legend as rows of swatches and words across the top; and how many rows."""
+    parts, left, row = [], _LEFT, 0
+    for words, colour, kind in entries:
+        size = 34 + 7 * len(words)  # a generous estimate of the words' width at 11 px
+        if left + size > _W - _RIGHT and left > _LEFT:
+            left, row = _LEFT, row + 1
+        y = _TOP + row * _ROW + 6
+        if kind == "dot":
+            swatch = f"<circle cx='{left + 12}' cy='{y}' r='5' fill='{colour}'/>"
+        elif kind == "arc":
+            swatch = (
+                f"<path d='M {left} {y - 4} Q {left + 12} {y + 8} {left + 24} {y - 4}'"
+                f" fill='none' stroke='{colour}'/>"
+            )
+        else:
+            stroke = {"line": "stroke-width='2.5'", "thin": "", "dashed": "stroke-dasharray='6 4'"}
+            swatch = (
+                f"<line x1='{left}' y1='{y}' x2='{left + 24}' y2='{y}' stroke='{colour}'"
+                f" {stroke[kind]}/>"
+            )
+        parts.append(
+            f"<g class='legend'>{swatch}<text x='{left + 30}' y='{y + 4}'>{_e(words)}</text></g>"
+        )
+        left += size
+    return "".join(parts), row + 1
 
 
 def _e(text: str) -> str:

@@ -6,14 +6,14 @@ render, show the profile and name the cut's layer.
 
 from __future__ import annotations
 
+import itertools
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from tests.browser import Browser, needs_chromium
 from tests.runner import SHIPPED, run
 
 
@@ -31,32 +31,101 @@ def test_html_is_self_contained_and_names_the_cut(exported, tmp_path: Path) -> N
     assert page.count("enc.2") >= 3  # the verdict line, the profile's mark, the cut table
 
 
-def test_the_profile_marks_the_cut_and_draws_the_skips(exported, tmp_path: Path) -> None:
+def test_the_profile_marks_the_cut_in_the_verdicts_colour_and_draws_the_skips(
+    exported, tmp_path: Path
+) -> None:
     target = tmp_path / "residual.html"
     run("audit", exported("residual", "dynamo"), "--format", "html", "--output", target)
     page = target.read_text()
-    assert "<path d='M" in page  # the skip around the 4-wide branch
-    assert "fill='#c0392b'" in page  # the cut (the input, 64 wide)
+    assert "<path class='skip' d='M" in page  # the skip around the 4-wide branch
+    # The model passes: its cut (the input, 64 wide) is green, nothing is red.
+    assert "<circle class='cut'" in page and "fill='#1e8449'" in page
+    assert "#c0392b" not in page[page.index("<svg") : page.index("</svg>")]
+    squeeze = tmp_path / "squeeze.html"
+    run("audit", SHIPPED, "--format", "html", "--output", squeeze)
+    assert "<circle class='cut' cx='" in squeeze.read_text()
+    assert "fill='#c0392b'/>" in squeeze.read_text()
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
-def test_headless_chromium_renders_the_profile(exported, tmp_path: Path) -> None:
-    page = _html(exported, tmp_path)
-    shot = tmp_path / "shot.png"
-    browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1000,700"]
-    dom = subprocess.run(
-        [*browser, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
-    )
-    assert "enc.2" in dom.stdout and "<svg" in dom.stdout
-    assert "Uncaught" not in dom.stderr  # no script errors
-    subprocess.run(
-        [*browser, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120
-    )
-    image = Image.open(shot).convert("RGB")
-    # The profile's line (blue) and the cut's mark (red) are on the screenshot.
-    colors = {color for _, color in image.getcolors(1 << 24)}
-    assert any(b > 150 and r < 100 for r, g, b in colors)
-    assert any(r > 150 and g < 90 and b < 90 for r, g, b in colors)
+#: Measures each drawing on the page: its box, its texts' boxes, the cut marks' colours,
+#: the legend's words, the max-flow line's height and the cross-section's points.
+_MEASURE = """(() => {
+  const box = e => { const b = e.getBoundingClientRect();
+    return {left: b.left, right: b.right, top: b.top, bottom: b.bottom}; };
+  const drawings = [...document.querySelectorAll('svg')].map(svg => ({
+    frame: box(svg),
+    texts: [...svg.querySelectorAll('text')].map(t => ({text: t.textContent, ...box(t)})),
+    marks: [...svg.querySelectorAll('circle.cut')].map(c => c.getAttribute('fill')),
+    legend: [...svg.querySelectorAll('g.legend text')].map(t => t.textContent),
+    level: Number(svg.querySelector('line.max-flow').getAttribute('y1')),
+    section: [...svg.querySelectorAll('polyline')]
+      .filter(p => p.getAttribute('stroke') === '#2e86c1')
+      .flatMap(p => p.getAttribute('points').split(' ').map(xy => Number(xy.split(',')[1]))),
+  }));
+  return {drawings, scroll: document.documentElement.scrollWidth, width: innerWidth};
+})()"""
+
+
+@pytest.fixture(scope="module")
+def pages(exported, tmp_path_factory) -> dict[str, tuple[Path, bool]]:
+    """One HTML page per kind of report: (page, whether the model has a bottleneck)."""
+    import numpy as np
+
+    folder = tmp_path_factory.mktemp("pages")
+    samples = folder / "samples.npz"
+    np.savez(samples, x=np.random.default_rng(0).standard_normal((64, 784)).astype(np.float32))
+    cases = {
+        "squeeze": [SHIPPED],
+        "unet": [exported("unet", "dynamo")],
+        "gpt2": [exported("gpt2", "torchscript"), "--dim", "sequence=16"],
+        "rank": [SHIPPED, "--measure", "rank", "--energy", "0.99"],
+        "data": [exported("autoencoder", "dynamo"), "--measure", "data", "--inputs", samples],
+    }
+    built = {}
+    for name, arguments in cases.items():
+        page = folder / f"{name}.html"
+        result = run("audit", *arguments, "--format", "html", "--output", page)
+        assert result.returncode in (0, 1), result.stderr
+        built[name] = (page, result.returncode == 1)
+    return built
+
+
+def _overlap(a: dict, b: dict) -> float:
+    width = min(a["right"], b["right"]) - max(a["left"], b["left"])
+    height = min(a["bottom"], b["bottom"]) - max(a["top"], b["top"])
+    return max(width, 0) * max(height, 0)
+
+
+@needs_chromium
+@pytest.mark.parametrize("width", [1400, 800])
+def test_every_page_draws_its_profile_whole_in_a_browser(pages, width: int, tmp_path: Path) -> None:
+    """At 1400 and 800 pixels: every label inside its drawing and none over another, a
+    legend, the cut marked in the verdict's colour (red only for a bottleneck), nothing
+    wider than the window, and the U-Net's cross-section never below its max-flow.
+    The screenshots are left in the test's folder."""
+    with Browser(width, 900) as browser:
+        for name, (page, bottleneck) in pages.items():
+            browser.open(page.as_uri())
+            measured = browser.evaluate(_MEASURE)
+            assert measured["scroll"] <= measured["width"], name
+            (drawing,) = measured["drawings"]
+            frame = drawing["frame"]
+            for text in drawing["texts"]:
+                assert frame["left"] - 0.5 <= text["left"] and text["right"] <= frame["right"] + 0.5
+                assert frame["top"] - 0.5 <= text["top"] and text["bottom"] <= frame["bottom"] + 0.5
+            for first, second in itertools.combinations(drawing["texts"], 2):
+                assert _overlap(first, second) < 1, (name, first["text"], second["text"])
+            assert drawing["legend"][0] == "cross-section: total width alive"
+            assert any(words.startswith("max-flow ") for words in drawing["legend"])
+            assert any(words.startswith("minimum cut") for words in drawing["legend"])
+            colour = "#c0392b" if bottleneck else "#1e8449"
+            assert drawing["marks"] and set(drawing["marks"]) == {colour}, name
+            if name == "unet":  # y grows downward: never below the level is never greater
+                assert max(drawing["section"]) <= drawing["level"] + 0.01
+            shot = browser.screenshot(tmp_path / f"{name}-{width}.png")
+            colours = {c for _, c in Image.open(shot).convert("RGB").getcolors(1 << 24)}
+            red = any(r > 150 and g < 90 and b < 90 for r, g, b in colours)
+            assert red == bottleneck, name
 
 
 @pytest.mark.parametrize("suffix", [".svg", ".png"])
