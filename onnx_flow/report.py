@@ -238,7 +238,8 @@ class OutputResult:
     declared: bool = False
     """An output that a declared bottleneck adds: the end of the part before it."""
     on_cut: tuple[CutTensor, ...] = ()
-    """Every tensor on some minimum cut, in graph order: the extremes and all between."""
+    """For a bottleneck, every tensor on some minimum cut, in graph order: the extremes
+    and all between; empty when it is no bottleneck (nothing to change)."""
     widened: Widened | None = None
     """For a bottleneck, the flow with the layers on its cuts widened; ``None`` when it
     is no bottleneck or its cuts hold only inputs and outputs."""

@@ -124,13 +124,18 @@ class _Judge:
             cut_near_inputs=tuple(self.cut_tensor(t) for t in flow.near_inputs),
             cut_near_outputs=tuple(self.cut_tensor(t) for t in flow.near_outputs),
             declared=declared,
-            on_cut=tuple(self.cut_tensor(t) for t in flow.on_cut),
         )
-        lifted = flow.widened(self.prepared.network) if result.bottleneck else None
-        if lifted is None:
+        if not result.bottleneck:
+            # Nothing to change: a deep residual stack has a minimum cut at every layer.
             return result
-        widened = Widened(lifted[0], tuple(map(self.cut_tensor, lifted[1])))
-        return dataclasses.replace(result, widened=widened)
+        lifted = flow.widened(self.prepared.network)
+        return dataclasses.replace(
+            result,
+            on_cut=tuple(self.cut_tensor(t) for t in flow.on_cut),
+            widened=None
+            if lifted is None
+            else Widened(lifted[0], tuple(map(self.cut_tensor, lifted[1]))),
+        )
 
     def cut_tensor(self, tensor: str) -> CutTensor:
         """A cut tensor's record; a split's input is reported as the tensor it stands for."""

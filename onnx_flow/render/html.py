@@ -19,6 +19,7 @@ from onnx_flow.render.picture import (
     picture,
 )
 from onnx_flow.render.wording import (
+    cut,
     cut_layers,
     cut_title,
     figures,
@@ -70,7 +71,7 @@ def _section(report: Report, shape: Profile) -> str:
     css = "bad" if report.bottleneck else "ok"
     width = width_heading(report)
     cuts = _tensors(
-        cut_title(total), total.on_cut, (width, "share"), lambda t: (t.width, share(t, total))
+        cut_title(total), cut(total), (width, "share"), lambda t: (t.width, share(t, total))
     )
     gain = widening(total)
     if gain is not None:

@@ -13,6 +13,7 @@ from rich.text import Text
 from onnx_flow.render.wording import (
     CAPPED_WIDTH,
     branch,
+    cut,
     cut_title,
     figures,
     narrowed,
@@ -160,7 +161,7 @@ def _cut(console: Console, result: OutputResult, title: str, columns: tuple[str,
         shape = "x".join(str(d) for d in t.shape) if t.shape is not None else "?"
         return (_layer(t), t.op or "input", t.tensor, shape, str(t.width), share(t, result))
 
-    _table(console, title, columns, result.on_cut, row)
+    _table(console, title, columns, cut(result), row)
     gain = widening(result)
     if gain is not None:
         console.print(Text(gain), soft_wrap=True)  # a layer name is never cut

@@ -7,6 +7,7 @@ from onnx_flow.report import Branch, CutTensor, LayerSpectrum, OutputResult, Rep
 __all__ = [
     "CAPPED_WIDTH",
     "branch",
+    "cut",
     "cut_layers",
     "cut_tensors",
     "cut_title",
@@ -32,8 +33,19 @@ def figures(result: OutputResult, measure: str | None = None) -> str:
 
 
 def cut_tensors(result: OutputResult) -> set[str]:
-    """The tensors on some minimum cut, the ones pictures mark."""
-    return {t.tensor for t in result.on_cut}
+    """The tensors pictures mark: on some minimum cut of a bottleneck, else on either
+    extreme cut."""
+    return {t.tensor for t in cut(result)}
+
+
+def cut(result: OutputResult) -> tuple[CutTensor, ...]:
+    """The layers to list: every one on a minimum cut of a bottleneck; for a model that
+    passes, its two extreme cuts (nothing is to change, and a residual stack has a
+    minimum cut at every layer)."""
+    if result.on_cut:
+        return result.on_cut
+    extremes = {t.tensor: t for t in (*result.cut_near_inputs, *result.cut_near_outputs)}
+    return tuple(extremes.values())
 
 
 #: The layers :func:`cut_layers` names before it counts the rest.
@@ -41,18 +53,21 @@ _NAMED = 8
 
 
 def cut_layers(result: OutputResult) -> str:
-    """The layers on the result's minimum cuts: ``enc.2 (Gemm, 32)``, the first
-    ``_NAMED`` of them, then how many more."""
-    named = [f"{_layer(t)} ({t.op or 'input'}, {t.width})" for t in result.on_cut[:_NAMED]]
-    hidden = len(result.on_cut) - len(named)
+    """The layers of :func:`cut`: ``enc.2 (Gemm, 32)``, the first ``_NAMED`` of them,
+    then how many more."""
+    layers = cut(result)
+    named = [f"{_layer(t)} ({t.op or 'input'}, {t.width})" for t in layers[:_NAMED]]
+    hidden = len(layers) - len(named)
     return ", ".join(named) + (f" and {hidden} more" if hidden else "")
 
 
 def cut_title(result: OutputResult) -> str:
-    """The heading of the table of :attr:`~onnx_flow.report.OutputResult.on_cut`."""
-    if result.cut_near_inputs == result.cut_near_outputs == result.on_cut:
+    """The heading of the table of :func:`cut`."""
+    if result.cut_near_inputs == result.cut_near_outputs:
         return "minimum cut"
-    return "every layer on a minimum cut (several cuts are as narrow)"
+    if result.on_cut:
+        return "every layer on a minimum cut (several cuts are as narrow)"
+    return "minimum cuts nearest the inputs and nearest the outputs"
 
 
 def share(tensor: CutTensor, result: OutputResult) -> str:

@@ -105,3 +105,20 @@ def test_every_layer_of_every_minimum_cut_and_the_gain_of_widening_them(
     ]
     assert data["widened"]["max_flow"] == 16 and data["widened"]["gain"] == 12
     assert data["outputs"][0]["widened"] == data["widened"]
+
+
+def test_a_model_that_passes_has_nothing_to_widen() -> None:
+    """Every 64-wide tensor of x -> 64 -> 64 -> 64 is a minimum cut, and none needs
+    changing: the report lists only the two extremes."""
+    nodes, weights = [], []
+    for name, source in (("a", "x"), ("b", "a"), ("c", "b")):
+        more, weight = linear(name, source, 64, 64)
+        nodes += more
+        weights += weight
+    io = [("x", TensorProto.FLOAT, [1, 64])]
+    report = onnx_flow.audit(model(nodes, io, [("c", TensorProto.FLOAT, [1, 64])], weights))
+    assert not report.bottleneck
+    assert (report.total.on_cut, report.total.widened) == ((), None)
+    assert [t.tensor for t in report.total.cut_near_inputs] == ["x"]
+    assert [t.tensor for t in report.total.cut_near_outputs] == ["c"]
+    assert report.to_dict()["on_cut"] == [] and report.to_dict()["widened"] is None
