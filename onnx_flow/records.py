@@ -6,6 +6,7 @@ The frontend reads the protobuf into these; measure, flow and judge read only th
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
@@ -23,9 +24,25 @@ __all__ = [
     "TensorType",
     "Wiring",
     "distinct",
+    "file_name",
     "format_shape",
     "module_path",
+    "unnamed_label",
 ]
+
+#: The label of a node its file leaves unnamed: its op type and position in the graph.
+_UNNAMED = re.compile(r"<[^<>#]+ #\d+>")
+
+
+def unnamed_label(op_type: str, index: int) -> str:
+    """The label of the unnamed node ``index`` of the graph: ``<Relu #3>``."""
+    return f"<{op_type} #{index}>"
+
+
+def file_name(label: str) -> str:
+    """A node's name as its file writes it: empty for one :func:`unnamed_label` labels."""
+    return "" if _UNNAMED.fullmatch(label) else label
+
 
 #: A dim: a size, the name of a symbolic dim nobody bound, or ``None`` when unknown.
 Dim = int | str | None

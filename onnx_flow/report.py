@@ -212,6 +212,10 @@ class Profile:
     """(vertex, op type, module) of the data flow; ``input:X`` and ``output:X`` too."""
     edges: tuple[tuple[str, str, str], ...]
     """(producer vertex, reader vertex, tensor): each carrying tensor to each reader."""
+    nodes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(the node's name as its file writes it, empty when it has none; the tensors it
+    writes) for every node, in graph order: what viewers that name nodes themselves
+    key them by."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,7 +196,7 @@ def _diff(arguments: argparse.Namespace, options: Options) -> int:
 
 def _drawn(options: Options, output_format: Format, *, plot: str | None = None) -> Options:
     """The options, asking the audit for its picture when the output draws one."""
-    if output_format in (Format.DOT, Format.HTML) or plot:
+    if output_format in (Format.DOT, Format.HTML, Format.MODEL_EXPLORER) or plot:
         return dataclasses.replace(options, picture=True)
     return options
 

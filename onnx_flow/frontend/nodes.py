@@ -22,6 +22,7 @@ from onnx_flow.records import (
     SUBGRAPH_OPS,
     Node,
     Wiring,
+    unnamed_label,
 )
 
 __all__ = ["Links", "captured", "carrying_tensors", "check_text", "constant_tensor", "read"]
@@ -191,7 +192,7 @@ def _node(node: onnx.NodeProto, index: int, constants: frozenset[str]) -> Node:
         for prop in node.metadata_props:
             if prop.key == _NAME_SCOPES:
                 scope = prop.value
-    label = name or f"<{op_type} #{index}>"
+    label = name or unnamed_label(op_type, index)
     if op_type in FUSED_ATTENTION:
         attributes = tuple((a.name, a.i) for a in node.attribute if a.type == a.INT)
         arguments = tuple(node.input)

@@ -16,7 +16,7 @@ picture is asked for, so nothing is loaded or measured twice.
 from __future__ import annotations
 
 from onnx_flow.measure.widths import Widths
-from onnx_flow.records import ShapedGraph
+from onnx_flow.records import ShapedGraph, file_name
 from onnx_flow.report import Point, Profile
 
 __all__ = ["data_flow", "profile"]
@@ -64,7 +64,8 @@ def profile(graph: ShapedGraph, widths: Widths) -> Profile:
             )
         )
     operators, edges = data_flow(graph, widths)
-    return Profile(tuple(points), tuple(sorted(skips)), operators, edges)
+    nodes = tuple((file_name(node.name), node.outputs) for node in graph.nodes)
+    return Profile(tuple(points), tuple(sorted(skips)), operators, edges, nodes)
 
 
 def data_flow(

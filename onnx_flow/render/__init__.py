@@ -29,6 +29,7 @@ class Format(str, Enum):
     SARIF = "sarif"
     DOT = "dot"
     HTML = "html"
+    MODEL_EXPLORER = "model-explorer"
 
 
 #: Format -> the module of this package that renders it.
@@ -39,6 +40,7 @@ RENDERERS: dict[Format, str] = {
     Format.SARIF: "sarif",
     Format.DOT: "dot",
     Format.HTML: "html",
+    Format.MODEL_EXPLORER: "model_explorer",
 }
 
 

@@ -1,9 +1,9 @@
 """DOT (Graphviz): each model's data flow, with the minimum cut drawn in red.
 
 Operators are boxes labelled with their layer and op; each edge is a tensor labelled
-with its width. Edges of the cut nearest the inputs and of the cut nearest the outputs
-are red and thick. Several models give several graphs in one file, which ``dot``
-reads in turn.
+with its width. The edges of the cut are red and thick: of a bottleneck, every tensor on
+a minimum cut; of a model that passes, its two extreme cuts. Several models give several
+graphs in one file, which ``dot`` reads in turn.
 """
 
 from __future__ import annotations
