@@ -57,13 +57,17 @@ def render(reports: Sequence[Result], name: str) -> bytes:
 
 
 def _draw(panel: Any, drawn: Picture) -> None:
-    """One model's picture on a matplotlib subfigure: the profile over a band of skips."""
+    """One model's picture on a matplotlib subfigure: the profile over a band of skips
+    (when there are skips)."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import PathPatch
     from matplotlib.path import Path as Curve
     from matplotlib.ticker import MaxNLocator
 
-    axis, band = panel.subplots(2, 1, sharex=True, height_ratios=(5, 1))
+    if drawn.skips:
+        axis, band = panel.subplots(2, 1, sharex=True, height_ratios=(5, 1))
+    else:  # no band of skips to draw: the depth axis under the profile
+        axis = band = panel.subplots(1, 1)
     depths = [c.depth for c in drawn.columns]
     for values, colour, width in (
         ([c.uncapped for c in drawn.columns], UNCAPPED, 1.0),
@@ -102,10 +106,11 @@ def _draw(panel: Any, drawn: Picture) -> None:
             [(start, 0), (middle_x, -2), (end, 0)], [Curve.MOVETO, Curve.CURVE3, Curve.CURVE3]
         )
         band.add_patch(PathPatch(curve, fill=False, edgecolor=SKIP, alpha=0.6))
-    band.set_ylim(-1.1, 0.05)
+    if drawn.skips:
+        band.set_ylim(-1.1, 0.05)
+        band.set_yticks([])
+        band.set_ylabel("skips", rotation=0, ha="right", va="center")
     band.xaxis.set_major_locator(MaxNLocator(integer=True))
-    band.set_yticks([])
-    band.set_ylabel("skips", rotation=0, ha="right", va="center")
     band.set_xlim(0, drawn.last or 1)
     band.set_xlabel("depth (tensors in topological order)")
 
