@@ -72,7 +72,44 @@ def _contradicting_dims(folder: Path) -> Path:
     return path
 
 
+def _without_outputs(folder: Path) -> Path:
+    built = squeeze_mlp()
+    del built.graph.output[:]
+    path = folder / "no-outputs.onnx"
+    onnx.save(built, path)
+    return path
+
+
+def _output_nothing_writes(folder: Path) -> Path:
+    built = squeeze_mlp()
+    built.graph.output[0].name = "ghost"
+    path = folder / "ghost.onnx"
+    onnx.save(built, path)
+    return path
+
+
+def _relu(shape: list[int], folder: Path) -> Path:
+    relu = helper.make_node("Relu", ["x"], ["y"], name="relu")
+    path = folder / "relu.onnx"
+    onnx.save(
+        model([relu], [("x", TensorProto.FLOAT, shape)], [("y", TensorProto.FLOAT, shape)]), path
+    )
+    return path
+
+
 CASES: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
+    "no outputs": (_without_outputs, [], "the graph has no outputs"),
+    "an output nothing writes": (
+        _output_nothing_writes,
+        [],
+        "output 'ghost' is written by no node",
+    ),
+    # 240 dims of 2**62: a width of 4,336 digits, past what Python prints by default.
+    "over 2**64 elements": (
+        lambda folder: _relu([2**62] * 240, folder),
+        [],
+        "tensor 'x' has more than 2**64 elements (240 dims)",
+    ),
     "absolute location": (
         external_entry("location", "/etc/passwd"),
         [],

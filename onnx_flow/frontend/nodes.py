@@ -41,7 +41,7 @@ def read(graph: onnx.GraphProto) -> Wiring:
 
     Raises:
         AuditError: a name is not UTF-8, a node reads a tensor nothing defines, the graph
-            has a cycle, or no output is a tensor.
+            has a cycle, no output, an output nothing writes, or no output is a tensor.
     """
     constants = frozenset(t.name for t in graph.initializer)
     inputs = tuple(i.name for i in graph.input if i.name not in constants)
@@ -61,11 +61,18 @@ def read(graph: onnx.GraphProto) -> Wiring:
         chain.from_iterable(r.inputs for r in records),
         chain.from_iterable(r.outputs for r in records),
     )
-    nodes, producers = _topological(records, _defined(graph, constants))
+    defined = _defined(graph, constants)
+    nodes, producers = _topological(records, defined)
+    outputs = _tensor_outputs(graph)
+    if not graph.output:
+        raise AuditError("the graph has no outputs: there is nothing to audit")
+    for name in outputs:
+        if name not in producers and name not in defined:
+            raise AuditError(f"output {name!r} is written by no node and is no input")
     return Wiring(
         nodes=nodes,
         inputs=inputs,
-        outputs=_tensor_outputs(graph),
+        outputs=outputs,
         constants=constants,
         producers=producers,
         carrying=carrying_tensors(nodes, inputs),

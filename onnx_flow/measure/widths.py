@@ -60,6 +60,11 @@ class Widths:
         return name in self.known or name in self.unknown
 
 
+#: The widest a tensor can be in any measure: 2**64 elements of 128 bits. Beyond it a
+#: shape is corrupt or hostile (and its width, past 4,300 digits, would not even print).
+MAX_WIDTH = 2**64 * 128
+
+
 def compute(
     graph: ShapedGraph,
     *,
@@ -75,13 +80,29 @@ def compute(
     tensors it names; ``energy`` and ``spectra`` say how they were found.
 
     Raises:
-        AuditError: a width needs a symbolic dim the model declares and nobody bound.
+        AuditError: a width needs a symbolic dim the model declares and nobody bound, or
+            a shape has a negative dim or more than 2**64 elements.
     """
     carrying = graph.carrying
     types = list(map(graph.types.get, carrying))
     # Tensors of one type share one record: each distinct type's width is found once,
     # and handed to the tensors in passes that run in C.
-    by_type = {key: _width(tensor, measure) for key, tensor in distinct(types).items()}
+    kinds = distinct(types)
+    by_type = {key: _width(tensor, measure) for key, tensor in kinds.items()}
+    for key, width in by_type.items():
+        if isinstance(width, str) or not (width > MAX_WIDTH or _negative(kinds[key])):
+            continue
+        name = next(n for n, t in zip(carrying, types, strict=True) if id(t) == key)
+        tensor = kinds[key]
+        assert tensor is not None  # it has a width
+        if _negative(tensor):
+            raise AuditError(
+                f"tensor {name!r} has a negative dim: {format_shape(tensor.shape or ())}"
+            )
+        raise AuditError(
+            f"tensor {name!r} has more than 2**64 elements ({len(tensor.shape or ())} dims):"
+            " no model can hold it"
+        )
     widths = dict(zip(carrying, map(by_type.__getitem__, map(id, types)), strict=True))
     one_hot = _one_hot(graph, carrying)
     for name, (rows, table_bits) in one_hot.items():
@@ -211,6 +232,11 @@ def _symbols(tensor: TensorType | None) -> list[str]:
     if tensor is None or tensor.shape is None:
         return []
     return [d for d in tensor.shape if isinstance(d, str)]
+
+
+def _negative(tensor: TensorType | None) -> bool:
+    """Whether a shape has a negative dim (ONNX defines none)."""
+    return tensor is not None and any(isinstance(d, int) and d < 0 for d in tensor.shape or ())
 
 
 def _elements(tensor: TensorType | None) -> int | str:

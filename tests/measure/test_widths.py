@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_flow
+from onnx_flow.errors import AuditError
 from onnx_flow.measure import widths
 from onnx_flow.options import Measure, Options
 from onnx_flow.pipeline import resolve
+from onnx_flow.records import TensorType
 from tests.onnx_builders import model, squeeze_mlp, weight
+from tests.strategies import shaped_graph
 
 
 def _widths(built, **options) -> widths.Widths:
@@ -149,3 +154,11 @@ def test_reshape_target_computed_by_range_is_folded() -> None:
         nodes, [("x", TensorProto.FLOAT, [2, 3])], [("y", TensorProto.FLOAT, [None])], scalars
     )
     assert _widths(built).known == {"x": 6, "y": 6}
+
+
+def test_a_negative_dim_is_refused_not_measured() -> None:
+    """-2 x -64 would multiply to 128: the shape is corrupt, whatever its product."""
+    graph = shaped_graph(("x",), [], ("x",), {"x": 1})
+    graph = dataclasses.replace(graph, types={"x": TensorType((-2, -64), "FLOAT", 32, False)})
+    with pytest.raises(AuditError, match=r"tensor 'x' has a negative dim: \[-2, -64\]"):
+        widths.compute(graph)
