@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -12,7 +13,15 @@ from typing import TypeVar
 from onnx_flow.errors import AuditError
 from onnx_flow.report import FindingKind
 
-__all__ = ["Measure", "Options", "parse_dims", "parse_input_shapes", "parse_input_values"]
+__all__ = [
+    "Limits",
+    "Measure",
+    "Options",
+    "parse_dims",
+    "parse_input_shapes",
+    "parse_input_values",
+    "parse_limits",
+]
 
 
 @unique
@@ -28,6 +37,37 @@ class Measure(str, Enum):
     DATA = "data"
     """Elements, each tensor capped at the rank of its activations over real samples
     (:mod:`onnx_flow.measure.data`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Budgets that bound what a model can make the audit do, whatever the file says
+    (``--limit NAME=N``; a model past one is refused, naming it)."""
+
+    nodes: int = 2_000_000
+    """Nodes the graph may have once its local functions are inlined (counted before
+    inlining: functions that call each other twice per level grow as 2**depth)."""
+    sample_bytes: int = 2**31
+    """Bytes the arrays of a ``--inputs`` archive may inflate to (checked before any
+    is read)."""
+
+    #: The names ``--limit`` takes, as they are spelled there.
+    NAMES = ("nodes", "sample-bytes")
+
+    def with_given(self, given: Mapping[str, int]) -> Limits:
+        """These limits with some replaced, by their ``--limit`` names.
+
+        Raises:
+            AuditError: an unknown name, or a value that is not a positive integer.
+        """
+        values = {}
+        for name, value in given.items():
+            if name not in self.NAMES:
+                raise AuditError(f"--limit {name}: unknown (known: {', '.join(self.NAMES)})")
+            if not _positive(value):
+                raise AuditError(f"--limit {name}={value}: the limit must be a positive integer")
+            values[name.replace("-", "_")] = value
+        return dataclasses.replace(self, **values)
 
 
 _DIM = re.compile(r"^([^=\s]+)=(\d+)$")
@@ -61,6 +101,8 @@ class Options:
     """Values of small data inputs, by input name: they decide ``If`` conditions."""
     energy: float | None = None
     """For ``rank`` and ``data``: cap at the energy rank holding this fraction."""
+    limits: Limits = field(default_factory=Limits)
+    """Budgets on the work a model can ask for."""
     dims_where_declared: bool = False
     """Several models: each of ``dims`` binds the models that declare it (the caller
     checks that one does); else a model without it is an error."""
@@ -79,6 +121,7 @@ class Options:
         input_shapes: Mapping[str, Iterable[int]] | None = None,
         input_values: Mapping[str, Iterable[float] | float] | None = None,
         energy: float | None = None,
+        limits: Mapping[str, int] | None = None,
     ) -> Options:
         """Return the options, or raise :class:`AuditError` naming the bad one."""
         for name, size in (dims or {}).items():
@@ -135,6 +178,7 @@ class Options:
             input_shapes=shapes,
             input_values=values,
             energy=None if energy is None else float(energy),
+            limits=Limits().with_given(limits or {}),
         )
 
 
@@ -164,6 +208,21 @@ def parse_dims(texts: Iterable[str]) -> dict[str, int]:
             raise AuditError(f"--dim {text}: dim {name!r} is given twice")
         dims[name] = int(match.group(2))
     return dims
+
+
+def parse_limits(texts: Iterable[str]) -> dict[str, int]:
+    """``["nodes=500000"]`` -> ``{"nodes": 500000}``; checked by :class:`Limits`.
+
+    Raises:
+        AuditError: an item is not NAME=N.
+    """
+    limits = {}
+    for text in texts:
+        match = _DIM.match(text)
+        if not match:
+            raise AuditError(f"--limit {text}: expected NAME=N, e.g. nodes=500000")
+        limits[match.group(1)] = int(match.group(2))
+    return limits
 
 
 def parse_input_shapes(texts: Iterable[str]) -> dict[str, tuple[int, ...]]:

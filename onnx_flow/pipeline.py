@@ -43,6 +43,7 @@ def audit(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     input_values: Mapping[str, Sequence[float] | float] | None = None,
     energy: float | None = None,
+    limits: Mapping[str, int] | None = None,
 ) -> Report:
     """Audit one model for information bottlenecks.
 
@@ -68,6 +69,8 @@ def audit(
         energy: for ``rank`` and ``data``, cap at the energy rank: the fewest singular
             values holding this fraction (0 < energy <= 1) of the sum of their squares;
             ``None``: the numerical rank.
+        limits: budgets by their ``--limit`` names (``{"nodes": 500000}``); see
+            :class:`~onnx_flow.options.Limits` for each and its default.
 
     Raises:
         AuditError: the model or an option cannot be audited.
@@ -83,6 +86,7 @@ def audit(
         input_shapes=input_shapes,
         input_values=input_values,
         energy=energy,
+        limits=limits,
     )
     return run(source, options)
 
@@ -95,7 +99,7 @@ def run(source: Source, options: Options) -> Report:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        model = load.load(source)  # its errors name the file already
+        model = load.load(source, nodes=options.limits.nodes)  # its errors name the file
         with _naming(source):
             # Without a declared split, the flow network needs the nodes alone: it is
             # prepared while shapes are inferred.
@@ -124,7 +128,7 @@ def run(source: Source, options: Options) -> Report:
 def resolve(source: Source, options: Options) -> tuple[ShapedGraph, widths.Widths]:
     """The model's shaped graph and the widths of its tensors: the audit's first stages
     (for the networkx view, :func:`onnx_flow.dataflow.graph`)."""
-    model = load.load(source)
+    model = load.load(source, nodes=options.limits.nodes)
     with _naming(source):
         graph, _ = _shaped(model, source, options, prepare=False)
         return graph, _measured(graph, source, options)
@@ -172,7 +176,7 @@ def _measured(graph: ShapedGraph, source: Source, options: Options) -> widths.Wi
     if options.measure is Measure.RANK:
         caps, spectra = rank.caps(graph, Stored(source, graph.branches), energy)
     elif options.measure is Measure.DATA and options.inputs is not None:
-        feeds = data.load_samples(options.inputs, graph)
+        feeds = data.load_samples(options.inputs, graph, options.limits.sample_bytes)
         caps, spectra = data.caps(graph, Stored(source, graph.branches), feeds, energy)
         samples = len(feeds)
     return widths.compute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / "squeeze.onnx"
 
 
-def run(*args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    """``onnx-flow ARGS`` in a fresh process, in ``cwd`` (the repository by default)."""
+def run(
+    *args: str | Path, cwd: Path = REPO, memory: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``onnx-flow ARGS`` in a fresh process, in ``cwd`` (the repository by default),
+    within 120 s and, if given, ``memory`` bytes of address space."""
+
+    def limited() -> None:
+        if memory is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
     return subprocess.run(
         [sys.executable, "-m", "onnx_flow", *map(str, args)],
         capture_output=True,
@@ -23,4 +32,5 @@ def run(*args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         timeout=120,
+        preexec_fn=limited,
     )

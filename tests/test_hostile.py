@@ -97,7 +97,55 @@ def _relu(shape: list[int], folder: Path) -> Path:
     return path
 
 
+def _doubling_functions(folder: Path, depth: int = 24) -> Path:
+    """Local functions ``f1 .. f{depth}``, each calling the one before twice: a 2 KB
+    file that inlines into 2**depth Relus."""
+    functions = [
+        helper.make_function(
+            "local",
+            "f0",
+            ["a"],
+            ["b"],
+            [helper.make_node("Relu", ["a"], ["b"])],
+            [helper.make_opsetid("", 17)],
+        )
+    ]
+    for level in range(1, depth + 1):
+        calls = [
+            helper.make_node(f"f{level - 1}", ["a"], ["m"], domain="local"),
+            helper.make_node(f"f{level - 1}", ["m"], ["b"], domain="local"),
+        ]
+        functions.append(
+            helper.make_function(
+                "local",
+                f"f{level}",
+                ["a"],
+                ["b"],
+                calls,
+                [helper.make_opsetid("", 17), helper.make_opsetid("local", 1)],
+            )
+        )
+    call = helper.make_node(f"f{depth}", ["x"], ["y"], domain="local", name="top")
+    graph = helper.make_graph(
+        [call],
+        "doubling",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("local", 1)]
+    built = helper.make_model(graph, opset_imports=opsets, functions=functions)
+    path = folder / "doubling.onnx"
+    onnx.save(built, path)
+    assert path.stat().st_size < 4096
+    return path
+
+
 CASES: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
+    "functions that double per level": (
+        _doubling_functions,
+        [],
+        "has 16,777,216 nodes, above the limit of 2,000,000 (--limit nodes=N)",
+    ),
     "no outputs": (_without_outputs, [], "the graph has no outputs"),
     "an output nothing writes": (
         _output_nothing_writes,
@@ -152,8 +200,10 @@ CASES: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
 
 @pytest.mark.parametrize("case", CASES)
 def test_refused_with_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
+    """Each under 2 GiB of address space and the runner's time limit: a regression that
+    would take the machine down fails here instead."""
     build, flags, message = CASES[case]
-    result = run("audit", build(tmp_path), *flags)
+    result = run("audit", build(tmp_path), *flags, memory=2**31)
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stdout == ""
     lines = result.stderr.splitlines()

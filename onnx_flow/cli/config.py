@@ -11,6 +11,7 @@ defaults that command-line flags override::
     input_values = { use_cache_branch = false }
     measure = "rank"
     energy = 0.99              # rank and data: cap at the energy rank
+    limits = { nodes = 500000 }  # budgets (see Limits)
     format = "sarif"
 """
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from onnx_flow.errors import AuditError
+from onnx_flow.errors import AuditError, first_line
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -48,6 +49,7 @@ class Config:
     measure: str | None = None
     energy: float | None = None
     format: str | None = None
+    limits: Mapping[str, int] = field(default_factory=dict)
 
 
 _KEYS = tuple(sorted(f.name for f in fields(Config)))
@@ -73,9 +75,10 @@ def load(start: Path) -> Config:
         return Config()
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise AuditError(f"{path}: cannot read [tool.{_TABLE}]: {error}") from None
-    table = document.get("tool", {}).get(_TABLE)
+    except (OSError, UnicodeDecodeError, RecursionError, tomllib.TOMLDecodeError) as error:
+        raise AuditError(f"{path}: cannot read [tool.{_TABLE}]: {first_line(error)}") from None
+    tools = document.get("tool", {})
+    table = tools.get(_TABLE) if isinstance(tools, dict) else None
     if table is None:
         return Config()
     where = f"{path}: [tool.{_TABLE}]"
@@ -93,6 +96,7 @@ def load(start: Path) -> Config:
         measure=_typed(table, "measure", str, where),
         energy=_number(table, "energy", where),
         format=_typed(table, "format", str, where),
+        limits=dict(_typed(table, "limits", dict, where, item=int) or {}),
     )
 
 

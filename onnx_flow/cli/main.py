@@ -17,11 +17,13 @@ from onnx_flow.cli import batch, config
 from onnx_flow.errors import AuditError, first_line
 from onnx_flow.measure import progress
 from onnx_flow.options import (
+    Limits,
     Measure,
     Options,
     parse_dims,
     parse_input_shapes,
     parse_input_values,
+    parse_limits,
 )
 from onnx_flow.pytorch import INPUT_DTYPES
 from onnx_flow.render import Format, render
@@ -75,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             inputs=arguments.inputs,
             fail_on=arguments.fail_on,
             energy=project.energy if arguments.energy is None else arguments.energy,
+            limits={**project.limits, **parse_limits(arguments.limit)},
         )
     except AuditError as error:
         return _fatal(str(error))
@@ -429,6 +432,15 @@ def _audit_options(parser: argparse.ArgumentParser) -> None:
         help="with --measure rank or data: cap at the energy rank, the fewest singular"
         " values holding a fraction E (0 < E <= 1) of the sum of their squares (default:"
         " the numerical rank)",
+    )
+    parser.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="a budget on what a model can make the audit do (repeatable): nodes (after"
+        f" inlining local functions, default {Limits().nodes:,}), sample-bytes (what"
+        f" --inputs may inflate to, default {Limits().sample_bytes:,})",
     )
     parser.add_argument(
         "--fail-on",

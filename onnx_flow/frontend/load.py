@@ -74,7 +74,7 @@ DATA_FIELDS = (
 )
 
 
-def load(source: Source) -> onnx.ModelProto:
+def load(source: Source, *, nodes: int) -> onnx.ModelProto:
     """Return a private copy of the model's graph, weights dropped and functions inlined.
 
     Its external-data references are left to :func:`check_external`, which must pass
@@ -82,9 +82,11 @@ def load(source: Source) -> onnx.ModelProto:
 
     Args:
         source: path of an ``.onnx`` file, or a model already in memory (left unchanged).
+        nodes: the most nodes the graph may have once its local functions are inlined.
 
     Raises:
-        AuditError: the path is missing or not a file, or the file is not an ONNX model.
+        AuditError: the path is missing or not a file, the file is not an ONNX model, or
+            inlining would give more than ``nodes`` nodes.
     """
     if isinstance(source, onnx.ModelProto):
         model = onnx.ModelProto()
@@ -96,12 +98,44 @@ def load(source: Source) -> onnx.ModelProto:
         raise AuditError(f"{name}: not an ONNX model (no graph or no IR version)")
     for tensor in model.graph.initializer:
         _drop_data(tensor)
+    try:
+        inlined = _inlined_size(model)
+    except RecursionError:
+        raise AuditError(f"{name}: its local functions nest too deeply to inline") from None
+    if inlined > nodes:
+        raise AuditError(
+            f"{name}: its graph, local functions inlined, has {inlined:,} nodes, above the"
+            f" limit of {nodes:,} (--limit nodes=N)"
+        )
     if model.functions:
         try:
             model = onnx.inliner.inline_local_functions(model)
         except Exception as error:  # the C++ inliner raises bare RuntimeErrors
             raise AuditError(f"{name}: cannot inline local functions: {error}") from None
     return model
+
+
+def _inlined_size(model: onnx.ModelProto) -> int:
+    """The nodes of the main graph once every call of a local function is inlined,
+    counted without inlining (a function that calls another twice per level grows as
+    2**depth). A function that calls itself counts as unbounded."""
+    bodies = {(f.domain, f.name): f for f in model.functions}
+    sizes: dict[tuple[str, str], float] = {}
+
+    def size(key: tuple[str, str]) -> float:
+        if key not in sizes:
+            sizes[key] = math.inf  # a call back into itself, while it is being counted
+            sizes[key] = sum(
+                size((n.domain, n.op_type)) if (n.domain, n.op_type) in bodies else 1
+                for n in bodies[key].node
+            )
+        return sizes[key]
+
+    total = sum(
+        size((n.domain, n.op_type)) if (n.domain, n.op_type) in bodies else 1
+        for n in model.graph.node
+    )
+    return int(min(total, 2**63))
 
 
 def check_external(model: onnx.ModelProto, source: Source) -> None:

@@ -11,6 +11,7 @@ every activation of every layer at once.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 
 import numpy as np
@@ -29,17 +30,27 @@ __all__ = ["caps", "load_samples"]
 _BUDGET = 2**25
 
 
-def load_samples(path: str, graph: ShapedGraph) -> list[dict[str, np.ndarray]]:
-    """One feed per sample, each input of the bound shape.
+def load_samples(path: str, graph: ShapedGraph, limit: int) -> list[dict[str, np.ndarray]]:
+    """One feed per sample, each input of the bound shape; the archive's arrays may
+    inflate to ``limit`` bytes at most (checked before any is read).
 
     Raises:
-        AuditError: the file cannot be read, lacks an input, or the shapes disagree.
+        AuditError: the file cannot be read, inflates beyond ``limit``, lacks an input,
+            the shapes disagree, a sample is not finite, or every sample is all zeros.
     """
     try:
         with np.load(path, allow_pickle=False) as archive:
+            if not hasattr(archive, "zip"):
+                raise ValueError("not an .npz archive")
+            inflated = sum(member.file_size for member in archive.zip.infolist())
+            if inflated > limit:
+                raise AuditError(
+                    f"--inputs {path}: its arrays inflate to {inflated:,} bytes, above the"
+                    f" limit of {limit:,} (--limit sample-bytes=N)"
+                )
             arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError) as error:
-        raise AuditError(f"--inputs {path}: cannot read it as .npz ({error})") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise AuditError(f"--inputs {path}: cannot read it as .npz ({first_line(error)})") from None
     missing = [name for name in graph.inputs if name not in arrays]
     if missing:
         raise AuditError(f"--inputs {path}: no array for input {missing[0]!r}")
@@ -48,6 +59,8 @@ def load_samples(path: str, graph: ShapedGraph) -> list[dict[str, np.ndarray]]:
         raise AuditError(f"--inputs {path}: the inputs need the same number of samples (>0)")
     for name in graph.inputs:
         arrays[name] = _as_input(arrays[name], graph, name, path)
+        if arrays[name].dtype.kind in "fc" and not np.isfinite(arrays[name]).all():
+            raise AuditError(f"--inputs {path}: the samples of {name!r} hold NaN or Inf")
     feeds = []
     for index in range(counts.pop()):
         feed = {}
@@ -61,6 +74,10 @@ def load_samples(path: str, graph: ShapedGraph) -> list[dict[str, np.ndarray]]:
                 )
             feed[name] = value
         feeds.append(feed)
+    if not any(arrays[name].any() for name in graph.inputs):
+        raise AuditError(
+            f"--inputs {path}: every sample is all zeros: the samples carry no information"
+        )
     return feeds
 
 

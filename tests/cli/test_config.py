@@ -55,3 +55,27 @@ def test_a_bad_value_is_an_error_naming_the_key(tmp_path: Path) -> None:
 
 def test_no_project_no_config(tmp_path: Path) -> None:
     assert _run(tmp_path).returncode == 1
+
+
+def test_a_tool_table_of_the_wrong_kind_is_no_crash(tmp_path: Path) -> None:
+    """``tool = 3`` is another project's business: no [tool.onnx-flow] there."""
+    (tmp_path / "pyproject.toml").write_text("tool = 3\n")
+    result = _run(tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+
+
+def test_a_deeply_nested_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    result = _run(tmp_path)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "cannot read [tool.onnx-flow]" in result.stderr
+
+
+def test_limits_from_the_config_and_the_flags(tmp_path: Path) -> None:
+    cwd = _project(tmp_path, "limits = { nodes = 3 }")
+    result = _run(cwd)
+    assert result.returncode == 2
+    assert "has 4 nodes, above the limit of 3 (--limit nodes=N)" in result.stderr
+    assert _run(cwd, "--limit", "nodes=4").returncode == 1
+    unknown = _run(cwd, "--limit", "seconds=4")
+    assert unknown.returncode == 2 and "--limit seconds: unknown" in unknown.stderr

@@ -14,6 +14,7 @@ from models.architectures import ARCHITECTURES
 from models.reference import MODELS
 from onnx_flow.frontend import branches, fold, load, nodes, shapes
 from onnx_flow.frontend import infer as inference
+from onnx_flow.options import Limits
 from onnx_flow.records import TensorType
 
 CORPUS = Path(__file__).parents[1] / "corpus"
@@ -49,7 +50,7 @@ def whole_rounds(model: onnx.ModelProto) -> dict[str, TensorType]:
 
 
 def bound(path: Path, **options) -> onnx.ModelProto:
-    model = load.load(path)
+    model = load.load(path, nodes=Limits().nodes)
     binding = shapes.bind(model, **options)
     branches.follow(model, binding.values)
     return model

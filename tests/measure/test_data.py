@@ -116,3 +116,40 @@ def test_float64_samples_feed_a_trained_model_from_a_wheel(tmp_path: Path) -> No
         model_path, measure="data", inputs=str(path), input_shapes={"x": (1, 3, 48, 192)}
     )
     assert report.samples == 3 and report.total.max_flow <= 3
+
+
+@pytest.mark.parametrize(
+    ("samples", "message"),
+    [
+        (np.full((5, 8), np.nan, np.float32), "the samples of 'x' hold NaN or Inf"),
+        (np.full((5, 8), np.inf, np.float32), "the samples of 'x' hold NaN or Inf"),
+        (np.zeros((5, 8), np.float32), "every sample is all zeros"),
+    ],
+)
+def test_samples_that_carry_nothing_are_refused(
+    tmp_path: Path, samples: np.ndarray, message: str
+) -> None:
+    """All-zero samples would make a squeeze pass (0 of 0); NaN made numpy's SVD fail."""
+    path = tmp_path / "samples.npz"
+    np.savez(path, x=samples)
+    model_path = tmp_path / "m.onnx"
+    onnx.save(_two_layers(1), model_path)
+    result = run("audit", model_path, "--measure", "data", "--inputs", path)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert message in result.stderr
+
+
+def test_an_archive_that_inflates_past_the_limit_is_refused_before_it_is_read(
+    tmp_path: Path,
+) -> None:
+    """64 MiB of zeros compress to about 64 KiB: refused by what they would inflate to."""
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, x=np.zeros((2**21, 8), np.float32))
+    assert path.stat().st_size < 2**20
+    model_path = tmp_path / "m.onnx"
+    onnx.save(_two_layers(8), model_path)
+    flags = ["--measure", "data", "--inputs", path, "--limit", "sample-bytes=1000000"]
+    result = run("audit", model_path, *flags)
+    assert result.returncode == 2, result.stderr
+    assert "inflate to 67,108,992 bytes, above the limit of 1,000,000" in result.stderr
+    assert "(--limit sample-bytes=N)" in result.stderr
