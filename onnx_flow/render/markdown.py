@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from onnx_flow.render.wording import cut_layers
+from onnx_flow.render.wording import cut_layers, printable
 from onnx_flow.report import Failure, OutputResult, Report, Result
 
 __all__ = ["cell", "render", "table_row"]
@@ -71,6 +71,7 @@ def table_row(*cells: str) -> str:
 
 def cell(text: str) -> str:
     """Table-safe text: pipes escaped, HTML's special characters as entities (``<model>``
-    would be read as a tag and vanish), line breaks as spaces."""
-    text = html.escape(text, quote=False).replace("\\", "\\\\").replace("|", "\\|")
-    return text.replace("\n", " ")
+    would be read as a tag and vanish), line breaks as spaces, other control characters
+    as escapes."""
+    text = html.escape(text.replace("\n", " "), quote=False)
+    return printable(text.replace("\\", "\\\\").replace("|", "\\|"))

@@ -17,6 +17,7 @@ from onnx_flow.render.wording import (
     cut_title,
     figures,
     narrowed,
+    printable,
     share,
     spectra_title,
     verdict,
@@ -62,8 +63,8 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
         if index:
             console.print()
         if isinstance(report, Failure):
-            console.print(Text(report.model, style="bold"))
-            console.print(Text.assemble(("NOT AUDITED", "bold red"), f"  {report.error}"))
+            console.print(_safe(report.model, "bold"))
+            console.print(Text.assemble(("NOT AUDITED", "bold red"), _safe(f"  {report.error}")))
         else:
             _report(console, report)
     # Tables pad every cell; trailing blanks only get in the way of diffs and golden files.
@@ -76,8 +77,8 @@ def _report(console: Console, report: Report) -> None:
         report.measure if report.energy is None else f"{report.measure}, energy {report.energy:g}"
     )
     console.print(
-        Text(report.model, style="bold"),
-        Text(f"({measure}; {dims or 'no symbolic dims'})", style="dim"),
+        _safe(report.model, "bold"),
+        _safe(f"({measure}; {dims or 'no symbolic dims'})", "dim"),
     )
     width = width_heading(report)
     cut_columns = ("layer", "op", "tensor", "shape", width, "share")
@@ -91,18 +92,18 @@ def _report(console: Console, report: Report) -> None:
             )
         )
     if report.allow:
-        console.print(Text(f"declared bottlenecks: {', '.join(report.allow)}", style="dim"))
+        console.print(_safe(f"declared bottlenecks: {', '.join(report.allow)}", "dim"))
     for method, count in report.shape_fallbacks:
         console.print(Text(f"shapes of {count} tensors from {method}", style="dim"))
     for line in filter(None, map(branch, report.branches)):
-        console.print(Text(line, style="dim"))
+        console.print(_safe(line, "dim"))
     if len(report.outputs) > 1:
         table = Table(
             "output", "max-flow", "reference", "ratio", "verdict", box=None, padding=(0, 2)
         )
         for output in report.outputs:
             table.add_row(
-                f"{output.name} (declared)" if output.declared else output.name,
+                _safe(f"{output.name} (declared)" if output.declared else output.name),
                 str(output.max_flow),
                 str(output.reference),
                 f"{output.ratio:.4g}",
@@ -139,6 +140,12 @@ def _report(console: Console, report: Report) -> None:
     )
 
 
+def _safe(text: str, style: str = "") -> Text:
+    """Model-controlled text as it is, control characters shown as escapes: a name
+    cannot forge a line, move the cursor or colour the terminal."""
+    return Text(printable(text), style=style)
+
+
 def _headline(report: Report, label: str | None) -> Text:
     """The model's verdict (a bottleneck in any output), with all outputs' figures."""
     prefix = f"{label}: " if label else ""
@@ -164,7 +171,7 @@ def _cut(console: Console, result: OutputResult, title: str, columns: tuple[str,
     _table(console, title, columns, cut(result), row)
     gain = widening(result)
     if gain is not None:
-        console.print(Text(gain), soft_wrap=True)  # a layer name is never cut
+        console.print(_safe(gain), soft_wrap=True)  # a layer name is never cut
 
 
 def _bypassed_row(t: Bypassed) -> tuple[str, ...]:
@@ -208,12 +215,12 @@ def _table(
     """
     if not items:
         return
-    console.print(Text(title, style="italic"), soft_wrap=True)  # as long as it is
+    console.print(_safe(title, "italic"), soft_wrap=True)  # as long as it is
     table = Table(box=None, padding=(0, 2))
     for column in columns:
         table.add_column(column, justify="right" if column in _NUMERIC else "left")
     for item in items[:_MAX_ROWS]:
-        table.add_row(*row(item))
+        table.add_row(*map(_safe, row(item)))  # Text: a name's brackets are no markup
     if prose:
         console.print(table)
     else:  # names are never cut: the table takes the width its longest row needs

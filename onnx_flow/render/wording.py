@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from onnx_flow.report import Branch, CutTensor, LayerSpectrum, OutputResult, Report
 
 __all__ = [
@@ -13,12 +15,23 @@ __all__ = [
     "cut_title",
     "figures",
     "narrowed",
+    "printable",
     "share",
     "spectra_title",
     "verdict",
     "widening",
     "width_heading",
 ]
+
+
+#: C0 and C1 control characters, DEL included.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character written as its Python escape (``\\n``,
+    ``\\x1b``)."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
 
 
 def verdict(result: OutputResult | Report) -> str:

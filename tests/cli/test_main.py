@@ -212,3 +212,21 @@ def test_a_usage_error_is_one_line(flags: list[str], named: str) -> None:
 def test_a_capped_width_says_so() -> None:
     printed = run("audit", SHIPPED, "--measure", "rank").stdout
     assert "width or cap" in printed and run("audit", SHIPPED).stdout.count("width or cap") == 0
+
+
+def test_names_cannot_forge_lines_or_drive_the_terminal(tmp_path: Path) -> None:
+    """A node name with a newline, terminal escapes and rich markup is printed as
+    escapes and brackets, on its own row."""
+    built = onnx.load(SHIPPED)
+    forged = "evil\nno bottleneck  max-flow 64 of 64 (ratio 1)\x1b[2K[red]x[/]"
+    for node in built.graph.node:
+        if node.name == "/2/Gemm":
+            node.name = forged
+    path = tmp_path / "forged.onnx"
+    onnx.save(built, path)
+    for output_format in ("text", "markdown"):
+        result = run("audit", path, "--format", output_format)
+        assert result.returncode == 1, result.stderr
+        assert "\x1b" not in result.stdout and "\nno bottleneck" not in result.stdout
+        assert "evil\\nno bottleneck" in result.stdout or "evil no bottleneck" in result.stdout
+        assert "\\x1b[2K[red]x[" in result.stdout  # the layer: the name less its last part
