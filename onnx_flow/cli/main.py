@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import gc
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -27,7 +28,7 @@ from onnx_flow.options import (
 )
 from onnx_flow.pytorch import INPUT_DTYPES
 from onnx_flow.render import Format, render
-from onnx_flow.render.wording import figures, verdict
+from onnx_flow.render.wording import figures, printable, verdict
 from onnx_flow.report import Failure, FindingKind, Report, Result
 from onnx_flow.version import __version__
 
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["entry", "main"]
 
 EXIT_CLEAN, EXIT_BOTTLENECK, EXIT_ERROR = 0, 1, 2
+
+#: The shell's code for a command stopped by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 def entry() -> NoReturn:
@@ -48,10 +52,21 @@ def entry() -> NoReturn:
     the operating system takes back anyway.
     """
     gc.disable()
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        code = _interrupted()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # closed: said
+            stream.flush()
     os._exit(code)
+
+
+def _interrupted() -> int:
+    """Ctrl-C: one line, and the shell's code for an interrupted command."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        print("onnx-flow: interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,18 +177,19 @@ def _emit(results: Sequence[Result], output_format: Format, arguments: argparse.
     Raises:
         AuditError: a file cannot be written.
     """
-    color = arguments.output is None and sys.stdout.isatty()
+    output = None if arguments.output == "-" else arguments.output
+    color = output is None and sys.stdout is not None and sys.stdout.isatty()
     text = render(results, output_format, color=color)
     if arguments.plot:
         from onnx_flow.render import plot
 
         _write(plot.render(results, arguments.plot), arguments.plot)
-    _write(text, arguments.output)
-    if arguments.output is not None:  # the report went to the file: say what it says
+    _write(text, output)
+    if output is not None:  # the report went to the file: say what it says
         for result in results:
             if isinstance(result, Report):
                 line = f"{result.model}: {verdict(result)}  {figures(result.total)}"
-                sys.stdout.write(f"{line} (report in {arguments.output})\n")
+                _print(f"{printable(line)} (report in {output})\n".encode())
 
 
 def _diff(arguments: argparse.Namespace, options: Options) -> int:
@@ -189,7 +205,7 @@ def _diff(arguments: argparse.Namespace, options: Options) -> int:
 
     before, after = (r for r in reports if not isinstance(r, Failure))
     comparison = compare(before, after)
-    color = arguments.output is None and sys.stdout.isatty()
+    color = arguments.output in (None, "-") and sys.stdout is not None and sys.stdout.isatty()
     try:
         _write(render_comparison(comparison, arguments.format, color=color), arguments.output)
     except AuditError as error:
@@ -217,21 +233,38 @@ def _format(name: str) -> Format:
 
 
 def _write(content: str | bytes, output: str | None) -> None:
-    """Print, or write ``output`` atomically: a failed run never leaves a half file."""
-    if output is None:
-        assert isinstance(content, str)
-        sys.stdout.write(content)
+    """Print (no ``output``, or ``-``), or write ``output``: a regular file atomically,
+    so that a failed run never leaves half a file, keeping an existing file's mode; a
+    device or a pipe (``/dev/null``, ``/dev/stdout``, a FIFO) directly, never replaced.
+
+    Raises:
+        AuditError: the file, or standard output, cannot be written.
+    """
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    if output is None or output == "-":
+        _print(data)
         return
     target = Path(output)
-    data = content.encode("utf-8") if isinstance(content, str) else content
     try:
+        existing = target.stat()
+    except OSError:
+        existing = None
+    try:
+        if existing is not None and not stat.S_ISREG(existing.st_mode):
+            with target.open("wb") as device:  # what it is stays: no file replaces it
+                device.write(data)
+            return
         with tempfile.NamedTemporaryFile(
             "wb", dir=target.parent, prefix=f".{target.name}.", delete=False
         ) as file:
             file.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(file.name, 0o666 & ~umask)  # as an ordinary new file would be
+        if existing is not None:
+            mode = stat.S_IMODE(existing.st_mode)
+        else:  # as an ordinary new file would be
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(file.name, mode)
         os.replace(file.name, target)
     except OSError as error:
         with contextlib.suppress(OSError, NameError):
@@ -239,12 +272,32 @@ def _write(content: str | bytes, output: str | None) -> None:
         raise AuditError(f"--output {output}: {error.strerror or error}") from None
 
 
+def _print(data: bytes) -> None:
+    """Write to standard output, all of it now.
+
+    Raises:
+        AuditError: standard output is closed, full, or a pipe nobody reads.
+    """
+    if sys.stdout is None:
+        raise AuditError("standard output is closed: give --output FILE")
+    try:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except (OSError, ValueError) as error:  # ValueError: a closed file
+        raise AuditError(f"cannot write to standard output: {_reason(error)}") from None
+
+
+def _reason(error: Exception) -> str:
+    return (error.strerror if isinstance(error, OSError) else None) or str(error)
+
+
 @contextlib.contextmanager
 def _bars(models: int) -> Iterator[Callable[[str], None] | None]:
     """Progress on stderr, if it is a terminal: with several models, a bar of models
     audited (the context gives the function to call after each); with one, a bar per
     long measurement."""
-    if not sys.stderr.isatty():
+    if sys.stderr is None or not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
@@ -267,7 +320,8 @@ def _bars(models: int) -> Iterator[Callable[[str], None] | None]:
 
 
 def _fatal(message: str) -> int:
-    print(f"onnx-flow: error: {first_line(message)}", file=sys.stderr)
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # stderr closed
+        print(f"onnx-flow: error: {printable(first_line(message))}", file=sys.stderr)
     return EXIT_ERROR
 
 

@@ -1,0 +1,106 @@
+"""Where the report goes, and what the command does when it cannot go there: one line on
+stderr and exit 2 (130 for Ctrl-C), never a traceback; files written whole or not at all,
+devices and pipes written, never replaced; an existing file keeps its mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tests.runner import REPO, SHIPPED, run
+
+_COMMAND = [sys.executable, "-m", "onnx_flow", "audit"]
+_ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def _one_line(stderr: str, text: str) -> None:
+    assert "Traceback" not in stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and text in lines[0], stderr
+
+
+def test_a_dash_is_standard_output() -> None:
+    result = run("audit", SHIPPED, "--format", "json", "--output", "-")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["max_flow"] == 4
+
+
+def test_an_existing_file_keeps_its_mode(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    report.write_text("old")
+    report.chmod(0o600)
+    assert run("audit", SHIPPED, "--format", "json", "--output", report).returncode == 1
+    assert json.loads(report.read_text())["max_flow"] == 4
+    assert report.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_pipe_is_written_not_replaced(tmp_path: Path) -> None:
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    result = run("audit", SHIPPED, "--format", "json", "--output", fifo)
+    reader.join(30)
+    assert result.returncode == 1, result.stderr
+    assert json.loads(received[0])["max_flow"] == 4
+    assert fifo.is_fifo()
+
+
+def test_a_full_device_is_one_line() -> None:
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [*_COMMAND, SHIPPED], stdout=full, stderr=subprocess.PIPE, text=True, env=_ENV
+        )
+    assert result.returncode == 2
+    _one_line(result.stderr, "cannot write to standard output: No space left on device")
+
+
+def test_a_closed_standard_output_is_one_line() -> None:
+    result = subprocess.run(
+        [*_COMMAND, SHIPPED],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_ENV,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert result.returncode == 2
+    _one_line(result.stderr, "standard output is closed: give --output FILE")
+
+
+def test_a_reader_that_stops_early_is_one_line() -> None:
+    """``| head -c 1``: the pipe closes before the report is written."""
+    with subprocess.Popen(
+        [*_COMMAND, SHIPPED, "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_ENV,
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # nobody reads
+        stderr = process.stderr.read()
+    assert process.returncode == 2
+    _one_line(stderr, "cannot write to standard output: Broken pipe")
+
+
+def test_ctrl_c_is_one_line_and_130(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    from bench_audit import residual_mlp
+
+    model = residual_mlp(100_000, tmp_path / "deep.onnx")
+    with subprocess.Popen(
+        [*_COMMAND, model], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_ENV
+    ) as process:
+        time.sleep(1.5)  # well inside a run of several seconds
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    _one_line(stderr, "onnx-flow: interrupted")
