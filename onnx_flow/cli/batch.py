@@ -57,15 +57,45 @@ def audit_all(
 
 def _results(models: Sequence[str], options: Options, jobs: int) -> Iterator[Result]:
     if jobs > 1 and len(models) > 1:
-        from concurrent.futures import ProcessPoolExecutor  # only --jobs needs processes
-
-        with ProcessPoolExecutor(max_workers=min(jobs, len(models))) as pool:
-            yield from pool.map(audit_one, models, [options] * len(models))
+        yield from _in_workers(models, options, jobs)
         return
     for index, model in enumerate(models):
         if index:
             gc.collect()  # what the previous model left, when collection is off
         yield audit_one(model, options)
+
+
+def _in_workers(models: Sequence[str], options: Options, jobs: int) -> Iterator[Result]:
+    """The models audited by ``jobs`` worker processes, in order.
+
+    A worker that dies (killed, or aborted out of memory) breaks the pool: every model
+    it had not finished is audited again alone, in a process of its own, and the one
+    that kills that process too gets its error entry. The others lose nothing.
+    """
+    from concurrent.futures import ProcessPoolExecutor  # only --jobs needs processes
+    from concurrent.futures.process import BrokenProcessPool
+
+    with ProcessPoolExecutor(max_workers=min(jobs, len(models))) as pool:
+        futures = [pool.submit(audit_one, model, options) for model in models]
+        for model, future in zip(models, futures, strict=True):
+            try:
+                yield future.result()
+            except BrokenProcessPool:
+                yield _alone(model, options)
+
+
+def _alone(model: str, options: Options) -> Result:
+    """The model audited in a process of its own; an error entry if that process dies."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        try:
+            return pool.submit(audit_one, model, options).result()
+        except BrokenProcessPool:
+            return Failure(
+                model, f"{model}: the process auditing it died (killed, or out of memory)"
+            )
 
 
 def audit_one(model: str, options: Options) -> Result:

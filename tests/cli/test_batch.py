@@ -4,14 +4,19 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import onnx
 from onnx import TensorProto, helper
 
 from tests.onnx_builders import model, squeeze_mlp
-from tests.runner import SHIPPED, run
+from tests.runner import REPO, SHIPPED, run
 
 
 def _folder(tmp_path: Path) -> Path:
@@ -119,3 +124,30 @@ def test_one_dim_over_files_from_other_exporters(tmp_path: Path) -> None:
     dims = {Path(r["model"]).name: r["dims"] for r in json.loads(result.stdout)}
     assert dims["silero_vad_16k_sequence.onnx"] == {"sequence_length": 576}, result.stderr
     assert "sequence_length" not in dims["keras_mlp.onnx"]
+
+
+def test_a_killed_worker_loses_no_model(tmp_path: Path) -> None:
+    """SIGKILL to every worker (as the OOM killer would) while a deep model is audited:
+    the models they held are audited again, each alone, and all are reported."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from bench_audit import residual_mlp
+
+    deep = residual_mlp(100_000, tmp_path / "deep.onnx")
+    command = [sys.executable, "-m", "onnx_flow", "audit", deep, SHIPPED, "--jobs", "2"]
+    with subprocess.Popen(
+        [*command, "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    ) as process:
+        time.sleep(2.5)  # the workers are up, the deep model is being audited
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert children
+        for child in children:
+            os.kill(int(child), signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=120)
+    assert "Traceback" not in stderr
+    assert process.returncode == 1, stderr
+    reports = json.loads(stdout)
+    assert [r["max_flow"] for r in reports] == [64, 4]
