@@ -50,9 +50,13 @@ class Limits:
     sample_bytes: int = 2**31
     """Bytes the arrays of a ``--inputs`` archive may inflate to (checked before any
     is read)."""
+    run_seconds: int = 120
+    """Seconds the onnxruntime run that resolves shapes inference left open may take."""
+    run_memory: int = 2**34
+    """Bytes of address space that run may use (it loads the weights)."""
 
     #: The names ``--limit`` takes, as they are spelled there.
-    NAMES = ("nodes", "sample-bytes")
+    NAMES = ("nodes", "sample-bytes", "run-seconds", "run-memory")
 
     def with_given(self, given: Mapping[str, int]) -> Limits:
         """These limits with some replaced, by their ``--limit`` names.

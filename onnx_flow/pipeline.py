@@ -164,7 +164,16 @@ def _shaped(
         ahead = reduce.prepare(wiring) if prepare else None
         constants = infer.constant_types(model.graph.initializer)  # read while the child infers
         inferred = inferring.result().including(constants)
-    graph = shapes.complete(model, wiring, inferred, binding, source=source, followed=followed)
+    limits = options.limits
+    graph = shapes.complete(
+        model,
+        wiring,
+        inferred,
+        binding,
+        source=source,
+        followed=followed,
+        run_limits=(limits.run_seconds, limits.run_memory),
+    )
     return graph, ahead
 
 

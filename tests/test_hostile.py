@@ -7,13 +7,15 @@ format does not define. Nothing is written to stdout when a model is refused.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from tests.onnx_builders import external_entry, external_squeeze_mlp, model, squeeze_mlp
 from tests.runner import run
@@ -140,7 +142,55 @@ def _doubling_functions(folder: Path, depth: int = 24) -> Path:
     return path
 
 
+def _endless_loop(folder: Path) -> Path:
+    """A 300-byte model whose output's shape only a run tells (NonZero), after a Loop
+    of 2**62 iterations."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond"], ["cond_out"]),
+            helper.make_node("Neg", ["v"], ["v_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v", TensorProto.FLOAT, [1, 4]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1, 4]),
+        ],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Loop", ["trips", "go", "x"], ["y"], body=body, name="loop"),
+            helper.make_node("NonZero", ["y"], ["nz"], name="nonzero"),
+        ],
+        "endless",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("nz", TensorProto.INT64, None)],
+        initializer=[
+            numpy_helper.from_array(np.array(2**62, np.int64), "trips"),
+            numpy_helper.from_array(np.array(True), "go"),
+        ],
+    )
+    path = folder / "endless.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert path.stat().st_size < 400
+    return path
+
+
 CASES: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
+    "a run that never ends": (
+        _endless_loop,
+        ["--limit", "run-seconds=3"],
+        "the onnxruntime run took more than 3 s, to find the shapes inference left open",
+    ),
+    "a run past its memory": (
+        _endless_loop,
+        ["--limit", "run-memory=300000000"],
+        "the onnxruntime run ran out of memory",
+    ),
     "functions that double per level": (
         _doubling_functions,
         [],
@@ -221,3 +271,17 @@ def test_a_link_inside_the_folder_is_fine(tmp_path: Path) -> None:
     os.rename(tmp_path / "weights.bin", tmp_path / "real.bin")
     (tmp_path / "weights.bin").symlink_to("real.bin")
     assert run("audit", path).returncode == 1
+
+
+def test_a_run_that_never_ends_costs_its_own_model_only(tmp_path: Path) -> None:
+    """In a folder audited by two workers, the endless model gets its error entry and
+    the squeeze its verdict."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    _endless_loop(folder)
+    onnx.save(squeeze_mlp(), folder / "squeeze.onnx")
+    result = run("audit", folder, "--jobs", "2", "--limit", "run-seconds=3", "--format", "json")
+    assert result.returncode == 2, result.stderr
+    endless, squeeze = json.loads(result.stdout)
+    assert "took more than 3 s" in endless["error"]
+    assert squeeze["max_flow"] == 4

@@ -494,7 +494,9 @@ def _audit_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=N",
         help="a budget on what a model can make the audit do (repeatable): nodes (after"
         f" inlining local functions, default {Limits().nodes:,}), sample-bytes (what"
-        f" --inputs may inflate to, default {Limits().sample_bytes:,})",
+        f" --inputs may inflate to, default {Limits().sample_bytes:,}), run-seconds and"
+        " run-memory (the onnxruntime run that resolves shapes inference left open,"
+        f" default {Limits().run_seconds} s and {Limits().run_memory:,} bytes)",
     )
     parser.add_argument(
         "--fail-on",

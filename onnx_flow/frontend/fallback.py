@@ -14,12 +14,15 @@ Both are quiet: what they log goes nowhere, their failures leave the tensors ope
 
 from __future__ import annotations
 
+import errno
+import functools
 from collections.abc import Collection, Mapping
 
 import numpy as np
 import onnx
 
 from onnx_flow.errors import AuditError
+from onnx_flow.frontend import fork
 from onnx_flow.frontend.runtime import quiet
 from onnx_flow.frontend.stored import Stored
 
@@ -77,15 +80,50 @@ def run(
     names: Collection[str],
     *,
     values: Mapping[str, np.ndarray],
+    seconds: float,
+    memory: int,
 ) -> Shapes:
-    """Shapes of ``names`` from one onnxruntime run on synthetic inputs.
+    """Shapes of ``names`` from one onnxruntime run on synthetic inputs, in a child
+    process of ``memory`` bytes of address space that may take ``seconds``: a model
+    whose run never ends (a ``Loop`` of 2**62 iterations) or exhausts memory costs its
+    own audit, not the run over a folder.
 
     Args:
         stored: the model as stored (weights kept), its ``If`` branches taken as audited.
         inputs: each data input's (elem_type, static shape).
         names: the tensors to measure.
         values: inputs fed these values rather than synthetic ones.
+        seconds: the longest the run may take.
+        memory: the address space the run may use, in bytes.
+
+    Raises:
+        AuditError: the run took longer or died (naming the limit), or the weights it
+            needs cannot be read.
     """
+    work = functools.partial(_run, stored, inputs, names, values)
+    try:
+        return fork.bounded(work, seconds=seconds, memory=memory, what="the onnxruntime run")
+    except (fork.Overrun, MemoryError, OSError) as error:
+        if isinstance(error, OSError) and error.errno != errno.ENOMEM:
+            raise
+        reason = (
+            str(error)
+            if isinstance(error, fork.Overrun)
+            else "the onnxruntime run ran out of memory"
+        )
+        raise AuditError(
+            f"{reason}, to find the shapes inference left open"
+            " (--limit run-seconds=N, run-memory=BYTES)"
+        ) from None
+
+
+def _run(
+    stored: Stored,
+    inputs: Mapping[str, tuple[int, tuple[int, ...]]],
+    names: Collection[str],
+    values: Mapping[str, np.ndarray],
+) -> Shapes:
+    """:func:`run`'s work, in the child."""
     rng = np.random.default_rng(0)
     feeds = {
         name: values[name] if name in values else _synthetic(elem, shape, rng)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import resource
 import select
 import signal
 import sys
@@ -32,7 +33,7 @@ from typing import Any, Generic, NoReturn, TypeVar
 
 from onnx_flow.errors import AuditError
 
-__all__ = ["Pending", "beside"]
+__all__ = ["Overrun", "Pending", "beside", "bounded"]
 
 _T = TypeVar("_T")
 
@@ -88,6 +89,38 @@ def beside(
         pending.stop()
 
 
+class Overrun(AuditError):
+    """Work run by :func:`bounded` took too long, or its process died."""
+
+
+def bounded(work: Callable[[], _T], *, seconds: float, memory: int, what: str) -> _T:
+    """Run ``work`` in a forked child with ``memory`` bytes of address space, and wait
+    at most ``seconds`` for its result: a hang or a crash there costs this call only.
+    Where forking is not safe (another Python thread, not Linux), it runs here.
+
+    Raises:
+        Overrun: it took longer (the child is killed), or its process died.
+        Exception: what ``work`` raised.
+    """
+    if sys.platform != "linux" or threading.active_count() != 1:
+        return work()
+    try:
+        child: _Child[_T] = _Child(work, None, what, memory=memory)
+    except OSError:  # no process or pipe to spare: work here
+        return work()
+    try:
+        if not select.select([child.pipe], [], [], seconds)[0]:
+            raise Overrun(f"{what} took more than {seconds:g} s")
+        try:
+            return child.result()
+        except AuditError as error:
+            if child.died:
+                raise Overrun(str(error)) from None
+            raise
+    finally:
+        child.stop()
+
+
 def _may_fork() -> bool:
     """Whether this process can fork safely and gain by it: Linux, no other Python
     thread, and a second CPU to run on (on one, the child's work only adds the
@@ -109,7 +142,12 @@ class _Child(Pending[_T]):
     """
 
     def __init__(
-        self, work: Callable[[], _T], spare: Callable[[], object] | None, what: str
+        self,
+        work: Callable[[], _T],
+        spare: Callable[[], object] | None,
+        what: str,
+        *,
+        memory: int | None = None,
     ) -> None:
         super().__init__(work, spare)
         self._what = what
@@ -131,10 +169,13 @@ class _Child(Pending[_T]):
             raise
         if pid == 0:
             os.close(reading)
-            _serve(work, spare, _Messages(writing, self._data))
+            _serve(work, spare, _Messages(writing, self._data), memory)
         os.close(writing)
         self._pid = pid
-        self._pipe = reading
+        self.pipe = reading
+        """Readable once the child has sent its result, or ended."""
+        self.died = False
+        """Whether the child ended without sending its result."""
         self._read = 0  # bytes of the memory file read so far
         self._status: int | None = None  # the wait status, once reaped
         self._received = False  # whether the result was received
@@ -168,17 +209,18 @@ class _Child(Pending[_T]):
         if self._status is None:
             os.kill(self._pid, signal.SIGKILL)
             self._reap()
-        os.close(self._pipe)
+        os.close(self.pipe)
         os.close(self._data)
 
     def _sent(self) -> bool:
         """Whether the child has announced its first message (or ended)."""
-        return bool(select.select([self._pipe], [], [], 0)[0])
+        return bool(select.select([self.pipe], [], [], 0)[0])
 
     def _receive(self) -> tuple[str, Any]:
         """The child's next message; its end without one is an error."""
-        announced = os.read(self._pipe, _LENGTH)
+        announced = os.read(self.pipe, _LENGTH)
         if len(announced) < _LENGTH:
+            self.died = True
             raise AuditError(f"{self._what} crashed ({_ended(self._reap())})")
         length = int.from_bytes(announced, "little")
         message: tuple[str, Any] = pickle.loads(os.pread(self._data, length, self._read))
@@ -198,24 +240,33 @@ class _Messages:
     """The child's end: pickles written to the memory file, lengths to the pipe."""
 
     def __init__(self, pipe: int, data: int) -> None:
-        self._pipe, self._data = pipe, data
+        self.pipe, self._data = pipe, data
 
     def send(self, message: tuple[str, object]) -> None:
         payload = memoryview(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
         written = 0
         while written < len(payload):
             written += os.write(self._data, payload[written:])
-        os.write(self._pipe, len(payload).to_bytes(_LENGTH, "little"))
+        os.write(self.pipe, len(payload).to_bytes(_LENGTH, "little"))
 
 
 def _serve(
-    work: Callable[[], object], spare: Callable[[], object] | None, out: _Messages
+    work: Callable[[], object],
+    spare: Callable[[], object] | None,
+    out: _Messages,
+    memory: int | None,
 ) -> NoReturn:
-    """In the child: run the work, send its result, run ``spare``, send its error, and
-    exit."""
+    """In the child: limit its address space to ``memory`` bytes (if given), run the
+    work, send its result, run ``spare``, send its error, and exit: whatever happens,
+    the child never returns into the caller's code."""
     code = 1
     try:
         try:
+            if memory is not None:
+                _, hard = resource.getrlimit(resource.RLIMIT_AS)
+                if hard != resource.RLIM_INFINITY:
+                    memory = min(memory, hard)  # a limit can be lowered, never raised
+                resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
             result = work()
         except Exception as error:
             out.send(("error", _error_of(spare) or error))  # spare's error comes first

@@ -157,17 +157,21 @@ def complete(
     *,
     source: str | os.PathLike[str] | onnx.ModelProto,
     followed: tuple[Branch, ...] = (),
+    run_limits: tuple[float, int],
 ) -> ShapedGraph:
     """The shaped graph: the types ``inferred`` (:func:`infer`), completed where they
     leave shapes open: by onnxruntime's symbolic inference, then by one onnxruntime run
     of the model as stored at ``source``, on synthetic inputs (and the given input
-    values). Run only after the external-data check. ``followed`` are the ``If``
+    values), within ``run_limits`` (seconds, bytes of address space). Run only after
+    the external-data check. ``followed`` are the ``If``
     branches taken (:func:`branches.follow`).
     """
     types, notes = inferred
     resolved = _resolved(wiring, types)
     fallbacks = (
-        () if resolved else _fall_back(model, wiring, types, binding.values, source, followed)
+        ()
+        if resolved
+        else _fall_back(model, wiring, types, binding.values, source, followed, run_limits)
     )
     return ShapedGraph(
         wiring=wiring,
@@ -186,8 +190,10 @@ def _fall_back(
     values: Mapping[str, np.ndarray],
     source: str | os.PathLike[str] | onnx.ModelProto,
     followed: tuple[Branch, ...],
+    run_limits: tuple[float, int],
 ) -> tuple[tuple[str, int], ...]:
-    """Resolve open shapes with onnxruntime, in place in ``types``; say what was used."""
+    """Resolve open shapes with onnxruntime, in place in ``types``; say what was used.
+    ``run_limits``: the seconds and bytes of memory the onnxruntime run may take."""
     open_ = _open(wiring.carrying, types)
     used: list[tuple[str, int]] = []
     if open_:
@@ -206,7 +212,9 @@ def _fall_back(
         if sum(math.prod(shape) for _, shape in feeds.values()) > _RUN_ELEMENTS:
             return tuple(used)  # synthetic inputs that large are a broken model, not a run
         stored = Stored(source, followed)
-        found = _static(fallback.run(stored, feeds, open_, values=values))
+        seconds, memory = run_limits
+        shapes = fallback.run(stored, feeds, open_, values=values, seconds=seconds, memory=memory)
+        found = _static(shapes)
         types.update(found)
         if found:
             used.append((fallback.RUN, len(found)))
