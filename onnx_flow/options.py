@@ -69,7 +69,9 @@ class Limits:
             if name not in self.NAMES:
                 raise AuditError(f"--limit {name}: unknown (known: {', '.join(self.NAMES)})")
             if not _positive(value):
-                raise AuditError(f"--limit {name}={value}: the limit must be a positive integer")
+                raise AuditError(
+                    f"--limit {name}={value}: the limit must be a positive integer below 2**63"
+                )
             values[name.replace("-", "_")] = value
         return dataclasses.replace(self, **values)
 
@@ -130,13 +132,15 @@ class Options:
         """Return the options, or raise :class:`AuditError` naming the bad one."""
         for name, size in (dims or {}).items():
             if not _positive(size):
-                raise AuditError(f"--dim {name}={size}: the size must be a positive integer")
+                raise AuditError(
+                    f"--dim {name}={size}: the size must be a positive integer below 2**63"
+                )
         shapes: dict[str, tuple[int, ...]] = {}
         for name, given in sorted((input_shapes or {}).items()):
             shape = tuple(given) if isinstance(given, (list, tuple)) else ()
             if not shape or not all(map(_positive, shape)):
                 raise AuditError(
-                    f"--input-shape {name}={given}: the shape must be positive integers"
+                    f"--input-shape {name}={given}: the dims must be positive integers below 2**63"
                 )
             shapes[name] = shape
         values: dict[str, tuple[float, ...]] = {}
@@ -192,8 +196,8 @@ def _finite(value: object) -> bool:
 
 
 def _positive(size: object) -> bool:
-    """Whether ``size`` is a positive int (a bool is not)."""
-    return isinstance(size, int) and not isinstance(size, bool) and size >= 1
+    """Whether ``size`` is a positive int that fits ONNX's int64 dims (a bool is not)."""
+    return isinstance(size, int) and not isinstance(size, bool) and 1 <= size < 2**63
 
 
 def parse_dims(texts: Iterable[str]) -> dict[str, int]:

@@ -180,7 +180,26 @@ def _endless_loop(folder: Path) -> Path:
     return path
 
 
+def _symlink_loop(folder: Path) -> Path:
+    (folder / "a.onnx").symlink_to(folder / "b.onnx")
+    (folder / "b.onnx").symlink_to(folder / "a.onnx")
+    return folder / "a.onnx"
+
+
+def _fifo(folder: Path) -> Path:
+    os.mkfifo(folder / "pipe.onnx")  # opening it for reading would wait for a writer
+    return folder / "pipe.onnx"
+
+
 CASES: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
+    "a loop of symbolic links": (_symlink_loop, [], "a.onnx: a loop of symbolic links"),
+    "a name too long": (lambda folder: folder / ("m" * 300 + ".onnx"), [], "file name too long"),
+    "a FIFO": (_fifo, [], "pipe.onnx: not a file"),
+    "a dim above int64": (
+        lambda folder: _relu([1, 4], folder),
+        ["--dim", "batch=99999999999999999999"],
+        "the size must be a positive integer below 2**63",
+    ),
     "a run that never ends": (
         _endless_loop,
         ["--limit", "run-seconds=3"],

@@ -10,8 +10,10 @@ every op is visible to shape inference and to the flow.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import stat
 from pathlib import Path
 
 import onnx
@@ -167,22 +169,37 @@ def display_name(source: Source) -> str:
 
 
 def _read(path: Path) -> onnx.ModelProto:
-    """Parse the file's protobuf without opening external data."""
-    if not path.exists():
-        raise AuditError(f"{path}: no such file")
-    if not path.is_file():
-        raise AuditError(f"{path}: not a file")
-    if path.stat().st_size > _PROTOBUF_LIMIT:
-        raise AuditError(
-            f"{path}: over 2 GB, more than protobuf can parse; save the model with its"
-            " weights as external data (onnx.save(..., save_as_external_data=True))"
-        )
+    """Parse the file's protobuf without opening external data: the file is opened
+    once, checked as opened (a regular file within protobuf's limit), and read from
+    that descriptor."""
     try:
-        return onnx.load_model(path, load_external_data=False)
+        # Non-blocking: a FIFO must not wait for a writer before it is refused.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as error:
+        reasons = {errno.ENOENT: "no such file", errno.ELOOP: "a loop of symbolic links"}
+        reason = reasons.get(error.errno or 0) or _strerror(error)
+        raise AuditError(f"{path}: {reason}") from None
+    with os.fdopen(descriptor, "rb") as file:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise AuditError(f"{path}: not a file")
+        if status.st_size > _PROTOBUF_LIMIT:
+            raise AuditError(
+                f"{path}: over 2 GB, more than protobuf can parse; save the model with its"
+                " weights as external data (onnx.save(..., save_as_external_data=True))"
+            )
+        try:
+            data = file.read()
+        except OSError as error:
+            raise AuditError(f"{path}: cannot read ({_strerror(error)})") from None
+    try:
+        return onnx.load_model_from_string(data)
     except (DecodeError, RuntimeError, ValueError) as error:
         raise AuditError(f"{path}: not an ONNX model ({first_line(error)})") from None
-    except OSError as error:
-        raise AuditError(f"{path}: cannot read ({error.strerror or error})") from None
+
+
+def _strerror(error: OSError) -> str:
+    return (error.strerror or str(error)).lower()
 
 
 def elements(tensor: onnx.TensorProto) -> int:

@@ -39,9 +39,10 @@ def load_samples(path: str, graph: ShapedGraph, limit: int) -> list[dict[str, np
             the shapes disagree, a sample is not finite, or every sample is all zeros.
     """
     try:
+        with open(path, "rb") as handle:
+            if not zipfile.is_zipfile(handle):  # numpy would call it pickled data
+                raise ValueError("not a zip archive")
         with np.load(path, allow_pickle=False) as archive:
-            if not hasattr(archive, "zip"):
-                raise ValueError("not an .npz archive")
             inflated = sum(member.file_size for member in archive.zip.infolist())
             if inflated > limit:
                 raise AuditError(

@@ -153,3 +153,14 @@ def test_an_archive_that_inflates_past_the_limit_is_refused_before_it_is_read(
     assert result.returncode == 2, result.stderr
     assert "inflate to 67,108,992 bytes, above the limit of 1,000,000" in result.stderr
     assert "(--limit sample-bytes=N)" in result.stderr
+
+
+def test_a_file_that_is_no_archive_is_named_so(tmp_path: Path) -> None:
+    """numpy calls any non-zip file 'pickled (object) data'."""
+    path = tmp_path / "samples.npz"
+    path.write_bytes(b"garbage, not a zip archive")
+    model_path = tmp_path / "m.onnx"
+    onnx.save(_two_layers(8), model_path)
+    result = run("audit", model_path, "--measure", "data", "--inputs", path)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert "cannot read it as .npz (not a zip archive)" in result.stderr
