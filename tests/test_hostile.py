@@ -191,7 +191,41 @@ def _fifo(folder: Path) -> Path:
     return folder / "pipe.onnx"
 
 
+def _hard_link_out(folder: Path) -> Path:
+    """weights.bin inside the folder is a hard link to a file outside it: no symlink to
+    see, the same inode."""
+    outside = folder / "outside"
+    outside.mkdir()
+    inside = folder / "model"
+    inside.mkdir()
+    external_squeeze_mlp(outside)
+    external_squeeze_mlp(inside)
+    (inside / "weights.bin").unlink()
+    os.link(outside / "weights.bin", inside / "weights.bin")
+    return inside / "model.onnx"
+
+
+def _sparse_outside(folder: Path) -> Path:
+    """A sparse initializer whose values are stored in /etc/passwd."""
+    built = squeeze_mlp()
+    values = helper.make_tensor("s.values", TensorProto.FLOAT, [1], [1.0])
+    values.data_location = TensorProto.EXTERNAL
+    del values.float_data[:]
+    values.external_data.add(key="location", value="/etc/passwd")
+    indices = helper.make_tensor("s.indices", TensorProto.INT64, [1], [0])
+    built.graph.sparse_initializer.append(helper.make_sparse_tensor(values, indices, [4]))
+    path = folder / "sparse.onnx"
+    path.write_bytes(built.SerializeToString())
+    return path
+
+
 CASES: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
+    "a hard link out, weights read": (
+        _hard_link_out,
+        ["--measure", "rank"],
+        "'weights.bin' has 2 hard links: one may lead out of the folder",
+    ),
+    "sparse data outside": (_sparse_outside, [], "'s.values': location '/etc/passwd' leaves"),
     "a loop of symbolic links": (_symlink_loop, [], "a.onnx: a loop of symbolic links"),
     "a name too long": (lambda folder: folder / ("m" * 300 + ".onnx"), [], "file name too long"),
     "a FIFO": (_fifo, [], "pipe.onnx: not a file"),

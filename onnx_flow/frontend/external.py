@@ -12,15 +12,18 @@ allow is refused.
 from __future__ import annotations
 
 import os
+import stat
+import sys
 from collections.abc import Iterable, Iterator
 from operator import attrgetter
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+import numpy as np
 import onnx
 
 from onnx_flow.errors import AuditError
 
-__all__ = ["check", "external_tensors"]
+__all__ = ["check", "external_tensors", "mapped"]
 
 _ATTRIBUTES = attrgetter("attribute")
 
@@ -29,14 +32,21 @@ _KEYS = frozenset({"location", "offset", "length", "checksum", "basepath"})
 
 
 def external_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-    """Tensors of the graph and its subgraphs whose data is stored in another file."""
-    for tensor in graph.initializer:
+    """Tensors of the graph and its subgraphs whose data is stored in another file,
+    the values and indices of sparse ones included."""
+    sparse = [(s.values, s.indices) for s in graph.sparse_initializer]
+    for tensor in (*graph.initializer, *(t for pair in sparse for t in pair)):
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             yield tensor
     # Most nodes have no attribute: filter and attrgetter pass over them in C.
     for attributes in filter(None, map(_ATTRIBUTES, graph.node)):
         for attribute in attributes:
             tensors = [attribute.t] if attribute.HasField("t") else []
+            for held in (
+                *([attribute.sparse_tensor] if attribute.HasField("sparse_tensor") else []),
+                *attribute.sparse_tensors,
+            ):
+                tensors += [held.values, held.indices]
             for tensor in (*tensors, *attribute.tensors):
                 if tensor.data_location == onnx.TensorProto.EXTERNAL:
                     yield tensor
@@ -111,6 +121,41 @@ def _file_size(location: str, folder: Path | None, needed: bool) -> int | str:
     if not path.is_file():
         return f"file {location!r} is missing" if needed or path.exists() else _UNCHECKED
     return path.stat().st_size
+
+
+def mapped(folder: Path, location: str) -> np.ndarray:
+    """The bytes of the external-data file ``location`` names, mapped read-only.
+
+    The file is opened once and checked as opened, so that nothing swapped in after
+    :func:`check` is read: a regular file, with one link (a hard link may lead out of
+    the folder), inside ``folder`` by the resolved path of the descriptor itself. A
+    symbolic link that stays inside the folder is followed.
+
+    Raises:
+        AuditError: the location leaves the folder, or the file is not one to read.
+    """
+    if _leaves_folder(location):
+        raise AuditError(f"location {location!r} leaves the model's folder")
+    try:
+        descriptor = os.open(folder / location, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as error:
+        raise AuditError(f"external data file {location!r}: {error.strerror}") from None
+    with os.fdopen(descriptor, "rb") as file:
+        status = os.fstat(descriptor)
+        # Linux names the file a descriptor holds; elsewhere the path is resolved again.
+        held = f"/proc/self/fd/{descriptor}" if sys.platform == "linux" else folder / location
+        opened = Path(os.path.realpath(held))
+        if not stat.S_ISREG(status.st_mode):
+            problem = "is not a regular file"
+        elif status.st_nlink != 1:
+            problem = f"has {status.st_nlink} hard links: one may lead out of the folder"
+        elif not opened.is_relative_to(folder.resolve()):
+            problem = "leaves the model's folder (through a link)"
+        else:
+            if status.st_size == 0:
+                return np.empty(0, np.uint8)
+            return np.memmap(file, dtype=np.uint8, mode="r")
+    raise AuditError(f"external data file {location!r} {problem}")
 
 
 #: The size of a file that cannot be looked up (a model in memory has no folder) or is

@@ -24,9 +24,18 @@ __all__ = ["Runner", "quiet"]
 class Runner:
     """A session that computes ``names`` (those onnxruntime can give) for given feeds."""
 
-    def __init__(self, model: onnx.ModelProto, folder: Path | None, names: Collection[str]):
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        folder: Path | None,
+        names: Collection[str],
+        weights: Mapping[str, np.ndarray],
+    ):
         """Load the session. ``names`` become graph outputs for as long as it takes to
         serialize ``model``, which is then left as it was (one read serves many runners).
+        ``weights`` are the values of its external initializers, already read: the
+        session takes them as they are and opens none of their files (what a subgraph
+        stores outside is read by onnxruntime from ``folder``).
 
         Raises:
             Exception: whatever onnxruntime raises for a model it cannot load.
@@ -48,6 +57,10 @@ class Runner:
             options.add_session_config_entry(
                 "session.model_external_initializers_file_folder_path", str(folder)
             )
+        # The arrays must outlive the session, which reads them in place.
+        self._weights = [ort.OrtValue.ortvalue_from_numpy(np.asarray(w)) for w in weights.values()]
+        if weights:
+            options.add_external_initializers(list(weights), self._weights)
         with quiet("onnxruntime"):  # it prints provider errors on stdout
             self._session = ort.InferenceSession(
                 serialized, options, providers=["CPUExecutionProvider"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import external_data_helper, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from onnx_flow.frontend import branches, external, load
 from onnx_flow.frontend.nodes import constant_tensor
@@ -59,19 +59,46 @@ class Stored:
             tensor = constant_tensor(self._writers[name])
         return tensor
 
+    @functools.cached_property
+    def _files(self) -> dict[str, np.ndarray]:
+        """External-data files by location, each opened, checked and mapped once."""
+        return {}
+
+    def _values(self, tensor: onnx.TensorProto) -> np.ndarray:
+        """A tensor's values, external data read from its checked file."""
+        folder = self._model[1]
+        if tensor.data_location != onnx.TensorProto.EXTERNAL or folder is None:
+            return numpy_helper.to_array(tensor)
+        entries = {e.key: e.value for e in tensor.external_data}
+        location = entries["location"]
+        if location not in self._files:
+            self._files[location] = external.mapped(folder, location)
+        whole = self._files[location]
+        offset = int(entries.get("offset", 0))
+        length = int(entries["length"]) if "length" in entries else whole.size - offset
+        raw = whole[offset : offset + length]
+        if tensor.data_type in _PACKED:  # onnx decodes these from raw bytes
+            copy = onnx.TensorProto()
+            copy.CopyFrom(tensor)
+            del copy.external_data[:]
+            copy.data_location = onnx.TensorProto.DEFAULT
+            copy.raw_data = raw.tobytes()
+            return numpy_helper.to_array(copy)
+        dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type).newbyteorder("<")
+        return raw[: load.elements(tensor) * dtype.itemsize].view(dtype).reshape(tuple(tensor.dims))
+
     def weight(self, name: str, *, dequantized_by: str | None = None) -> np.ndarray | None:
         """The values of initializer or ``Constant`` ``name`` (``None`` for a constant
         not held as a tensor); with ``dequantized_by`` (the output of a
         DequantizeLinear that reads it), the values that op computes, or ``None`` when
         they are not plain per-tensor or per-axis ones."""
-        folder = self._model[1]
         tensor = self._tensor(name)
         if tensor is None:
             return None
-        values = _read(tensor, folder)
+        values = self._values(tensor)
         if dequantized_by is None:
             return values
-        return _dequantized(values, self._writers[dequantized_by], self._tensor, folder)
+        return _dequantized(values, self._writers[dequantized_by], self._tensor, self._values)
 
     def runner(self, names: Collection[str]) -> Runner:
         """A session that computes ``names`` (those onnxruntime can give).
@@ -80,14 +107,19 @@ class Stored:
             Exception: whatever onnxruntime raises for a model it cannot load.
         """
         model, folder = self._model
-        return Runner(model, folder, names)
+        weights = {
+            t.name: self._values(t)
+            for t in model.graph.initializer
+            if t.data_location == onnx.TensorProto.EXTERNAL
+        }
+        return Runner(model, folder, names, weights)
 
 
 def _dequantized(
     quantized: np.ndarray,
     node: onnx.NodeProto,
     tensor_of: Callable[[str], onnx.TensorProto | None],
-    folder: Path | None,
+    values_of: Callable[[onnx.TensorProto], np.ndarray],
 ) -> np.ndarray | None:
     """``(q - zero_point) * scale`` as the DequantizeLinear computes it (per tensor or
     per axis); ``None`` for blocked quantization or a scale that is not a constant."""
@@ -95,10 +127,10 @@ def _dequantized(
     scale_tensor = tensor_of(node.input[1])
     if attributes.get("block_size") or scale_tensor is None:
         return None
-    scale = _read(scale_tensor, folder).astype(np.float32)
+    scale = values_of(scale_tensor).astype(np.float32)
     zero_tensor = tensor_of(node.input[2]) if len(node.input) > 2 and node.input[2] else None
     zero = (
-        _read(zero_tensor, folder).astype(np.float32)
+        values_of(zero_tensor).astype(np.float32)
         if zero_tensor is not None
         else np.zeros((), np.float32)
     )
@@ -109,31 +141,6 @@ def _dequantized(
         shape[axis] = -1
         scale, zero = scale.reshape(shape), zero.reshape(shape) if zero.ndim else zero
     return (values - zero) * scale
-
-
-def _read(tensor: onnx.TensorProto, folder: Path | None) -> np.ndarray:
-    """One initializer's values. External data is mapped from its file (whose location
-    :mod:`onnx_flow.frontend.external` checked), not copied: the pages read are all it
-    costs."""
-    entries = {e.key: e.value for e in tensor.external_data}
-    dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
-    if (
-        tensor.data_location == onnx.TensorProto.EXTERNAL
-        and folder is not None
-        and tensor.data_type not in _PACKED
-    ):
-        count = load.elements(tensor)
-        offset = int(entries.get("offset", 0))
-        mapped = np.memmap(folder / entries["location"], dtype="<" + dtype.str[1:], mode="r")
-        start = offset // dtype.itemsize
-        if offset % dtype.itemsize == 0 and start + count <= mapped.size:
-            return mapped[start : start + count].reshape(tuple(tensor.dims))
-    if tensor.data_location == onnx.TensorProto.EXTERNAL:
-        copy = onnx.TensorProto()
-        copy.CopyFrom(tensor)
-        external_data_helper.load_external_data_for_tensor(copy, str(folder or "."))
-        return numpy_helper.to_array(copy)
-    return numpy_helper.to_array(tensor)
 
 
 #: Element types stored packed or specially (4-bit, bfloat16, float8): read by onnx.
