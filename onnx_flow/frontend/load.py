@@ -22,6 +22,7 @@ from google.protobuf.message import DecodeError
 
 from onnx_flow.errors import AuditError, first_line
 from onnx_flow.frontend import external
+from onnx_flow.frontend.nodes import constant_tensor
 
 __all__ = [
     "DATA_FIELDS",
@@ -100,6 +101,10 @@ def load(source: Source, *, nodes: int) -> onnx.ModelProto:
         raise AuditError(f"{name}: not an ONNX model (no graph or no IR version)")
     for tensor in model.graph.initializer:
         _drop_data(tensor)
+    for node in model.graph.node:  # paddle2onnx and others store weights in Constants
+        tensor = constant_tensor(node)
+        if tensor is not None:
+            _drop_data(tensor)
     try:
         inlined = _inlined_size(model)
     except RecursionError:
@@ -208,7 +213,8 @@ def elements(tensor: onnx.TensorProto) -> int:
 
 
 def _drop_data(tensor: onnx.TensorProto) -> None:
-    """Clear an inline initializer's values unless shape inference may need them."""
+    """Clear an inline initializer's or ``Constant``'s values unless shape inference may
+    need them."""
     if tensor.data_location == onnx.TensorProto.EXTERNAL:
         return
     if elements(tensor) <= _KEPT_ELEMENTS:

@@ -25,6 +25,24 @@ def test_inline_weights_are_dropped_but_small_tensors_of_any_dtype_kept() -> Non
     assert built.graph.initializer[0].raw_data != b""
 
 
+def test_weights_in_constant_nodes_are_dropped_too() -> None:
+    """paddle2onnx writes weights as Constant nodes: a 512 MiB one peaked at 2.6 GiB."""
+    weight = numpy_helper.from_array(np.ones((64, 32), np.float32), "w")
+    shape = numpy_helper.from_array(np.array([1, 32], np.int64), "s")
+    nodes = [
+        helper.make_node("Constant", [], ["w"], value=weight, name="weight"),
+        helper.make_node("Constant", [], ["s"], value=shape, name="shape"),
+        helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
+        helper.make_node("Reshape", ["h", "s"], ["y"], name="reshape"),
+    ]
+    built = model(nodes, [("x", TensorProto.FLOAT, [1, 64])], [("y", TensorProto.FLOAT, [1, 32])])
+    loaded = load.load(built, nodes=Limits().nodes)
+    kept = {n.name: n.attribute[0].t for n in loaded.graph.node if n.op_type == "Constant"}
+    assert kept["weight"].raw_data == b"" and list(kept["weight"].dims) == [64, 32]
+    assert kept["shape"].raw_data == shape.raw_data  # a shape argument stays
+    assert onnx_flow.audit(built).total.max_flow == 32
+
+
 def test_local_functions_are_inlined() -> None:
     squeeze = helper.make_function(
         "local",
