@@ -282,8 +282,12 @@ def _print(data: bytes) -> None:
         raise AuditError("standard output is closed: give --output FILE")
     try:
         sys.stdout.flush()
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        binary = getattr(sys.stdout, "buffer", None)  # none when redirected to a StringIO
+        if binary is None:
+            sys.stdout.write(data.decode("utf-8"))
+        else:
+            binary.write(data)
+            binary.flush()
     except (OSError, ValueError) as error:  # ValueError: a closed file
         raise AuditError(f"cannot write to standard output: {_reason(error)}") from None
 

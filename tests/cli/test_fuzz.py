@@ -1,8 +1,8 @@
 """Fuzzing: mutated model files give exit 0, 1 or 2, never a traceback or an internal error.
 
-Each example starts from a valid model (the shipped squeeze MLP, or a residual block with
-its weights as external data) and breaks it: truncates it, flips bytes, sets a dim to a
-strange value, renames a tensor a node reads.
+Each example starts from a valid model (the squeeze MLP, or models written by Keras, JAX,
+Paddle and scikit-learn exporters) and breaks it: truncates it, flips bytes, sets a dim
+to a strange value, changes a node's op or what it reads, drops a node.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from tests.onnx_builders import squeeze_mlp
 VALID = squeeze_mlp().SerializeToString()
 
 
-def _audit(path: Path) -> tuple[int, str, str]:
+def _audit(path: Path, *flags: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["audit", str(path), "--format", "json"])
+        code = main(["audit", str(path), "--format", "json", *flags])
     return code, out.getvalue(), err.getvalue()
 
 
@@ -99,3 +99,81 @@ def test_the_unmutated_model_passes_the_same_check(tmp_path: Path) -> None:
     assert _audit(path)[0] == 1
     _check(path)
     assert onnx.load(path).graph.node
+
+
+#: Models written by other exporters, each a seed for the mutants below.
+SEEDS = {
+    "squeeze": VALID,
+    **{
+        name: (Path(__file__).parents[1] / "corpus" / "exporters" / f"{name}.onnx").read_bytes()
+        for name in (
+            "keras_transformer_block",
+            "paddle_mlp",
+            "jax_nnx_residual",
+            "keras_cnn_squeeze",
+            "sklearn_mlp_classifier_zipmap",
+            "sklearn_random_forest_regressor",
+        )
+    },
+}
+
+#: Ops a mutant may turn a node into: shape-dependent, subgraph-holding, unknown.
+_OPS = ["NonZero", "Loop", "If", "Reshape", "ConstantOfShape", "Range", "Expand", "Unknown"]
+
+#: Budgets that keep every mutant's audit short whatever it asks for.
+_LIMITS = ["--limit", "run-seconds=10", "--limit", "nodes=100000"]
+
+
+def _mutant(seed: bytes, kind: str, data: st.DataObject) -> bytes:
+    """The seed, broken one way: cut, bytes flipped, a dim, a node's op, input or
+    presence changed."""
+    if kind == "truncate":
+        return seed[: data.draw(st.integers(0, len(seed) - 1))]
+    if kind == "flip":
+        mutated = bytearray(seed)
+        for _ in range(data.draw(st.integers(1, 8))):
+            mutated[data.draw(st.integers(0, len(seed) - 1))] ^= data.draw(st.integers(1, 255))
+        return bytes(mutated)
+    built = onnx.load_from_string(seed)
+    graph = built.graph
+    if kind == "dim":
+        values = [*graph.input, *graph.output, *graph.value_info]
+        dims = [d for v in values for d in v.type.tensor_type.shape.dim]
+        if dims:
+            dim = dims[data.draw(st.integers(0, len(dims) - 1))]
+            dim.dim_value = data.draw(st.sampled_from([0, -1, -64, 2**31, 2**62, 2**63 - 1]))
+    elif graph.node:
+        node = graph.node[data.draw(st.integers(0, len(graph.node) - 1))]
+        if kind == "op":
+            node.op_type = data.draw(st.sampled_from(_OPS))
+        elif kind == "rewire" and node.input:
+            names = [*(i.name for i in graph.input), *(o for n in graph.node for o in n.output)]
+            slot = data.draw(st.integers(0, len(node.input) - 1))
+            node.input[slot] = data.draw(st.sampled_from(names))
+        elif kind == "drop":
+            graph.node.remove(node)
+    return built.SerializeToString()
+
+
+@settings(
+    max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.sampled_from(sorted(SEEDS)),
+    kind=st.sampled_from(["truncate", "flip", "dim", "op", "rewire", "drop"]),
+    data=st.data(),
+)
+def test_mutants_of_every_exporters_models(
+    tmp_path: Path, seed: str, kind: str, data: st.DataObject
+) -> None:
+    """Mutants of seven models from six exporters: exit 0, 1 or 2 in one line, within
+    budgets that bound each audit whatever the mutant asks for."""
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_mutant(SEEDS[seed], kind, data))
+    code, out, err = _audit(path, *_LIMITS)
+    assert code in (0, 1, 2)
+    if code == 2:
+        assert out == "" and len(err.splitlines()) == 1, err
+        assert err.startswith("onnx-flow: error: ") and "internal error" not in err, err
+    else:
+        assert err == "" and out.startswith("{")
