@@ -21,7 +21,9 @@ from tests.onnx_builders import external_entry, external_squeeze_mlp, model, squ
 from tests.runner import run
 
 
-def _symlink_out(folder: Path) -> Path:
+def _weights_from_outside(folder: Path, link: Callable[[Path, Path], None]) -> Path:
+    """A squeeze in ``folder/model`` whose weights.bin is ``link``ed to the weights of
+    another one in ``folder/outside``."""
     outside = folder / "outside"
     outside.mkdir()
     inside = folder / "model"
@@ -29,8 +31,12 @@ def _symlink_out(folder: Path) -> Path:
     external_squeeze_mlp(outside)
     external_squeeze_mlp(inside)
     (inside / "weights.bin").unlink()
-    (inside / "weights.bin").symlink_to(outside / "weights.bin")
+    link(outside / "weights.bin", inside / "weights.bin")
     return inside / "model.onnx"
+
+
+def _symlink_out(folder: Path) -> Path:
+    return _weights_from_outside(folder, lambda target, name: name.symlink_to(target))
 
 
 def _missing_file(folder: Path) -> Path:
@@ -192,17 +198,8 @@ def _fifo(folder: Path) -> Path:
 
 
 def _hard_link_out(folder: Path) -> Path:
-    """weights.bin inside the folder is a hard link to a file outside it: no symlink to
-    see, the same inode."""
-    outside = folder / "outside"
-    outside.mkdir()
-    inside = folder / "model"
-    inside.mkdir()
-    external_squeeze_mlp(outside)
-    external_squeeze_mlp(inside)
-    (inside / "weights.bin").unlink()
-    os.link(outside / "weights.bin", inside / "weights.bin")
-    return inside / "model.onnx"
+    """No symbolic link to see: the same inode as a file outside the folder."""
+    return _weights_from_outside(folder, os.link)
 
 
 def _sparse_outside(folder: Path) -> Path:
@@ -219,7 +216,14 @@ def _sparse_outside(folder: Path) -> Path:
     return path
 
 
+def _location_not_utf8(folder: Path) -> Path:
+    _, path = external_squeeze_mlp(folder)
+    path.write_bytes(path.read_bytes().replace(b"weights.bin", b"weights\xff.bi"))
+    return path
+
+
 CASES: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
+    "a location not UTF-8": (_location_not_utf8, [], "'location' = b'weights\\xff.bi' is not"),
     "a hard link out, weights read": (
         _hard_link_out,
         ["--measure", "rank"],
@@ -338,3 +342,14 @@ def test_a_run_that_never_ends_costs_its_own_model_only(tmp_path: Path) -> None:
     endless, squeeze = json.loads(result.stdout)
     assert "took more than 3 s" in endless["error"]
     assert squeeze["max_flow"] == 4
+
+
+def test_a_path_with_a_nul_byte_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the Python entry can pass one: no command line holds a NUL."""
+    from onnx_flow.cli.main import main
+
+    assert main(["audit", "a\x00b.onnx"]) == 2
+    assert (
+        capsys.readouterr().err
+        == "onnx-flow: error: 'a\\x00b.onnx': a path cannot hold a NUL byte\n"
+    )

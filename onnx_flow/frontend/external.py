@@ -88,6 +88,8 @@ def _problem(
     location, end = "", 0
     for entry in entries:
         key, value = entry.key, entry.value
+        if not isinstance(key, str) or not isinstance(value, str):  # protobuf's bytes
+            return f"{key!r} = {value!r} is not UTF-8"
         if key == "location":
             location = value
         elif key in ("offset", "length"):

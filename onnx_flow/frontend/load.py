@@ -180,6 +180,8 @@ def _read(path: Path) -> onnx.ModelProto:
     try:
         # Non-blocking: a FIFO must not wait for a writer before it is refused.
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except ValueError:  # a NUL in the path: no file can have that name
+        raise AuditError(f"{str(path)!r}: a path cannot hold a NUL byte") from None
     except OSError as error:
         reasons = {errno.ENOENT: "no such file", errno.ELOOP: "a loop of symbolic links"}
         reason = reasons.get(error.errno or 0) or _strerror(error)
