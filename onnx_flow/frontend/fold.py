@@ -126,7 +126,7 @@ def fold_values(
         if op == "Constant":
             tensor = constant_tensor(nodes[index])
             if tensor is not None:
-                if elements(tensor) <= _MAX_ELEMENTS:
+                if elements(tensor) <= _MAX_ELEMENTS and _has_data(tensor):  # not dropped
                     values.add_tensor(outputs[0], tensor)
                 continue
         elif op not in SHAPE_OPS and not all(map(known.__contains__, links.reads[index])):
@@ -171,9 +171,10 @@ def evaluate(
             return None  # most nodes: checked first
         if op == "Constant":
             constant = constant_tensor(node)
-            if constant is not None:  # no evaluator needed
-                value = numpy_helper.to_array(constant)
-                return {node.output[0]: value} if value.size <= _MAX_ELEMENTS else None
+            if constant is not None:  # no evaluator needed; none for a dropped weight
+                if elements(constant) > _MAX_ELEMENTS or not _has_data(constant):
+                    return None
+                return {node.output[0]: numpy_helper.to_array(constant)}
         elif not names:
             return None
         inputs = [values[name] if name else None for name in names]
