@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from onnx_flow.errors import AuditError
 from onnx_flow.render.picture import BOTTLENECK, PASS
 from onnx_flow.render.wording import cut_tensors, figures, verdict
-from onnx_flow.report import Report, Result
+from onnx_flow.report import Failure, Report, Result
 
 __all__ = ["adapter_ids", "render"]
 
@@ -40,15 +40,18 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
 
     ``color`` is unused: the file sets colours of its own.
 
+    A model not audited (or a report without its profile) gives node data with no
+    node, named by the reason.
+
     Raises:
-        AuditError: several models (a node data file belongs to one graph), or a
-            report without its profile.
+        AuditError: several models (a node data file belongs to one graph).
     """
     if len(reports) != 1:
         raise AuditError("--format model-explorer writes the node data of one model at a time")
     (report,) = reports
     if not isinstance(report, Report) or report.profile is None:
-        raise AuditError(f"{report.model}: no graph to write node data for")
+        why = report.error if isinstance(report, Failure) else "no profile"
+        return _data(f"onnx-flow: {report.model}: not audited: {why}", {})
     flow = report.profile
     widths = {p.tensor: p.width for p in flow.points}
     ids = adapter_ids(name for name, _ in flow.nodes)
@@ -77,6 +80,11 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
         for key, (width, mark) in sorted(values.items())
     }
     name = f"onnx-flow {report.measure} width: {verdict(report)}, {figures(report.total)}"
+    return _data(name, results)
+
+
+def _data(name: str, results: dict[str, dict[str, object]]) -> str:
+    """The node data file: a name for the viewer's list of data, and the nodes'."""
     return json.dumps({"name": name, "results": results}, indent=1) + "\n"
 
 
