@@ -44,14 +44,14 @@ def audit_all(
     options: Options,
     *,
     jobs: int = 1,
-    done: Callable[[str], None] | None = None,
+    done: Callable[[Result], None] | None = None,
 ) -> list[Result]:
-    """Audit each model; ``done(model)`` is called as each one finishes."""
+    """Audit each model; ``done(result)`` is called as each one finishes, in order."""
     results: list[Result] = []
-    for model, result in zip(models, _results(models, options, jobs), strict=True):
+    for result in _results(models, options, jobs):
         results.append(result)
         if done is not None:
-            done(model)
+            done(result)
     return results
 
 

@@ -148,8 +148,19 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
     options = _drawn(options, output_format, plot=arguments.plot)
     if len(models) > 1:  # a --dim binds the models that have it
         options = dataclasses.replace(options, dims_where_declared=True)
-    with _bars(len(models)) as done:
-        results = batch.audit_all(models, options, jobs=arguments.jobs, done=done)
+    stream = _stream(arguments.output) if output_format is Format.JSONL else None
+    try:
+        with _bars(len(models)) as advance:
+
+            def done(result: Result) -> None:
+                if stream is not None:
+                    stream(result)
+                if advance is not None:
+                    advance(result)
+
+            results = batch.audit_all(models, options, jobs=arguments.jobs, done=done)
+    except AuditError as error:  # the stream cannot be written
+        return _fatal(str(error))
     bound = {name for r in results if isinstance(r, Report) for name, _ in r.dims}
     unused = [name for name in options.dims if name not in bound]
     if len(models) > 1 and unused and any(isinstance(r, Report) for r in results):
@@ -162,7 +173,7 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
     if len(models) == 1 and failures:
         return EXIT_ERROR  # nothing to show but the reason
     try:
-        _emit(results, output_format, arguments)
+        _emit(results, output_format, arguments, written=stream is not None)
     except AuditError as error:
         return _fatal(str(error))
     if failures:
@@ -170,21 +181,49 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
     return EXIT_BOTTLENECK if any(r.failing for r in results) else EXIT_CLEAN
 
 
-def _emit(results: Sequence[Result], output_format: Format, arguments: argparse.Namespace) -> None:
-    """Print the results, or write them to ``--output`` and print each verdict; draw
-    ``--plot``.
+def _stream(output: str | None) -> Callable[[Result], None]:
+    """Write each result as a JSON line as soon as its model is audited: printed, or
+    appended to ``output`` (opened for each line, so a stop leaves whole lines only).
+
+    The function raises :class:`AuditError` when the line cannot be written.
+    """
+    from onnx_flow.render.jsonl import line
+
+    def append(result: Result) -> None:
+        data = line(result).encode("utf-8")
+        if output is None or output == "-":
+            _print(data)
+            return
+        try:
+            with open(output, "ab") as file:
+                file.write(data)
+        except OSError as error:
+            raise AuditError(f"--output {output}: {_reason(error)}") from None
+
+    return append
+
+
+def _emit(
+    results: Sequence[Result],
+    output_format: Format,
+    arguments: argparse.Namespace,
+    *,
+    written: bool = False,
+) -> None:
+    """Print the results, or write them to ``--output`` and print each verdict (unless
+    they were ``written`` as each model finished); draw ``--plot``.
 
     Raises:
         AuditError: a file cannot be written.
     """
     output = None if arguments.output == "-" else arguments.output
     color = output is None and sys.stdout is not None and sys.stdout.isatty()
-    text = render(results, output_format, color=color)
     if arguments.plot:
         from onnx_flow.render import plot
 
         _write(plot.render(results, arguments.plot), arguments.plot)
-    _write(text, output)
+    if not written:
+        _write(render(results, output_format, color=color), output)
     if output is not None:  # the report went to the file: say what it says
         for result in results:
             if isinstance(result, Report):
@@ -297,7 +336,7 @@ def _reason(error: Exception) -> str:
 
 
 @contextlib.contextmanager
-def _bars(models: int) -> Iterator[Callable[[str], None] | None]:
+def _bars(models: int) -> Iterator[Callable[[Result], None] | None]:
     """Progress on stderr, if it is a terminal: with several models, a bar of models
     audited (the context gives the function to call after each); with one, a bar per
     long measurement."""
@@ -310,7 +349,7 @@ def _bars(models: int) -> Iterator[Callable[[str], None] | None]:
     with Progress(console=Console(stderr=True), transient=True) as bar:
         if models > 1:
             task = bar.add_task("auditing", total=models)
-            yield lambda model: bar.update(task, advance=1, description=Path(model).name)
+            yield lambda result: bar.update(task, advance=1, description=Path(result.model).name)
             return
         tasks: dict[str, TaskID] = {}
 

@@ -25,6 +25,7 @@ class Format(str, Enum):
 
     TEXT = "text"
     JSON = "json"
+    JSONL = "jsonl"
     MARKDOWN = "markdown"
     SARIF = "sarif"
     DOT = "dot"
@@ -36,6 +37,7 @@ class Format(str, Enum):
 RENDERERS: dict[Format, str] = {
     Format.TEXT: "text",
     Format.JSON: "json",
+    Format.JSONL: "jsonl",
     Format.MARKDOWN: "markdown",
     Format.SARIF: "sarif",
     Format.DOT: "dot",

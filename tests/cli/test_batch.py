@@ -151,3 +151,42 @@ def test_a_killed_worker_loses_no_model(tmp_path: Path) -> None:
     assert process.returncode == 1, stderr
     reports = json.loads(stdout)
     assert [r["max_flow"] for r in reports] == [64, 4]
+
+
+def test_jsonl_is_one_line_per_model_as_json_gives_them(tmp_path: Path) -> None:
+    folder = _folder(tmp_path)
+    lines = run("audit", folder, "--format", "jsonl").stdout.splitlines()
+    listed = json.loads(run("audit", folder, "--format", "json").stdout)
+    assert [json.loads(line) for line in lines] == listed
+    assert len(lines) == 3 and "error" in json.loads(lines[1])  # c.onnx, cut short
+
+
+def test_jsonl_output_is_appended_to(tmp_path: Path) -> None:
+    report = tmp_path / "corpus.jsonl"
+    first = run("audit", SHIPPED, "--format", "jsonl", "--output", report)
+    assert first.returncode == 1 and "(report in" in first.stdout
+    once = report.read_bytes()
+    run("audit", SHIPPED, "--format", "jsonl", "--output", report)
+    assert report.read_bytes() == once * 2 and once.count(b"\n") == 1
+
+
+def test_jsonl_lines_are_written_as_each_model_finishes(tmp_path: Path) -> None:
+    """The squeeze's line arrives while the deep model after it is still audited."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from bench_audit import residual_mlp
+
+    deep = residual_mlp(100_000, tmp_path / "deep.onnx")
+    command = [sys.executable, "-m", "onnx_flow", "audit", SHIPPED, deep, "--format", "jsonl"]
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    ) as process:
+        assert process.stdout is not None
+        first = json.loads(process.stdout.readline())
+        still_running = process.poll() is None
+        rest, _ = process.communicate(timeout=120)
+    assert first["max_flow"] == 4 and still_running
+    assert json.loads(rest)["max_flow"] == 64
