@@ -17,13 +17,13 @@ import sys
 from collections.abc import Iterable, Iterator
 from operator import attrgetter
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import BinaryIO
 
-import numpy as np
 import onnx
 
 from onnx_flow.errors import AuditError
 
-__all__ = ["check", "external_tensors", "mapped"]
+__all__ = ["check", "external_tensors", "opened"]
 
 _ATTRIBUTES = attrgetter("attribute")
 
@@ -125,13 +125,14 @@ def _file_size(location: str, folder: Path | None, needed: bool) -> int | str:
     return path.stat().st_size
 
 
-def mapped(folder: Path, location: str) -> np.ndarray:
-    """The bytes of the external-data file ``location`` names, mapped read-only.
+def opened(folder: Path, location: str) -> BinaryIO:
+    """The external-data file ``location`` names, opened for reading.
 
     The file is opened once and checked as opened, so that nothing swapped in after
     :func:`check` is read: a regular file, with one link (a hard link may lead out of
     the folder), inside ``folder`` by the resolved path of the descriptor itself. A
-    symbolic link that stays inside the folder is followed.
+    symbolic link that stays inside the folder is followed. Read every weight of the
+    file from what this returns.
 
     Raises:
         AuditError: the location leaves the folder, or the file is not one to read.
@@ -142,21 +143,19 @@ def mapped(folder: Path, location: str) -> np.ndarray:
         descriptor = os.open(folder / location, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
         raise AuditError(f"external data file {location!r}: {error.strerror}") from None
-    with os.fdopen(descriptor, "rb") as file:
-        status = os.fstat(descriptor)
-        # Linux names the file a descriptor holds; elsewhere the path is resolved again.
-        held = f"/proc/self/fd/{descriptor}" if sys.platform == "linux" else folder / location
-        opened = Path(os.path.realpath(held))
-        if not stat.S_ISREG(status.st_mode):
-            problem = "is not a regular file"
-        elif status.st_nlink != 1:
-            problem = f"has {status.st_nlink} hard links: one may lead out of the folder"
-        elif not opened.is_relative_to(folder.resolve()):
-            problem = "leaves the model's folder (through a link)"
-        else:
-            if status.st_size == 0:
-                return np.empty(0, np.uint8)
-            return np.memmap(file, dtype=np.uint8, mode="r")
+    file = os.fdopen(descriptor, "rb")
+    status = os.fstat(descriptor)
+    # Linux names the file a descriptor holds; elsewhere the path is resolved again.
+    held = f"/proc/self/fd/{descriptor}" if sys.platform == "linux" else folder / location
+    if not stat.S_ISREG(status.st_mode):
+        problem = "is not a regular file"
+    elif status.st_nlink != 1:
+        problem = f"has {status.st_nlink} hard links: one may lead out of the folder"
+    elif not Path(os.path.realpath(held)).is_relative_to(folder.resolve()):
+        problem = "leaves the model's folder (through a link)"
+    else:
+        return file
+    file.close()
     raise AuditError(f"external data file {location!r} {problem}")
 
 

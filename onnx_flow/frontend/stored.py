@@ -12,6 +12,7 @@ import functools
 import os
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import onnx
@@ -60,8 +61,8 @@ class Stored:
         return tensor
 
     @functools.cached_property
-    def _files(self) -> dict[str, np.ndarray]:
-        """External-data files by location, each opened, checked and mapped once."""
+    def _files(self) -> dict[str, BinaryIO]:
+        """External-data files by location, each opened and checked once."""
         return {}
 
     def _values(self, tensor: onnx.TensorProto) -> np.ndarray:
@@ -72,11 +73,17 @@ class Stored:
         entries = {e.key: e.value for e in tensor.external_data}
         location = entries["location"]
         if location not in self._files:
-            self._files[location] = external.mapped(folder, location)
-        whole = self._files[location]
+            self._files[location] = external.opened(folder, location)
+        file = self._files[location]
         offset = int(entries.get("offset", 0))
-        length = int(entries["length"]) if "length" in entries else whole.size - offset
-        raw = whole[offset : offset + length]
+        size = os.fstat(file.fileno()).st_size
+        length = int(entries["length"]) if "length" in entries else size - offset
+        # Each tensor maps its own bytes: they leave memory when its array does.
+        raw = (
+            np.memmap(file, dtype=np.uint8, mode="r", offset=offset, shape=(length,))
+            if length
+            else np.empty(0, np.uint8)
+        )
         if tensor.data_type in _PACKED:  # onnx decodes these from raw bytes
             copy = onnx.TensorProto()
             copy.CopyFrom(tensor)
