@@ -35,6 +35,8 @@ class Stored:
     ) -> None:
         self._source = source
         self._followed = tuple(followed)
+        self._files: dict[str, BinaryIO] = {}
+        """External-data files by location, each opened and checked once."""
 
     @functools.cached_property
     def _model(self) -> tuple[onnx.ModelProto, Path | None]:
@@ -60,11 +62,6 @@ class Stored:
             tensor = constant_tensor(self._writers[name])
         return tensor
 
-    @functools.cached_property
-    def _files(self) -> dict[str, BinaryIO]:
-        """External-data files by location, each opened and checked once."""
-        return {}
-
     def _values(self, tensor: onnx.TensorProto) -> np.ndarray:
         """A tensor's values, external data read from its checked file."""
         folder = self._model[1]
@@ -76,8 +73,10 @@ class Stored:
             self._files[location] = external.opened(folder, location)
         file = self._files[location]
         offset = int(entries.get("offset", 0))
-        size = os.fstat(file.fileno()).st_size
-        length = int(entries["length"]) if "length" in entries else size - offset
+        if "length" in entries:
+            length = int(entries["length"])
+        else:  # the rest of the file
+            length = os.fstat(file.fileno()).st_size - offset
         # Each tensor maps its own bytes: they leave memory when its array does.
         raw = (
             np.memmap(file, dtype=np.uint8, mode="r", offset=offset, shape=(length,))
@@ -114,12 +113,17 @@ class Stored:
             Exception: whatever onnxruntime raises for a model it cannot load.
         """
         model, folder = self._model
-        weights = {
+        return Runner(model, folder, names, self._external_weights)
+
+    @functools.cached_property
+    def _external_weights(self) -> dict[str, np.ndarray]:
+        """The external initializers' values, mapped once for every runner (the data
+        measure loads one session per group of tensors)."""
+        return {
             t.name: self._values(t)
-            for t in model.graph.initializer
+            for t in self._model[0].graph.initializer
             if t.data_location == onnx.TensorProto.EXTERNAL
         }
-        return Runner(model, folder, names, weights)
 
 
 def _dequantized(
