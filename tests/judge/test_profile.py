@@ -4,6 +4,7 @@ against the max-flow (every cross-section is a cut), and on hand-derived widths.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -81,3 +82,13 @@ def test_the_profile_never_falls_below_the_max_flow(exported, name: str, lowest:
     assert min(p.alive for p in report.profile.points) == lowest
     narrowest = min(p.width for p in report.profile.points if p.width)
     assert narrowest < lowest or name == "squeeze"
+
+
+@pytest.mark.parametrize("name", ["keras_residual", "paddle_residual", "jax_nnx_residual"])
+def test_the_profile_of_other_exporters_residuals_never_falls_below_the_max_flow(
+    name: str,
+) -> None:
+    path = Path(__file__).parents[1] / "corpus" / "exporters" / f"{name}.onnx"
+    report = run(str(path), _PICTURE)
+    assert report.profile is not None
+    assert min(p.alive for p in report.profile.points) == report.total.max_flow

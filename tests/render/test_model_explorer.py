@@ -165,3 +165,21 @@ def test_model_explorer_colours_the_cut_with_its_width(tmp_path: Path) -> None:
     assert sum(value == "64" for _, value, _ in rows) == 5  # x, three layers, y
     colours = {c for _, c in Image.open(shot).convert("RGB").getcolors(1 << 24)}
     assert (192, 57, 43) in colours
+
+
+EXPORTERS = Path(__file__).parents[1] / "corpus" / "exporters"
+
+
+@pytest.mark.parametrize(
+    "name", ["keras_mlp", "paddle_mlp", "jax_nnx_residual", "sklearn_mlp_regressor"]
+)
+def test_keys_are_the_adapters_on_other_exporters_files(name: str) -> None:
+    """tf2onnx, paddle2onnx, jax2onnx and skl2onnx name nodes their own ways: every key
+    is still a node of the adapter's graph, and the squeezes' cuts are red."""
+    path = EXPORTERS / f"{name}.onnx"
+    result = run("audit", path, "--format", "model-explorer")
+    assert result.returncode in (0, 1), result.stderr
+    data = json.loads(result.stdout)
+    assert data["results"] and set(data["results"]) <= _adapter_node_ids(path)
+    red = [key for key, node in data["results"].items() if node["bgColor"] == "#c0392b"]
+    assert bool(red) == (result.returncode == 1)
