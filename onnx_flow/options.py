@@ -54,9 +54,14 @@ class Limits:
     """Seconds the onnxruntime run that resolves shapes inference left open may take."""
     run_memory: int = 2**34
     """Bytes of address space that run may use (it loads the weights)."""
+    model_seconds: int = 600
+    """Seconds one model's audit may take, when several are audited (each in a process
+    of its own: :mod:`onnx_flow.cli.sandbox`)."""
+    model_memory: int = 2**34
+    """Bytes of address space one model's audit may use, when several are audited."""
 
     #: The names ``--limit`` takes, as they are spelled there.
-    NAMES = ("nodes", "sample-bytes", "run-seconds", "run-memory")
+    NAMES = ("nodes", "sample-bytes", "run-seconds", "run-memory", "model-seconds", "model-memory")
 
     def with_given(self, given: Mapping[str, int]) -> Limits:
         """These limits with some replaced, by their ``--limit`` names.

@@ -76,6 +76,17 @@ def models() -> list[str]:
     return [_NODE + name for name in cases] + files
 
 
+def backend_files(folder: Path, count: int) -> Path:
+    """``count`` of the backend data's small model files (simple and pytorch cases, in
+    name order), copied into ``folder`` as ``<case>.onnx``: a corpus of small models."""
+    files = sorted(p for p in _DATA.rglob("model.onnx") if p.parts[-3] != "light")
+    assert len(files) >= count, f"the onnx package holds {len(files)} such models"
+    folder.mkdir(parents=True, exist_ok=True)
+    for file in files[:count]:
+        (folder / f"{file.parent.name}.onnx").write_bytes(file.read_bytes())
+    return folder
+
+
 def sweep(workers: int = 2, timeout: float = TIMEOUT) -> Summary:
     """Audit every model, ``workers`` processes side by side."""
     todo = models()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -341,6 +342,27 @@ def test_a_run_that_never_ends_costs_its_own_model_only(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     endless, squeeze = json.loads(result.stdout)
     assert "took more than 3 s" in endless["error"]
+    assert squeeze["max_flow"] == 4
+
+
+def test_a_model_that_hangs_is_cut_at_the_model_time_limit(tmp_path: Path) -> None:
+    """Serially too, each of several models has its own process and time limit: the
+    endless model (its onnxruntime run allowed far longer) is killed at 2 s."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    endless = _endless_loop(folder)
+    onnx.save(squeeze_mlp(), folder / "squeeze.onnx")
+    started = time.monotonic()
+    result = run(
+        "audit", folder, "--limit", "run-seconds=100", "--limit", "model-seconds=2",
+        "--format", "json",
+    )  # fmt: skip
+    assert time.monotonic() - started < 30
+    assert result.returncode == 2, result.stderr
+    cut, squeeze = json.loads(result.stdout)
+    assert cut["error"] == (
+        f"{endless}: the audit took more than 2 s (--limit model-seconds=N, model-memory=BYTES)"
+    )
     assert squeeze["max_flow"] == 4
 
 

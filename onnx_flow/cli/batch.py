@@ -2,15 +2,14 @@
 
 A folder stands for every ``.onnx`` file under it, in sorted order. Each model's audit
 ends in a :class:`~onnx_flow.report.Report` or a :class:`~onnx_flow.report.Failure`
-naming the reason; with ``jobs > 1`` the models are audited in worker processes, and
-the results keep the order of the models.
+naming the reason; several models are audited in processes of their own, ``jobs`` at a
+time, and the results keep the order of the models.
 """
 
 from __future__ import annotations
 
-import gc
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from onnx_flow.errors import AuditError, first_line
@@ -46,56 +45,62 @@ def audit_all(
     jobs: int = 1,
     done: Callable[[Result], None] | None = None,
 ) -> list[Result]:
-    """Audit each model; ``done(result)`` is called as each one finishes, in order."""
-    results: list[Result] = []
-    for result in _results(models, options, jobs):
-        results.append(result)
+    """Audit each model and return the results in the models' order; ``done(result)``
+    is called as each one finishes.
+
+    A lone model is audited here. Several are audited apart, each in a process of its
+    own within ``--limit model-seconds`` and ``model-memory``, ``jobs`` at a time
+    (:mod:`~onnx_flow.cli.sandbox`): one that hangs or crashes costs its own entry.
+    """
+    finished: dict[str, Result] = {}
+    for model, result in _results(models, options, jobs):
+        finished[model] = result
         if done is not None:
             done(result)
-    return results
+    return [finished[model] for model in models]
 
 
-def _results(models: Sequence[str], options: Options, jobs: int) -> Iterator[Result]:
-    if jobs > 1 and len(models) > 1:
-        yield from _in_workers(models, options, jobs)
-        return
-    for index, model in enumerate(models):
-        if index:
-            gc.collect()  # what the previous model left, when collection is off
-        yield audit_one(model, options)
+def _results(models: Sequence[str], options: Options, jobs: int) -> Iterator[tuple[str, Result]]:
+    """Each model with its result, as they finish."""
+    if len(models) == 1:
+        yield models[0], audit_one(models[0], options)
+    else:
+        yield from _apart(dict.fromkeys(models), options, jobs)
 
 
-def _in_workers(models: Sequence[str], options: Options, jobs: int) -> Iterator[Result]:
-    """The models audited by ``jobs`` worker processes, in order.
+def _apart(models: Iterable[str], options: Options, jobs: int) -> Iterator[tuple[str, Result]]:
+    """The models audited by ``jobs`` sandboxes, as they finish.
 
-    A worker that dies (killed, or aborted out of memory) breaks the pool: every model
-    it had not finished is audited again alone, in a process of its own, and the one
-    that kills that process too gets its error entry. The others lose nothing.
+    Each thread here waits on its own sandbox's pipe; a stop (Ctrl-C, an error in the
+    caller) cancels the models not started and kills the sandboxes.
     """
-    from concurrent.futures import ProcessPoolExecutor  # only --jobs needs processes
-    from concurrent.futures.process import BrokenProcessPool
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+    from queue import SimpleQueue
 
-    with ProcessPoolExecutor(max_workers=min(jobs, len(models))) as pool:
-        futures = [pool.submit(audit_one, model, options) for model in models]
-        for model, future in zip(models, futures, strict=True):
-            try:
-                yield future.result()
-            except BrokenProcessPool:
-                yield _alone(model, options)
+    from onnx_flow.cli.sandbox import Sandbox
 
+    folder = os.getcwd()
+    free: SimpleQueue[Sandbox] = SimpleQueue()
+    sandboxes = [Sandbox() for _ in range(jobs)]
+    for sandbox in sandboxes:
+        free.put(sandbox)
 
-def _alone(model: str, options: Options) -> Result:
-    """The model audited in a process of its own; an error entry if that process dies."""
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    with ProcessPoolExecutor(max_workers=1) as pool:
+    def audit(model: str) -> tuple[str, Result]:
+        sandbox = free.get()
         try:
-            return pool.submit(audit_one, model, options).result()
-        except BrokenProcessPool:
-            return Failure(
-                model, f"{model}: the process auditing it died (killed, or out of memory)"
-            )
+            return model, sandbox.audit(model, options, folder)
+        finally:
+            free.put(sandbox)
+
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="onnx-flow")
+    try:
+        futures = [pool.submit(audit, model) for model in models]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for sandbox in sandboxes:
+            sandbox.close()
 
 
 def audit_one(model: str, options: Options) -> Result:

@@ -12,9 +12,9 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from onnx_flow.cli import batch, config
+from onnx_flow.cli import batch, config, resume
 from onnx_flow.errors import AuditError, first_line
 from onnx_flow.measure import progress
 from onnx_flow.options import (
@@ -143,14 +143,25 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
         if arguments.jobs < 1:
             raise AuditError(f"--jobs {arguments.jobs}: must be at least 1")
         models = batch.expand(arguments.models)
+        to_file = arguments.output not in (None, "-")
+        if arguments.resume and not (output_format is Format.JSONL and to_file):
+            raise AuditError("--resume needs --format jsonl and --output FILE: the lines to resume")
     except AuditError as error:
         return _fatal(str(error))
     options = _drawn(options, output_format, plot=arguments.plot)
     if len(models) > 1:  # a --dim binds the models that have it
         options = dataclasses.replace(options, dims_where_declared=True)
-    stream = _stream(arguments.output) if output_format is Format.JSONL else None
+    stream, spared = None, []
     try:
-        with _bars(len(models)) as advance:
+        if output_format is Format.JSONL:
+            options_hex = resume.options_digest(options)
+            if arguments.resume:
+                spared = _spared(models, options, options_hex, arguments.output)
+            stream = _stream(
+                arguments.output, lambda model: resume.fingerprint(model, options, options_hex)
+            )
+        audited = [m for m in models if m not in {entry["model"] for entry in spared}]
+        with _bars(len(audited)) as advance:
 
             def done(result: Result) -> None:
                 if stream is not None:
@@ -158,12 +169,13 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
                 if advance is not None:
                     advance(result)
 
-            results = batch.audit_all(models, options, jobs=arguments.jobs, done=done)
-    except AuditError as error:  # the stream cannot be written
+            results = batch.audit_all(audited, options, jobs=arguments.jobs, done=done)
+    except AuditError as error:  # the samples cannot be read, the stream written
         return _fatal(str(error))
     bound = {name for r in results if isinstance(r, Report) for name, _ in r.dims}
+    bound.update(name for entry in spared for name in entry.get("dims", {}))
     unused = [name for name in options.dims if name not in bound]
-    if len(models) > 1 and unused and any(isinstance(r, Report) for r in results):
+    if len(models) > 1 and unused and (bound or any(isinstance(r, Report) for r in results)):
         name = unused[0]
         size = options.dims[name]
         return _fatal(f"--dim {name}={size}: no model audited has a dim named {name!r}")
@@ -176,21 +188,45 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
         _emit(results, output_format, arguments, written=stream is not None)
     except AuditError as error:
         return _fatal(str(error))
-    if failures:
+    if failures or any("error" in entry for entry in spared):
         return EXIT_ERROR
-    return EXIT_BOTTLENECK if any(r.failing for r in results) else EXIT_CLEAN
+    failing = {kind.value for kind in options.fail_on}
+    if any(r.failing for r in results) or any(
+        entry.get("bottleneck") or any(f.get("kind") in failing for f in entry.get("findings", []))
+        for entry in spared
+    ):
+        return EXIT_BOTTLENECK
+    return EXIT_CLEAN
 
 
-def _stream(output: str | None) -> Callable[[Result], None]:
-    """Write each result as a JSON line as soon as its model is audited: printed, or
-    appended to ``output`` (opened for each line, so a stop leaves whole lines only).
+def _spared(
+    models: Sequence[str], options: Options, options_hex: str, output: str
+) -> list[dict[str, Any]]:
+    """The lines of ``output`` that hold the fingerprint their model has now, in the
+    models' order; says on stderr how many models they spare."""
+    lines = resume.finished(output)
+    found = (
+        lines.get((model, resume.fingerprint(model, options, options_hex) or ""))
+        for model in dict.fromkeys(models)
+    )
+    spared = [entry for entry in found if entry is not None]
+    _say(f"--resume: {len(spared)} of {len(models)} models already in {output}")
+    return spared
+
+
+def _stream(
+    output: str | None, fingerprint: Callable[[str], str | None]
+) -> Callable[[Result], None]:
+    """Write each result as a JSON line, with its model's ``fingerprint``, as soon as
+    its model is audited: printed, or appended to ``output`` (opened for each line, so
+    a stop leaves whole lines only).
 
     The function raises :class:`AuditError` when the line cannot be written.
     """
     from onnx_flow.render.jsonl import line
 
     def append(result: Result) -> None:
-        data = line(result).encode("utf-8")
+        data = line(result, fingerprint=fingerprint(result.model)).encode("utf-8")
         if output is None or output == "-":
             _print(data)
             return
@@ -233,7 +269,7 @@ def _emit(
 
 def _diff(arguments: argparse.Namespace, options: Options) -> int:
     """``onnx-flow diff``: exit 1 when the new version squeezes more than the old."""
-    reports = batch.audit_all([arguments.old, arguments.new], options)
+    reports = [batch.audit_one(model, options) for model in (arguments.old, arguments.new)]
     failures = [r for r in reports if isinstance(r, Failure)]
     if failures:
         for failure in failures:
@@ -363,9 +399,14 @@ def _bars(models: int) -> Iterator[Callable[[Result], None] | None]:
 
 
 def _fatal(message: str) -> int:
-    with contextlib.suppress(OSError, ValueError, AttributeError):  # stderr closed
-        print(f"onnx-flow: error: {printable(first_line(message))}", file=sys.stderr)
+    _say(f"error: {first_line(message)}")
     return EXIT_ERROR
+
+
+def _say(message: str) -> None:
+    """One line on stderr, unless it is closed."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        print(f"onnx-flow: {printable(message)}", file=sys.stderr)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -397,6 +438,12 @@ def _parser() -> argparse.ArgumentParser:
     _audit_options(audit)
     _input_options(audit)
     _written_options(audit)
+    audit.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --format jsonl --output FILE: skip the models whose line FILE holds for"
+        " the same file content and options, and append the others",
+    )
     audit.add_argument(
         "--jobs",
         type=int,

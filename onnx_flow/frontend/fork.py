@@ -20,6 +20,7 @@ functions do.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pickle
 import resource
@@ -162,6 +163,7 @@ class _Child(Pending[_T]):
                 # Python 3.12+ warns of any other thread; the module docstring says why
                 # the idle native ones are no risk here.
                 warnings.simplefilter("ignore", DeprecationWarning)
+                parent = os.getpid()
                 pid = os.fork()
         except OSError:
             for descriptor in (reading, writing, self._data):
@@ -169,7 +171,7 @@ class _Child(Pending[_T]):
             raise
         if pid == 0:
             os.close(reading)
-            _serve(work, spare, _Messages(writing, self._data), memory)
+            _serve(work, spare, _Messages(writing, self._data), memory, parent)
         os.close(writing)
         self._pid = pid
         self.pipe = reading
@@ -255,12 +257,14 @@ def _serve(
     spare: Callable[[], object] | None,
     out: _Messages,
     memory: int | None,
+    parent: int,
 ) -> NoReturn:
-    """In the child: limit its address space to ``memory`` bytes (if given), run the
-    work, send its result, run ``spare``, send its error, and exit: whatever happens,
-    the child never returns into the caller's code."""
+    """In the child: die with the parent, limit its address space to ``memory`` bytes
+    (if given), run the work, send its result, run ``spare``, send its error, and exit:
+    whatever happens, the child never returns into the caller's code."""
     code = 1
     try:
+        _die_with(parent)
         try:
             if memory is not None:
                 _, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -276,6 +280,18 @@ def _serve(
         code = 0
     finally:
         os._exit(code)  # no atexit handlers, no flushing of buffers the parent owns
+
+
+def _die_with(parent: int) -> None:
+    """In the child: be killed when the parent ends, killed at a time limit included,
+    so that no process the work started (an onnxruntime run) outlives it."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it ended before the request took effect
+        os._exit(1)
+
+
+#: prctl's option that sends the child a signal when its parent ends (linux/prctl.h).
+_PR_SET_PDEATHSIG = 1
 
 
 def _error_of(spare: Callable[[], object] | None) -> Exception | None:

@@ -11,6 +11,7 @@ every op is visible to shape inference and to the flow.
 from __future__ import annotations
 
 import errno
+import hashlib
 import math
 import os
 import stat
@@ -30,6 +31,7 @@ __all__ = [
     "Model",
     "Source",
     "check_external",
+    "digest",
     "display_name",
     "elements",
     "load",
@@ -174,9 +176,20 @@ def display_name(source: Source) -> str:
 
 
 def _read(path: Path) -> onnx.ModelProto:
-    """Parse the file's protobuf without opening external data: the file is opened
-    once, checked as opened (a regular file within protobuf's limit), and read from
-    that descriptor."""
+    """Parse the file's protobuf without opening external data."""
+    return _parsed(_contents(path), path)
+
+
+def _parsed(data: bytes, path: Path) -> onnx.ModelProto:
+    try:
+        return onnx.load_model_from_string(data)
+    except (DecodeError, RuntimeError, ValueError) as error:
+        raise AuditError(f"{path}: not an ONNX model ({first_line(error)})") from None
+
+
+def _contents(path: Path) -> bytes:
+    """The file's bytes: it is opened once, checked as opened (a regular file within
+    protobuf's limit), and read from that descriptor."""
     try:
         # Non-blocking: a FIFO must not wait for a writer before it is refused.
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
@@ -196,13 +209,42 @@ def _read(path: Path) -> onnx.ModelProto:
                 " weights as external data (onnx.save(..., save_as_external_data=True))"
             )
         try:
-            data = file.read()
+            return file.read()
         except OSError as error:
             raise AuditError(f"{path}: cannot read ({_strerror(error)})") from None
-    try:
-        return onnx.load_model_from_string(data)
-    except (DecodeError, RuntimeError, ValueError) as error:
-        raise AuditError(f"{path}: not an ONNX model ({first_line(error)})") from None
+
+
+def digest(path: str, *, weights: bool) -> str:
+    """The SHA-256 of the model file, and with ``weights`` of the external-data files
+    it names too (each by its location; one that cannot be opened by the location it
+    names), in hex: what an audit of the file reads.
+
+    Raises:
+        AuditError: the model file cannot be read.
+    """
+    data = _contents(Path(path))
+    content = hashlib.sha256(data)
+    if weights:
+        model = _parsed(data, Path(path))
+        folder = Path(path).parent
+        for location in sorted({_location(t) for t in external.external_tensors(model.graph)}):
+            stored = hashlib.sha256()
+            try:
+                with external.opened(folder, location) as file:
+                    while chunk := file.read(_CHUNK):
+                        stored.update(chunk)
+            except AuditError as error:  # the audit refuses it: its reason is the content
+                stored.update(str(error).encode())
+            content.update(location.encode("utf-8", "surrogateescape") + b"\0" + stored.digest())
+    return content.hexdigest()
+
+
+#: Bytes of an external-data file hashed at a time.
+_CHUNK = 2**20
+
+
+def _location(tensor: onnx.TensorProto) -> str:
+    return next((e.value for e in tensor.external_data if e.key == "location"), "")
 
 
 def _strerror(error: OSError) -> str:

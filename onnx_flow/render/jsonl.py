@@ -22,6 +22,10 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
     return "".join(map(line, reports))
 
 
-def line(report: Result) -> str:
-    """The report contract as one line of JSON, ended by a newline."""
-    return json.dumps(report.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n"
+def line(report: Result, *, fingerprint: str | None = None) -> str:
+    """The report contract as one line of JSON, ended by a newline, with the model's
+    ``fingerprint`` if given (:mod:`onnx_flow.cli.resume`)."""
+    entry = report.to_dict()
+    if fingerprint is not None:
+        entry["fingerprint"] = fingerprint
+    return json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"

@@ -126,31 +126,50 @@ def test_one_dim_over_files_from_other_exporters(tmp_path: Path) -> None:
     assert "sequence_length" not in dims["keras_mlp.onnx"]
 
 
-def test_a_killed_worker_loses_no_model(tmp_path: Path) -> None:
-    """SIGKILL to every worker (as the OOM killer would) while a deep model is audited:
-    the models they held are audited again, each alone, and all are reported."""
+def _descendants(pid: int) -> list[int]:
+    """The processes started by ``pid`` (by any of its threads), and theirs."""
+    children = [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+    return children + [grandchild for child in children for grandchild in _descendants(child)]
+
+
+def test_a_killed_audit_costs_its_own_model_only(tmp_path: Path) -> None:
+    """SIGKILL to every process under the command (as the OOM killer would) while a
+    deep model is audited and the squeeze is done: the deep model gets its error line,
+    the run goes on, the squeeze keeps its verdict."""
     sys.path.insert(0, str(REPO / "bench"))
     from bench_audit import residual_mlp
 
     deep = residual_mlp(100_000, tmp_path / "deep.onnx")
     command = [sys.executable, "-m", "onnx_flow", "audit", deep, SHIPPED, "--jobs", "2"]
     with subprocess.Popen(
-        [*command, "--format", "json"],
+        [*command, "--format", "jsonl"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     ) as process:
-        time.sleep(2.5)  # the workers are up, the deep model is being audited
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        assert children
-        for child in children:
-            os.kill(int(child), signal.SIGKILL)
+        assert process.stdout is not None
+        first = json.loads(process.stdout.readline())  # the squeeze: the deep one is running
+        deadline = time.monotonic() + 30
+        while len(processes := _descendants(process.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the deep model's sandbox may still be starting
+        assert len(processes) == 3  # two sandboxes, and the audit of the deep model
+        for pid in processes:
+            os.kill(pid, signal.SIGKILL)
         stdout, stderr = process.communicate(timeout=120)
     assert "Traceback" not in stderr
-    assert process.returncode == 1, stderr
-    reports = json.loads(stdout)
-    assert [r["max_flow"] for r in reports] == [64, 4]
+    assert process.returncode == 2, stderr
+    (killed,) = map(json.loads, stdout.splitlines())
+    assert (first["model"], first["max_flow"]) == (str(SHIPPED), 4)
+    assert killed == {
+        "schema_version": killed["schema_version"],
+        "model": str(deep),
+        "error": f"{deep}: the process auditing it died",
+    }
 
 
 def test_jsonl_is_one_line_per_model_as_json_gives_them(tmp_path: Path) -> None:

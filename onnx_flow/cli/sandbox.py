@@ -1,0 +1,129 @@
+"""Audit models one at a time, each in a process of its own, cut at the model's limits.
+
+A :class:`Sandbox` is a server process (``python -m onnx_flow.cli.sandbox``) that has
+imported the audit once and runs no other thread. For each model it is sent, it forks
+a child with ``--limit model-memory`` bytes of address space, and kills it after
+``--limit model-seconds``: a model that hangs, crashes the interpreter or exhausts
+memory costs its own entry, never the run. The server is started by ``subprocess``,
+not ``multiprocessing``, so that any process may own one: a thread of ``--jobs``, or a
+Dask worker (a daemonic process, which ``multiprocessing`` forbids to have children).
+
+Requests and replies are pickles on the server's standard input and output, each
+after its length; the server's own prints go to standard error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import subprocess
+import sys
+from functools import partial
+from typing import IO, Any
+
+from onnx_flow.cli.batch import audit_one
+from onnx_flow.errors import first_line
+from onnx_flow.frontend import fork
+from onnx_flow.options import Options
+from onnx_flow.report import Failure, Result
+
+__all__ = ["Sandbox"]
+
+#: Bytes that give a message's length before it.
+_LENGTH = 8
+
+
+class Sandbox:
+    """A server that audits the models it is sent, each in a forked child; started on
+    first use, and again after it dies."""
+
+    def __init__(self) -> None:
+        self._server: subprocess.Popen[bytes] | None = None
+
+    def audit(self, model: str, options: Options, folder: str) -> Result:
+        """The model's report, or why it was not audited: its path is read from
+        ``folder`` (the working folder of the command that named it)."""
+        if self._server is None:
+            self._server = subprocess.Popen(
+                [sys.executable, "-m", "onnx_flow.cli.sandbox"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+        assert self._server.stdin is not None and self._server.stdout is not None
+        try:
+            _send(self._server.stdin, (model, options, folder))
+            result: Result | None = _receive(self._server.stdout)
+        except (OSError, pickle.UnpicklingError):
+            result = None
+        if result is None:
+            self.close()
+            return Failure(model, f"{model}: the process auditing it died")
+        return result
+
+    def close(self) -> None:
+        """Stop the server and its child, if any."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.kill()  # its child ends when its pipe does, or at its time limit
+            server.wait()
+            for stream in (server.stdin, server.stdout):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
+
+
+def _send(stream: IO[bytes], message: object) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(data).to_bytes(_LENGTH, "little") + data)
+    stream.flush()
+
+
+def _receive(stream: IO[bytes]) -> Any:
+    """The next message, or ``None`` at the end of the stream."""
+    announced = stream.read(_LENGTH)
+    if len(announced) < _LENGTH:
+        return None
+    length = int.from_bytes(announced, "little")
+    data = stream.read(length)
+    if len(data) < length:
+        return None
+    return pickle.loads(data)
+
+
+def _bounded(model: str, options: Options, folder: str) -> Result:
+    """The model audited in a forked child within its limits."""
+    limits = options.limits
+    try:
+        return fork.bounded(
+            partial(_audit_from, folder, model, options),
+            seconds=limits.model_seconds,
+            memory=limits.model_memory,
+            what=f"{model}: the audit",
+        )
+    except fork.Overrun as error:
+        return Failure(model, first_line(f"{error} (--limit model-seconds=N, model-memory=BYTES)"))
+
+
+def _audit_from(folder: str, model: str, options: Options) -> Result:
+    """In the child: the model audited with ``folder`` as the working folder."""
+    try:
+        os.chdir(folder)
+    except OSError as error:
+        return Failure(model, f"{model}: working folder {folder}: {error.strerror}")
+    return audit_one(model, options)
+
+
+def _serve() -> None:
+    """Answer each request on standard input, until it ends."""
+    requests, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # what the audit prints must not mix with the replies
+    while (request := _receive(requests)) is not None:
+        _send(replies, _bounded(*request))
+
+
+if __name__ == "__main__":
+    try:
+        _serve()
+    except (KeyboardInterrupt, BrokenPipeError):  # the command stopped: no traceback
+        pass
