@@ -43,6 +43,7 @@ def audit_all(
     options: Options,
     *,
     jobs: int = 1,
+    scheduler: str | None = None,
     done: Callable[[Result], None] | None = None,
 ) -> list[Result]:
     """Audit each model and return the results in the models' order; ``done(result)``
@@ -51,18 +52,29 @@ def audit_all(
     A lone model is audited here. Several are audited apart, each in a process of its
     own within ``--limit model-seconds`` and ``model-memory``, ``jobs`` at a time
     (:mod:`~onnx_flow.cli.sandbox`): one that hangs or crashes costs its own entry.
+    With a ``scheduler`` address, every model is a task on that Dask cluster
+    (:mod:`~onnx_flow.cli.cluster`).
+
+    Raises:
+        AuditError: the scheduler cannot be reached.
     """
     finished: dict[str, Result] = {}
-    for model, result in _results(models, options, jobs):
+    for model, result in _results(models, options, jobs, scheduler):
         finished[model] = result
         if done is not None:
             done(result)
     return [finished[model] for model in models]
 
 
-def _results(models: Sequence[str], options: Options, jobs: int) -> Iterator[tuple[str, Result]]:
+def _results(
+    models: Sequence[str], options: Options, jobs: int, scheduler: str | None
+) -> Iterator[tuple[str, Result]]:
     """Each model with its result, as they finish."""
-    if len(models) == 1:
+    if scheduler is not None:
+        from onnx_flow.cli.cluster import audit_on
+
+        yield from audit_on(scheduler, models, options)
+    elif len(models) == 1:
         yield models[0], audit_one(models[0], options)
     else:
         yield from _apart(dict.fromkeys(models), options, jobs)

@@ -169,8 +169,10 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
                 if advance is not None:
                     advance(result)
 
-            results = batch.audit_all(audited, options, jobs=arguments.jobs, done=done)
-    except AuditError as error:  # the samples cannot be read, the stream written
+            results = batch.audit_all(
+                audited, options, jobs=arguments.jobs, scheduler=arguments.scheduler, done=done
+            )
+    except AuditError as error:  # samples not read, the scheduler not reached, a line not written
         return _fatal(str(error))
     bound = {name for r in results if isinstance(r, Report) for name, _ in r.dims}
     bound.update(name for entry in spared for name in entry.get("dims", {}))
@@ -374,24 +376,37 @@ def _reason(error: Exception) -> str:
 @contextlib.contextmanager
 def _bars(models: int) -> Iterator[Callable[[Result], None] | None]:
     """Progress on stderr, if it is a terminal: with several models, a bar of models
-    audited (the context gives the function to call after each); with one, a bar per
-    long measurement."""
+    audited, with the count done and failed (the context gives the function to call
+    after each); with one, a bar per long measurement."""
     if sys.stderr is None or not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
-    from rich.progress import Progress
+    from rich.progress import MofNCompleteColumn, Progress, TextColumn
 
-    with Progress(console=Console(stderr=True), transient=True) as bar:
+    columns = (
+        *Progress.get_default_columns(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]}"),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         if models > 1:
-            task = bar.add_task("auditing", total=models)
-            yield lambda result: bar.update(task, advance=1, description=Path(result.model).name)
+            task = bar.add_task("auditing", total=models, failed="")
+            failed = 0
+
+            def advance(result: Result) -> None:
+                nonlocal failed
+                failed += isinstance(result, Failure)
+                name = Path(result.model).name
+                bar.update(task, advance=1, description=name, failed=f"{failed} failed")
+
+            yield advance
             return
         tasks: dict[str, TaskID] = {}
 
         def show(what: str, done: int, total: int) -> None:
             if what not in tasks:
-                tasks[what] = bar.add_task(what, total=total)
+                tasks[what] = bar.add_task(what, total=total, failed="")
             bar.update(tasks[what], completed=done)
 
         with progress.listening(show):
@@ -450,6 +465,12 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="audit N models at a time in worker processes (default 1)",
+    )
+    audit.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="audit each model as a task on the Dask cluster of that scheduler (the"
+        " workers read the models at the same paths; pip install 'onnx-flow[dask]')",
     )
     audit_module = commands.add_parser(
         "audit-module",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -209,3 +210,26 @@ def test_jsonl_lines_are_written_as_each_model_finishes(tmp_path: Path) -> None:
         rest, _ = process.communicate(timeout=120)
     assert first["max_flow"] == 4 and still_running
     assert json.loads(rest)["max_flow"] == 64
+
+
+def test_a_terminal_sees_the_count_done_and_failed(tmp_path: Path) -> None:
+    """Progress on a terminal (a pseudo-terminal here): the last frame counts all
+    three models, one of them failed."""
+    folder = _folder(tmp_path)
+    terminal, attached = os.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "onnx_flow", "audit", folder],
+        stdout=subprocess.DEVNULL,
+        stderr=attached,
+        env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "150"},
+    ) as process:
+        os.close(attached)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO: the command closed its end
+            while data := os.read(terminal, 65536):
+                shown += data
+    os.close(terminal)
+    assert process.returncode == 2
+    frames = shown.decode().split("\r")
+    last = next(frame for frame in reversed(frames) if "/3" in frame)
+    assert "3/3" in last and "1 failed" in last
