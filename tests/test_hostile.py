@@ -149,6 +149,24 @@ def _doubling_functions(folder: Path, depth: int = 24) -> Path:
     return path
 
 
+def _hungry_run(folder: Path) -> Path:
+    """A model whose output's shape only a run tells (NonZero), over a tensor of 2**28
+    elements (1 GiB) that the run must make first."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Expand", ["x", "shape"], ["big"], name="expand"),
+            helper.make_node("NonZero", ["big"], ["nz"], name="nonzero"),
+        ],
+        "hungry",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("nz", TensorProto.INT64, None)],
+        initializer=[numpy_helper.from_array(np.array([2**26, 4], np.int64), "shape")],
+    )
+    path = folder / "hungry.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
 def _endless_loop(folder: Path) -> Path:
     """A 300-byte model whose output's shape only a run tells (NonZero), after a Loop
     of 2**62 iterations."""
@@ -245,7 +263,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
         "the onnxruntime run took more than 3 s, to find the shapes inference left open",
     ),
     "a run past its memory": (
-        _endless_loop,
+        _hungry_run,
         ["--limit", "run-memory=300000000"],
         "the onnxruntime run ran out of memory",
     ),

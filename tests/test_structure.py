@@ -131,3 +131,33 @@ def test_every_format_has_a_renderer(format: Format) -> None:
     module = __import__(f"onnx_flow.render.{RENDERERS[format]}", fromlist=["render"])
     assert callable(module.render)
     assert set(RENDERERS) == set(Format)
+
+
+def test_the_sandbox_preloads_what_the_stages_import_on_demand() -> None:
+    """Each import inside a function of the audit's stages is of a module the sandbox
+    server imports before it forks (else every model's child pays for it again)."""
+    from onnx_flow.cli.sandbox import ON_DEMAND
+
+    package = Path(onnx_flow.__file__).parent
+    stages = [package / "pipeline.py"] + [
+        path
+        for stage in ("frontend", "flow", "measure", "judge")
+        for path in sorted((package / stage).glob("*.py"))
+    ]
+    on_demand: set[str] = set()
+    for path in stages:
+        for function in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(function):
+                    if isinstance(node, ast.Import):
+                        on_demand.update(alias.name for alias in node.names)
+                    elif isinstance(node, ast.ImportFrom) and node.module:
+                        on_demand.add(node.module)
+    assert on_demand  # the walk finds them
+    foreign = {name for name in on_demand if not name.startswith("onnx_flow")}
+    uncovered = {
+        name
+        for name in foreign
+        if not any(loaded == name or loaded.startswith(name + ".") for loaded in ON_DEMAND)
+    }
+    assert not uncovered

@@ -12,10 +12,10 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from onnx_flow.errors import AuditError, first_line
+from onnx_flow.cli.sandbox import Sandbox, audit_one
+from onnx_flow.errors import AuditError
 from onnx_flow.options import Options
-from onnx_flow.pipeline import run
-from onnx_flow.report import Failure, Result
+from onnx_flow.report import Result
 
 __all__ = ["audit_all", "expand"]
 
@@ -44,14 +44,16 @@ def audit_all(
     *,
     jobs: int = 1,
     scheduler: str | None = None,
+    apart: bool | None = None,
     done: Callable[[Result], None] | None = None,
 ) -> list[Result]:
     """Audit each model and return the results in the models' order; ``done(result)``
     is called as each one finishes.
 
-    A lone model is audited here. Several are audited apart, each in a process of its
-    own within ``--limit model-seconds`` and ``model-memory``, ``jobs`` at a time
-    (:mod:`~onnx_flow.cli.sandbox`): one that hangs or crashes costs its own entry.
+    The models are audited ``apart`` (by default, when there are several), each in a
+    process of its own within ``--limit model-seconds`` and ``model-memory``, ``jobs``
+    at a time (:mod:`~onnx_flow.cli.sandbox`): one that hangs or crashes costs its own
+    entry. Otherwise they are audited here, one after another.
     With a ``scheduler`` address, every model is a task on that Dask cluster
     (:mod:`~onnx_flow.cli.cluster`).
 
@@ -59,7 +61,9 @@ def audit_all(
         AuditError: the scheduler cannot be reached.
     """
     finished: dict[str, Result] = {}
-    for model, result in _results(models, options, jobs, scheduler):
+    if apart is None:
+        apart = len(models) > 1
+    for model, result in _results(models, options, jobs, scheduler, apart):
         finished[model] = result
         if done is not None:
             done(result)
@@ -67,17 +71,18 @@ def audit_all(
 
 
 def _results(
-    models: Sequence[str], options: Options, jobs: int, scheduler: str | None
+    models: Sequence[str], options: Options, jobs: int, scheduler: str | None, apart: bool
 ) -> Iterator[tuple[str, Result]]:
     """Each model with its result, as they finish."""
     if scheduler is not None:
         from onnx_flow.cli.cluster import audit_on
 
         yield from audit_on(scheduler, models, options)
-    elif len(models) == 1:
-        yield models[0], audit_one(models[0], options)
-    else:
+    elif apart:
         yield from _apart(dict.fromkeys(models), options, jobs)
+    else:
+        for model in models:
+            yield model, audit_one(model, options)
 
 
 def _apart(models: Iterable[str], options: Options, jobs: int) -> Iterator[tuple[str, Result]]:
@@ -88,8 +93,6 @@ def _apart(models: Iterable[str], options: Options, jobs: int) -> Iterator[tuple
     """
     from concurrent.futures import ThreadPoolExecutor, as_completed
     from queue import SimpleQueue
-
-    from onnx_flow.cli.sandbox import Sandbox
 
     folder = os.getcwd()
     free: SimpleQueue[Sandbox] = SimpleQueue()
@@ -113,17 +116,3 @@ def _apart(models: Iterable[str], options: Options, jobs: int) -> Iterator[tuple
         pool.shutdown(wait=False, cancel_futures=True)
         for sandbox in sandboxes:
             sandbox.close()
-
-
-def audit_one(model: str, options: Options) -> Result:
-    """The model's report, or why it could not be audited (never an exception)."""
-    try:
-        return run(model, options)
-    except AuditError as error:
-        return Failure(model, first_line(error))
-    except MemoryError:
-        return Failure(model, f"{model}: out of memory")
-    except Exception as error:  # a bug must still end in one line, never a traceback
-        return Failure(
-            model, first_line(f"{model}: internal error: {type(error).__name__}: {error}")
-        )

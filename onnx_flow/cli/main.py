@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from onnx_flow.cli import batch, config, resume
+from onnx_flow.cli import batch, config, resume, sandbox
 from onnx_flow.errors import AuditError, first_line
 from onnx_flow.measure import progress
 from onnx_flow.options import (
@@ -170,14 +170,21 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
                     advance(result)
 
             results = batch.audit_all(
-                audited, options, jobs=arguments.jobs, scheduler=arguments.scheduler, done=done
+                audited,
+                options,
+                jobs=arguments.jobs,
+                scheduler=arguments.scheduler,
+                apart=len(models) > 1,  # a corpus, even if --resume leaves one model
+                done=done,
             )
     except AuditError as error:  # samples not read, the scheduler not reached, a line not written
         return _fatal(str(error))
-    bound = {name for r in results if isinstance(r, Report) for name, _ in r.dims}
-    bound.update(name for entry in spared for name in entry.get("dims", {}))
+    reported = [r for r in results if isinstance(r, Report)]
+    spared_reports = [entry for entry in spared if "error" not in entry]
+    bound = {name for r in reported for name, _ in r.dims}
+    bound.update(name for entry in spared_reports for name in entry["dims"])
     unused = [name for name in options.dims if name not in bound]
-    if len(models) > 1 and unused and (bound or any(isinstance(r, Report) for r in results)):
+    if len(models) > 1 and unused and (reported or spared_reports):
         name = unused[0]
         size = options.dims[name]
         return _fatal(f"--dim {name}={size}: no model audited has a dim named {name!r}")
@@ -190,13 +197,14 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
         _emit(results, output_format, arguments, written=stream is not None)
     except AuditError as error:
         return _fatal(str(error))
-    if failures or any("error" in entry for entry in spared):
+    if failures or len(spared_reports) < len(spared):
         return EXIT_ERROR
-    failing = {kind.value for kind in options.fail_on}
-    if any(r.failing for r in results) or any(
-        entry.get("bottleneck") or any(f.get("kind") in failing for f in entry.get("findings", []))
-        for entry in spared
-    ):
+    fail_on = {kind.value for kind in options.fail_on}
+    spared_failing = (
+        entry["bottleneck"] or any(f["kind"] in fail_on for f in entry["findings"])
+        for entry in spared_reports
+    )
+    if any(r.failing for r in reported) or any(spared_failing):
         return EXIT_BOTTLENECK
     return EXIT_CLEAN
 
@@ -271,7 +279,7 @@ def _emit(
 
 def _diff(arguments: argparse.Namespace, options: Options) -> int:
     """``onnx-flow diff``: exit 1 when the new version squeezes more than the old."""
-    reports = [batch.audit_one(model, options) for model in (arguments.old, arguments.new)]
+    reports = [sandbox.audit_one(model, options) for model in (arguments.old, arguments.new)]
     failures = [r for r in reports if isinstance(r, Failure)]
     if failures:
         for failure in failures:

@@ -83,9 +83,25 @@ def _entries(lines: Iterable[bytes]) -> Iterable[dict[str, Any]]:
             entry = json.loads(line)
         except ValueError:  # not a line of ours: it spares nothing
             continue
-        if (
-            isinstance(entry, dict)
-            and isinstance(entry.get("model"), str)
-            and isinstance(entry.get("fingerprint"), str)
-        ):
+        if _well_formed(entry):
             yield entry
+
+
+def _well_formed(entry: object) -> bool:
+    """Whether ``entry`` is a line as this module's caller writes them: a model, its
+    fingerprint, and an error or what the exit code reads of a report."""
+    if not (
+        isinstance(entry, dict)
+        and isinstance(entry.get("model"), str)
+        and isinstance(entry.get("fingerprint"), str)
+    ):
+        return False
+    if "error" in entry:
+        return isinstance(entry["error"], str)
+    findings = entry.get("findings")
+    return (
+        isinstance(entry.get("dims"), dict)
+        and isinstance(entry.get("bottleneck"), bool)
+        and isinstance(findings, list)
+        and all(isinstance(f, dict) and isinstance(f.get("kind"), str) for f in findings)
+    )

@@ -1,6 +1,7 @@
-"""Audit models one at a time, each in a process of its own, cut at the model's limits.
+"""Audit one model: here (:func:`audit_one`), or in a process of its own, cut at the
+model's limits (:class:`Sandbox`).
 
-A :class:`Sandbox` is a server process (``python -m onnx_flow.cli.sandbox``) that has
+A :class:`Sandbox` is a server process (:func:`serve`, in a Python of its own) that has
 imported the audit once and runs no other thread. For each model it is sent, it forks
 a child with ``--limit model-memory`` bytes of address space, and kills it after
 ``--limit model-seconds``: a model that hangs, crashes the interpreter or exhausts
@@ -15,6 +16,7 @@ after its length; the server's own prints go to standard error.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import pickle
 import subprocess
@@ -22,13 +24,14 @@ import sys
 from functools import partial
 from typing import IO, Any
 
-from onnx_flow.cli.batch import audit_one
-from onnx_flow.errors import first_line
+from onnx_flow.errors import AuditError, first_line
 from onnx_flow.frontend import fork
+from onnx_flow.frontend.fallback import symbolic_inference
 from onnx_flow.options import Options
+from onnx_flow.pipeline import run
 from onnx_flow.report import Failure, Result
 
-__all__ = ["Sandbox"]
+__all__ = ["Sandbox", "audit_one", "serve"]
 
 #: Bytes that give a message's length before it.
 _LENGTH = 8
@@ -46,7 +49,7 @@ class Sandbox:
         ``folder`` (the working folder of the command that named it)."""
         if self._server is None:
             self._server = subprocess.Popen(
-                [sys.executable, "-m", "onnx_flow.cli.sandbox"],
+                [sys.executable, "-c", "from onnx_flow.cli.sandbox import serve; serve()"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
             )
@@ -71,6 +74,20 @@ class Sandbox:
                 if stream is not None:
                     with contextlib.suppress(OSError):
                         stream.close()
+
+
+def audit_one(model: str, options: Options) -> Result:
+    """The model's report, or why it could not be audited (never an exception)."""
+    try:
+        return run(model, options)
+    except AuditError as error:
+        return Failure(model, first_line(error))
+    except MemoryError:
+        return Failure(model, f"{model}: out of memory")
+    except Exception as error:  # a bug must still end in one line, never a traceback
+        return Failure(
+            model, first_line(f"{model}: internal error: {type(error).__name__}: {error}")
+        )
 
 
 def _send(stream: IO[bytes], message: object) -> None:
@@ -114,16 +131,20 @@ def _audit_from(folder: str, model: str, options: Options) -> Result:
     return audit_one(model, options)
 
 
-def _serve() -> None:
-    """Answer each request on standard input, until it ends."""
+#: The modules the audit imports only when a model needs them (networkx for a core the
+#: reduction leaves, onnx's reference evaluator to fold, onnxruntime to run a model):
+#: the server imports them once, so that each child does not.
+ON_DEMAND = ("networkx.algorithms.flow", "onnx.reference", "onnxruntime")
+
+
+def serve() -> None:
+    """The server: import what the audits may need, then answer each request on
+    standard input, until it ends (or the command is stopped)."""
+    for name in ON_DEMAND:
+        importlib.import_module(name)
+    symbolic_inference()  # cached: the children inherit it
     requests, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # what the audit prints must not mix with the replies
-    while (request := _receive(requests)) is not None:
-        _send(replies, _bounded(*request))
-
-
-if __name__ == "__main__":
-    try:
-        _serve()
-    except (KeyboardInterrupt, BrokenPipeError):  # the command stopped: no traceback
-        pass
+    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):  # stopped: no traceback
+        while (request := _receive(requests)) is not None:
+            _send(replies, _bounded(*request))

@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import errno
 import functools
+import importlib
+import importlib.util
 from collections.abc import Collection, Mapping
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import onnx
@@ -39,15 +43,35 @@ RUN = (
 Shapes = dict[str, tuple[int, tuple[int | str, ...]]]
 
 
+@functools.cache
+def symbolic_inference() -> ModuleType:
+    """onnxruntime's symbolic shape inference module, loaded from its file.
+
+    ``import onnxruntime.tools.symbolic_shape_infer`` first runs the ``__init__`` of
+    ``onnxruntime.tools``, which imports torch whenever it is installed (2 s, for a
+    helper unused here); the file itself needs numpy, onnx, sympy and packaging only
+    (0.3 s). Where the file is not found, it is imported as usual.
+    """
+    name = "onnxruntime.tools.symbolic_shape_infer"  # its logger's name, as imported
+    package = importlib.util.find_spec("onnxruntime")
+    folders = (package and package.submodule_search_locations) or []
+    path = Path(next(iter(folders), "."), "tools", "symbolic_shape_infer.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None or not path.is_file():
+        return importlib.import_module(name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def symbolic(model: onnx.ModelProto, names: Collection[str]) -> Shapes:
     """Shapes of ``names`` that onnxruntime's symbolic inference finds (no weights read)."""
-    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference, get_opset
-
-    if (get_opset(model) or 0) < 7:
+    inference_module = symbolic_inference()
+    if (inference_module.get_opset(model) or 0) < 7:
         return {}  # it supports opset 7 and later
     # Its infer_shapes() keeps nothing when a single tensor stays open, and then saves
     # the model into the working directory: drive the same steps, keep what they find.
-    inference = SymbolicShapeInference(2**31 - 1, False, False, 0)
+    inference = inference_module.SymbolicShapeInference(2**31 - 1, False, False, 0)
     try:
         with quiet("onnxruntime.tools.symbolic_shape_infer"):
             inference._preprocess(model)
@@ -133,13 +157,19 @@ def _run(
         computed = stored.runner(names).run(feeds)
     except AuditError:  # the weights the run needs cannot be read (a missing file)
         raise
-    except Exception:  # onnxruntime cannot load or run it: the tensors stay open
+    except Exception as error:  # onnxruntime cannot load or run it: the tensors stay open
+        if any(sign in str(error) for sign in _OUT_OF_MEMORY):
+            raise MemoryError from None
         return {}
     return {
         name: (onnx.helper.np_dtype_to_tensor_dtype(value.dtype), tuple(value.shape))
         for name, value in computed.items()
         if isinstance(value, np.ndarray)
     }
+
+
+#: What onnxruntime's errors say when an allocation failed (its arena, or C++'s own).
+_OUT_OF_MEMORY = ("Failed to allocate memory", "bad_alloc", "bad allocation")
 
 
 def _synthetic(elem_type: int, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:

@@ -97,3 +97,17 @@ def test_resume_needs_a_jsonl_file(tmp_path: Path) -> None:
             "onnx-flow: error: --resume needs --format jsonl and --output FILE:"
             " the lines to resume\n"
         )
+
+
+def test_a_line_that_is_not_ours_spares_nothing(tmp_path: Path) -> None:
+    """A line with the right fingerprint but not the shape of a report (edited by
+    hand) is audited again, without a traceback."""
+    output = tmp_path / "audit.jsonl"
+    command = ["audit", SHIPPED, "--format", "jsonl", "--output", output]
+    run(*command)
+    entry = json.loads(output.read_text())
+    output.write_text("not json\n" + json.dumps({**entry, "dims": 3}) + "\n")
+    resumed = run(*command, "--resume")
+    assert resumed.returncode == 1, resumed.stderr
+    assert "0 of 1 models" in resumed.stderr
+    assert json.loads(output.read_text().splitlines()[-1]) == entry
