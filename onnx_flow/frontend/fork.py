@@ -34,7 +34,7 @@ from typing import Any, Generic, NoReturn, TypeVar
 
 from onnx_flow.errors import AuditError
 
-__all__ = ["Overrun", "Pending", "beside", "bounded"]
+__all__ = ["Overrun", "Pending", "beside", "bounded", "die_with"]
 
 _T = TypeVar("_T")
 
@@ -264,7 +264,7 @@ def _serve(
     whatever happens, the child never returns into the caller's code."""
     code = 1
     try:
-        _die_with(parent)
+        die_with(parent)
         try:
             if memory is not None:
                 _, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -282,9 +282,9 @@ def _serve(
         os._exit(code)  # no atexit handlers, no flushing of buffers the parent owns
 
 
-def _die_with(parent: int) -> None:
-    """In the child: be killed when the parent ends, killed at a time limit included,
-    so that no process the work started (an onnxruntime run) outlives it."""
+def die_with(parent: int) -> None:
+    """In a forked child (Linux): be killed when ``parent`` ends, killed at a time limit
+    included, so that no process the work started (an onnxruntime run) outlives it."""
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # it ended before the request took effect
         os._exit(1)
