@@ -144,7 +144,7 @@ def test_a_killed_audit_costs_its_own_model_only(tmp_path: Path) -> None:
     sys.path.insert(0, str(REPO / "bench"))
     from bench_audit import residual_mlp
 
-    deep = residual_mlp(100_000, tmp_path / "deep.onnx")
+    deep = residual_mlp(40_000, tmp_path / "deep.onnx")
     command = [sys.executable, "-m", "onnx_flow", "audit", deep, SHIPPED, "--jobs", "2"]
     with subprocess.Popen(
         [*command, "--format", "jsonl"],
@@ -197,7 +197,7 @@ def test_jsonl_lines_are_written_as_each_model_finishes(tmp_path: Path) -> None:
     sys.path.insert(0, str(REPO / "bench"))
     from bench_audit import residual_mlp
 
-    deep = residual_mlp(100_000, tmp_path / "deep.onnx")
+    deep = residual_mlp(40_000, tmp_path / "deep.onnx")
     command = [sys.executable, "-m", "onnx_flow", "audit", SHIPPED, deep, "--format", "jsonl"]
     with subprocess.Popen(
         command,

@@ -96,7 +96,7 @@ def test_ctrl_c_is_one_line_and_130(tmp_path: Path) -> None:
     sys.path.insert(0, str(REPO / "bench"))
     from bench_audit import residual_mlp
 
-    model = residual_mlp(100_000, tmp_path / "deep.onnx")
+    model = residual_mlp(40_000, tmp_path / "deep.onnx")
     with subprocess.Popen(
         [*_COMMAND, SHIPPED, model, "--format", "jsonl"],
         stdout=subprocess.PIPE,
