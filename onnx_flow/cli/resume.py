@@ -11,8 +11,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import stat
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, BinaryIO
 
 from onnx_flow.errors import AuditError
 from onnx_flow.frontend.load import digest
@@ -35,12 +37,9 @@ def options_digest(options: Options) -> str:
     )
     content = hashlib.sha256(described.encode())
     if options.inputs is not None:
-        try:
-            with open(options.inputs, "rb") as samples:
-                while chunk := samples.read(2**20):
-                    content.update(chunk)
-        except OSError as error:
-            raise AuditError(f"--inputs {options.inputs}: {error.strerror}") from None
+        with _opened(options.inputs, os.O_RDONLY, "--inputs") as samples:
+            while chunk := samples.read(2**20):
+                content.update(chunk)
     return content.hexdigest()
 
 
@@ -57,24 +56,40 @@ def fingerprint(model: str, options: Options, options_hex: str) -> str | None:
 
 def finished(output: str) -> dict[tuple[str, str], dict[str, Any]]:
     """The lines of ``output`` that hold a fingerprint, by model and fingerprint: none
-    if the file does not exist. An unfinished last line (a run
-    stopped while writing it) is cut off, so that the next line starts whole.
+    if the file does not exist. An unfinished last line (a run stopped while writing
+    it) is cut off, so that the next line starts whole.
 
     Raises:
-        AuditError: the file cannot be read or cut.
+        AuditError: the file is not a regular one, or cannot be read or cut.
     """
-    try:
-        with open(output, "rb+") as file:
+    if not os.path.lexists(output):
+        return {}
+    with _opened(output, os.O_RDWR, "--output") as file:
+        try:
             data = file.read()
             whole = data.rfind(b"\n") + 1
             if whole < len(data):
                 file.truncate(whole)
-    except FileNotFoundError:
-        return {}
-    except OSError as error:
-        raise AuditError(f"--output {output}: {error.strerror}") from None
+        except OSError as error:
+            raise AuditError(f"--output {output}: {error.strerror}") from None
     lines = _entries(data[:whole].splitlines())
     return {(entry["model"], entry["fingerprint"]): entry for entry in lines}
+
+
+def _opened(path: str, mode: int, option: str) -> BinaryIO:
+    """The regular file at ``path``, opened without waiting (a FIFO is refused).
+
+    Raises:
+        AuditError: it cannot be opened, or is not a regular file.
+    """
+    try:
+        descriptor = os.open(path, mode | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as error:
+        raise AuditError(f"{option} {path}: {error.strerror}") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise AuditError(f"{option} {path}: not a regular file")
+    return os.fdopen(descriptor, "rb+" if mode == os.O_RDWR else "rb")
 
 
 def _entries(lines: Iterable[bytes]) -> Iterable[dict[str, Any]]:

@@ -111,3 +111,14 @@ def test_a_line_that_is_not_ours_spares_nothing(tmp_path: Path) -> None:
     assert resumed.returncode == 1, resumed.stderr
     assert "0 of 1 models" in resumed.stderr
     assert json.loads(output.read_text().splitlines()[-1]) == entry
+
+
+def test_a_file_to_resume_that_is_no_regular_file_is_one_line(tmp_path: Path) -> None:
+    """A FIFO must be refused, not waited on for a writer."""
+    import os
+
+    fifo = tmp_path / "lines.jsonl"
+    os.mkfifo(fifo)
+    result = run("audit", SHIPPED, "--format", "jsonl", "--output", fifo, "--resume")
+    assert result.returncode == 2
+    assert result.stderr == f"onnx-flow: error: --output {fifo}: not a regular file\n"
