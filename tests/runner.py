@@ -14,23 +14,57 @@ REPO = Path(__file__).resolve().parents[1]
 #: The model the README's first command audits.
 SHIPPED = REPO / "models" / "squeeze.onnx"
 
+#: ``onnx-flow`` in a fresh Python, and an environment in which it finds this checkout.
+COMMAND = [sys.executable, "-m", "onnx_flow"]
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
 
 def run(
-    *args: str | Path, cwd: Path = REPO, memory: int | None = None
+    *args: str | Path,
+    cwd: Path = REPO,
+    memory: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``onnx-flow ARGS`` in a fresh process, in ``cwd`` (the repository by default),
-    within 120 s and, if given, ``memory`` bytes of address space."""
+    within 120 s and, if given, ``memory`` bytes of address space; its environment is
+    :data:`ENV` and ``env``."""
 
     def limited() -> None:
         if memory is not None:
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
     return subprocess.run(
-        [sys.executable, "-m", "onnx_flow", *map(str, args)],
+        [*COMMAND, *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**ENV, **(env or {})},
         timeout=120,
         preexec_fn=limited,
     )
+
+
+def started(
+    *args: str | Path,
+    stdout: int | None = subprocess.PIPE,
+    stderr: int | None = subprocess.PIPE,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    """``onnx-flow ARGS`` started in a fresh process, to watch while it runs: its
+    streams are text, piped unless given, its environment :data:`ENV` and ``env``."""
+    return subprocess.Popen(
+        [*COMMAND, *map(str, args)],
+        stdout=stdout,
+        stderr=stderr,
+        text=True,
+        env={**ENV, **(env or {})},
+    )
+
+
+def deep_model(nodes: int, path: Path) -> Path:
+    """A residual MLP of about ``nodes`` nodes (the bench's), saved at ``path``: a model
+    whose audit takes a while (40,000 nodes: about 1.5 s)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from bench_audit import residual_mlp
+
+    return residual_mlp(nodes, path)

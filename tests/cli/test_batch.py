@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from tests.onnx_builders import model, squeeze_mlp
-from tests.runner import REPO, SHIPPED, run
+from tests.runner import SHIPPED, deep_model, run, started
 
 
 def _folder(tmp_path: Path) -> Path:
@@ -141,18 +140,8 @@ def test_a_killed_audit_costs_its_own_model_only(tmp_path: Path) -> None:
     """SIGKILL to every process under the command (as the OOM killer would) while a
     deep model is audited and the squeeze is done: the deep model gets its error line,
     the run goes on, the squeeze keeps its verdict."""
-    sys.path.insert(0, str(REPO / "bench"))
-    from bench_audit import residual_mlp
-
-    deep = residual_mlp(40_000, tmp_path / "deep.onnx")
-    command = [sys.executable, "-m", "onnx_flow", "audit", deep, SHIPPED, "--jobs", "2"]
-    with subprocess.Popen(
-        [*command, "--format", "jsonl"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    ) as process:
+    deep = deep_model(40_000, tmp_path / "deep.onnx")
+    with started("audit", deep, SHIPPED, "--jobs", "2", "--format", "jsonl") as process:
         assert process.stdout is not None
         first = json.loads(process.stdout.readline())  # the squeeze: the deep one is running
         deadline = time.monotonic() + 30
@@ -194,18 +183,8 @@ def test_jsonl_output_is_appended_to(tmp_path: Path) -> None:
 
 def test_jsonl_lines_are_written_as_each_model_finishes(tmp_path: Path) -> None:
     """The squeeze's line arrives while the deep model after it is still audited."""
-    sys.path.insert(0, str(REPO / "bench"))
-    from bench_audit import residual_mlp
-
-    deep = residual_mlp(40_000, tmp_path / "deep.onnx")
-    command = [sys.executable, "-m", "onnx_flow", "audit", SHIPPED, deep, "--format", "jsonl"]
-    with subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    ) as process:
+    deep = deep_model(40_000, tmp_path / "deep.onnx")
+    with started("audit", SHIPPED, deep, "--format", "jsonl") as process:
         assert process.stdout is not None
         first = json.loads(process.stdout.readline())
         still_running = process.poll() is None
@@ -219,11 +198,8 @@ def test_a_terminal_sees_the_count_done_and_failed(tmp_path: Path) -> None:
     three models, one of them failed."""
     folder = _folder(tmp_path)
     terminal, attached = os.openpty()
-    with subprocess.Popen(
-        [sys.executable, "-m", "onnx_flow", "audit", folder],
-        stdout=subprocess.DEVNULL,
-        stderr=attached,
-        env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "150"},
+    with started(
+        "audit", folder, stdout=subprocess.DEVNULL, stderr=attached, env={"COLUMNS": "150"}
     ) as process:
         os.close(attached)
         shown = b""

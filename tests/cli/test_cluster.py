@@ -17,7 +17,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 from tests.onnx_builders import squeeze_mlp
-from tests.runner import REPO, run
+from tests.runner import deep_model, run, started
 from tests.sweep import backend_files
 from tests.test_hostile import _endless_loop
 
@@ -57,23 +57,16 @@ def test_the_cluster_gives_the_lines_of_a_serial_run(cluster: LocalCluster, corp
 def test_a_killed_worker_costs_no_line(cluster: LocalCluster, tmp_path: Path) -> None:
     """SIGKILL to a worker once a few lines are written: the scheduler runs its tasks
     on the other worker (and on the one its nanny starts again)."""
-    sys.path.insert(0, str(REPO / "bench"))
-    from bench_audit import residual_mlp
-
     folder = tmp_path / "models"
     folder.mkdir()
     for index in range(24):  # models of about a tenth of a second each
-        residual_mlp(2_000 + index, folder / f"m{index:02}.onnx")
+        deep_model(2_000 + index, folder / f"m{index:02}.onnx")
     output = tmp_path / "audit.jsonl"
     with Client(cluster.scheduler_address) as client:
         worker_pid = next(iter(client.run(os.getpid).values()))
-    command = [sys.executable, "-m", "onnx_flow", "audit", folder, "--format", "jsonl"]
-    with subprocess.Popen(
-        [*command, "--output", output, "--scheduler", cluster.scheduler_address],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+    command = ["audit", folder, "--format", "jsonl", "--output", output]
+    with started(
+        *command, "--scheduler", cluster.scheduler_address, stdout=subprocess.DEVNULL
     ) as process:
         deadline = time.monotonic() + 60
         while _count(output) < 3 and time.monotonic() < deadline:
@@ -112,17 +105,10 @@ def test_a_model_that_hangs_is_cut_at_the_time_limit(cluster: LocalCluster, tmp_
 def test_a_scheduler_out_of_reach_is_one_line(tmp_path: Path) -> None:
     onnx.save(squeeze_mlp(), tmp_path / "a.onnx")
     onnx.save(squeeze_mlp(), tmp_path / "b.onnx")
-    result = subprocess.run(
-        [sys.executable, "-m", "onnx_flow", "audit", tmp_path, "--scheduler", "tcp://127.0.0.1:9"],
-        capture_output=True,
-        text=True,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s",
-        },
-        timeout=60,
-    )
+    result = run(
+        "audit", tmp_path, "--scheduler", "tcp://127.0.0.1:9",
+        env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"},
+    )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.startswith("onnx-flow: error: --scheduler tcp://127.0.0.1:9: ")
     assert result.stderr.count("\n") == 1

@@ -8,14 +8,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
-from tests.runner import REPO, SHIPPED, run
+from tests.runner import COMMAND, ENV, SHIPPED, deep_model, run
 
-_COMMAND = [sys.executable, "-m", "onnx_flow", "audit"]
-_ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+_COMMAND = [*COMMAND, "audit"]
 
 
 def _one_line(stderr: str, text: str) -> None:
@@ -55,7 +53,7 @@ def test_a_pipe_is_written_not_replaced(tmp_path: Path) -> None:
 def test_a_full_device_is_one_line() -> None:
     with open("/dev/full", "w") as full:
         result = subprocess.run(
-            [*_COMMAND, SHIPPED], stdout=full, stderr=subprocess.PIPE, text=True, env=_ENV
+            [*_COMMAND, SHIPPED], stdout=full, stderr=subprocess.PIPE, text=True, env=ENV
         )
     assert result.returncode == 2
     _one_line(result.stderr, "cannot write to standard output: No space left on device")
@@ -67,7 +65,7 @@ def test_a_closed_standard_output_is_one_line() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env=_ENV,
+        env=ENV,
         preexec_fn=lambda: os.close(1),
     )
     assert result.returncode == 2
@@ -81,7 +79,7 @@ def test_a_reader_that_stops_early_is_one_line() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_ENV,
+        env=ENV,
     ) as process:
         assert process.stdout is not None and process.stderr is not None
         process.stdout.close()  # nobody reads
@@ -93,16 +91,13 @@ def test_a_reader_that_stops_early_is_one_line() -> None:
 def test_ctrl_c_is_one_line_and_130(tmp_path: Path) -> None:
     """Ctrl-C while a deep model is audited: the squeeze's line before it says the
     audit is under way (not the interpreter still starting)."""
-    sys.path.insert(0, str(REPO / "bench"))
-    from bench_audit import residual_mlp
-
-    model = residual_mlp(40_000, tmp_path / "deep.onnx")
+    model = deep_model(40_000, tmp_path / "deep.onnx")
     with subprocess.Popen(
         [*_COMMAND, SHIPPED, model, "--format", "jsonl"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_ENV,
+        env=ENV,
     ) as process:
         assert process.stdout is not None
         assert json.loads(process.stdout.readline())["max_flow"] == 4
