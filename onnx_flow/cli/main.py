@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import gc
 import os
 import stat
@@ -155,11 +156,14 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
     try:
         if output_format is Format.JSONL:
             options_hex = resume.options_digest(options)
+
+            @functools.cache  # a model --resume hashed is not hashed again for its line
+            def fingerprint(model: str) -> str | None:
+                return resume.fingerprint(model, options, options_hex)
+
             if arguments.resume:
-                spared = _spared(models, options, options_hex, arguments.output)
-            stream = _stream(
-                arguments.output, lambda model: resume.fingerprint(model, options, options_hex)
-            )
+                spared = _spared(models, fingerprint, arguments.output)
+            stream = _stream(arguments.output, fingerprint)
         audited = [m for m in models if m not in {entry["model"] for entry in spared}]
         with _bars(len(audited)) as advance:
 
@@ -210,15 +214,12 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
 
 
 def _spared(
-    models: Sequence[str], options: Options, options_hex: str, output: str
+    models: Sequence[str], fingerprint: Callable[[str], str | None], output: str
 ) -> list[dict[str, Any]]:
     """The lines of ``output`` that hold the fingerprint their model has now, in the
     models' order; says on stderr how many models they spare."""
     lines = resume.finished(output)
-    found = (
-        lines.get((model, resume.fingerprint(model, options, options_hex) or ""))
-        for model in dict.fromkeys(models)
-    )
+    found = (lines.get((model, fingerprint(model) or "")) for model in dict.fromkeys(models))
     spared = [entry for entry in found if entry is not None]
     _say(f"--resume: {len(spared)} of {len(models)} models already in {output}")
     return spared
