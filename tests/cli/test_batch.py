@@ -147,7 +147,8 @@ def test_a_killed_audit_costs_its_own_model_only(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         while len(processes := _descendants(process.pid)) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)  # the deep model's sandbox may still be starting
-        assert len(processes) == 3  # two sandboxes, and the audit of the deep model
+        # two sandboxes, the audit of the deep model, and maybe a child of its own
+        assert len(processes) >= 3
         for pid in processes:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
