@@ -84,3 +84,41 @@ def external_entry(key: str, value: str) -> Callable[[Path], Path]:
         return path
 
     return build
+
+
+def endless_loop(folder: Path) -> Path:
+    """A 300-byte model whose output's shape only a run tells (NonZero), after a Loop
+    of 2**62 iterations: its audit lasts as long as ``--limit run-seconds`` allows."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond"], ["cond_out"]),
+            helper.make_node("Neg", ["v"], ["v_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v", TensorProto.FLOAT, [1, 4]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1, 4]),
+        ],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Loop", ["trips", "go", "x"], ["y"], body=body, name="loop"),
+            helper.make_node("NonZero", ["y"], ["nz"], name="nonzero"),
+        ],
+        "endless",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("nz", TensorProto.INT64, None)],
+        initializer=[
+            numpy_helper.from_array(np.array(2**62, np.int64), "trips"),
+            numpy_helper.from_array(np.array(True), "go"),
+        ],
+    )
+    path = folder / "endless.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert path.stat().st_size < 400
+    return path

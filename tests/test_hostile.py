@@ -18,7 +18,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.onnx_builders import external_entry, external_squeeze_mlp, model, squeeze_mlp
+from tests.onnx_builders import (
+    endless_loop,
+    external_entry,
+    external_squeeze_mlp,
+    model,
+    squeeze_mlp,
+)
 from tests.runner import run
 
 
@@ -167,44 +173,6 @@ def _hungry_run(folder: Path) -> Path:
     return path
 
 
-def _endless_loop(folder: Path) -> Path:
-    """A 300-byte model whose output's shape only a run tells (NonZero), after a Loop
-    of 2**62 iterations."""
-    body = helper.make_graph(
-        [
-            helper.make_node("Identity", ["cond"], ["cond_out"]),
-            helper.make_node("Neg", ["v"], ["v_out"]),
-        ],
-        "body",
-        [
-            helper.make_tensor_value_info("i", TensorProto.INT64, []),
-            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("v", TensorProto.FLOAT, [1, 4]),
-        ],
-        [
-            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1, 4]),
-        ],
-    )
-    graph = helper.make_graph(
-        [
-            helper.make_node("Loop", ["trips", "go", "x"], ["y"], body=body, name="loop"),
-            helper.make_node("NonZero", ["y"], ["nz"], name="nonzero"),
-        ],
-        "endless",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info("nz", TensorProto.INT64, None)],
-        initializer=[
-            numpy_helper.from_array(np.array(2**62, np.int64), "trips"),
-            numpy_helper.from_array(np.array(True), "go"),
-        ],
-    )
-    path = folder / "endless.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-    assert path.stat().st_size < 400
-    return path
-
-
 def _symlink_loop(folder: Path) -> Path:
     (folder / "a.onnx").symlink_to(folder / "b.onnx")
     (folder / "b.onnx").symlink_to(folder / "a.onnx")
@@ -258,7 +226,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
         "the size must be a positive integer below 2**63",
     ),
     "a run that never ends": (
-        _endless_loop,
+        endless_loop,
         ["--limit", "run-seconds=3"],
         "the onnxruntime run took more than 3 s, to find the shapes inference left open",
     ),
@@ -354,7 +322,7 @@ def test_a_run_that_never_ends_costs_its_own_model_only(tmp_path: Path) -> None:
     the squeeze its verdict."""
     folder = tmp_path / "models"
     folder.mkdir()
-    _endless_loop(folder)
+    endless_loop(folder)
     onnx.save(squeeze_mlp(), folder / "squeeze.onnx")
     result = run("audit", folder, "--jobs", "2", "--limit", "run-seconds=3", "--format", "json")
     assert result.returncode == 2, result.stderr
@@ -368,7 +336,7 @@ def test_a_model_that_hangs_is_cut_at_the_model_time_limit(tmp_path: Path) -> No
     endless model (its onnxruntime run allowed far longer) is killed at 2 s."""
     folder = tmp_path / "models"
     folder.mkdir()
-    endless = _endless_loop(folder)
+    endless = endless_loop(folder)
     onnx.save(squeeze_mlp(), folder / "squeeze.onnx")
     started = time.monotonic()
     result = run(

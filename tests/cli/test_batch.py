@@ -15,8 +15,8 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto, helper
 
-from tests.onnx_builders import model, squeeze_mlp
-from tests.runner import SHIPPED, deep_model, run, started
+from tests.onnx_builders import endless_loop, model, squeeze_mlp
+from tests.runner import SHIPPED, run, started
 
 
 def _folder(tmp_path: Path) -> Path:
@@ -138,16 +138,19 @@ def _descendants(pid: int) -> list[int]:
 
 def test_a_killed_audit_costs_its_own_model_only(tmp_path: Path) -> None:
     """SIGKILL to every process under the command (as the OOM killer would) while a
-    deep model is audited and the squeeze is done: the deep model gets its error line,
-    the run goes on, the squeeze keeps its verdict."""
-    deep = deep_model(40_000, tmp_path / "deep.onnx")
-    with started("audit", deep, SHIPPED, "--jobs", "2", "--format", "jsonl") as process:
+    model whose run never ends is audited and the squeeze is done: the endless model
+    gets its error line, the run goes on, the squeeze keeps its verdict."""
+    endless = endless_loop(tmp_path)
+    with started(
+        "audit", endless, SHIPPED, "--jobs", "2", "--format", "jsonl",
+        "--limit", "run-seconds=600",
+    ) as process:  # fmt: skip
         assert process.stdout is not None
-        first = json.loads(process.stdout.readline())  # the squeeze: the deep one is running
+        first = json.loads(process.stdout.readline())  # the squeeze
         deadline = time.monotonic() + 30
         while len(processes := _descendants(process.pid)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)  # the deep model's sandbox may still be starting
-        # two sandboxes, the audit of the deep model, and maybe a child of its own
+            time.sleep(0.05)  # the endless model's sandbox may still be starting
+        # two sandboxes, the audit of the endless model, and the run it forks
         assert len(processes) >= 3
         for pid in processes:
             with contextlib.suppress(ProcessLookupError):
@@ -158,8 +161,8 @@ def test_a_killed_audit_costs_its_own_model_only(tmp_path: Path) -> None:
     (killed,) = map(json.loads, stdout.splitlines())
     assert (first["model"], first["max_flow"]) == (str(SHIPPED), 4)
     assert (killed["model"], killed["error"]) == (
-        str(deep),
-        f"{deep}: the process auditing it died",
+        str(endless),
+        f"{endless}: the process auditing it died",
     )
 
 
@@ -183,15 +186,19 @@ def test_jsonl_output_is_appended_to(tmp_path: Path) -> None:
 
 
 def test_jsonl_lines_are_written_as_each_model_finishes(tmp_path: Path) -> None:
-    """The squeeze's line arrives while the deep model after it is still audited."""
-    deep = deep_model(40_000, tmp_path / "deep.onnx")
-    with started("audit", SHIPPED, deep, "--format", "jsonl") as process:
+    """The squeeze's line arrives while the model after it is still audited (its run
+    never ends: it is cut at the model's time limit)."""
+    endless = endless_loop(tmp_path)
+    with started(
+        "audit", SHIPPED, endless, "--format", "jsonl",
+        "--limit", "run-seconds=600", "--limit", "model-seconds=2",
+    ) as process:  # fmt: skip
         assert process.stdout is not None
         first = json.loads(process.stdout.readline())
         still_running = process.poll() is None
         rest, _ = process.communicate(timeout=120)
     assert first["max_flow"] == 4 and still_running
-    assert json.loads(rest)["max_flow"] == 64
+    assert json.loads(rest)["error"].startswith(f"{endless}: the audit took more than 2 s")
 
 
 def test_a_terminal_sees_the_count_done_and_failed(tmp_path: Path) -> None:

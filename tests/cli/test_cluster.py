@@ -16,10 +16,9 @@ import onnx
 import pytest
 from distributed import Client, LocalCluster
 
-from tests.onnx_builders import squeeze_mlp
+from tests.onnx_builders import endless_loop, squeeze_mlp
 from tests.runner import deep_model, run, started
 from tests.sweep import backend_files
-from tests.test_hostile import _endless_loop
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +89,7 @@ def _count(output: Path) -> int:
 def test_a_model_that_hangs_is_cut_at_the_time_limit(cluster: LocalCluster, tmp_path: Path) -> None:
     folder = tmp_path / "models"
     folder.mkdir()
-    endless = _endless_loop(folder)
+    endless = endless_loop(folder)
     onnx.save(squeeze_mlp(), folder / "squeeze.onnx")
     result = run(
         "audit", folder, "--format", "json", "--scheduler", cluster.scheduler_address,
