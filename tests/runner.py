@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 #: The repository's root.
@@ -44,21 +47,33 @@ def run(
     )
 
 
+@contextlib.contextmanager
 def started(
     *args: str | Path,
     stdout: int | None = subprocess.PIPE,
     stderr: int | None = subprocess.PIPE,
     env: dict[str, str] | None = None,
-) -> subprocess.Popen[str]:
+) -> Iterator[subprocess.Popen[str]]:
     """``onnx-flow ARGS`` started in a fresh process, to watch while it runs: its
-    streams are text, piped unless given, its environment :data:`ENV` and ``env``."""
-    return subprocess.Popen(
+    streams are text, piped unless given, its environment :data:`ENV` and ``env``.
+
+    It takes Ctrl-C as from a shell, even under a runner started in the background
+    (which ignores SIGINT, and would pass that on); leaving the block kills it if it
+    still runs, so that a test that failed waiting for it does not hang.
+    """
+    with subprocess.Popen(
         [*COMMAND, *map(str, args)],
         stdout=stdout,
         stderr=stderr,
         text=True,
         env={**ENV, **(env or {})},
-    )
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    ) as process:
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
 
 
 def deep_model(nodes: int, path: Path) -> Path:

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from tests.onnx_builders import endless_loop
-from tests.runner import COMMAND, ENV, SHIPPED, run
+from tests.runner import COMMAND, ENV, SHIPPED, run, started
 
 _COMMAND = [*COMMAND, "audit"]
 
@@ -75,13 +75,7 @@ def test_a_closed_standard_output_is_one_line() -> None:
 
 def test_a_reader_that_stops_early_is_one_line() -> None:
     """``| head -c 1``: the pipe closes before the report is written."""
-    with subprocess.Popen(
-        [*_COMMAND, SHIPPED, "--format", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    ) as process:
+    with started("audit", SHIPPED, "--format", "json") as process:
         assert process.stdout is not None and process.stderr is not None
         process.stdout.close()  # nobody reads
         stderr = process.stderr.read()
@@ -93,12 +87,8 @@ def test_ctrl_c_is_one_line_and_130(tmp_path: Path) -> None:
     """Ctrl-C while a model whose run never ends is audited: the squeeze's line before
     it says the audit is under way (not the interpreter still starting)."""
     endless = endless_loop(tmp_path)
-    with subprocess.Popen(
-        [*_COMMAND, SHIPPED, endless, "--format", "jsonl", "--limit", "run-seconds=600"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
+    with started(
+        "audit", SHIPPED, endless, "--format", "jsonl", "--limit", "run-seconds=600"
     ) as process:
         assert process.stdout is not None
         assert json.loads(process.stdout.readline())["max_flow"] == 4
