@@ -12,11 +12,11 @@ import dataclasses
 import hashlib
 import json
 import os
-import stat
 from collections.abc import Iterable
 from typing import Any, BinaryIO
 
 from onnx_flow.errors import AuditError
+from onnx_flow.files import open_regular
 from onnx_flow.frontend.load import digest
 from onnx_flow.options import Measure, Options
 from onnx_flow.version import __version__
@@ -37,7 +37,7 @@ def options_digest(options: Options) -> str:
     )
     content = hashlib.sha256(described.encode())
     if options.inputs is not None:
-        with _opened(options.inputs, os.O_RDONLY, "--inputs") as samples:
+        with _opened(options.inputs, "--inputs") as samples:
             while chunk := samples.read(2**20):
                 content.update(chunk)
     return content.hexdigest()
@@ -64,7 +64,7 @@ def finished(output: str) -> dict[tuple[str, str], dict[str, Any]]:
     """
     if not os.path.lexists(output):
         return {}
-    with _opened(output, os.O_RDWR, "--output") as file:
+    with _opened(output, "--output", update=True) as file:
         try:
             data = file.read()
             whole = data.rfind(b"\n") + 1
@@ -76,20 +76,16 @@ def finished(output: str) -> dict[tuple[str, str], dict[str, Any]]:
     return {(entry["model"], entry["fingerprint"]): entry for entry in lines}
 
 
-def _opened(path: str, mode: int, option: str) -> BinaryIO:
+def _opened(path: str, option: str, *, update: bool = False) -> BinaryIO:
     """The regular file at ``path``, opened without waiting (a FIFO is refused).
 
     Raises:
         AuditError: it cannot be opened, or is not a regular file.
     """
     try:
-        descriptor = os.open(path, mode | os.O_NONBLOCK | os.O_NOCTTY)
+        return open_regular(path, update=update)
     except OSError as error:
         raise AuditError(f"{option} {path}: {error.strerror}") from None
-    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-        os.close(descriptor)
-        raise AuditError(f"{option} {path}: not a regular file")
-    return os.fdopen(descriptor, "rb+" if mode == os.O_RDWR else "rb")
 
 
 def _entries(lines: Iterable[bytes]) -> Iterable[dict[str, Any]]:

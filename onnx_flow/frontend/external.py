@@ -12,7 +12,6 @@ allow is refused.
 from __future__ import annotations
 
 import os
-import stat
 import sys
 from collections.abc import Iterable, Iterator
 from operator import attrgetter
@@ -22,6 +21,7 @@ from typing import BinaryIO
 import onnx
 
 from onnx_flow.errors import AuditError
+from onnx_flow.files import NotARegularFile, open_regular
 
 __all__ = ["check", "external_tensors", "opened"]
 
@@ -140,16 +140,15 @@ def opened(folder: Path, location: str) -> BinaryIO:
     if _leaves_folder(location):
         raise AuditError(f"location {location!r} leaves the model's folder")
     try:
-        descriptor = os.open(folder / location, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        file = open_regular(folder / location)
+    except NotARegularFile:
+        raise AuditError(f"external data file {location!r} is not a regular file") from None
     except OSError as error:
         raise AuditError(f"external data file {location!r}: {error.strerror}") from None
-    file = os.fdopen(descriptor, "rb")
-    status = os.fstat(descriptor)
+    status = os.fstat(file.fileno())
     # Linux names the file a descriptor holds; elsewhere the path is resolved again.
-    held = f"/proc/self/fd/{descriptor}" if sys.platform == "linux" else folder / location
-    if not stat.S_ISREG(status.st_mode):
-        problem = "is not a regular file"
-    elif status.st_nlink != 1:
+    held = f"/proc/self/fd/{file.fileno()}" if sys.platform == "linux" else folder / location
+    if status.st_nlink != 1:
         problem = f"has {status.st_nlink} hard links: one may lead out of the folder"
     elif not Path(os.path.realpath(held)).is_relative_to(folder.resolve()):
         problem = "leaves the model's folder (through a link)"

@@ -14,7 +14,6 @@ import errno
 import hashlib
 import math
 import os
-import stat
 from pathlib import Path
 
 import onnx
@@ -22,6 +21,7 @@ import onnx.inliner
 from google.protobuf.message import DecodeError
 
 from onnx_flow.errors import AuditError, first_line
+from onnx_flow.files import NotARegularFile, open_regular
 from onnx_flow.frontend import external
 from onnx_flow.frontend.nodes import constant_tensor
 
@@ -191,19 +191,17 @@ def _contents(path: Path) -> bytes:
     """The file's bytes: it is opened once, checked as opened (a regular file within
     protobuf's limit), and read from that descriptor."""
     try:
-        # Non-blocking: a FIFO must not wait for a writer before it is refused.
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        file = open_regular(path)
     except ValueError:  # a NUL in the path: no file can have that name
         raise AuditError(f"{str(path)!r}: a path cannot hold a NUL byte") from None
+    except NotARegularFile:
+        raise AuditError(f"{path}: not a file") from None
     except OSError as error:
         reasons = {errno.ENOENT: "no such file", errno.ELOOP: "a loop of symbolic links"}
         reason = reasons.get(error.errno or 0) or _strerror(error)
         raise AuditError(f"{path}: {reason}") from None
-    with os.fdopen(descriptor, "rb") as file:
-        status = os.fstat(descriptor)
-        if not stat.S_ISREG(status.st_mode):
-            raise AuditError(f"{path}: not a file")
-        if status.st_size > _PROTOBUF_LIMIT:
+    with file:
+        if os.fstat(file.fileno()).st_size > _PROTOBUF_LIMIT:
             raise AuditError(
                 f"{path}: over 2 GB, more than protobuf can parse; save the model with its"
                 " weights as external data (onnx.save(..., save_as_external_data=True))"

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from onnx_flow.errors import AuditError, first_line
+from onnx_flow.files import open_regular
 from onnx_flow.frontend.infer import numpy_dtype
 from onnx_flow.frontend.stored import Stored
 from onnx_flow.measure import progress
@@ -39,10 +40,11 @@ def load_samples(path: str, graph: ShapedGraph, limit: int) -> list[dict[str, np
             the shapes disagree, a sample is not finite, or every sample is all zeros.
     """
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:  # a FIFO is refused, not waited on
             if not zipfile.is_zipfile(handle):  # numpy would call it pickled data
                 raise ValueError("not a zip archive")
-        with np.load(path, allow_pickle=False) as archive:
+            handle.seek(0)
+            archive = np.load(handle, allow_pickle=False)
             inflated = sum(member.file_size for member in archive.zip.infolist())
             if inflated > limit:
                 raise AuditError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,18 @@ def test_bad_data_options_are_one_line(tmp_path: Path, flags: list[str], message
     onnx.save(_two_layers(8), path)
     result = run("audit", path, *flags)
     assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_samples_that_are_no_regular_file_are_one_line(tmp_path: Path) -> None:
+    """A FIFO is refused, not waited on for a writer, in every format."""
+    fifo = tmp_path / "samples.npz"
+    os.mkfifo(fifo)
+    path = tmp_path / "m.onnx"
+    onnx.save(_two_layers(8), path)
+    result = run("audit", path, "--measure", "data", "--inputs", fifo)
+    assert result.returncode == 2
+    assert result.stderr.endswith(f"--inputs {fifo}: cannot read it as .npz (not a regular file)\n")
     assert len(result.stderr.splitlines()) == 1
 
 
