@@ -8,25 +8,22 @@ test session so that runs can be compared.
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Callable
 
 from tests import sweep
 
+#: The name under which the test records the counts, for the session's summary.
+COUNTS = "backend sweep"
 
-def test_every_backend_model_is_reported_or_refused(sweep_summaries: list[sweep.Summary]) -> None:
+
+def test_every_backend_model_is_reported_or_refused(
+    record_property: Callable[[str, object], None],
+) -> None:
     summary = sweep.sweep()
-    sweep_summaries.append(summary)
+    record_property(COUNTS, summary.line())  # reaches the summary from any test process
     failures = [r for r in summary.results if r.outcome in ("internal", "crashed")]
     assert not failures, "\n".join(f"{r.outcome}: {r.model}: {r.message}" for r in failures)
     refused = [r for r in summary.results if r.outcome == "refused"]
     assert all(r.message and "\n" not in r.message for r in refused)
     # The sweep must have found the package's models: about 1,900 node cases and files.
     assert len(summary.results) > 1500
-
-
-@pytest.fixture(scope="session")
-def sweep_summaries(request: pytest.FixtureRequest) -> list[sweep.Summary]:
-    return request.config.stash.setdefault(SUMMARIES, [])
-
-
-SUMMARIES = pytest.StashKey[list[sweep.Summary]]()
