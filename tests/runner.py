@@ -58,8 +58,9 @@ def started(
     streams are text, piped unless given, its environment :data:`ENV` and ``env``.
 
     It takes Ctrl-C as from a shell, even under a runner started in the background
-    (which ignores SIGINT, and would pass that on); leaving the block kills it if it
-    still runs, so that a test that failed waiting for it does not hang.
+    (which ignores SIGINT, and would pass that on). Leaving the block waits for it,
+    as ``Popen`` does, unless the block raised: a test that failed waiting for it
+    kills it rather than hang.
     """
     with subprocess.Popen(
         [*COMMAND, *map(str, args)],
@@ -71,9 +72,9 @@ def started(
     ) as process:
         try:
             yield process
-        finally:
-            if process.poll() is None:
-                process.kill()
+        except BaseException:
+            process.kill()  # else the block's end would wait for it
+            raise
 
 
 def deep_model(nodes: int, path: Path) -> Path:
