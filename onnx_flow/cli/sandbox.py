@@ -23,7 +23,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import threading
 from functools import partial
 from typing import IO, Any, Protocol
 
@@ -67,7 +66,7 @@ class Sandbox:
         safe (Linux, no other Python thread: it has imported the audit already, 1.5 s
         saved), else in a new Python."""
         if self._server is None:
-            if sys.platform == "linux" and threading.active_count() == 1:
+            if fork.safe():
                 forked = _Forked()
                 requests = os.fdopen(forked.requests, "wb")
                 self._server = (forked, requests, os.fdopen(forked.replies, "rb"))
@@ -112,18 +111,10 @@ class _Forked:
     def __init__(self) -> None:
         requests, self.requests = os.pipe()
         self.replies, replies = os.pipe()
-        parent = os.getpid()
-        self.pid = os.fork()
-        if self.pid == 0:  # the server: it never returns into the caller's code
-            code = 1
-            try:
-                fork.die_with(parent)
-                os.close(self.requests)
-                os.close(self.replies)
-                serve(os.fdopen(requests, "rb"), os.fdopen(replies, "wb"))
-                code = 0
-            finally:
-                os._exit(code)
+        self.pid = fork.forked(
+            lambda: serve(os.fdopen(requests, "rb"), os.fdopen(replies, "wb")),
+            close=(self.requests, self.replies),
+        )
         os.close(requests)
         os.close(replies)
 

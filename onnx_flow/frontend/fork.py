@@ -30,11 +30,12 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any, Generic, NoReturn, TypeVar
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 from onnx_flow.errors import AuditError
 
-__all__ = ["Overrun", "Pending", "beside", "bounded", "die_with"]
+__all__ = ["Overrun", "Pending", "beside", "bounded", "forked", "safe"]
 
 _T = TypeVar("_T")
 
@@ -103,7 +104,7 @@ def bounded(work: Callable[[], _T], *, seconds: float, memory: int, what: str) -
         Overrun: it took longer (the child is killed), or its process died.
         Exception: what ``work`` raised.
     """
-    if sys.platform != "linux" or threading.active_count() != 1:
+    if not safe():
         return work()
     try:
         child: _Child[_T] = _Child(work, None, what, memory=memory)
@@ -122,15 +123,43 @@ def bounded(work: Callable[[], _T], *, seconds: float, memory: int, what: str) -
         child.stop()
 
 
+def safe() -> bool:
+    """Whether this process can fork safely: Linux, and no other Python thread."""
+    return sys.platform == "linux" and threading.active_count() == 1
+
+
 def _may_fork() -> bool:
-    """Whether this process can fork safely and gain by it: Linux, no other Python
-    thread, and a second CPU to run on (on one, the child's work only adds the
-    transfer: measured 5.82 s instead of 6.12 s on a 200,000-node graph)."""
-    return (
-        sys.platform == "linux"
-        and threading.active_count() == 1
-        and len(os.sched_getaffinity(0)) > 1
-    )
+    """Whether this process can fork safely and gain by it: a second CPU to run on (on
+    one, the child's work only adds the transfer: measured 5.82 s instead of 6.12 s on
+    a 200,000-node graph)."""
+    return safe() and len(os.sched_getaffinity(0)) > 1
+
+
+def forked(run: Callable[[], object], *, close: tuple[int, ...] = ()) -> int:
+    """Fork a child that dies with this process, closes the descriptors ``close``
+    (this side's ends of its pipes), calls ``run`` and exits: 0 if it returned, 1 if it
+    raised. The child never returns into the caller's code; its pid is returned here.
+
+    Raises:
+        OSError: no process to spare.
+    """
+    parent = os.getpid()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns of any other thread; the module docstring says why the
+        # idle native ones are no risk here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            _die_with(parent)
+            for descriptor in close:
+                os.close(descriptor)
+            run()
+            code = 0
+        finally:
+            os._exit(code)  # no atexit handlers, no flushing of buffers the parent owns
+    return pid
 
 
 class _Child(Pending[_T]):
@@ -158,20 +187,13 @@ class _Child(Pending[_T]):
         except OSError:
             os.close(self._data)
             raise
+        out = _Messages(writing, self._data)
         try:
-            with warnings.catch_warnings():
-                # Python 3.12+ warns of any other thread; the module docstring says why
-                # the idle native ones are no risk here.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                parent = os.getpid()
-                pid = os.fork()
+            pid = forked(partial(_serve, work, spare, out, memory), close=(reading,))
         except OSError:
             for descriptor in (reading, writing, self._data):
                 os.close(descriptor)
             raise
-        if pid == 0:
-            os.close(reading)
-            _serve(work, spare, _Messages(writing, self._data), memory, parent)
         os.close(writing)
         self._pid = pid
         self.pipe = reading
@@ -257,32 +279,24 @@ def _serve(
     spare: Callable[[], object] | None,
     out: _Messages,
     memory: int | None,
-    parent: int,
-) -> NoReturn:
-    """In the child: die with the parent, limit its address space to ``memory`` bytes
-    (if given), run the work, send its result, run ``spare``, send its error, and exit:
-    whatever happens, the child never returns into the caller's code."""
-    code = 1
+) -> None:
+    """In the child: limit its address space to ``memory`` bytes (if given), run the
+    work, send its result, run ``spare``, and send its error."""
     try:
-        die_with(parent)
-        try:
-            if memory is not None:
-                _, hard = resource.getrlimit(resource.RLIMIT_AS)
-                if hard != resource.RLIM_INFINITY:
-                    memory = min(memory, hard)  # a limit can be lowered, never raised
-                resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-            result = work()
-        except Exception as error:
-            out.send(("error", _error_of(spare) or error))  # spare's error comes first
-        else:
-            out.send(("result", result))
-            out.send(("spared", _error_of(spare)))
-        code = 0
-    finally:
-        os._exit(code)  # no atexit handlers, no flushing of buffers the parent owns
+        if memory is not None:
+            _, hard = resource.getrlimit(resource.RLIMIT_AS)
+            if hard != resource.RLIM_INFINITY:
+                memory = min(memory, hard)  # a limit can be lowered, never raised
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        result = work()
+    except Exception as error:
+        out.send(("error", _error_of(spare) or error))  # spare's error comes first
+    else:
+        out.send(("result", result))
+        out.send(("spared", _error_of(spare)))
 
 
-def die_with(parent: int) -> None:
+def _die_with(parent: int) -> None:
     """In a forked child (Linux): be killed when ``parent`` ends, killed at a time limit
     included, so that no process the work started (an onnxruntime run) outlives it."""
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
