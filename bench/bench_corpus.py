@@ -2,7 +2,7 @@
 
 The models: every node test case (built in memory by ``onnx.backend.test.case``, saved
 here as files) and every ``.onnx`` file under the package's ``backend/test/data``:
-about 1,700 small models of every op. Each way writes JSON Lines:
+about 2,000 small models of every op. Each way writes JSON Lines:
 
 - ``floor``: one Python process auditing them one after another with the library
   (``sandbox.audit_one``), no process per model: the audits' own cost;
@@ -30,8 +30,12 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnx
+
+if TYPE_CHECKING:
+    from distributed import LocalCluster
 
 FLOOR = (
     "import sys\n"
@@ -62,6 +66,20 @@ def corpus(folder: Path) -> int:
     return len(list(folder.rglob("*.onnx")))
 
 
+def local_cluster() -> LocalCluster:
+    """A Dask cluster on this machine, to use as a context: two worker processes of one
+    thread each, on loopback, no dashboard (the cluster tests audit on one too)."""
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
+
+
 def timed(command: list[str]) -> float:
     """Wall seconds of the command (its output discarded)."""
     started = time.perf_counter()
@@ -73,20 +91,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1)
     arguments = parser.parse_args()
-    from distributed import LocalCluster
-
     audit = [sys.executable, "-m", "onnx_flow", "audit"]
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "corpus"
         models = corpus(folder)
         jsonl = [str(folder), "--format", "jsonl"]
-        with LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster:
+        with local_cluster() as cluster:
             ways = {
                 "floor": ([sys.executable, "-c", FLOOR, str(folder)], 1),
                 "serial": ([*audit, *jsonl], 1),

@@ -16,6 +16,7 @@ import onnx
 import pytest
 from distributed import Client, LocalCluster
 
+from bench.bench_corpus import local_cluster
 from tests.onnx_builders import endless_loop, squeeze_mlp
 from tests.runner import deep_model, run, started
 from tests.sweep import backend_files
@@ -23,13 +24,7 @@ from tests.sweep import backend_files
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as started:
+    with local_cluster() as started:
         yield started
 
 
