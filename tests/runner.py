@@ -28,23 +28,10 @@ def run(
     memory: int | None = None,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``onnx-flow ARGS`` in a fresh process, in ``cwd`` (the repository by default),
-    within 120 s and, if given, ``memory`` bytes of address space; its environment is
-    :data:`ENV` and ``env``."""
-
-    def limited() -> None:
-        if memory is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-
-    return subprocess.run(
-        [*COMMAND, *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**ENV, **(env or {})},
-        timeout=120,
-        preexec_fn=limited,
-    )
+    """``onnx-flow ARGS`` run to its end, within 120 s, as :func:`started` starts it."""
+    with started(*args, cwd=cwd, memory=memory, env=env) as process:
+        stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 @contextlib.contextmanager
@@ -52,9 +39,12 @@ def started(
     *args: str | Path,
     stdout: int | None = subprocess.PIPE,
     stderr: int | None = subprocess.PIPE,
+    cwd: Path = REPO,
+    memory: int | None = None,
     env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[str]]:
-    """``onnx-flow ARGS`` started in a fresh process, to watch while it runs: its
+    """``onnx-flow ARGS`` started in a fresh process, to watch while it runs: in ``cwd``
+    (the repository by default), within ``memory`` bytes of address space if given; its
     streams are text, piped unless given, its environment :data:`ENV` and ``env``.
 
     It takes Ctrl-C as from a shell, even under a runner started in the background
@@ -62,13 +52,20 @@ def started(
     as ``Popen`` does, unless the block raised: a test that failed waiting for it
     kills it rather than hang.
     """
+
+    def prepared() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if memory is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
     with subprocess.Popen(
         [*COMMAND, *map(str, args)],
         stdout=stdout,
         stderr=stderr,
         text=True,
+        cwd=cwd,
         env={**ENV, **(env or {})},
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=prepared,
     ) as process:
         try:
             yield process
