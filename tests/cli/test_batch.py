@@ -15,6 +15,9 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto, helper
 
+from onnx_flow.cli.batch import audit_all
+from onnx_flow.options import Options
+from onnx_flow.report import Report
 from tests.onnx_builders import endless_loop, model, squeeze_mlp
 from tests.runner import SHIPPED, run, started
 
@@ -219,3 +222,16 @@ def test_a_terminal_sees_the_count_done_and_failed(tmp_path: Path) -> None:
     frames = shown.decode().split("\r")
     last = next(frame for frame in reversed(frames) if "/3" in frame)
     assert "3/3" in last and "1 failed" in last
+
+
+def test_sandboxes_report_what_this_process_does_on_files_written_elsewhere() -> None:
+    """Every file of tests/corpus (other exporters' and PyPI wheels' models), audited
+    in sandboxes (a server that preloaded onnxruntime and its symbolic inference, a
+    child per model) and in this process: the same report or the same error."""
+    corpus = Path(__file__).parents[1] / "corpus"
+    files = sorted(str(path) for path in corpus.rglob("*.onnx"))
+    options = Options.checked()
+    apart = audit_all(files, options, jobs=2, apart=True)
+    here = audit_all(files, options, apart=False)
+    assert len(files) > 30 and sum(isinstance(r, Report) for r in here) > 20
+    assert [r.to_dict() for r in apart] == [r.to_dict() for r in here]
