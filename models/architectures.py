@@ -143,18 +143,22 @@ _TOKENS = {"x": {0: "batch", 1: "sequence"}}
 _IMAGE = (torch.randn(2, 3, 32, 32),)
 
 ARCHITECTURES: dict[str, Reference] = {
-    # Token ids count one-hot (V each): 8 x 1000 in, 8 x 1000 logits out. Every path
-    # passes the 32-wide hidden state of each token: the softmax bottleneck d / V.
+    # The trunk, judged apart from the 32 -> 1000 decoder: 8 ids embedded at 32 in, the
+    # 8 x 32 hidden state out. The whole model: token ids count one-hot (V each), 8 x 1000
+    # in, 8 x 1000 logits out; every path passes the 32-wide hidden state of each token:
+    # the softmax bottleneck d / V.
     "bert": Reference(
         build=bert,
         example=(torch.randint(0, VOCABULARY, (2, SEQUENCE)),),
         max_flow=SEQUENCE * HIDDEN,
-        reference=SEQUENCE * VOCABULARY,
+        reference=SEQUENCE * HIDDEN,
+        whole=(SEQUENCE * HIDDEN, SEQUENCE * VOCABULARY),
         dynamic=_TOKENS,
         dims={"sequence": SEQUENCE},
     ),
     # The same with SDPA attention and the caller's mask (an int input, 8 wide): R is
-    # still the 8 x 1000 logits. Head size 16 is below 32 positions: one finding a layer.
+    # still the 8 x 32 hidden state (whole model: the 8 x 1000 logits). Head size 16 is
+    # below 32 positions: one finding a layer.
     "bert_masked": Reference(
         build=lambda: bert("sdpa"),
         example=(
@@ -162,7 +166,8 @@ ARCHITECTURES: dict[str, Reference] = {
             torch.ones(2, SEQUENCE, dtype=torch.int64),
         ),
         max_flow=SEQUENCE * HIDDEN,
-        reference=SEQUENCE * VOCABULARY,
+        reference=SEQUENCE * HIDDEN,
+        whole=(SEQUENCE * HIDDEN, SEQUENCE * VOCABULARY),
         dynamic={"x": {0: "batch", 1: "sequence"}, "x1": {0: "batch", 1: "sequence"}},
         dims={"sequence": SEQUENCE},
     ),
@@ -171,12 +176,14 @@ ARCHITECTURES: dict[str, Reference] = {
         build=llama,
         example=(torch.randint(0, VOCABULARY, (2, 16)),),
         max_flow=16 * HIDDEN,
-        reference=16 * VOCABULARY,
+        reference=16 * HIDDEN,
+        whole=(16 * HIDDEN, 16 * VOCABULARY),
         dynamic=_TOKENS,
         dims={"sequence": 16},
     ),
-    # Inputs 8 and 4 tokens (one-hot), logits for the 4 decoder positions: R = 4 x V.
-    # The decoder's last hidden state (4 x 32) carries everything to the logits.
+    # Inputs 8 and 4 tokens, logits for the 4 decoder positions. The decoder's last hidden
+    # state (4 x 32) carries everything to the logits: the trunk's R and F. The whole
+    # model: the ids count one-hot, R = 4 x V.
     "t5": Reference(
         build=t5,
         example=(
@@ -184,15 +191,28 @@ ARCHITECTURES: dict[str, Reference] = {
             torch.randint(0, VOCABULARY, (2, TARGET)),
         ),
         max_flow=TARGET * HIDDEN,
-        reference=TARGET * VOCABULARY,
+        reference=TARGET * HIDDEN,
+        whole=(TARGET * HIDDEN, TARGET * VOCABULARY),
         dynamic={"x": {0: "batch"}, "x1": {0: "batch"}},
     ),
-    # 3x32x32 = 3072 in, 100 logits out: R = 100. The classifier reads the [CLS] token
-    # only: 32 wide.
-    "vit": Reference(build=vit, example=_IMAGE, max_flow=HIDDEN, reference=LABELS, output="logits"),
+    # 3x32x32 = 3072 in, 100 logits out. The classifier reads the [CLS] token only, 32
+    # wide: the trunk delivers it whole (the whole model: 32 of R = 100).
+    "vit": Reference(
+        build=vit,
+        example=_IMAGE,
+        max_flow=HIDDEN,
+        reference=HIDDEN,
+        output="logits",
+        whole=(HIDDEN, LABELS),
+    ),
     # Stages 16 then 32 channels, global average pooling to 32 values, then 100 logits.
     "resnet": Reference(
-        build=resnet, example=_IMAGE, max_flow=HIDDEN, reference=LABELS, output="logits"
+        build=resnet,
+        example=_IMAGE,
+        max_flow=HIDDEN,
+        reference=HIDDEN,
+        output="logits",
+        whole=(HIDDEN, LABELS),
     ),
     # A classifier head like ViT-Base's, 768 -> 1000: the [CLS] token carries 768 of the
     # 1000 logits (the softmax bottleneck's ratio is (768 + 1) / 1000).
@@ -200,8 +220,9 @@ ARCHITECTURES: dict[str, Reference] = {
         build=lambda: vit(hidden=768, layers=1, heads=12, labels=1000),
         example=_IMAGE,
         max_flow=768,
-        reference=1000,
+        reference=768,
         output="logits",
+        whole=(768, 1000),
     ),
     # A head like ResNet-50's, 2048 -> 1000: wide enough. The stem (16 x 8 x 8 = 1024)
     # and the pooled 2048 are above the 1000 logits: no squeeze.

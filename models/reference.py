@@ -41,11 +41,19 @@ class Reference:
     """``--dim`` bindings the audit needs (the batch dim is bound to 1 by default)."""
     output: str = "y"
     """The graph output's name (a classifier's is ``logits``, as transformers names it)."""
+    whole: tuple[int, int] | None = None
+    """(max-flow, reference) of the whole model (``--whole-model``), for a model whose
+    head is judged apart by default; ``None``: the figures above hold in both."""
 
     @property
     def bottleneck(self) -> bool:
         """The verdict at the default threshold: the flow falls short of the reference."""
         return self.max_flow < self.reference
+
+    @property
+    def whole_figures(self) -> tuple[int, int]:
+        """(max-flow, reference) with ``--whole-model``."""
+        return self.whole or (self.max_flow, self.reference)
 
 
 class Residual(nn.Module):
@@ -141,12 +149,15 @@ MODELS: dict[str, Reference] = {
     "residual": Reference(Residual, (torch.randn(2, 64),), max_flow=64, reference=64),
     "autoencoder": Reference(AutoEncoder, (torch.randn(2, 784),), max_flow=32, reference=784),
     "unet": Reference(UNet, (torch.randn(2, 3, 32, 32),), max_flow=3072, reference=3072),
-    # input_ids count one-hot: 16 x 50257 in and out, 16 x 768 through the middle.
+    # The trunk, judged apart from the 768 -> 50257 lm_head: 16 ids embedded at 768 in,
+    # the 16 x 768 hidden state out. The whole model: input_ids count one-hot, 16 x 50257
+    # in and out, 16 x 768 through the middle.
     "gpt2": Reference(
         build=gpt2,
         example=(torch.randint(0, 50257, (2, 16)),),
         max_flow=16 * 768,
-        reference=16 * 50257,
+        reference=16 * 768,
+        whole=(16 * 768, 16 * 50257),
         dynamic={"x": {0: "batch", 1: "sequence"}},
         dims={"sequence": 16},
     ),

@@ -117,6 +117,9 @@ class Options:
     dims_where_declared: bool = False
     """Several models: each of ``dims`` binds the models that declare it (the caller
     checks that one does); else a model without it is an error."""
+    whole_model: bool = False
+    """Judge the whole model, the logits its reference; else each head (a fixed linear
+    map to logits that ends the model) is judged apart from its trunk."""
 
     @classmethod
     def checked(
@@ -133,6 +136,7 @@ class Options:
         input_values: Mapping[str, Iterable[float] | float] | None = None,
         energy: float | None = None,
         limits: Mapping[str, int] | None = None,
+        whole_model: bool = False,
     ) -> Options:
         """Return the options, or raise :class:`AuditError` naming the bad one."""
         for name, size in (dims or {}).items():
@@ -192,6 +196,7 @@ class Options:
             input_values=values,
             energy=None if energy is None else float(energy),
             limits=Limits().with_given(limits or {}),
+            whole_model=bool(whole_model),
         )
 
 

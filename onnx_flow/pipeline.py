@@ -21,7 +21,7 @@ from onnx_flow.flow import reduce
 from onnx_flow.frontend import branches, fork, infer, load, nodes, shapes
 from onnx_flow.frontend.load import Source
 from onnx_flow.frontend.stored import Stored
-from onnx_flow.judge import declared, profile, verdict
+from onnx_flow.judge import declared, findings, heads, profile, verdict
 from onnx_flow.measure import data, rank, widths
 from onnx_flow.options import Measure, Options
 from onnx_flow.records import ShapedGraph
@@ -44,6 +44,7 @@ def audit(
     input_values: Mapping[str, Sequence[float] | float] | None = None,
     energy: float | None = None,
     limits: Mapping[str, int] | None = None,
+    whole_model: bool = False,
 ) -> Report:
     """Audit one model for information bottlenecks.
 
@@ -71,6 +72,9 @@ def audit(
             ``None``: the numerical rank.
         limits: budgets by their ``--limit`` names (``{"nodes": 500000}``); see
             :class:`~onnx_flow.options.Limits` for each and its default.
+        whole_model: judge the whole model, the logits its reference; by default a head
+            that ends the model in a fixed linear map to logits (d -> V, d + 1 < V) is
+            judged apart: the trunk up to its input, the head as a finding.
 
     Raises:
         AuditError: the model or an option cannot be audited.
@@ -87,6 +91,7 @@ def audit(
         input_values=input_values,
         energy=energy,
         limits=limits,
+        whole_model=whole_model,
     )
     return run(source, options)
 
@@ -105,17 +110,21 @@ def run(source: Source, options: Options) -> Report:
             # prepared while shapes are inferred.
             graph, ahead = _shaped(model, source, options, prepare=not options.allow)
             measured = _measured(graph, source, options)
+            found = findings.find(graph, vocabularies=frozenset(measured.one_hot.values()))
+            ends = None if options.whole_model else heads.heads(graph, measured, found)
             split = declared.split_tensors(graph, measured, options.allow)
             prepared = ahead or reduce.prepare(graph.wiring, split=split)
             report = verdict.judge(
                 graph,
                 measured,
-                prepared.weighed(measured),
+                prepared.ending({o: h.tensor for o, h in (ends or {}).items()}).weighed(measured),
                 model=load.display_name(source),
                 measure=options.measure.value,
                 threshold=options.threshold,
                 allow=options.allow,
                 fail_on=options.fail_on,
+                found=found,
+                heads=ends,
             )
         if options.picture:
             report = dataclasses.replace(report, profile=profile.profile(graph, measured))
@@ -190,6 +199,7 @@ def _measured(graph: ShapedGraph, source: Source, options: Options) -> widths.Wi
         samples = len(feeds)
     return widths.compute(
         graph,
+        embedded=not options.whole_model,
         measure=options.measure,
         caps=caps,
         samples=samples,

@@ -21,6 +21,7 @@ __all__ = [
     "Failure",
     "Finding",
     "FindingKind",
+    "Head",
     "LayerSpectrum",
     "OutputResult",
     "Point",
@@ -219,6 +220,35 @@ class Profile:
 
 
 @dataclass(frozen=True, slots=True)
+class Head:
+    """A model's head judged apart from its trunk: the fixed linear map from the trunk's
+    last hidden state (width ``d`` per position) to ``vocabulary`` logits, d + 1 <
+    vocabulary. The trunk is audited up to ``tensor``; the head's squeeze is the
+    ``softmax_bottleneck`` finding."""
+
+    tensor: str
+    """The head's input: where the trunk ends."""
+    width: int
+    """The trunk end's width in the measure (all positions)."""
+    node: str
+    """The head's linear map (MatMul or Gemm)."""
+    module: str | None
+    d: int
+    vocabulary: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this head."""
+        return {
+            "tensor": self.tensor,
+            "width": self.width,
+            "node": self.node,
+            "module": self.module,
+            "d": self.d,
+            "vocabulary": self.vocabulary,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Widened:
     """What widening a bottleneck would gain: the flow with every tensor on a minimum
     cut (other than the inputs and outputs) unbounded, and the cut that then limits it."""
@@ -247,6 +277,9 @@ class OutputResult:
     widened: Widened | None = None
     """For a bottleneck, the flow with the layers on its cuts widened; ``None`` when it
     is no bottleneck or its cuts hold only inputs and outputs."""
+    head: Head | None = None
+    """The head judged apart: the output's figures are its trunk's, up to the head's
+    input; ``None`` when the output is judged as it stands."""
 
     @property
     def ratio(self) -> float:
@@ -271,6 +304,7 @@ class OutputResult:
             "on_cut": self.on_cut_dicts(),
             "widened": self.widened_dict(),
             "declared": self.declared,
+            "head": None if self.head is None else self.head.to_dict(),
         }
 
     def on_cut_dicts(self) -> list[dict[str, Any]]:
@@ -328,9 +362,17 @@ class Report:
     spectra: tuple[LayerSpectrum, ...] = ()
     """For the ``rank`` and ``data`` measures, each measured map's or tensor's spectrum,
     in graph order."""
+    whole_model: bool = False
+    """The verdict's reference is the logits (``--whole-model``); else each head found is
+    judged apart from its trunk."""
     profile: Profile | None = None
     """Widths along depth and the data flow, when a picture was asked for; not part of
     the JSON contract."""
+
+    @property
+    def heads(self) -> tuple[Head, ...]:
+        """The heads judged apart, one per output that has one."""
+        return tuple(output.head for output in self.outputs if output.head is not None)
 
     @property
     def failing(self) -> bool:
@@ -359,6 +401,8 @@ class Report:
             "cut_near_outputs": [t.to_dict() for t in self.total.cut_near_outputs],
             "on_cut": self.total.on_cut_dicts(),
             "widened": self.total.widened_dict(),
+            "whole_model": self.whole_model,
+            "heads": [head.to_dict() for head in self.heads],
             "outputs": [output.to_dict() for output in self.outputs],
             "bypassed": [b.to_dict() for b in self.bypassed],
             "unknown": [u.to_dict() for u in self.unknown],

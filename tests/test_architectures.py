@@ -25,13 +25,15 @@ def test_architecture_gives_hand_derived_figures(exported, name: str, exporter: 
     )
     assert report.bottleneck is expected.bottleneck
     assert report.unknown == ()
+    whole = onnx_flow.audit(exported(name, exporter), dims=expected.dims, whole_model=True)
+    assert (whole.total.max_flow, whole.total.reference) == expected.whole_figures
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)
 @pytest.mark.parametrize("name", ["bert", "t5"])
 def test_language_models_show_the_softmax_bottleneck(exported, name: str, exporter: str) -> None:
     expected = ARCHITECTURES[name]
-    report = onnx_flow.audit(exported(name, exporter), dims=expected.dims)
+    report = onnx_flow.audit(exported(name, exporter), dims=expected.dims, whole_model=True)
     assert report.total.ratio == pytest.approx(HIDDEN / VOCABULARY)
     # The cut lies on the hidden state of the last positions: d per token, no one-hot id.
     cut = report.total.cut_near_inputs

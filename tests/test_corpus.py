@@ -33,6 +33,15 @@ def test_a_real_file_audits_at_the_shapes_its_users_feed(entry: dict[str, Any]) 
         assert report.branches[0].taken is not None
     if entry["expected"] is not None:
         assert _figures(report.total) == entry["expected"]
+    if "expected_whole" in entry:  # a head judged apart by default
+        whole = onnx_flow.audit(
+            CORPUS / entry["file"],
+            input_shapes=shapes,
+            input_values=entry.get("values"),
+            whole_model=True,
+        )
+        assert _figures(whole.total) == entry["expected_whole"]
+        assert len(report.heads) == 1 and whole.heads == ()
     if "expected_outputs" in entry:
         outputs = {o.name: _figures(o) for o in report.outputs if not o.declared}
         assert outputs == entry["expected_outputs"]

@@ -148,9 +148,17 @@ def test_token_ids_are_fed_as_integers() -> None:
         "--input-dtype", "int64", "--format", "json",
     )  # fmt: skip
     report = json.loads(result.stdout)
-    # 16 ids over a vocabulary of 100, counted one-hot: 1600 in, 16 x 16 through.
-    assert (report["reference"], report["max_flow"]) == (1600, 256), result.stderr
+    # The 16 -> 100 head is judged apart: 16 ids embedded at 16 in, 16 x 16 through.
+    assert (report["reference"], report["max_flow"]) == (256, 256), result.stderr
     assert [f["kind"] for f in report["findings"]] == ["softmax_bottleneck"]
+    assert [(h["d"], h["vocabulary"]) for h in report["heads"]] == [(16, 100)]
+    whole = run(
+        "audit-module", "tests.test_pytorch:language_model", "--input-shape", "1,16",
+        "--input-dtype", "int64", "--format", "json", "--whole-model",
+    )  # fmt: skip
+    report = json.loads(whole.stdout)
+    # 16 ids over a vocabulary of 100, counted one-hot: 1600 in, 16 x 16 through.
+    assert (report["reference"], report["max_flow"]) == (1600, 256), whole.stderr
 
 
 def test_a_factory_in_the_working_folder_is_found(tmp_path) -> None:

@@ -23,6 +23,17 @@ def test_reference_model_gives_design_figures(exported, name: str, exporter: str
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_whole_model_figures(exported, name: str, exporter: str) -> None:
+    """With --whole-model the logits are the reference; a model without a head gives
+    the same figures as by default."""
+    expected = MODELS[name]
+    report = onnx_flow.audit(exported(name, exporter), dims=expected.dims, whole_model=True)
+    assert (report.total.max_flow, report.total.reference) == expected.whole_figures
+    assert report.heads == ()
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
 def test_squeeze_cut_is_the_linear_64_to_4_output(exported, exporter: str) -> None:
     report = onnx_flow.audit(exported("squeeze", exporter))
     for cut in (report.total.cut_near_inputs, report.total.cut_near_outputs):
@@ -54,8 +65,24 @@ def test_unet_inner_layer_is_bypassed_by_the_skips(exported, exporter: str) -> N
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)
-def test_gpt2_has_the_softmax_bottleneck(exported, exporter: str) -> None:
+def test_gpt2_trunk_passes_and_its_head_is_the_finding(exported, exporter: str) -> None:
     report = onnx_flow.audit(exported("gpt2", exporter), dims={"sequence": 16})
+    assert not report.bottleneck
+    assert dict(report.inputs) == {"x": 16 * 768}  # ids count as the 768 that embed them
+    (head,) = report.heads
+    assert (head.module, head.d, head.vocabulary, head.width) == (
+        "model.lm_head",
+        768,
+        50257,
+        16 * 768,
+    )
+    (finding,) = report.findings
+    assert (finding.kind.value, finding.node) == ("softmax_bottleneck", head.node)
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_gpt2_has_the_softmax_bottleneck(exported, exporter: str) -> None:
+    report = onnx_flow.audit(exported("gpt2", exporter), dims={"sequence": 16}, whole_model=True)
     assert report.total.ratio == pytest.approx(768 / 50257)
     assert dict(report.inputs) == {"x": 16 * 50257}  # one-hot token ids
     # Bypassed means narrower than the flow: no 16 x 768 hidden state is listed for

@@ -12,6 +12,7 @@ defaults that command-line flags override::
     measure = "rank"
     energy = 0.99              # rank and data: cap at the energy rank
     limits = { nodes = 500000 }  # budgets (see Limits)
+    whole_model = true         # the logits as the reference: no head judged apart
     format = "sarif"
 """
 
@@ -50,6 +51,7 @@ class Config:
     energy: float | None = None
     format: str | None = None
     limits: Mapping[str, int] = field(default_factory=dict)
+    whole_model: bool | None = None
 
 
 _KEYS = tuple(sorted(f.name for f in fields(Config)))
@@ -97,6 +99,7 @@ def load(start: Path) -> Config:
         energy=_number(table, "energy", where),
         format=_typed(table, "format", str, where),
         limits=dict(_typed(table, "limits", dict, where, item=int) or {}),
+        whole_model=_flag(table, "whole_model", where),
     )
 
 
@@ -126,3 +129,10 @@ def _number(table: dict[str, Any], key: str, where: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise AuditError(f"{where}: {key} must be a number")
     return float(value)
+
+
+def _flag(table: dict[str, Any], key: str, where: str) -> bool | None:
+    value = table.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise AuditError(f"{where}: {key} must be true or false")
+    return value

@@ -94,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fail_on=arguments.fail_on,
             energy=project.energy if arguments.energy is None else arguments.energy,
             limits={**project.limits, **parse_limits(arguments.limit)},
+            whole_model=arguments.whole_model or bool(project.whole_model),
         )
     except AuditError as error:
         return _fatal(str(error))
@@ -637,6 +638,13 @@ def _audit_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         metavar="RATIO",
         help="a max-flow / reference ratio below this is a bottleneck (default 1.0)",
+    )
+    parser.add_argument(
+        "--whole-model",
+        action="store_true",
+        help="judge the whole model, its logits the reference (by default a model that"
+        " ends in a fixed linear map to logits, d -> V, is judged up to the map's input,"
+        " and the map is the softmax_bottleneck finding)",
     )
     parser.add_argument(
         "--allow",

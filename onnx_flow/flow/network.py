@@ -48,7 +48,9 @@ class FlowNetwork:
     inputs: tuple[int, ...]
     """Data inputs, then the inputs that declared splits add."""
     outputs: Mapping[str, int]
-    """Graph outputs that carry sample information, then the split tensors -> number."""
+    """Graph outputs that carry sample information, then the split tensors -> the number
+    of the tensor joined to the sink for it: its own, or where a head is judged apart
+    (:meth:`~onnx_flow.flow.reduce.Prepared.ending`), the head's input."""
     split_inputs: Mapping[str, str] = field(default_factory=dict)
     """Input that a split adds -> the split tensor it stands for."""
     capacity: tuple[int | None, ...] = ()

@@ -19,6 +19,7 @@ two child lists), linear for chains, which are merged while the graph is built.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -238,6 +239,21 @@ class Prepared:
     network: FlowNetwork
     reductions: Mapping[tuple[str, ...], Reduced]
     """Output set (see :func:`output_sets`) -> the network reduced to those outputs."""
+
+    def ending(self, ends: Mapping[str, str]) -> Prepared:
+        """This network, not yet weighed, with each output of ``ends`` joined to the sink
+        at the tensor it names (a trunk judged apart from its head), reduced again for
+        the output sets that hold such an output; the others' reductions are kept."""
+        if not ends:
+            return self
+        index = self.network.index
+        outputs = {name: index[ends.get(name, name)] for name in self.network.outputs}
+        network = dataclasses.replace(self.network, outputs=outputs)
+        reductions = {
+            key: reduce(network, outputs=key) if not ends.keys().isdisjoint(key) else reduced
+            for key, reduced in self.reductions.items()
+        }
+        return Prepared(network, reductions)
 
     def weighed(self, widths: Widths) -> Prepared:
         """The network weighed with ``widths``, and the same reductions, their parts given

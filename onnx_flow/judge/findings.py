@@ -2,9 +2,12 @@
 
 - ``softmax_bottleneck`` (Yang et al., ICLR 2018): a linear map by a fixed weight from a
   last axis of width d to V logits with d + 1 < V: the log-probabilities have rank at
-  most d + 1. Only where the graph says they are logits: they feed a Softmax,
-  LogSoftmax, ArgMax or TopK, or they are a graph output named as logits, or one of V
-  values where the model reads ids one-hot from a vocabulary of V (a language model).
+  most d + 1. Only where the graph says they are logits, by one of several kinds of
+  evidence: they feed a Softmax, LogSoftmax, ArgMax or TopK; they are one of V values
+  where the model reads ids one-hot from a vocabulary of V (a language model); or the
+  map ends the model (a graph output, through a Softmax at most) and its output or its
+  layer is named as class scores (``logits``, ``scores``, ``lm_head``, ``classifier``),
+  or it reads globally pooled features and gives one score per class (``[N, V]``).
   An autoencoder's decoder, a regression head or a widening layer is no softmax.
 - ``attention_head_rank`` (Bhojanapalli et al., ICML 2020): a Softmax over the last axis
   of a Q K^T MatMul whose head size d_h is below the key sequence length n: each head's
@@ -22,6 +25,7 @@ figure that stays symbolic is not guessed: the message names the ``--dim`` to bi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -29,7 +33,7 @@ from onnx_flow.flow.paths import PathsToOutputs
 from onnx_flow.records import FUSED_ATTENTION, SHAPE_OPS, Dim, Node, ShapedGraph
 from onnx_flow.report import Finding, FindingKind
 
-__all__ = ["find"]
+__all__ = ["find", "head_map"]
 
 SOFTMAX = FindingKind.SOFTMAX_BOTTLENECK
 HEAD_RANK = FindingKind.ATTENTION_HEAD_RANK
@@ -46,6 +50,19 @@ _KEEPING = frozenset(
         *("Squeeze", "Unsqueeze"),
     }
 )
+#: Ops that turn logits into (log-)probabilities over the last axis: a model may end in one.
+_NORMALISING = frozenset({"Softmax", "LogSoftmax"})
+#: Ops through which a model's last linear map reaches its output.
+_TO_OUTPUT = _KEEPING | _NORMALISING
+#: Ops that pool a feature map (or a sequence) into one vector: a classifier's head reads them.
+_POOLING = frozenset({"GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceMax"})
+#: Ops between pooling and the head that only lay the pooled values out.
+_LAYOUT = frozenset({"Flatten", "Reshape", "Squeeze", "Identity"})
+#: Words of an output's name that say class scores (besides any ``logit``).
+_SCORE_WORDS = frozenset({"scores", "score"})
+#: The last part of a layer's path that says it gives class scores.
+#: Not ``head`` or ``fc``: a regression head or an autoencoder's last layer has those.
+_HEAD_LAYERS = frozenset({"lm_head", "classifier", "score", "logits", "cls"})
 _SOFTMAX_OP = frozenset({"Softmax"})
 _LINEAR = frozenset({"MatMul", "Gemm"})
 _MATMUL = frozenset({"MatMul"})
@@ -91,14 +108,13 @@ def _last(graph: ShapedGraph, name: str) -> Dim:
 def _softmax(
     graph: ShapedGraph, special: list[Node], scores: set[int], vocabularies: Collection[int]
 ) -> Iterator[Finding]:
-    """Linear maps to logits: the inputs of ops that read logits, and graph outputs that
-    are logits by name or by the vocabulary, followed back."""
+    """Linear maps to logits: the inputs of ops that read logits, and the maps that end
+    the model, followed back; each where the graph gives evidence of logits."""
     read = [n.inputs[0] for n in special if n.is_standard(_LOGIT_READERS) and n.inputs]
-    ends = [(end, True) for end in read]
-    ends += [(output, _named_logits(output)) for output in graph.outputs]
+    ends = [(end, _linear_map(graph, end), True) for end in read]
+    ends += [(output, head_map(graph, output), False) for output in graph.outputs]
     seen: set[str] = set()
-    for end, said in ends:
-        linear = _linear_map(graph, end)
+    for end, linear, said in ends:
         if linear is None or linear.name in seen or id(linear) in scores:
             continue
         if all(i in graph.carrying for i in linear.inputs[:2]):
@@ -106,7 +122,7 @@ def _softmax(
         d, vocabulary = _last(graph, linear.inputs[0]), _last(graph, linear.outputs[0])
         if not isinstance(vocabulary, int) or vocabulary < 2:
             continue
-        if not (said or vocabulary in vocabularies):
+        if not (said or vocabulary in vocabularies or _classifier(graph, linear, end)):
             continue
         seen.add(linear.name)
         if not isinstance(d, int):
@@ -131,15 +147,54 @@ def _softmax(
             )
 
 
-def _named_logits(name: str) -> bool:
-    """Whether a tensor's name says it holds logits (``logits``, ``lm_logits``)."""
-    return "logit" in name.lower()
+def _classifier(graph: ShapedGraph, linear: Node, output: str) -> bool:
+    """Whether the map that ends the model at ``output`` gives class scores: its output
+    or its layer is named so (``logits``, ``class_scores``, ``lm_head``), or it reads
+    globally pooled features and gives one score per class (``[N, V]``)."""
+    if _named_scores(output):
+        return True
+    if linear.module and _layer_name(linear.module) in _HEAD_LAYERS:
+        return True
+    return len(graph.shape(output) or ()) == 2 and _pooled(graph, linear)
 
 
-def _linear_map(graph: ShapedGraph, name: str) -> Node | None:
-    """The nearest MatMul or Gemm whose output reaches ``name`` through a few
-    last-axis-keeping ops, over each input that carries samples (attention scores plus
-    a mask computed from the data: the scores' MatMul is the nearer)."""
+def _named_scores(name: str) -> bool:
+    """Whether a tensor's name says it holds class scores (``logits``, ``lm_logits``,
+    ``scores``, ``class_scores``)."""
+    lowered = name.lower()
+    return "logit" in lowered or not _SCORE_WORDS.isdisjoint(re.split(r"[^a-z0-9]+", lowered))
+
+
+def _layer_name(module: str) -> str:
+    """A layer path's last part: ``model.lm_head`` -> ``lm_head``."""
+    return module.replace("/", ".").rpartition(".")[2].lower()
+
+
+def _pooled(graph: ShapedGraph, linear: Node) -> bool:
+    """Whether the map's data input is a pooled vector: global pooling, laid out flat."""
+    name = next((i for i in linear.inputs[:2] if i in graph.carrying), None)
+    for _ in range(4):
+        node = graph.producers.get(name) if name else None
+        if node is None or not node.is_standard():
+            return False
+        if node.op_type in _POOLING:
+            return True
+        if node.op_type not in _LAYOUT or not node.inputs:
+            return False
+        name = node.inputs[0]
+    return False
+
+
+def head_map(graph: ShapedGraph, output: str) -> Node | None:
+    """The linear map that ends the model at ``output``, through last-axis-keeping ops
+    and a Softmax at most (the candidate head, evidence aside)."""
+    return _linear_map(graph, output, _TO_OUTPUT)
+
+
+def _linear_map(graph: ShapedGraph, name: str, passing: frozenset[str] = _KEEPING) -> Node | None:
+    """The nearest MatMul or Gemm whose output reaches ``name`` through a few ``passing``
+    ops, over each input that carries samples (attention scores plus a mask computed
+    from the data: the scores' MatMul is the nearer)."""
     frontier, seen = [name], {name}
     for _ in range(8):
         following: list[str] = []
@@ -149,7 +204,7 @@ def _linear_map(graph: ShapedGraph, name: str) -> Node | None:
                 continue
             if node.op_type in _LINEAR:
                 return node
-            if node.op_type in _KEEPING:
+            if node.op_type in passing:
                 carried = [i for i in node.inputs if i in graph.carrying] or node.inputs[:1]
                 following += [i for i in carried if i not in seen]
                 seen.update(carried)

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from onnx_flow.errors import AuditError
 from onnx_flow.flow.cut import Flow, solve
 from onnx_flow.flow.reduce import Prepared
-from onnx_flow.judge import findings
 from onnx_flow.measure.widths import Widths
 from onnx_flow.records import Node, ShapedGraph
 from onnx_flow.report import (
     Bypassed,
     CutTensor,
+    Finding,
     FindingKind,
+    Head,
     OutputResult,
     Report,
     Unknown,
@@ -37,11 +38,15 @@ def judge(
     threshold: float,
     allow: tuple[str, ...] = (),
     fail_on: tuple[FindingKind, ...] = (),
+    found: tuple[Finding, ...] = (),
+    heads: Mapping[str, Head] | None = None,
 ) -> Report:
     """Solve the flow to each output and to all of them, and build the report.
 
     ``prepared`` is the flow network, prepared (:func:`~onnx_flow.flow.reduce.prepare`)
-    for the output sets solved here and weighed.
+    for the output sets solved here, ending at the ``heads``' inputs, and weighed.
+    ``found`` are the model's findings; ``heads`` the heads judged apart, by output
+    (``None``: the whole model is judged, the logits its reference).
 
     Raises:
         AuditError: a data input or an output has no known width.
@@ -54,7 +59,7 @@ def judge(
             raise AuditError(
                 f"width of {name!r} is unknown ({widths.unknown[name]}){_undecided(graph)}"
             )
-    judged = _Judge(graph, widths, prepared, threshold)
+    judged = _Judge(graph, widths, prepared, threshold, heads or {})
     outputs = tuple(judged.output(name) for name in graph.outputs)
     if len(outputs) == 1:
         total, flow = outputs[0], judged.flows[graph.outputs[0]]
@@ -82,8 +87,9 @@ def judge(
         samples=widths.samples,
         energy=widths.energy,
         spectra=widths.spectra,
-        findings=findings.find(graph, vocabularies=frozenset(widths.one_hot.values())),
+        findings=found,
         fail_on=fail_on,
+        whole_model=heads is None,
     )
 
 
@@ -96,11 +102,13 @@ class _Judge:
         widths: Widths,
         prepared: Prepared,
         threshold: float,
+        heads: Mapping[str, Head],
     ) -> None:
         self.graph = graph
         self.widths = widths
         self.prepared = prepared
         self.threshold = threshold
+        self.heads = heads
         self.flows: dict[str, Flow] = {}
 
     def output(self, name: str, *, declared: bool = False) -> OutputResult:
@@ -111,9 +119,11 @@ class _Judge:
     def result(
         self, name: str, flow: Flow, outputs: Sequence[str], *, declared: bool = False
     ) -> OutputResult:
-        # An output delivers all its values, however few directions its last layer spans.
+        # An output delivers all its values, however few directions its last layer spans;
+        # a trunk judged apart delivers its head's input.
         uncapped, known = self.widths.uncapped, self.widths.known
-        delivered = sum(uncapped.get(o) or known.get(o, 0) for o in dict.fromkeys(outputs))
+        ends = dict.fromkeys(h.tensor if (h := self.heads.get(o)) else o for o in outputs)
+        delivered = sum(uncapped.get(end) or known.get(end, 0) for end in ends)
         index, capacity = self.prepared.network.index, self.prepared.network.capacity
         given = sum(capacity[index[i]] or 0 for i in flow.inputs)
         result = OutputResult(
@@ -124,6 +134,7 @@ class _Judge:
             cut_near_inputs=tuple(self.cut_tensor(t) for t in flow.near_inputs),
             cut_near_outputs=tuple(self.cut_tensor(t) for t in flow.near_outputs),
             declared=declared,
+            head=self.heads.get(name),
         )
         if not result.bottleneck:
             # Nothing to change: a deep residual stack has a minimum cut at every layer.

@@ -4,13 +4,17 @@ A width is an int per sample: the batch dim was bound to 1 before inference, a f
 batch of N counts as it stands. ``elements`` is the product of the dims; ``bits``
 multiplies it by the bits of the element type. An integer tensor that indexes rows of
 a constant table (an embedding ``Gather``) counts as one-hot: V per index, so the
-embedding is a V -> d layer like any other. Tensors computed only from shapes and
-constants (``Shape``, ``Size`` and what follows from them) carry no sample information
-and get no width: they are not part of the flow.
+embedding is a V -> d layer like any other; where the head is judged apart (the
+default), an id counts as the width of what embeds it, min(V, d): the vocabulary is
+the head's business, and a factorised embedding (ALBERT's V -> 128 -> 768) is no
+squeeze. Tensors computed only from shapes and constants (``Shape``, ``Size`` and what
+follows from them) carry no sample information and get no width: they are not part of
+the flow.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import cast
@@ -73,11 +77,14 @@ def compute(
     samples: int | None = None,
     energy: float | None = None,
     spectra: tuple[LayerSpectrum, ...] = (),
+    embedded: bool = False,
 ) -> Widths:
     """Return the width of every tensor that carries sample information.
 
     ``caps`` (for the ``rank`` and ``data`` measures) lowers the element count of the
-    tensors it names; ``energy`` and ``spectra`` say how they were found.
+    tensors it names; ``energy`` and ``spectra`` say how they were found. With
+    ``embedded``, ids count min(V, d) per index, the width of the table row that embeds
+    them, not V.
 
     Raises:
         AuditError: a width needs a symbolic dim the model declares and nobody bound, or
@@ -105,8 +112,9 @@ def compute(
         )
     widths = dict(zip(carrying, map(by_type.__getitem__, map(id, types)), strict=True))
     one_hot = _one_hot(graph, carrying)
-    for name, (rows, table_bits) in one_hot.items():
-        widths[name] = _one_hot_width(graph.types.get(name), rows, table_bits, measure)
+    for name, (rows, row, table_bits) in one_hot.items():
+        chosen = min(rows, row) if embedded else rows
+        widths[name] = _one_hot_width(graph.types.get(name), chosen, table_bits, measure)
     unknown: dict[str, str] = {}
     overridden = map(widths.__getitem__, one_hot)
     if any(isinstance(width, str) for width in (*by_type.values(), *overridden)):
@@ -143,7 +151,7 @@ def compute(
     return Widths(
         known=known,
         unknown=unknown,
-        one_hot={name: v for name, (v, _) in one_hot.items()},
+        one_hot={name: v for name, (v, _, _) in one_hot.items()},
         uncapped=uncapped,
         samples=samples,
         energy=energy,
@@ -179,9 +187,12 @@ def _no_bit_width(tensor: TensorType) -> str:
     return f"element type {tensor.dtype or 'non-tensor'} has no bit width"
 
 
-def _one_hot(graph: ShapedGraph, carrying: Mapping[str, None]) -> dict[str, tuple[int, int | None]]:
-    """Index tensors that pick rows of a constant table: name -> (V, bits of the table)."""
-    found: dict[str, tuple[int, int | None]] = {}
+def _one_hot(
+    graph: ShapedGraph, carrying: Mapping[str, None]
+) -> dict[str, tuple[int, int, int | None]]:
+    """Index tensors that pick rows of a constant table: name -> (V, elements of a row,
+    bits of the table)."""
+    found: dict[str, tuple[int, int, int | None]] = {}
     gathers = [node for node in graph.nodes if node.is_standard(_GATHER) and len(node.inputs) > 1]
     for node in gathers:
         table_name, indices = node.inputs[0], node.inputs[1]
@@ -190,12 +201,13 @@ def _one_hot(graph: ShapedGraph, carrying: Mapping[str, None]) -> dict[str, tupl
             continue
         if not index.integer or table.shape is None or not table.shape:
             continue
-        rows = table.shape[0]  # exporters gather embeddings along axis 0
-        if not isinstance(rows, int):
+        rows, *row = table.shape  # exporters gather embeddings along axis 0
+        if not isinstance(rows, int) or not all(isinstance(d, int) for d in row):
             continue
+        row_elements = math.prod(cast(list[int], row))
         for name in _index_web(graph, indices, carrying):
-            if rows > found.get(name, (0, 0))[0]:
-                found[name] = (rows, table.bits)
+            if rows > found.get(name, (0, 0, None))[0]:
+                found[name] = (rows, row_elements, table.bits)
     return found
 
 

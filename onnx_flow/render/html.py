@@ -23,6 +23,7 @@ from onnx_flow.render.wording import (
     cut_layers,
     cut_title,
     figures,
+    head,
     narrowed,
     share,
     spectra_title,
@@ -86,6 +87,7 @@ def _section(report: Report, shape: Profile) -> str:
         f"<h2>{_e(report.model)}</h2>"
         f"<p><span class='{css}'>{verdict(report)}</span> {_e(figures(total, report.measure))};"
         f" narrowest layers: {_e(cut_layers(total))}</p>"
+        f"{''.join(f'<p class=head>{_e(head(h))}</p>' for h in report.heads)}"
         f"{_svg(report, shape)}{cuts}{bypassed}{_spectra(report)}{_findings(report)}"
     )
 

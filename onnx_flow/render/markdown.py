@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from onnx_flow.render.wording import cut_layers, printable
+from onnx_flow.render.wording import cut_layers, head, printable
 from onnx_flow.report import Failure, OutputResult, Report, Result
 
 __all__ = ["cell", "render", "table_row"]
@@ -32,13 +32,16 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
     if failures:
         summary += f"; {failures} not audited"
     rows = "".join(_rows(r) for r in reports)
+    judged = [(r, h) for r in reports if isinstance(r, Report) for h in r.heads]
+    heads = "".join(f"- {cell(r.model)}: {cell(head(h))}\n" for r, h in judged)
     found = [(r, f) for r in reports if isinstance(r, Report) for f in r.findings]
     findings = "".join(
         table_row(r.model, f.kind.value, f.module or f.node, f.message) for r, f in found
     )
     if findings:
         findings = f"\n### Findings from theory\n\n{_FINDINGS}{findings}"
-    return f"## onnx-flow\n\n{summary}.\n\n{_HEADER}{rows}{findings}"
+    heads = f"\n{heads}" if heads else ""
+    return f"## onnx-flow\n\n{summary}.\n\n{_HEADER}{rows}{heads}{findings}"
 
 
 def _rows(result: Result) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import PurePath
 from typing import Any
 
-from onnx_flow.render.wording import cut_layers, figures
+from onnx_flow.render.wording import cut_layers, figures, head
 from onnx_flow.report import Failure, FindingKind, OutputResult, Report, Result
 from onnx_flow.version import __version__
 
@@ -121,8 +121,9 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
 
 
 def _bottleneck(report: Report, output: OutputResult) -> dict[str, Any]:
+    trunk = "" if output.head is None else f" (its trunk: {head(output.head)})"
     message = (
-        f"{'Declared output' if output.declared else 'Output'} {output.name!r} receives"
+        f"{'Declared output' if output.declared else 'Output'} {output.name!r}{trunk} receives"
         f" {figures(output, report.measure)}; narrowest layers: {cut_layers(output)}"
     )
     result = _result(_BOTTLENECK, _level(output.ratio), message, report.model)

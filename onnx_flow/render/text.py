@@ -16,6 +16,7 @@ from onnx_flow.render.wording import (
     cut,
     cut_title,
     figures,
+    head,
     narrowed,
     printable,
     share,
@@ -91,6 +92,8 @@ def _report(console: Console, report: Report) -> None:
                 style="dim",
             )
         )
+    for judged in report.heads:
+        console.print(_safe(head(judged), "dim"), soft_wrap=True)
     if report.allow:
         console.print(_safe(f"declared bottlenecks: {', '.join(report.allow)}", "dim"))
     for method, count in report.shape_fallbacks:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from onnx_flow.report import Branch, CutTensor, LayerSpectrum, OutputResult, Report
+from onnx_flow.report import Branch, CutTensor, Head, LayerSpectrum, OutputResult, Report
 
 __all__ = [
     "CAPPED_WIDTH",
@@ -14,6 +14,7 @@ __all__ = [
     "cut_tensors",
     "cut_title",
     "figures",
+    "head",
     "narrowed",
     "printable",
     "share",
@@ -43,6 +44,16 @@ def figures(result: OutputResult, measure: str | None = None) -> str:
     """``max-flow 4 of 64 (ratio 0.0625)``, or with the measure ``(ratio 0.0625, bits)``."""
     unit = f", {measure}" if measure else ""
     return f"max-flow {result.max_flow} of {result.reference} (ratio {result.ratio:.4g}{unit})"
+
+
+def head(head: Head) -> str:
+    """What judging a head apart means, in one line."""
+    layer = head.module or head.node
+    return (
+        f"head {layer} ({head.d} -> {head.vocabulary} logits) judged apart: the trunk is"
+        f" judged up to its input, the head is the softmax_bottleneck finding"
+        " (--whole-model judges the logits)"
+    )
 
 
 def cut_tensors(result: OutputResult) -> set[str]:

@@ -53,7 +53,8 @@ StandardScaler -> PCA(4) -> LinearRegression pipeline (4 of 64) and a small rand
 (TreeEnsembleRegressor: 1 of 1). Besides `expected`, an entry may give expected_outputs
 (figures per output name), cut_layer (the framework's name of the narrowest layer on the
 minimum cut nearest the inputs; the note then quotes how the file names its nodes and
-weights) and findings (the finding kinds the audit should report; [] for none).
+weights), findings (the finding kinds the audit should report; [] for none) and
+expected_whole (the figures with --whole-model, where a head is judged apart by default).
 """
 
 from __future__ import annotations
@@ -73,7 +74,10 @@ MANIFEST = HERE / "manifest.json"
 SEED = 0
 
 MLP_EXPECTED = {"max_flow": 4, "reference": 64}
-CNN_EXPECTED = {"max_flow": 8, "reference": 10}
+CNN_EXPECTED = {"max_flow": 8, "reference": 8}
+CNN_WHOLE = {"max_flow": 8, "reference": 10}
+TEXT_EXPECTED = {"max_flow": 64, "reference": 64}
+TEXT_WHOLE = {"max_flow": 64, "reference": 1000}
 NOTE_RESIDUAL = (
     "Residual block: x [64] -> Linear 64 -> 4 (relu) -> 4 -> 64, added to x. The skip "
     "carries all 64 around the 4-wide branch: max-flow 64 of 64, no bottleneck (the "
@@ -83,13 +87,16 @@ NOTE_CNN = (
     "CNN with a 1x1 squeeze at 3x16x16: conv 3x3 3 -> 8 (same padding, stride 1, relu; "
     "2048), conv 1x1 8 -> 2 (squeeze, relu; 2x16x16 = 512), conv 1x1 2 -> 8 (expand, "
     "relu; 2048), global average pool (8), dense 8 -> 10 (logits). Input 768; the "
-    "narrowest cross-section is the pool's 8 (the squeeze's 512 is wider): max-flow 8 of "
-    "10, the cut at the pool."
+    "narrowest cross-section is the pool's 8 (the squeeze's 512 is wider). The dense "
+    "8 -> 10 is a head (d 8 + 1 < 10): judged apart, the trunk delivers the pool's 8, "
+    "max-flow 8 of 8; the whole model (--whole-model): 8 of 10, the cut at the pool."
 )
 NOTE_TEXT = (
     "Embedding(1000, 16) on 8 ids -> flatten (128) -> Linear 64 (relu) -> Linear "
-    "1000 logits. The ids one-hot over 1000 are 8000 wide; squeezed to 64 before the 1000 "
-    "logits: max-flow 64 of 1000, and a softmax bottleneck (d 64, vocabulary 1000)."
+    "1000 logits, a head judged apart (a softmax bottleneck, d 64, vocabulary 1000): the "
+    "ids count as the 16 that embed each (128), the trunk ends at the head's 64-wide input: "
+    "max-flow 64 of 64. The whole model (--whole-model): the ids one-hot over 1000 are 8000 "
+    "wide, squeezed to 64 before the 1000 logits: 64 of 1000."
 )
 NOTE_TRANSFORMER = (
     "Post-LN transformer encoder block on tokens [1, 16, 32] (no embedding): self-attention "
@@ -167,11 +174,13 @@ def entry(
     expected_outputs: dict | None = None,
     cut_layer: str | None = None,
     findings: list[str] | None = None,
+    expected_whole: dict | None = None,
 ):
     """The manifest entry of one file. The keyword-only fields are written when given:
     expected_outputs (figures per output name), cut_layer (the framework's name of the
     narrowest layer on the minimum cut nearest the inputs), findings (expected finding
-    kinds; [] for none)."""
+    kinds; [] for none), expected_whole (the figures with --whole-model, where a head is
+    judged apart by default)."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
@@ -189,6 +198,8 @@ def entry(
     }
     if expected_outputs is not None:
         e["expected_outputs"] = expected_outputs
+    if expected_whole is not None:
+        e["expected_whole"] = expected_whole
     if cut_layer is not None:
         e["cut_layer"] = cut_layer
         note = f"{note.rstrip('.')}. {names_in(model)}" if note else names_in(model)
@@ -360,12 +371,14 @@ def build_keras() -> list[dict]:
         "keras_text_embedding.onnx",
         tf.TensorSpec((None, 8), tf.int32, name="ids"),
         {"ids": [1, 8]},
-        {"max_flow": 64, "reference": 1000},
+        TEXT_EXPECTED,
         "Embedding(1000, 16) on 8 int32 ids -> Flatten -> Dense 64 (relu) -> Dense 1000 "
-        "logits. The ids one-hot over 1000 are 8000 wide; squeezed to 64 before the 1000 "
-        "logits.",
+        "logits, a head judged apart: the trunk ends at its 64-wide input, 64 of 64. The "
+        "whole model: the ids one-hot over 1000 are 8000 wide; squeezed to 64 before the "
+        "1000 logits.",
         cut_layer="hidden",
         findings=["softmax_bottleneck"],
+        expected_whole=TEXT_WHOLE,
     )
 
     x = keras.Input(shape=(64,), name="x")
@@ -397,6 +410,7 @@ def build_keras() -> list[dict]:
         "softmax_bottleneck, d 8 + 1 < 10).",
         cut_layer="pool",
         findings=["softmax_bottleneck"],
+        expected_whole=CNN_WHOLE,
     )
 
     tokens = keras.Input(shape=(16, 32), name="tokens")
@@ -552,6 +566,7 @@ def build_jax() -> list[dict]:
         "over H and W (no layer: hence no cut_layer), Linear logits; output named logits "
         "(output_names): a softmax_bottleneck, d 8 + 1 < 10.",
         findings=["softmax_bottleneck"],
+        expected_whole=CNN_WHOLE,
         input_names=["x"],
         output_names=["logits"],
     )
@@ -561,11 +576,12 @@ def build_jax() -> list[dict]:
         "jax_nnx_text_embedding.onnx",
         [jax.ShapeDtypeStruct((batch, 8), jnp.int32)],
         {"ids": [1, 8]},
-        {"max_flow": 64, "reference": 1000},
+        TEXT_EXPECTED,
         NOTE_TEXT
         + " Flax NNX, int32 ids: Embed embed, reshape, Linear hidden, logits; output named logits.",
         cut_layer="hidden",
         findings=["softmax_bottleneck"],
+        expected_whole=TEXT_WHOLE,
         input_names=["ids"],
         output_names=["logits"],
     )
@@ -724,19 +740,28 @@ def build_paddle() -> list[dict]:
             NOTE_CNN + f" paddle.nn, NCHW input 3x16x16: Conv2D conv ({cnn.conv.full_name()}), "
             f"squeeze ({cnn.squeeze.full_name()}), expand ({cnn.expand.full_name()}), "
             f"AdaptiveAvgPool2D(1) pool ({cnn.pool.full_name()}, no weight), flatten, Linear "
-            f"logits ({cnn.logits.full_name()}). No softmax_bottleneck expected: the output "
-            "is not named as logits (paddle2onnx names it fetch_name_0) and nothing reads it.",
-            {"cut_layer": cnn.pool.full_name(), "findings": []},
+            f"logits ({cnn.logits.full_name()}). The output is not named as logits "
+            "(paddle2onnx names it fetch_name_0) and nothing reads it, but the Linear reads "
+            "globally pooled features and gives one score per class: a softmax_bottleneck.",
+            {
+                "cut_layer": cnn.pool.full_name(),
+                "findings": ["softmax_bottleneck"],
+                "expected_whole": CNN_WHOLE,
+            },
         ),
         "paddle_text_embedding": (
             text,
             x_spec(8, dtype="int64", name="ids"),
             {"ids": [1, 8]},
-            {"max_flow": 64, "reference": 1000},
+            TEXT_EXPECTED,
             NOTE_TEXT + f" paddle.nn, int64 ids: Embedding embed ({text.embed.full_name()}), "
             f"flatten, Linear hidden ({text.hidden.full_name()}), logits "
             f"({text.logits.full_name()}).",
-            {"cut_layer": text.hidden.full_name(), "findings": ["softmax_bottleneck"]},
+            {
+                "cut_layer": text.hidden.full_name(),
+                "findings": ["softmax_bottleneck"],
+                "expected_whole": TEXT_WHOLE,
+            },
         ),
         "paddle_transformer_block": (
             encoder,

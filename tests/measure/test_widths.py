@@ -57,11 +57,27 @@ def test_embedding_indices_count_one_hot() -> None:
         [("embedded", TensorProto.FLOAT, [1, 5, 8])],
         [table],
     )
-    found = _widths(built)
+    found = _widths(built, whole_model=True)
     assert found.known == {"ids": 5 * 1000, "embedded": 5 * 8}
     assert found.one_hot == {"ids": 1000}
     # In bits, each index is a one-hot row of the table's dtype.
-    assert _widths(built, measure=Measure.BITS).known["ids"] == 5 * 1000 * 32
+    assert _widths(built, measure=Measure.BITS, whole_model=True).known["ids"] == 5 * 1000 * 32
+
+
+@pytest.mark.parametrize(("rows", "row", "per_id"), [(1000, 8, 8), (2, 8, 2), (30, 4 * 5, 20)])
+def test_ids_count_as_what_embeds_them_by_default(rows: int, row: int, per_id: int) -> None:
+    """min(V, d): a table of V rows of d values passes at most that many directions."""
+    shape = (rows, 4, 5) if row == 20 else (rows, row)
+    built = model(
+        [helper.make_node("Gather", ["table", "ids"], ["embedded"], name="embed")],
+        [("ids", TensorProto.INT64, [1, 5])],
+        [("embedded", TensorProto.FLOAT, [1, 5, *shape[1:]])],
+        [weight("table", *shape)],
+    )
+    found = _widths(built)
+    assert found.known == {"ids": 5 * per_id, "embedded": 5 * row}
+    assert found.one_hot == {"ids": rows}  # the vocabulary stays the finding's evidence
+    assert _widths(built, measure=Measure.BITS).known["ids"] == 5 * per_id * 32
 
 
 def _wrapped_ids() -> tuple[list, list]:
