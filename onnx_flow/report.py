@@ -28,6 +28,7 @@ __all__ = [
     "Profile",
     "Report",
     "Result",
+    "SpectrumFall",
     "Unknown",
     "Widened",
 ]
@@ -462,18 +463,60 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class SpectrumFall:
+    """A measured map or tensor whose rank or energy rank is lower in the new version."""
+
+    old: LayerSpectrum
+    new: LayerSpectrum
+
+
+@dataclass(frozen=True, slots=True)
 class Comparison:
-    """The outputs of two versions of a model, matched by name."""
+    """Two versions of a model: their outputs matched by name, and what changed in the
+    findings, the cuts, the skips and the spectra.
+
+    Layers are named by their module, else by their node.
+    """
 
     old: Report
     new: Report
     changes: tuple[Change, ...]
     """Outputs of the new version in its order, then outputs only the old one had."""
+    findings_added: tuple[Finding, ...] = ()
+    """Findings of the new version that the old lacked (matched by kind and layer)."""
+    findings_removed: tuple[Finding, ...] = ()
+    """Findings of the old version that the new lacks."""
+    newly_on_cut: tuple[str, ...] = ()
+    """Layers on a cut of a bottleneck of the new version and on no cut of the old."""
+    no_longer_bypassed: tuple[str, ...] = ()
+    """Layers the old version bypassed and the new one does not: the skip went, or the
+    layer was widened, renamed or removed."""
+    skips_lost: tuple[str, ...] = ()
+    """Layers around which the new version lost a skip: attentions it newly finds
+    without one (``attention_without_skip``), then layers of
+    :attr:`no_longer_bypassed` that it shows limiting: on a cut of one of its
+    bottlenecks. A layer that left the bypassed set because it was widened, renamed or
+    removed is no skip lost."""
+    spectra_fell: tuple[SpectrumFall, ...] = ()
+    """Spectra (``rank`` and ``data`` measures) with a lower rank or energy rank."""
+
+    @property
+    def regressed_outputs(self) -> tuple[Change, ...]:
+        """The outputs with a new bottleneck or a lower ratio."""
+        return tuple(change for change in self.changes if change.regressed)
+
+    @property
+    def failing_findings(self) -> tuple[Finding, ...]:
+        """Added findings that fail the new version: their kind is in its ``fail_on``,
+        or they are an attention without a skip (a skip lost, whatever ``fail_on``)."""
+        failing = {*self.new.fail_on, FindingKind.ATTENTION_WITHOUT_SKIP}
+        return tuple(f for f in self.findings_added if f.kind in failing)
 
     @property
     def regressed(self) -> bool:
-        """Whether some output regressed."""
-        return any(change.regressed for change in self.changes)
+        """Whether some output regressed, or the new version adds a failing finding or
+        loses a skip. A model against itself never regresses: nothing is added or lost."""
+        return bool(self.regressed_outputs or self.failing_findings or self.skips_lost)
 
 
 def _shape(shape: Shape) -> list[int | str | None] | None:

@@ -280,7 +280,8 @@ def _emit(
 
 
 def _diff(arguments: argparse.Namespace, options: Options) -> int:
-    """``onnx-flow diff``: exit 1 when the new version squeezes more than the old."""
+    """``onnx-flow diff``: exit 1 when the new version regressed (squeezes more than the
+    old, adds a failing finding or loses a skip: :class:`onnx_flow.report.Comparison`)."""
     reports = [sandbox.audit_one(model, options) for model in (arguments.old, arguments.new)]
     failures = [r for r in reports if isinstance(r, Failure)]
     if failures:
@@ -517,7 +518,9 @@ def _parser() -> argparse.ArgumentParser:
         "diff",
         help="compare two versions of a model",
         description="Exit code: 0 no regression, 1 the new version has a bottleneck the old"
-        " did not, or a lower ratio, 2 a model could not be audited.",
+        " did not or a lower ratio, adds a finding of a --fail-on kind, or loses a skip (an"
+        " attention without one, or a bypassed layer now on a bottleneck's cut), 2 a model"
+        " could not be audited.",
     )
     diff.add_argument("old", metavar="OLD", help="the old version (.onnx)")
     diff.add_argument("new", metavar="NEW", help="the new version (.onnx)")
