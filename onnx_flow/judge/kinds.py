@@ -41,14 +41,18 @@ of which uses it as a scale or zero point is ``quantisation``:
   to compute them.
 
 A data input of the graph is ``input`` whatever reads it; a graph output is never a gate
-or a quantisation parameter. Cost: each node and each of its inputs is visited once in
-each direction.
+or a quantisation parameter.
+
+Cost: kinds are followed back from the tensors asked about only as far as they need
+(a learned op, a reduction or a comparison decides alone), each node once. The backward
+pass costs one look at each node's op; where the graph has gates or (de)quantisers, one
+count of every node's inputs, then only the nodes that compute gates and scales.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from onnx_flow.records import Node, ShapedGraph, TensorType
 from onnx_flow.report import TensorKind
@@ -92,50 +96,53 @@ _RANDOM_OPS = frozenset({"RandomNormalLike", "RandomUniformLike", "Bernoulli", "
 _GATES = frozenset({"Sigmoid", "HardSigmoid"})
 #: Ops whose inputs 1 and 2 are a scale and a zero point.
 _QUANTISERS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+#: Ops whose output's kind follows from the op alone.
+_BY_OP = _REDUCTIONS | _COMPARISONS | _RANDOM_OPS
 #: The kind a node's output takes from mixed inputs: the first present.
 _PRECEDENCE = (_OTHER, _LOGITS, _INPUT, _RANDOM, _STATISTIC, _GATE, _QUANTISATION, _MASK)
 
 
-def kinds(graph: ShapedGraph) -> dict[str, TensorKind]:
-    """The kind of every tensor that carries samples (see the module's rules)."""
-    forward, reads, used_as = _forward(graph)
-    sunk = _backward(graph, reads, used_as)
-    found = {**forward, **sunk}
+def kinds(graph: ShapedGraph, tensors: Iterable[str]) -> dict[str, TensorKind]:
+    """The kind of each of ``tensors`` (tensors that carry samples; see the module's
+    rules), with the kinds of the tensors it took to decide them."""
+    found = _forward(graph, tensors)
+    found.update(_backward(graph))
     found.update(dict.fromkeys(graph.inputs, _INPUT))
     return found
 
 
-def _forward(
-    graph: ShapedGraph,
-) -> tuple[dict[str, TensorKind], Counter[str], dict[TensorKind, Counter[str]]]:
-    """The forward kinds; how often each tensor is read; how often as a gate or a
-    quantisation parameter."""
+def _forward(graph: ShapedGraph, tensors: Iterable[str]) -> dict[str, TensorKind]:
+    """The forward kinds of ``tensors``, following back only as far as each needs:
+    a learned op, a reduction or a comparison decides without its inputs' kinds."""
     carrying, producers, types = graph.carrying, graph.producers, graph.types
     found: dict[str, TensorKind] = dict.fromkeys(graph.inputs, _INPUT)
-    reads: Counter[str] = Counter()
-    used_as = {_GATE: Counter[str](), _QUANTISATION: Counter[str]()}
-    for node in graph.nodes:
-        reads.update(node.inputs)
-        op = node.op_type
-        if op in _QUANTISERS:
-            used_as[_QUANTISATION].update(node.inputs[1:3])
-        elif op == "Mul" and len(node.inputs) == 2:
-            used_as[_GATE].update(_gates(node.inputs, producers, types))
-        if not node.outputs or node.outputs[0] not in carrying:
-            continue
-        carried = [(i, found.get(i, _OTHER)) for i in node.inputs if i in carrying]
-        kind = _kind(node, carried, len(carried) < len(node.inputs), producers, types)
-        found[node.outputs[0]] = kind
-        if len(node.outputs) > 1:
-            rest = (
-                _STATISTIC
-                if op in _NORMS
-                else _QUANTISATION
-                if op == "DynamicQuantizeLinear"
-                else kind
-            )
-            found.update(dict.fromkeys(node.outputs[1:], rest))
-    return found, reads, used_as
+    for tensor in tensors:
+        stack = [tensor]
+        while stack:
+            node = producers.get(stack[-1])
+            if stack[-1] in found or node is None:
+                found.setdefault(stack.pop(), _OTHER)
+                continue
+            carried = [i for i in node.inputs if i in carrying]
+            weighted = len(carried) < len(node.inputs)
+            pending = [i for i in carried if i not in found]
+            if pending and not _decided(node.op_type, weighted):
+                stack += pending
+                continue
+            stack.pop()
+            pairs = [(i, found.get(i, _OTHER)) for i in carried]
+            kind = _kind(node, pairs, weighted, producers, types)
+            found.update(dict.fromkeys(node.outputs, kind))
+            if node.op_type in _NORMS:
+                found.update(dict.fromkeys(node.outputs[1:], _STATISTIC))
+            elif node.op_type == "DynamicQuantizeLinear":
+                found.update(dict.fromkeys(node.outputs[1:], _QUANTISATION))
+    return found
+
+
+def _decided(op: str, weighted: bool) -> bool:
+    """Whether an ``op`` node's kind follows from the op alone."""
+    return op in _BY_OP or (weighted and op in _LEARNED)
 
 
 def _kind(
@@ -201,19 +208,42 @@ def _elements(tensor: str, types: Mapping[str, TensorType]) -> int | None:
     return None if tensor_type is None else tensor_type.elements
 
 
-def _backward(
-    graph: ShapedGraph, reads: Counter[str], used_as: dict[TensorKind, Counter[str]]
-) -> dict[str, TensorKind]:
-    """The tensors every reader of which uses as a gate or a quantisation parameter."""
-    outputs = set(graph.outputs)
+def _backward(graph: ShapedGraph) -> dict[str, TensorKind]:
+    """The tensors every reader of which uses as a gate, or as a quantisation parameter:
+    from each Mul by a gate and each (de)quantiser back, as far as that holds."""
+    seeds = _seeds(graph)
+    if not any(seeds.values()):
+        return {}
+    reads = Counter(i for node in graph.nodes for i in node.inputs)
+    outputs, carrying = set(graph.outputs), graph.carrying
+    stack = [(t, k) for k, counts in seeds.items() for t in counts if counts[t] == reads[t]]
     sunk: dict[str, TensorKind] = {}
-    for node in reversed(graph.nodes):
-        used = [o for o in node.outputs if reads[o] and o not in outputs]
-        if not used or any(o in outputs for o in node.outputs):
+    while stack:
+        tensor, kind = stack.pop()
+        if tensor in sunk or tensor in outputs:
             continue
-        for kind, counts in used_as.items():
-            if all(counts[o] == reads[o] for o in used):
-                sunk.update(dict.fromkeys(used, kind))
-                counts.update(node.inputs)
-                break
+        sunk[tensor] = kind
+        node = graph.producers.get(tensor)
+        if node is None or any(
+            o in outputs or (reads[o] and sunk.get(o) is not kind) for o in node.outputs
+        ):
+            continue  # read otherwise, or not all of it is sunk yet
+        counts = seeds[kind]
+        for name in node.inputs:
+            counts[name] += 1
+            if counts[name] == reads[name] and name in carrying:
+                stack.append((name, kind))
     return sunk
+
+
+def _seeds(graph: ShapedGraph) -> dict[TensorKind, Counter[str]]:
+    """How often each tensor is read as a gate (a Sigmoid output multiplied into a wider
+    tensor) and as a scale or zero point."""
+    producers, types = graph.producers, graph.types
+    seeds = {_GATE: Counter[str](), _QUANTISATION: Counter[str]()}
+    for node in graph.nodes:
+        if node.op_type in _QUANTISERS:
+            seeds[_QUANTISATION].update(node.inputs[1:3])
+        elif node.op_type == "Mul" and len(node.inputs) == 2:
+            seeds[_GATE].update(_gates(node.inputs, producers, types))
+    return seeds

@@ -182,7 +182,7 @@ class _Judge:
         layer, what its module reads from outside it."""
         if not found:
             return []
-        kind_of = kinds.kinds(self.graph)
+        kind_of = kinds.kinds(self.graph, (tensor for tensor, _, _ in found))
         layers = [tensor for tensor, _, _ in found if kind_of.get(tensor) is TensorKind.LAYER]
         reads = _module_inputs(self.graph, self.widths.known, layers)
         producers = self.graph.producers
