@@ -4,21 +4,21 @@ A skip going around a narrow tensor says something only where the tensor is a le
 branch (a U-Net's inner level, an adapter's squeeze); around a norm's statistics, a
 gate or a mask it is how the model is built. Two passes over the nodes decide.
 
-Forward, in graph order, from the op and the kinds of the sample-carrying tensors it
+Forward, from the op and the kinds of the sample-carrying tensors it
 reads (a tensor that carries no samples, a weight or a shape, takes no part):
 
 - ``layer``: the output of a learned transform (MatMul, Gemm, Conv, ConvTranspose, their
   integer and quantised forms, LSTM, GRU, RNN) reading a weight (an input that carries no
-  samples), and what follows it within the same module: a Linear's bias Add, a fused
-  activation. What another module makes of it is ``other`` (an activation module after
-  a Linear, a residual Add).
+  samples), and what follows it within the same (known) module: a Linear's bias Add, a
+  fused activation. What another module makes of it is ``other`` (an activation module
+  after a Linear, a residual Add).
 - ``attention_logits``: a MatMul or Einsum of two tensors that carry samples (Q K^T),
   and what follows it (scale, mask, Softmax); the product of those with V is ``other``.
 - ``statistic``: a reduction (``Reduce*``, global pools, a LayerNormalization's mean
   and inverse deviation) and what follows it: LayerNorm and RMSNorm statistics (ReduceMean
   of x and of x^2, Sqrt, Reciprocal), ``F.normalize`` norms.
 - ``mask``: a comparison's or logical op's result, a Where whose condition alone
-  carries samples, an integer input cast to floats, and what follows them.
+  carries samples, an input cast to floats, and what follows them.
 - ``random``: RandomNormalLike, RandomUniformLike, Bernoulli, Multinomial, and what
   follows from them alone.
 - ``input``: the model's data inputs, and what follows from them alone.
@@ -29,7 +29,7 @@ Any other op passes its inputs' kind on. Where it reads several kinds, the first
 they are applied to, they do not replace it. A ``layer`` read by a node of another
 module counts as ``other``.
 
-Backward, in reverse graph order, from what reads a tensor (this overrides the forward
+Backward, from what reads a tensor (this overrides the forward
 kind): a tensor every reader of which uses it as a gate is a ``gate``, one every reader
 of which uses it as a scale or zero point is ``quantisation``:
 

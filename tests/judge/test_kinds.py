@@ -135,3 +135,33 @@ def test_text_and_html_list_only_the_layer_json_every_tensor(tmp_path: Path) -> 
     assert {b["tensor"]: (b["kind"], b["width"]) for b in report["bypassed"]} == EXPECTED
     down = next(b for b in report["bypassed"] if b["tensor"] == "down")
     assert down["module_inputs"] == {"y": 64} and down["op"] == "MatMul"
+
+
+def test_an_attention_mask_input_and_what_is_made_of_it_are_no_layers() -> None:
+    """x[1, 4, 16] + (1 - float(mask)) * -1e9, mask[1, 4] of int64: 68 values in, 64 out;
+    x alone carries the 64, so the mask (4) and each step from it are bypassed."""
+    f32 = np.float32
+    nodes = [
+        helper.make_node("Cast", ["mask"], ["as_float"], "/Cast", to=TensorProto.FLOAT),
+        helper.make_node("Reshape", ["as_float", "shape"], ["column"], "/Reshape"),
+        helper.make_node("Sub", ["one", "column"], ["masked"], "/Sub"),
+        helper.make_node("Mul", ["masked", "big"], ["bias"], "/Mul"),
+        helper.make_node("Add", ["x", "bias"], ["out"], "/Add"),
+    ]
+    constants = [
+        _constant("shape", np.array([1, POSITIONS, 1], np.int64)),
+        _constant("one", np.array(1, f32)),
+        _constant("big", np.array(-1e9, f32)),
+    ]
+    shape = [1, POSITIONS, FEATURES]
+    io = [("x", TensorProto.FLOAT, shape), ("mask", TensorProto.INT64, [1, POSITIONS])]
+    report = onnx_flow.audit(model(nodes, io, [("out", TensorProto.FLOAT, shape)], constants))
+    assert (report.total.max_flow, report.total.reference) == (64, 64)
+    assert {b.tensor: (b.kind.value, b.width, b.bypass) for b in report.bypassed} == {
+        "mask": ("input", 4, 64),
+        "as_float": ("mask", 4, 64),
+        "column": ("mask", 4, 64),
+        "masked": ("mask", 4, 64),
+        "bias": ("mask", 4, 64),
+    }
+    assert report.bypassed_layers() == ()
