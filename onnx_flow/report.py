@@ -15,6 +15,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Branch",
     "Bypassed",
+    "BypassedLayer",
     "Change",
     "Comparison",
     "CutTensor",
@@ -29,6 +30,7 @@ __all__ = [
     "Report",
     "Result",
     "SpectrumFall",
+    "TensorKind",
     "Unknown",
     "Widened",
 ]
@@ -63,6 +65,30 @@ class CutTensor:
         }
 
 
+@unique
+class TensorKind(str, Enum):
+    """What a narrow tensor is (:mod:`onnx_flow.judge.kinds` gives the rules)."""
+
+    LAYER = "layer"
+    """The output of a learned transform, and what follows it within its module."""
+    STATISTIC = "statistic"
+    """A reduction of a wider tensor (a norm's mean or variance) and what follows it."""
+    GATE = "gate"
+    """A Sigmoid multiplied into a wider tensor, and what is computed only for it."""
+    MASK = "mask"
+    """A comparison's or logical op's result (attention masks) and what follows it."""
+    QUANTISATION = "quantisation"
+    """A scale or zero point of a (de)quantisation, and what is computed only for it."""
+    RANDOM = "random"
+    """The output of a random op, and what follows from it alone."""
+    INPUT = "input"
+    """A data input of the model, and what follows from inputs alone."""
+    ATTENTION_LOGITS = "attention_logits"
+    """Q K^T (a product of two tensors that carry samples) and what follows it."""
+    OTHER = "other"
+    """Anything else: a mix, or a layer's output handed on to another module."""
+
+
 class Bypassed(NamedTuple):
     """A tensor narrower than the flow (width < F) that other paths go around.
 
@@ -77,10 +103,36 @@ class Bypassed(NamedTuple):
     module: str | None
     bypass: int
     """The max-flow with this tensor removed: what flows around it."""
+    kind: TensorKind = TensorKind.OTHER
+    """What the tensor is: only ``layer`` tensors are layers a person reads of."""
+    module_inputs: tuple[tuple[str, int], ...] = ()
+    """For a ``layer`` tensor, what its module reads from outside it to compute the
+    module's narrow tensors, with widths; empty for other kinds."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of this tensor: its fields, in order."""
-        return self._asdict()
+        return {
+            **self._asdict(),
+            "kind": self.kind.value,
+            "module_inputs": dict(self.module_inputs),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BypassedLayer:
+    """The ``layer`` tensors of one module that skips go around: one row a person reads."""
+
+    layer: str
+    """The module's path; for a node without one, the node's name."""
+    ops: tuple[str, ...]
+    """The ops producing its narrow tensors, each once, in graph order."""
+    tensors: tuple[str, ...]
+    inputs: int
+    """The width of what the module reads from outside it."""
+    output: int
+    """The width of what it hands on: its last narrow tensor."""
+    bypass: int
+    """The least max-flow with one of its tensors removed."""
 
 
 class LayerSpectrum(NamedTuple):
@@ -385,6 +437,16 @@ class Report:
         """Whether any output's ratio is below the threshold."""
         return any(output.bottleneck for output in self.outputs)
 
+    def bypassed_layers(self) -> tuple[BypassedLayer, ...]:
+        """The ``layer`` tensors of :attr:`bypassed`, one row per module (a node without
+        a module is a row of its own), in graph order: what every format lists."""
+        groups: dict[str | tuple[None, str], list[Bypassed]] = {}
+        for row in self.bypassed:
+            if row.kind is TensorKind.LAYER:
+                key = row.module if row.module is not None else (None, row.node or row.tensor)
+                groups.setdefault(key, []).append(row)
+        return tuple(map(_bypassed_layer, groups.values()))
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of the report (the report contract)."""
         return {
@@ -521,3 +583,16 @@ class Comparison:
 
 def _shape(shape: Shape) -> list[int | str | None] | None:
     return None if shape is None else list(shape)
+
+
+def _bypassed_layer(rows: list[Bypassed]) -> BypassedLayer:
+    """One module's row from its ``layer`` tensors (``rows``, in graph order)."""
+    first, last = rows[0], rows[-1]
+    return BypassedLayer(
+        layer=first.module or first.node or first.tensor,
+        ops=tuple(dict.fromkeys(row.op or "input" for row in rows)),
+        tensors=tuple(row.tensor for row in rows),
+        inputs=sum(dict(first.module_inputs).values()),
+        output=last.width,
+        bypass=min(row.bypass for row in rows),
+    )

@@ -80,27 +80,31 @@ def kv_cache_step() -> onnx.ModelProto:
 DIMS = {"sequence_length": NEW, "past_sequence_length": PAST}
 
 
-def test_kv_cache_step_per_output() -> None:
-    report = onnx_flow.audit(kv_cache_step(), dims=DIMS)
+@pytest.mark.parametrize("whole_model", [False, True])
+def test_kv_cache_step_per_output(whole_model: bool) -> None:
+    report = onnx_flow.audit(kv_cache_step(), dims=DIMS, whole_model=whole_model)
+    # The head D -> V is judged apart by default: the logits' trunk ends at h3, and the
+    # token id counts as the D that embed it; the whole model counts it one-hot.
+    logits, token = (V, V) if whole_model else (D, D)
     figures = {o.name: (o.max_flow, o.reference) for o in report.outputs}
     assert figures == {
-        # Everything reaches the logits through h3, D wide; R = the V logits.
-        "logits": (D, V),
+        # Everything reaches the logits through h3, D wide; R = the V logits, or h3.
+        "logits": (D, logits),
         # The old cache (15 x 8) and the new key (8, from the token): 128 of 128.
         "present.0.key": ((PAST + NEW) * D, (PAST + NEW) * D),
         "present.0.value": ((PAST + NEW) * D, (PAST + NEW) * D),
     }
     assert dict(report.inputs) == {
-        "input_ids": NEW * V,  # one-hot
+        "input_ids": NEW * token,
         "past_key_values.0.key": PAST * D,
         "past_key_values.0.value": PAST * D,
         "attention_mask": PAST + NEW,
     }
     # All outputs: the cut {h, both caches, h3} = 8 + 120 + 120 + 8 (the mask reaches
-    # only the logits, through h3), of 50 + 120 + 120 + 16 given.
+    # only the logits, through h3), of 50 (or 8) + 120 + 120 + 16 given.
     assert (report.total.max_flow, report.total.reference) == (
         2 * D + 2 * PAST * D,
-        V + 2 * PAST * D + PAST + NEW,
+        token + 2 * PAST * D + PAST + NEW,
     )
     assert report.unknown == () and report.shape_fallbacks == ()
 

@@ -7,6 +7,8 @@ import pytest
 
 import onnx_flow
 from models.reference import MODELS
+from onnx_flow.render import text
+from onnx_flow.report import TensorKind
 from tests.conftest import EXPORTERS
 
 
@@ -54,6 +56,9 @@ def test_residual_branch_is_bypassed_by_the_skip(exported, exporter: str) -> Non
     assert [(b.width, b.bypass) for b in report.bypassed] == [(4, 64), (4, 64)]
     assert report.bypassed[0].module == "down"
     assert [t.tensor for t in report.total.cut_near_inputs] == ["x"]
+    # down's Gemm is the layer; the ReLU, written outside down, is other.
+    assert [b.kind for b in report.bypassed] == [TensorKind.LAYER, TensorKind.OTHER]
+    assert _rows(report) == [("down", 64, 4, 64)]
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)
@@ -62,6 +67,13 @@ def test_unet_inner_layer_is_bypassed_by_the_skips(exported, exporter: str) -> N
     inner = [b for b in report.bypassed if b.width == 4 * 8 * 8]
     assert [b.module for b in inner] == ["inner.0", "inner.1"]
     assert all(b.bypass == 3072 for b in inner)
+    # One row: inner.0's Conv reads enc2's 16 x 16 x 16 and hands on 4 x 8 x 8.
+    assert _rows(report) == [("inner.0", 16 * 16 * 16, 4 * 8 * 8, 3072)]
+
+
+def _rows(report: onnx_flow.Report) -> list[tuple[str, int, int, int]]:
+    """The bypassed layers as (layer, in, out, flow around)."""
+    return [(r.layer, r.inputs, r.output, r.bypass) for r in report.bypassed_layers()]
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)
@@ -91,6 +103,21 @@ def test_gpt2_has_the_softmax_bottleneck(exported, exporter: str) -> None:
     (embedding,) = report.total.cut_near_inputs
     assert (embedding.op, embedding.module) == ("Gather", "model.transformer.wte")
     assert all(t.width == 16 * 768 for t in report.total.cut_near_outputs)
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_gpt2_lists_no_plumbing_as_a_bypassed_layer(exported, exporter: str) -> None:
+    report = onnx_flow.audit(exported("gpt2", exporter), dims={"sequence": 16})
+    # Below the 16 x 768 flow, a skip goes only around each layer's Q K^T logits and
+    # what scales, masks and normalises them: 12 heads x 16 queries x 16 keys.
+    assert {(b.module, b.kind, b.width) for b in report.bypassed} == {
+        (f"model.transformer.h.{layer}.attn", TensorKind.ATTENTION_LOGITS, 12 * 16 * 16)
+        for layer in (0, 1)
+    }
+    assert {b["kind"] for b in report.to_dict()["bypassed"]} == {"attention_logits"}
+    # No layer: the text has no table of bypassed layers (nor any other mention).
+    assert report.bypassed_layers() == ()
+    assert "bypassed" not in text.render([report])
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from onnx_flow.errors import AuditError
 from onnx_flow.flow.cut import Flow, solve
 from onnx_flow.flow.reduce import Prepared
+from onnx_flow.judge import kinds
 from onnx_flow.measure.widths import Widths
 from onnx_flow.records import Node, ShapedGraph
 from onnx_flow.report import (
@@ -18,6 +19,7 @@ from onnx_flow.report import (
     Head,
     OutputResult,
     Report,
+    TensorKind,
     Unknown,
     Widened,
 )
@@ -177,7 +179,6 @@ class _Judge:
         ]
         outputs = list(self.flows.values()) if len(self.flows) > 1 else []
         own = [(f, set(f.tensors())) for f in outputs]
-        producers = self.graph.producers
         found = []
         for tensor, width in narrow:
             without = flow.without(tensor)
@@ -185,9 +186,68 @@ class _Judge:
                 continue
             if any(tensor in c and not _around(f, f.without(tensor), width) for f, c in own):
                 continue
-            node, op, module = _origin(producers.get(tensor))
-            found.append(Bypassed(tensor, width, node, op, module, without))
-        return found
+            found.append((tensor, width, without))
+        return self.described(found)
+
+    def described(self, found: list[tuple[str, int, int]]) -> list[Bypassed]:
+        """The records of bypassed (tensor, width, bypass): producer, kind and, for a
+        layer, what its module reads from outside it."""
+        if not found:
+            return []
+        kind_of = kinds.kinds(self.graph, (tensor for tensor, _, _ in found))
+        layers = [tensor for tensor, _, _ in found if kind_of.get(tensor) is TensorKind.LAYER]
+        reads = _module_inputs(self.graph, self.widths.known, layers)
+        producers = self.graph.producers
+        return [
+            Bypassed(
+                tensor,
+                width,
+                *_origin(producers.get(tensor)),
+                without,
+                kind_of.get(tensor, TensorKind.OTHER),
+                reads.get(tensor, ()),
+            )
+            for tensor, width, without in found
+        ]
+
+
+def _module_inputs(
+    graph: ShapedGraph, known: Mapping[str, int], tensors: Sequence[str]
+) -> dict[str, tuple[tuple[str, int], ...]]:
+    """For each of ``tensors``, what its module reads from outside it to compute the
+    module's ``tensors``: (tensor, width), each once. A node without a module is a
+    module of its own."""
+    modules: dict[str | tuple[None, str], dict[str, Node]] = {}
+    for tensor in tensors:
+        producer = graph.producers[tensor]
+        module = producer.module
+        key = module if module is not None else (None, tensor)
+        modules.setdefault(key, {})[tensor] = producer
+    found: dict[str, tuple[tuple[str, int], ...]] = {}
+    for key, produced in modules.items():
+        module = key if isinstance(key, str) else None
+        reads = _outside(graph, list(produced.values()), module)
+        widths = tuple((tensor, known.get(tensor, 0)) for tensor in reads)
+        found.update(dict.fromkeys(produced, widths))
+    return found
+
+
+def _outside(graph: ShapedGraph, nodes: list[Node], module: str | None) -> dict[str, None]:
+    """The sample-carrying tensors ``nodes`` (of ``module``) are computed from, back
+    through the module's nodes, that come from outside it."""
+    outside: dict[str, None] = {}
+    stack, seen = list(nodes), {node.name for node in nodes}
+    while stack:
+        for tensor in stack.pop().inputs:
+            if tensor not in graph.carrying:
+                continue
+            producer = graph.producers.get(tensor)
+            if producer is None or module is None or producer.module != module:
+                outside[tensor] = None
+            elif producer.name not in seen:
+                seen.add(producer.name)
+                stack.append(producer)
+    return outside
 
 
 def _around(flow: Flow, without: int, width: int) -> bool:

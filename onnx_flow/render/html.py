@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Callable, Sequence
-from typing import TypeVar
 
 from onnx_flow.render.picture import (
     CROSS_SECTION,
@@ -19,6 +18,9 @@ from onnx_flow.render.picture import (
     picture,
 )
 from onnx_flow.render.wording import (
+    BYPASSED_COLUMNS,
+    BYPASSED_TITLE,
+    bypassed_row,
     cut,
     cut_layers,
     cut_title,
@@ -31,7 +33,7 @@ from onnx_flow.render.wording import (
     widening,
     width_heading,
 )
-from onnx_flow.report import Bypassed, CutTensor, Failure, Profile, Report, Result
+from onnx_flow.report import CutTensor, Failure, Profile, Report, Result
 
 __all__ = ["render"]
 
@@ -77,29 +79,20 @@ def _section(report: Report, shape: Profile) -> str:
     gain = widening(total)
     if gain is not None:
         cuts += f"<p class='gain'>{_e(gain)}</p>"
-    bypassed = _tensors(
-        "narrow layers bypassed by skips",
-        report.bypassed,
-        (width, "flow around"),
-        lambda t: (t.width, t.bypass),
-    )
     return (
         f"<h2>{_e(report.model)}</h2>"
         f"<p><span class='{css}'>{verdict(report)}</span> {_e(figures(total, report.measure))};"
         f" narrowest layers: {_e(cut_layers(total))}</p>"
         f"{''.join(f'<p class=head>{_e(head(h))}</p>' for h in report.heads)}"
-        f"{_svg(report, shape)}{cuts}{bypassed}{_spectra(report)}{_findings(report)}"
+        f"{_svg(report, shape)}{cuts}{_bypassed(report)}{_spectra(report)}{_findings(report)}"
     )
-
-
-_Tensor = TypeVar("_Tensor", CutTensor, Bypassed)
 
 
 def _tensors(
     title: str,
-    tensors: Sequence[_Tensor],
+    tensors: Sequence[CutTensor],
     columns: tuple[str, ...],
-    figures_of: Callable[[_Tensor], tuple[int | str, ...]],
+    figures_of: Callable[[CutTensor], tuple[int | str, ...]],
 ) -> str:
     """A titled table of tensors (the first ``_ROWS``): layer, op, tensor, then
     the given figures."""
@@ -118,6 +111,21 @@ def _tensors(
 
 #: Rows of a table on the page (all of them are in the JSON).
 _ROWS = 12
+
+
+def _bypassed(report: Report) -> str:
+    """The table of the bypassed layers (the first ``_ROWS``), one row per module."""
+    layers = report.bypassed_layers()
+    if not layers:
+        return ""
+    shown = layers[:_ROWS]
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in bypassed_row(layer)) + "</tr>"
+        for layer in shown
+    )
+    heads = "".join(f"<th>{_e(c)}</th>" for c in BYPASSED_COLUMNS)
+    note = _more(len(layers) - len(shown))
+    return f"<h3>{_e(BYPASSED_TITLE)}</h3><table><tr>{heads}</tr>{rows}</table>{note}"
 
 
 def _spectra(report: Report) -> str:

@@ -6,8 +6,8 @@ adapter's naming pass (onnx_ir's ``NameFixPass``) makes it (an unnamed node beco
 ``node``, ``node_1``, ...; a repeated name gets ``_1``, ``_2``, ...), and ``[value] x``
 for a graph input or output. Each carries its width (the capacity of what it writes,
 capped under ``rank`` and ``data``) as its value, and a colour: the cut's nodes in the
-verdict's colour, bypassed ones orange, the others blue, darker the wider (log scale).
-Nodes of subgraphs and of inlined functions are not keyed.
+verdict's colour, bypassed layers' (``layer`` kind) orange, the others blue, darker the
+wider (log scale). Nodes of subgraphs and of inlined functions are not keyed.
 
     onnx-flow audit m.onnx --format model-explorer --output flow.json
     model-explorer m.onnx --extensions=model_explorer_onnx --node_data_paths=flow.json
@@ -61,7 +61,7 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
             name = vertex.split(":", 1)[1]
             keyed.append((f"[value] {name}", (name,)))
     cut = cut_tensors(report.total)
-    bypassed = {b.tensor for b in report.bypassed}
+    bypassed = {t for layer in report.bypassed_layers() for t in layer.tensors}
     values: dict[str, tuple[int, str | None]] = {}
     for key, tensors in keyed:
         sizes = [size for size in map(widths.get, tensors) if size is not None]

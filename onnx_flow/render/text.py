@@ -11,8 +11,11 @@ from rich.table import Table
 from rich.text import Text
 
 from onnx_flow.render.wording import (
+    BYPASSED_COLUMNS,
+    BYPASSED_TITLE,
     CAPPED_WIDTH,
     branch,
+    bypassed_row,
     cut,
     cut_title,
     figures,
@@ -26,7 +29,6 @@ from onnx_flow.render.wording import (
     width_heading,
 )
 from onnx_flow.report import (
-    Bypassed,
     CutTensor,
     Failure,
     Finding,
@@ -44,12 +46,15 @@ _WIDTH = 110
 _UNBOUNDED = 1_000_000
 _MAX_ROWS = 12
 _SPECTRUM_COLUMNS = ("layer", "op", "width", "rank", "energy rank", "stable", "effective")
-_NUMERIC = frozenset({"width", CAPPED_WIDTH, "share", "flow around", *_SPECTRUM_COLUMNS[2:]})
+_NUMERIC = frozenset(
+    {"width", CAPPED_WIDTH, "share", *BYPASSED_COLUMNS[2:], *_SPECTRUM_COLUMNS[2:]}
+)
 _Item = TypeVar("_Item")
 
 
 def render(reports: Sequence[Result], *, color: bool = False) -> str:
-    """Render each report as a headline and tables of cut, bypassed and unknown tensors."""
+    """Render each report as a headline and tables of the cut, the bypassed layers and
+    unknown tensors."""
     buffer = io.StringIO()
     console = Console(
         file=buffer,
@@ -117,13 +122,7 @@ def _report(console: Console, report: Report) -> None:
             if output.bottleneck:
                 _cut(console, output, f"{cut_title(output)} of output {output.name}", cut_columns)
     _cut(console, report.total, cut_title(report.total), cut_columns)
-    _table(
-        console,
-        "narrow layers bypassed by skips",
-        ("layer", "op", "tensor", width, "flow around"),
-        report.bypassed,
-        _bypassed_row,
-    )
+    _table(console, BYPASSED_TITLE, BYPASSED_COLUMNS, report.bypassed_layers(), bypassed_row)
     if report.spectra:
         _table(console, spectra_title(report), _SPECTRUM_COLUMNS, narrowed(report), _spectrum_row)
     _table(
@@ -160,7 +159,7 @@ def _verdict(result: OutputResult) -> Text:
     return Text("BOTTLENECK", "red") if result.bottleneck else Text("ok", "green")
 
 
-def _layer(tensor: CutTensor | Bypassed) -> str:
+def _layer(tensor: CutTensor) -> str:
     return tensor.module or tensor.node or "(input)"
 
 
@@ -175,10 +174,6 @@ def _cut(console: Console, result: OutputResult, title: str, columns: tuple[str,
     gain = widening(result)
     if gain is not None:
         console.print(_safe(gain), soft_wrap=True)  # a layer name is never cut
-
-
-def _bypassed_row(t: Bypassed) -> tuple[str, ...]:
-    return (_layer(t), t.op or "input", t.tensor, str(t.width), str(t.bypass))
 
 
 def _spectrum_row(s: LayerSpectrum) -> tuple[str, ...]:

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import re
 
-from onnx_flow.report import Branch, CutTensor, Head, LayerSpectrum, OutputResult, Report
+from onnx_flow.report import (
+    Branch,
+    BypassedLayer,
+    CutTensor,
+    Head,
+    LayerSpectrum,
+    OutputResult,
+    Report,
+)
 
 __all__ = [
+    "BYPASSED_COLUMNS",
+    "BYPASSED_TITLE",
     "CAPPED_WIDTH",
     "branch",
+    "bypassed_row",
     "cut",
     "cut_layers",
     "cut_tensors",
@@ -114,6 +125,22 @@ def widening(result: OutputResult) -> str | None:
     return (
         f"widening the layers on the cut: max-flow {flow} of {result.reference}"
         f" (ratio {ratio:.4g}, +{flow - result.max_flow}); the next limit is {limit}"
+    )
+
+
+#: The heading of the table of :meth:`Report.bypassed_layers`.
+BYPASSED_TITLE = "narrow layers bypassed by skips"
+#: Its columns, each cell of :func:`bypassed_row`.
+BYPASSED_COLUMNS = ("layer", "op", "in -> out", "flow around")
+
+
+def bypassed_row(layer: BypassedLayer) -> tuple[str, str, str, str]:
+    """A bypassed layer's cells: ``adapter.0``, ``MatMul+Add``, ``64 -> 16``, ``64``."""
+    return (
+        layer.layer,
+        "+".join(layer.ops),
+        f"{layer.inputs} -> {layer.output}",
+        str(layer.bypass),
     )
 
 

@@ -39,7 +39,7 @@ OUTPUT_KEYS = {
     "cut_near_outputs",
 }
 CUT_KEYS = {"tensor", "width", "shape", "node", "op", "module"}
-BYPASSED_KEYS = {"tensor", "width", "node", "module", "bypass"}
+BYPASSED_KEYS = {"tensor", "width", "node", "module", "bypass", "op", "kind"}
 
 
 def test_shipped_model_is_a_bottleneck_exit_1() -> None:
@@ -80,6 +80,8 @@ def test_json_report_has_the_contract_keys(tmp_path: Path) -> None:
     (bypassed,) = [b for b in report["bypassed"] if b["tensor"] == "d"]
     assert BYPASSED_KEYS <= bypassed.keys()
     assert (bypassed["width"], bypassed["bypass"], bypassed["node"]) == (2, 16, "down")
+    # A MatMul by a weight: a layer, computed from x (16 wide) alone.
+    assert (bypassed["kind"], bypassed["module_inputs"]) == ("layer", {"x": 16})
 
 
 def test_several_models_give_a_list_in_order(tmp_path: Path) -> None:
