@@ -34,7 +34,9 @@ def compare(old: Report, new: Report) -> Comparison:
     bypassed set and limits nothing (widened, renamed, removed) is only listed.
     """
     added = _findings_missing(new.findings, old.findings)
-    no_longer_bypassed = _names_missing(_layers(old.bypassed), _layers(new.bypassed))
+    no_longer_bypassed = _names_missing(
+        (b.layer for b in old.bypassed_layers()), (b.layer for b in new.bypassed_layers())
+    )
     on_new_cuts = _cut_layers(o for o in new.outputs if o.bottleneck)
     attentions = _layers(f for f in added if f.kind is FindingKind.ATTENTION_WITHOUT_SKIP)
     limiting = [layer for layer in no_longer_bypassed if layer in on_new_cuts]
