@@ -18,6 +18,7 @@ __all__ = [
     "BypassedLayer",
     "Change",
     "Comparison",
+    "CutLayer",
     "CutTensor",
     "Failure",
     "Finding",
@@ -87,6 +88,24 @@ class TensorKind(str, Enum):
     """Q K^T (a product of two tensors that carry samples) and what follows it."""
     OTHER = "other"
     """Anything else: a mix, or a layer's output handed on to another module."""
+
+
+@dataclass(frozen=True, slots=True)
+class CutLayer:
+    """The tensors of one module on a minimum cut: one row a person reads."""
+
+    layer: str
+    """The module's path; for a node without one, the node's name; for a graph input,
+    the input's name."""
+    ops: tuple[str, ...]
+    """The ops producing its tensors on the cut, each once, in graph order (``input``
+    for a graph input)."""
+    tensors: tuple[CutTensor, ...]
+    """Its tensors on the cut, in graph order: the last is what it hands on."""
+    width: int
+    """What it carries across one minimum cut: the sum of its tensors on an extreme cut,
+    or its widest tensor, whichever is more (a Linear's MatMul and Add outputs are two
+    cuts as narrow, not one twice as wide)."""
 
 
 class Bypassed(NamedTuple):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from onnx_flow.render.picture import (
     CROSS_SECTION,
@@ -20,20 +20,21 @@ from onnx_flow.render.picture import (
 from onnx_flow.render.wording import (
     BYPASSED_COLUMNS,
     BYPASSED_TITLE,
+    CUT_COLUMNS,
     bypassed_row,
-    cut,
     cut_layers,
+    cut_row,
+    cut_rows,
     cut_title,
     figures,
     head,
     narrowed,
-    share,
     spectra_title,
     verdict,
     widening,
     width_heading,
 )
-from onnx_flow.report import CutTensor, Failure, Profile, Report, Result
+from onnx_flow.report import Failure, OutputResult, Profile, Report, Result
 
 __all__ = ["render"]
 
@@ -73,9 +74,7 @@ def _section(report: Report, shape: Profile) -> str:
     total = report.total
     css = "bad" if report.bottleneck else "ok"
     width = width_heading(report)
-    cuts = _tensors(
-        cut_title(total), cut(total), (width, "share"), lambda t: (t.width, share(t, total))
-    )
+    cuts = _cut(total, width)
     gain = widening(total)
     if gain is not None:
         cuts += f"<p class='gain'>{_e(gain)}</p>"
@@ -88,25 +87,20 @@ def _section(report: Report, shape: Profile) -> str:
     )
 
 
-def _tensors(
-    title: str,
-    tensors: Sequence[CutTensor],
-    columns: tuple[str, ...],
-    figures_of: Callable[[CutTensor], tuple[int | str, ...]],
-) -> str:
-    """A titled table of tensors (the first ``_ROWS``): layer, op, tensor, then
-    the given figures."""
-    if not tensors:
+def _cut(result: OutputResult, width: str) -> str:
+    """The table of the layers on a result's minimum cuts (the first ``_ROWS``), one row
+    per module."""
+    rows = cut_rows(result)
+    if not rows:
         return ""
-    shown = tensors[:_ROWS]
-    rows = "".join(
-        f"<tr><td>{_e(t.module or t.node or '(input)')}</td><td>{_e(t.op or 'input')}</td>"
-        f"<td>{_e(t.tensor)}</td>{''.join(f'<td>{n}</td>' for n in figures_of(t))}</tr>"
-        for t in shown
+    shown = rows[:_ROWS]
+    cells = "".join(
+        "<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in cut_row(row, result)) + "</tr>"
+        for row in shown
     )
-    heads = "".join(f"<th>{_e(c)}</th>" for c in ("layer", "op", "tensor", *columns))
-    note = _more(len(tensors) - len(shown))
-    return f"<h3>{_e(title)}</h3><table><tr>{heads}</tr>{rows}</table>{note}"
+    heads = "".join(f"<th>{_e(c)}</th>" for c in (*CUT_COLUMNS[:4], width, *CUT_COLUMNS[5:]))
+    note = _more(len(rows) - len(shown))
+    return f"<h3>{_e(cut_title(result))}</h3><table><tr>{heads}</tr>{cells}</table>{note}"
 
 
 #: Rows of a table on the page (all of them are in the JSON).

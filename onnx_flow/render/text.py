@@ -14,22 +14,22 @@ from onnx_flow.render.wording import (
     BYPASSED_COLUMNS,
     BYPASSED_TITLE,
     CAPPED_WIDTH,
+    CUT_COLUMNS,
     branch,
     bypassed_row,
-    cut,
+    cut_row,
+    cut_rows,
     cut_title,
     figures,
     head,
     narrowed,
     printable,
-    share,
     spectra_title,
     verdict,
     widening,
     width_heading,
 )
 from onnx_flow.report import (
-    CutTensor,
     Failure,
     Finding,
     LayerSpectrum,
@@ -87,7 +87,7 @@ def _report(console: Console, report: Report) -> None:
         _safe(f"({measure}; {dims or 'no symbolic dims'})", "dim"),
     )
     width = width_heading(report)
-    cut_columns = ("layer", "op", "tensor", "shape", width, "share")
+    cut_columns = (*CUT_COLUMNS[:4], width, *CUT_COLUMNS[5:])
     graph_outputs = sum(not output.declared for output in report.outputs)
     console.print(_headline(report, "all outputs" if graph_outputs > 1 else None))
     if report.samples is not None:
@@ -159,18 +159,9 @@ def _verdict(result: OutputResult) -> Text:
     return Text("BOTTLENECK", "red") if result.bottleneck else Text("ok", "green")
 
 
-def _layer(tensor: CutTensor) -> str:
-    return tensor.module or tensor.node or "(input)"
-
-
 def _cut(console: Console, result: OutputResult, title: str, columns: tuple[str, ...]) -> None:
     """The table of the layers on a result's minimum cuts, and what widening them gains."""
-
-    def row(t: CutTensor) -> tuple[str, ...]:
-        shape = "x".join(str(d) for d in t.shape) if t.shape is not None else "?"
-        return (_layer(t), t.op or "input", t.tensor, shape, str(t.width), share(t, result))
-
-    _table(console, title, columns, cut(result), row)
+    _table(console, title, columns, cut_rows(result), lambda row: cut_row(row, result))
     gain = widening(result)
     if gain is not None:
         console.print(_safe(gain), soft_wrap=True)  # a layer name is never cut

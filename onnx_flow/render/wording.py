@@ -7,6 +7,7 @@ import re
 from onnx_flow.report import (
     Branch,
     BypassedLayer,
+    CutLayer,
     CutTensor,
     Head,
     LayerSpectrum,
@@ -18,17 +19,19 @@ __all__ = [
     "BYPASSED_COLUMNS",
     "BYPASSED_TITLE",
     "CAPPED_WIDTH",
+    "CUT_COLUMNS",
     "branch",
     "bypassed_row",
     "cut",
     "cut_layers",
+    "cut_row",
+    "cut_rows",
     "cut_tensors",
     "cut_title",
     "figures",
     "head",
     "narrowed",
     "printable",
-    "share",
     "spectra_title",
     "verdict",
     "widening",
@@ -83,16 +86,68 @@ def cut(result: OutputResult) -> tuple[CutTensor, ...]:
     return tuple(extremes.values())
 
 
+#: A graph input carrying less than this share of the flow is left out of the rows a
+#: person reads (a sample rate, a flag beside the audio); JSON keeps it on the cut.
+_SLIGHT = 0.005
+
+
+def cut_rows(result: OutputResult) -> tuple[CutLayer, ...]:
+    """The layers of :func:`cut`, one row per module (a node without one, or a graph
+    input, a row of its own), in graph order; an input that carries a slight share of
+    the flow is left out."""
+    flow = result.max_flow
+    groups: dict[str, list[CutTensor]] = {}
+    for tensor in cut(result):
+        if tensor.node is None and flow and tensor.width / flow < _SLIGHT:
+            continue
+        groups.setdefault(_layer(tensor), []).append(tensor)
+    return tuple(
+        CutLayer(
+            layer,
+            tuple(dict.fromkeys(t.op or "input" for t in members)),
+            tuple(members),
+            _carried(members, result),
+        )
+        for layer, members in groups.items()
+    )
+
+
+def _carried(members: list[CutTensor], result: OutputResult) -> int:
+    """What a module's tensors carry across one minimum cut (see :class:`CutLayer`)."""
+    names = {t.tensor for t in members}
+    extremes = (result.cut_near_inputs, result.cut_near_outputs)
+    on_one = [sum(t.width for t in extreme if t.tensor in names) for extreme in extremes]
+    return max(*on_one, *(t.width for t in members))
+
+
+#: The columns of the cut's table, each cell of :func:`cut_row` (the width's heading is
+#: :func:`width_heading`).
+CUT_COLUMNS = ("layer", "op", "tensor", "shape", "width", "share")
+
+
+def cut_row(row: CutLayer, result: OutputResult) -> tuple[str, ...]:
+    """A cut layer's cells: ``enc.2``, ``MatMul+Add``, the tensor it hands on (and how
+    many more it has on the cut), its shape, width and share of the flow."""
+    last = row.tensors[-1]
+    more = len(row.tensors) - 1
+    tensor = last.tensor + (f" (+{more})" if more else "")
+    shape = "x".join(str(d) for d in last.shape) if last.shape is not None else "?"
+    flow = result.max_flow
+    share = f"{row.width / flow:.0%}" if flow else "-"  # of the flow
+    layer = "(input)" if row.ops == ("input",) else row.layer
+    return (layer, "+".join(row.ops), tensor, shape, str(row.width), share)
+
+
 #: The layers :func:`cut_layers` names before it counts the rest.
 _NAMED = 8
 
 
 def cut_layers(result: OutputResult) -> str:
-    """The layers of :func:`cut`: ``enc.2 (Gemm, 32)``, the first ``_NAMED`` of them,
-    then how many more."""
-    layers = cut(result)
-    named = [f"{_layer(t)} ({t.op or 'input'}, {t.width})" for t in layers[:_NAMED]]
-    hidden = len(layers) - len(named)
+    """The layers of :func:`cut_rows`: ``enc.2 (Gemm, 32)``, the first ``_NAMED`` of
+    them, then how many more."""
+    rows = cut_rows(result)
+    named = [f"{row.layer} ({'+'.join(row.ops)}, {row.width})" for row in rows[:_NAMED]]
+    hidden = len(rows) - len(named)
     return ", ".join(named) + (f" and {hidden} more" if hidden else "")
 
 
@@ -103,11 +158,6 @@ def cut_title(result: OutputResult) -> str:
     if result.on_cut:
         return "every layer on a minimum cut (several cuts are as narrow)"
     return "minimum cuts nearest the inputs and nearest the outputs"
-
-
-def share(tensor: CutTensor, result: OutputResult) -> str:
-    """The part of the flow a tensor on a minimum cut carries: ``25%``."""
-    return f"{tensor.width / result.max_flow:.0%}" if result.max_flow else "-"
 
 
 def widening(result: OutputResult) -> str | None:
