@@ -37,8 +37,10 @@ def judge(
     threshold: float,
     allow: tuple[str, ...] = (),
     fail_on: tuple[FindingKind, ...] = (),
+    ignore: tuple[FindingKind, ...] = (),
 ) -> Report:
-    """Solve the flow to each output and to all of them, and build the report.
+    """Solve the flow to each output and to all of them, and build the report, without
+    the findings of the kinds in ``ignore``.
 
     ``prepared`` is the flow network, prepared (:func:`~onnx_flow.flow.reduce.prepare`)
     for the output sets solved here and weighed.
@@ -82,8 +84,13 @@ def judge(
         samples=widths.samples,
         energy=widths.energy,
         spectra=widths.spectra,
-        findings=findings.find(graph, vocabularies=frozenset(widths.one_hot.values())),
+        findings=tuple(
+            f
+            for f in findings.find(graph, vocabularies=frozenset(widths.one_hot.values()))
+            if f.kind not in ignore
+        ),
         fail_on=fail_on,
+        ignored=ignore,
     )
 
 
