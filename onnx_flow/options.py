@@ -103,7 +103,10 @@ class Options:
     inputs: str | None = None
     """Samples for the ``data`` measure: an ``.npz`` file, one array per graph input."""
     fail_on: tuple[FindingKind, ...] = ()
-    """Finding kinds that make the exit code 1 (``all`` expanded)."""
+    """Finding kinds that make the exit code 1 (``all`` expanded to the kinds not
+    ignored)."""
+    ignore: tuple[FindingKind, ...] = ()
+    """Finding kinds left out of the report (``all`` expanded); none is in ``fail_on``."""
     picture: bool = False
     """Attach the profile and data flow to the report (HTML, plot, DOT draw them)."""
     input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
@@ -132,6 +135,7 @@ class Options:
         allow: Iterable[str] = (),
         inputs: str | None = None,
         fail_on: Iterable[str] = (),
+        ignore: Iterable[str] = (),
         input_shapes: Mapping[str, Iterable[int]] | None = None,
         input_values: Mapping[str, Iterable[float] | float] | None = None,
         energy: float | None = None,
@@ -167,16 +171,21 @@ class Options:
             0 < threshold <= 1
         ):
             raise AuditError(f"--threshold {threshold}: must be a ratio in (0, 1]")
-        kinds: list[FindingKind] = []
-        for kind in fail_on:
-            if kind == "all":
-                kinds += FindingKind
-                continue
-            try:
-                kinds.append(FindingKind(kind))
-            except ValueError:
-                known = ", ".join(k.value for k in FindingKind)
-                raise AuditError(f"--fail-on {kind}: unknown (known: {known}, all)") from None
+        failing, fail_on_all = _kinds(fail_on, "--fail-on")
+        ignored, ignore_all = _kinds(ignore, "--ignore")
+        if ignore_all:
+            ignored = list(FindingKind)
+        for kind in failing:  # named in both: which one is meant?
+            if kind in ignored:
+                said = "all" if ignore_all else kind.value
+                raise AuditError(
+                    f"--fail-on {kind.value} --ignore {said}: a kind cannot both count for"
+                    " the exit code and be ignored"
+                )
+        if fail_on_all:  # every kind that is not ignored
+            if ignore_all:
+                raise AuditError("--fail-on all --ignore all: every kind is ignored")
+            failing = [kind for kind in FindingKind if kind not in ignored]
         if (chosen is Measure.DATA) != (inputs is not None):
             raise AuditError("--measure data and --inputs samples.npz go together")
         if energy is not None:
@@ -191,13 +200,34 @@ class Options:
             threshold=float(threshold),
             allow=tuple(dict.fromkeys(allow)),
             inputs=inputs,
-            fail_on=tuple(dict.fromkeys(kinds)),
+            fail_on=tuple(dict.fromkeys(failing)),
+            ignore=tuple(dict.fromkeys(ignored)),
             input_shapes=shapes,
             input_values=values,
             energy=None if energy is None else float(energy),
             limits=Limits().with_given(limits or {}),
             whole_model=bool(whole_model),
         )
+
+
+def _kinds(given: Iterable[str], flag: str) -> tuple[list[FindingKind], bool]:
+    """The finding kinds named by ``flag``'s values, and whether ``all`` is one of them.
+
+    Raises:
+        AuditError: an unknown kind.
+    """
+    kinds: list[FindingKind] = []
+    every = False
+    for kind in given:
+        if kind == "all":
+            every = True
+            continue
+        try:
+            kinds.append(FindingKind(kind))
+        except ValueError:
+            known = ", ".join(k.value for k in FindingKind)
+            raise AuditError(f"{flag} {kind}: unknown (known: {known}, all)") from None
+    return kinds, every
 
 
 def _finite(value: object) -> bool:

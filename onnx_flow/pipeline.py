@@ -40,6 +40,7 @@ def audit(
     allow: Sequence[str] = (),
     inputs: str | None = None,
     fail_on: Sequence[str] = (),
+    ignore: Sequence[str] = (),
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     input_values: Mapping[str, Sequence[float] | float] | None = None,
     energy: float | None = None,
@@ -61,6 +62,9 @@ def audit(
             first axis = sample.
         fail_on: finding kinds (``softmax_bottleneck``, ``attention_head_rank``,
             ``attention_without_skip``, or ``all``) that make ``report.failing`` true.
+        ignore: finding kinds (the same, or ``all``) left out of the report; its
+            ``ignored`` names them. A kind named in both is an error; ``fail_on``'s
+            ``all`` means every kind not ignored.
         allow: declared bottlenecks (tensor names, node names or module paths such as
             ``enc.2``): the model is split at what they hand on, so their squeeze passes.
         input_shapes: whole shapes of data inputs (``{"x": [1, 3, 640, 640]}``), for
@@ -87,6 +91,7 @@ def audit(
         allow=allow,
         inputs=inputs,
         fail_on=fail_on,
+        ignore=ignore,
         input_shapes=input_shapes,
         input_values=input_values,
         energy=energy,
@@ -125,6 +130,7 @@ def run(source: Source, options: Options) -> Report:
                 fail_on=options.fail_on,
                 found=found,
                 heads=ends,
+                ignore=options.ignore,
             )
         if options.picture:
             report = dataclasses.replace(report, profile=profile.profile(graph, measured))

@@ -56,7 +56,7 @@ def audit_module(
         dynamo: the ``torch.export`` exporter (default), or ``False`` for TorchScript.
         dims: as for :func:`onnx_flow.audit`.
         options: ``batch_dim``, ``measure``, ``threshold``, ``allow``, ``inputs``,
-            ``fail_on``, as for :func:`onnx_flow.audit`.
+            ``fail_on``, ``ignore``, as for :func:`onnx_flow.audit`.
 
     Returns:
         The report, its model named ``<ClassName>``.

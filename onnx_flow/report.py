@@ -23,6 +23,7 @@ __all__ = [
     "Failure",
     "Finding",
     "FindingKind",
+    "FindingLayer",
     "Head",
     "LayerSpectrum",
     "OutputResult",
@@ -230,24 +231,46 @@ class FindingKind(str, Enum):
     SOFTMAX_BOTTLENECK = "softmax_bottleneck"
     """A linear map from width d to V logits, d + 1 < V (Yang et al., ICLR 2018)."""
     ATTENTION_HEAD_RANK = "attention_head_rank"
-    """An attention head size below the key sequence length (Bhojanapalli et al., 2020)."""
+    """An attention head size below both its queries and its keys (Bhojanapalli et al.,
+    ICML 2020)."""
     ATTENTION_WITHOUT_SKIP = "attention_without_skip"
     """An attention with no path around it to the outputs (Dong et al., ICML 2021)."""
 
 
+class FindingLayer(NamedTuple):
+    """One layer that a finding reported once for several layers stands for."""
+
+    node: str
+    module: str | None
+    tensor: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this layer: its fields, in order."""
+        return self._asdict()
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One named bottleneck, with the figures its kind defines."""
+    """One named bottleneck, with the figures its kind defines; or the same bottleneck
+    in several layers whose module paths differ only in their numbers (the 12 layers
+    of an encoder), reported once."""
 
     kind: FindingKind
     message: str
     node: str
+    """The node where it is found; for several layers, the first one's."""
     module: str | None
+    """Its layer; for several layers, their pattern, numbers as ``*``
+    (``encoder.layer.*.attention.self``)."""
     tensor: str
+    """The tensor where it is found; for several layers, the first one's."""
     figures: dict[str, Any] = field(default_factory=dict)
+    layers: tuple[FindingLayer, ...] = ()
+    """Every layer a finding reported once for several stands for, in graph order;
+    empty for a finding in one layer."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object: kind, message, where, then the figures."""
+        """The JSON object: kind, message, where, the figures, then the layers."""
         return {
             "kind": self.kind.value,
             "message": self.message,
@@ -255,6 +278,7 @@ class Finding:
             "module": self.module,
             "tensor": self.tensor,
             **self.figures,
+            "layers": [layer.to_dict() for layer in self.layers],
         }
 
 
@@ -428,6 +452,8 @@ class Report:
     verdict as it is."""
     fail_on: tuple[FindingKind, ...] = ()
     """Finding kinds that count for the exit code (``--fail-on``)."""
+    ignored: tuple[FindingKind, ...] = ()
+    """Finding kinds silenced (``--ignore``): none of them is in ``findings``."""
     energy: float | None = None
     """The energy fraction the ``rank`` and ``data`` caps hold (``--energy``); ``None``:
     the caps are numerical ranks."""
@@ -493,6 +519,7 @@ class Report:
             "energy": self.energy,
             "spectra": [s.to_dict() for s in self.spectra],
             "findings": [f.to_dict() for f in self.findings],
+            "ignored": [kind.value for kind in self.ignored],
             "shape_fallbacks": [
                 {"method": method, "tensors": tensors} for method, tensors in self.shape_fallbacks
             ],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,89 @@ def model(nodes, inputs, outputs, initializers=(), opset: int = 17, domains=()) 
     built = helper.make_model(graph, opset_imports=opsets)
     onnx.checker.check_model(built)
     return built
+
+
+def attention_layers(
+    heads: Sequence[int],
+    *,
+    queries: int,
+    keys: int | None = None,
+    head: int = 16,
+    residual: bool = True,
+) -> onnx.ModelProto:
+    """One attention layer per item of ``heads``, that many heads of size ``head``, over
+    x[1, queries, 32]: self-attention, or with ``keys`` cross-attention to
+    memory[1, keys, 32], which each layer reads its K and V from. Named as the
+    TorchScript exporter names them: layer i's nodes are in module
+    ``encoder.layer.i.attention``, its Softmax ``/encoder/layer.i/attention/Softmax``
+    reads ``li.scores`` and writes ``li.p``."""
+    layers = _AttentionLayers(queries, keys if keys is not None else queries, head)
+    x = "x"
+    for i, count in enumerate(heads):
+        x = layers.add(i, count, x, "memory" if keys is not None else x, residual=residual)
+    layers.nodes.append(helper.make_node("Identity", [x], ["y"]))
+    inputs = [("x", TensorProto.FLOAT, [1, queries, layers.width])]
+    if keys is not None:
+        inputs.append(("memory", TensorProto.FLOAT, [1, keys, layers.width]))
+    outputs = [("y", TensorProto.FLOAT, [1, queries, layers.width])]
+    return model(layers.nodes, inputs, outputs, layers.constants)
+
+
+class _AttentionLayers:
+    """The nodes and constants of :func:`attention_layers`, one layer at a time."""
+
+    width = 32
+
+    def __init__(self, queries: int, keys: int, head: int) -> None:
+        self.queries, self.keys, self.head = queries, keys, head
+        self.nodes: list[onnx.NodeProto] = []
+        self.constants: list[TensorProto] = []
+        self.rng = np.random.default_rng(0)
+
+    def add(self, i: int, heads: int, x: str, memory: str, *, residual: bool) -> str:
+        """Layer ``i`` on ``x``, its keys and values from ``memory``; its output."""
+        scope, inner = f"/encoder/layer.{i}/attention", heads * self.head
+        q = self._heads(scope, f"l{i}.q", x, (self.queries, heads), [0, 2, 1, 3])
+        kt = self._heads(scope, f"l{i}.k", memory, (self.keys, heads), [0, 2, 3, 1])
+        v = self._heads(scope, f"l{i}.v", memory, (self.keys, heads), [0, 2, 1, 3])
+        self._node(scope, "MatMul", [q, kt], f"l{i}.scores")
+        self._node(scope, "Softmax", [f"l{i}.scores"], f"l{i}.p", axis=-1)
+        self._node(scope, "MatMul", [f"l{i}.p", v], f"l{i}.mixed")
+        self._node(scope, "Transpose", [f"l{i}.mixed"], f"l{i}.mixed.t", perm=[0, 2, 1, 3])
+        joined = self._constant(f"l{i}.joined.shape", np.array([1, self.queries, inner], np.int64))
+        self._node(scope, "Reshape", [f"l{i}.mixed.t", joined], f"l{i}.joined")
+        out = self._constant(f"l{i}.wo", self._weight(inner, self.width))
+        self._node(scope, "MatMul", [f"l{i}.joined", out], f"l{i}.o")
+        if not residual:
+            return f"l{i}.o"
+        self._node(scope, "Add", [x, f"l{i}.o"], f"l{i}.h")
+        return f"l{i}.h"
+
+    def _heads(
+        self, scope: str, name: str, source: str, sizes: tuple[int, int], perm: list[int]
+    ) -> str:
+        """``source`` projected, split into ``sizes`` = (length, heads) heads and
+        transposed by ``perm``."""
+        length, heads = sizes
+        weight = self._constant(f"{name}.w", self._weight(self.width, heads * self.head))
+        self._node(scope, "MatMul", [source, weight], name)
+        shape = self._constant(f"{name}.shape", np.array([1, length, heads, self.head], np.int64))
+        self._node(scope, "Reshape", [name, shape], f"{name}.heads")
+        self._node(scope, "Transpose", [f"{name}.heads"], f"{name}.t", perm=perm)
+        return f"{name}.t"
+
+    def _weight(self, rows: int, columns: int) -> np.ndarray:
+        return self.rng.standard_normal((rows, columns)).astype(np.float32)
+
+    def _constant(self, name: str, value: np.ndarray) -> str:
+        self.constants.append(numpy_helper.from_array(value, name))
+        return name
+
+    def _node(
+        self, scope: str, op: str, inputs: list[str], output: str, **attributes: object
+    ) -> None:
+        name = f"{scope}/{op}" if op == "Softmax" else f"{scope}/{op}_{len(self.nodes)}"
+        self.nodes.append(helper.make_node(op, inputs, [output], name=name, **attributes))
 
 
 def cycle() -> onnx.ModelProto:

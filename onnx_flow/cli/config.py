@@ -5,6 +5,7 @@ defaults that command-line flags override::
 
     [tool.onnx-flow]
     allow = ["enc.2"]          # declared bottlenecks
+    ignore = ["attention_head_rank"]  # finding kinds left out of the report
     threshold = 0.5
     dims = { sequence = 128 }
     input_shapes = { x = [1, 3, 640, 640] }
@@ -42,6 +43,8 @@ class Config:
     """Defaults from a project; ``None`` or empty where the project says nothing."""
 
     allow: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    """Finding kinds, checked with the other options."""
     threshold: float | None = None
     dims: Mapping[str, int] = field(default_factory=dict)
     input_shapes: Mapping[str, list[int]] = field(default_factory=dict)
@@ -91,6 +94,7 @@ def load(start: Path) -> Config:
         raise AuditError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(_KEYS)})")
     return Config(
         allow=tuple(_typed(table, "allow", list, where, item=str) or ()),
+        ignore=tuple(_typed(table, "ignore", list, where, item=str) or ()),
         threshold=_number(table, "threshold", where),
         dims=dict(_typed(table, "dims", dict, where, item=int) or {}),
         input_shapes=dict(_typed(table, "input_shapes", dict, where, item=list) or {}),

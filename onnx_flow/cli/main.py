@@ -92,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             allow=arguments.allow or project.allow,
             inputs=arguments.inputs,
             fail_on=arguments.fail_on,
+            ignore=arguments.ignore or project.ignore,
             energy=project.energy if arguments.energy is None else arguments.energy,
             limits={**project.limits, **parse_limits(arguments.limit)},
             whole_model=arguments.whole_model or bool(project.whole_model),
@@ -630,6 +631,14 @@ def _audit_options(parser: argparse.ArgumentParser) -> None:
         help="make findings of KIND count for exit code 1 ("
         + ", ".join(k.value for k in FindingKind)
         + ", or all; repeatable)",
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="leave findings of KIND out of the report and the exit code (the kinds of"
+        " --fail-on, or all; repeatable; default: ignore in [tool.onnx-flow])",
     )
     parser.add_argument(
         "--inputs",

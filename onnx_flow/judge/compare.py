@@ -7,6 +7,7 @@ node; graph inputs (neither) are no layers.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 from onnx_flow.report import (
@@ -33,7 +34,8 @@ def compare(old: Report, new: Report) -> Comparison:
     the new version's bottlenecks: the flow now goes through it. A layer that left the
     bypassed set and limits nothing (widened, renamed, removed) is only listed.
     """
-    added = _findings_missing(new.findings, old.findings)
+    old_findings, new_findings = _per_layer(old.findings), _per_layer(new.findings)
+    added = _findings_missing(new_findings, old_findings)
     no_longer_bypassed = _names_missing(
         (b.layer for b in old.bypassed_layers()), (b.layer for b in new.bypassed_layers())
     )
@@ -45,12 +47,23 @@ def compare(old: Report, new: Report) -> Comparison:
         new,
         _changes(old, new),
         findings_added=added,
-        findings_removed=_findings_missing(old.findings, new.findings),
+        findings_removed=_findings_missing(old_findings, new_findings),
         newly_on_cut=_names_missing(on_new_cuts, _cut_layers(old.outputs)),
         no_longer_bypassed=no_longer_bypassed,
         skips_lost=tuple(dict.fromkeys((*attentions, *limiting))),
         spectra_fell=_spectra_fell(old.spectra, new.spectra),
     )
+
+
+def _per_layer(findings: Iterable[Finding]) -> list[Finding]:
+    """Each finding once per layer it stands for: layers appear and go one by one."""
+    expanded: list[Finding] = []
+    for f in findings:
+        expanded += [
+            dataclasses.replace(f, node=at.node, module=at.module, tensor=at.tensor, layers=())
+            for at in f.layers
+        ] or [f]
+    return expanded
 
 
 def _changes(old: Report, new: Report) -> tuple[Change, ...]:

@@ -10,11 +10,19 @@
   or it reads globally pooled features and gives one score per class (``[N, V]``).
   An autoencoder's decoder, a regression head or a widening layer is no softmax.
 - ``attention_head_rank`` (Bhojanapalli et al., ICML 2020): a Softmax over the last axis
-  of a Q K^T MatMul whose head size d_h is below the key sequence length n: each head's
-  n x n logits have rank at most d_h.
+  of a Q K^T MatMul whose head size d_h is below both the number of queries q and of
+  keys k: each head's q x k logits have rank at most d_h < min(q, k). Cross-attention
+  with 4 queries over 1,500 keys has no such finding: its logits have rank at most 4
+  whatever the head size.
 - ``attention_without_skip`` (Dong, Cordonnier and Loukas, ICML 2021): an attention with
   no path around it from its input to the outputs; ``depth`` counts such attentions in
   a row.
+
+The two attention findings are reported once per module pattern: layers whose module
+paths differ only in their numbers (``encoder.layer.3.attention.self`` and
+``encoder.layer.7.attention.self``: ``encoder.layer.*.attention.self``) with the same
+head-rank figures are one finding that lists them; layers without a skip are one
+finding per pattern whatever their depths, with the greatest ``depth``.
 
 Attention is ``MatMul(Q, K^T)`` -> optional scaling and masking -> ``Softmax(-1)`` ->
 ``MatMul(., V)``, heads folded in by reshapes, as both PyTorch exporters write it, or one
@@ -26,12 +34,13 @@ figure that stays symbolic is not guessed: the message names the ``--dim`` to bi
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from onnx_flow.flow.paths import PathsToOutputs
 from onnx_flow.records import FUSED_ATTENTION, SHAPE_OPS, Dim, Node, ShapedGraph
-from onnx_flow.report import Finding, FindingKind
+from onnx_flow.report import Finding, FindingKind, FindingLayer
 
 __all__ = ["find", "head_map"]
 
@@ -69,8 +78,9 @@ _MATMUL = frozenset({"MatMul"})
 
 
 def find(graph: ShapedGraph, vocabularies: Collection[int] = ()) -> tuple[Finding, ...]:
-    """Every finding of the graph, in graph order within each kind; ``vocabularies``
-    are the sizes V of the tables the model reads ids from one-hot."""
+    """Every finding of the graph, in graph order within each kind (the attention
+    findings once per module pattern); ``vocabularies`` are the sizes V of the tables
+    the model reads ids from one-hot."""
     special = [n for n in graph.nodes if n.op_type in _SPECIAL]  # one pass over the graph
     readers: dict[str, list[Node]] = {}
     if any(n.op_type == "Softmax" or n.op_type in FUSED_ATTENTION for n in special):
@@ -81,8 +91,8 @@ def find(graph: ShapedGraph, vocabularies: Collection[int] = ()) -> tuple[Findin
     scores = {id(a.scores) for a in attentions}
     return (
         *_softmax(graph, special, scores, vocabularies),
-        *(f for a in attentions if (f := _head_rank(graph, a)) is not None),
-        *_without_skip(graph, attentions),
+        *_head_rank_per_pattern(f for a in attentions if (f := _head_rank(graph, a))),
+        *_without_skip_per_pattern(_without_skip(graph, attentions)),
     )
 
 
@@ -98,6 +108,16 @@ class _Attention:
     @property
     def fused(self) -> bool:
         return self.scores is self.mixed
+
+
+class _Found(NamedTuple):
+    """A finding in one attention, before those of layers alike are merged."""
+
+    node: Node
+    tensor: str
+    figures: dict[str, Any]
+    what: str
+    """What the message says after the layer's name."""
 
 
 def _last(graph: ShapedGraph, name: str) -> Dim:
@@ -249,64 +269,107 @@ def _reader(readers: dict[str, list[Node]], name: str, op: frozenset[str]) -> No
     return None
 
 
-def _fused_figures(graph: ShapedGraph, node: Node) -> tuple[Dim, Dim, int]:
-    """(head size, key sequence length, query heads) of a fused attention op."""
+def _fused_figures(graph: ShapedGraph, node: Node) -> tuple[Dim, Dim, Dim, int]:
+    """(head size, queries, keys, query heads) of a fused attention op, from the shapes
+    of its query, key and past key inputs."""
     attributes = dict(node.attributes)
     heads = attributes.get("num_heads") or attributes.get("q_num_heads") or 1
-    query = graph.shape(node.arguments[0]) or ()
-    key_name = node.arguments[1] if len(node.arguments) > 1 else ""
-    key = (graph.shape(key_name) if key_name else None) or query
-    if len(query) == 4:  # opset 23 Attention: [batch, heads, sequence, head size]
-        return query[-1], key[-2] if len(key) == 4 else None, int(query[1] or heads)
-    hidden = query[-1] if query else None
+
+    def shape(position: int) -> tuple[Dim, ...]:
+        name = node.arguments[position] if len(node.arguments) > position else ""
+        return (graph.shape(name) if name else None) or ()
+
+    query, key = shape(0), shape(1)
     if node.op_type == "Attention" and node.domain == "com.microsoft":
-        # Packed input [batch, sequence, hidden], projected inside: hidden is the weight's.
-        weights = graph.shape(node.arguments[1]) if len(node.arguments) > 1 else None
-        hidden = weights[-1] // 3 if weights and isinstance(weights[-1], int) else None
-        key = query
-    head = hidden // heads if isinstance(hidden, int) else None
-    sequence = key[1] if len(key) >= 2 else None
-    return head, sequence, heads
+        # Self-attention on [batch, sequence, input hidden], projected inside by weights
+        # [input hidden, 3 x hidden] (its second input); past [2, batch, heads, past
+        # sequence, head size].
+        head = _divided(_divided(key[-1] if key else None, 3), heads)
+        queries = _axis(query, 1)
+        return head, queries, _plus(queries, _axis(shape(4), 3, 5)), heads
+    if len(query) == 4:  # opset 23 Attention: [batch, heads, sequence, head size]
+        head, queries = query[3], query[2]
+        heads = query[1] if isinstance(query[1], int) else heads
+    elif len(query) == 5:  # MultiHeadAttention, Q K V packed: [batch, sequence, heads, 3, head]
+        head, queries = query[4], query[1]
+    else:  # [batch, sequence, hidden]
+        parts = heads
+        if not key and node.op_type == "GroupQueryAttention":  # Q K V packed in hidden
+            parts += 2 * attributes.get("kv_num_heads", heads)
+        head, queries = _divided(query[-1] if query else None, parts), _axis(query, 1)
+    if len(key) == 4:  # [batch, key heads, sequence, head size]
+        new = key[2]
+    elif len(key) in (3, 5):  # [batch, sequence, hidden], or K V packed [.., heads, 2, head]
+        new = key[1]
+    else:  # packed with the query
+        new = queries
+    # Past keys come before the new ones: [batch, key heads, past sequence, head size].
+    past = shape({"Attention": 4, "MultiHeadAttention": 6}.get(node.op_type, 3))
+    return head, queries, _plus(new, _axis(past, 2, 4)), heads
 
 
-def _head_rank(graph: ShapedGraph, attention: _Attention) -> Finding | None:
+def _axis(shape: tuple[Dim, ...], axis: int, rank: int | None = None) -> Dim:
+    """``shape[axis]``; ``None`` if the shape is shorter, or not of ``rank``."""
+    if len(shape) <= axis or (rank is not None and len(shape) != rank):
+        return None
+    return shape[axis]
+
+
+def _divided(size: Dim, parts: int) -> Dim:
+    """``size // parts`` for a known size, else ``None``."""
+    return size // parts if isinstance(size, int) else None
+
+
+def _plus(keys: Dim, past: Dim) -> Dim:
+    """The new keys and the past ones: their sum if both are known, the new ones if no
+    past is given (or its length is unknown: ``None``), else the one that is symbolic."""
+    if past is None:
+        return keys
+    if isinstance(keys, int) and isinstance(past, int):
+        return keys + past
+    return keys if not isinstance(keys, int) else past
+
+
+#: What each figure of :func:`_head_rank` is called when it stays symbolic.
+_SIZES = {"keys": "number of keys", "queries": "number of queries", "head_size": "head size"}
+
+
+def _head_rank(graph: ShapedGraph, attention: _Attention) -> _Found | None:
+    """The finding in the attention's logits, if its head size is below both its
+    queries and its keys, or a size that decides it is symbolic."""
     if attention.fused:
-        head, sequence, heads = _fused_figures(graph, attention.scores)
+        head, queries, keys, heads = _fused_figures(graph, attention.scores)
     else:
         query, logits = attention.scores.inputs[0], attention.scores.outputs[0]
-        head, sequence = _last(graph, query), _last(graph, logits)
         shape = graph.shape(logits) or ()
+        head = _last(graph, query)
+        queries, keys = (shape[-2], shape[-1]) if len(shape) >= 2 else (None, None)
         heads = shape[-3] if len(shape) >= 3 and isinstance(shape[-3], int) else 1
+    if isinstance(head, int) and any(isinstance(n, int) and n <= head for n in (queries, keys)):
+        return None  # rank <= min(queries, keys) whatever the head size
     node = attention.softmax
-    if not isinstance(head, int) or not isinstance(sequence, int):
-        unknown = sequence if not isinstance(sequence, int) else head
-        return Finding(
-            HEAD_RANK,
-            f"{_where(node)}: head size or sequence length is symbolic ({unknown!r}):"
-            " bind it with --dim to check the attention's rank",
-            node.name,
-            node.module,
-            node.outputs[0],
-            {
-                "head_size": head if isinstance(head, int) else None,
-                "sequence": None,
-                "heads": heads,
-            },
+    sizes = {"head_size": head, "queries": queries, "keys": keys}
+    figures = {name: size if isinstance(size, int) else None for name, size in sizes.items()}
+    symbolic = [name for name in _SIZES if not isinstance(sizes[name], int)]
+    if symbolic:
+        what = (
+            f"the {_SIZES[symbolic[0]]} is symbolic ({sizes[symbolic[0]]!r}): bind it with"
+            " --dim to check the attention's rank"
         )
-    if head >= sequence:
-        return None
-    return Finding(
-        HEAD_RANK,
-        f"{_where(node)}: head size {head} is below the sequence length {sequence}: each"
-        f" of the {heads} heads' {sequence} x {sequence} attention logits has rank at most {head}",
-        node.name,
-        node.module,
-        node.outputs[0],
-        {"head_size": head, "sequence": sequence, "heads": heads},
-    )
+    else:
+        each = "the head's logits have" if heads == 1 else f"each of the {heads} heads' logits has"
+        what = f"head size {head} is below {queries} queries x {keys} keys: {each} rank"
+        what += f" at most {head}"
+    return _Found(node, node.outputs[0], {**figures, "heads": heads}, what)
 
 
-def _without_skip(graph: ShapedGraph, attentions: list[_Attention]) -> Iterator[Finding]:
+def _head_rank_per_pattern(found: Iterable[_Found]) -> Iterator[Finding]:
+    """One finding per module pattern and figures."""
+    for group in _alike(found, lambda f: (tuple(f.figures.items()), f.what)):
+        yield _finding(HEAD_RANK, group, group[0].figures, group[0].what)
+
+
+def _without_skip(graph: ShapedGraph, attentions: list[_Attention]) -> Iterator[_Found]:
     """Attentions that every path from their input to the outputs goes through."""
     if not attentions:
         return
@@ -322,16 +385,67 @@ def _without_skip(graph: ShapedGraph, attentions: list[_Attention]) -> Iterator[
         ancestors = _ancestors(graph, starts)
         before = [d for out, d in depth.items() if out in ancestors]
         depth[blocked] = 1 + max(before, default=0)
-        node = attention.softmax
-        yield Finding(
-            NO_SKIP,
-            f"{_where(node)}: no path goes around this attention from its input to the"
-            f" outputs (no residual); {depth[blocked]} such attention(s) in a row",
-            node.name,
-            node.module,
-            blocked,
-            {"depth": depth[blocked]},
+        figures = {"depth": depth[blocked]}
+        yield _Found(attention.softmax, blocked, figures, _no_skip(depth[blocked], 1))
+
+
+def _without_skip_per_pattern(found: Iterable[_Found]) -> Iterator[Finding]:
+    """One finding per module pattern, with the greatest depth of its layers."""
+    for group in _alike(found, lambda f: ()):
+        deepest = max(f.figures["depth"] for f in group)
+        yield _finding(NO_SKIP, group, {"depth": deepest}, _no_skip(deepest, len(group)))
+
+
+def _no_skip(depth: int, layers: int) -> str:
+    """What an attention without a skip, or ``layers`` of them, means."""
+    if layers == 1:
+        return (
+            "no path goes around this attention from its input to the outputs (no residual);"
+            f" {depth} such attention(s) in a row"
         )
+    return (
+        "no path goes around these attentions from their inputs to the outputs (no"
+        f" residual); up to {depth} such attention(s) in a row"
+    )
+
+
+#: A number between separators of a module path (``.``, and ``/`` in tf2onnx's scopes).
+_NUMBER = re.compile(r"(?<![^./])[0-9]+(?![^./])")
+
+
+def _pattern(module: str) -> str:
+    """The module path with its numbers as ``*``: ``encoder.layer.*.attention.self``."""
+    return _NUMBER.sub("*", module)
+
+
+def _alike(found: Iterable[_Found], key: Callable[[_Found], Hashable]) -> list[list[_Found]]:
+    """The findings grouped by module pattern and ``key``, each group where its first
+    finding is; a finding whose node has no module stays alone."""
+    groups: dict[Hashable, list[_Found]] = {}
+    for index, f in enumerate(found):
+        module = f.node.module
+        groups.setdefault((_pattern(module), key(f)) if module else index, []).append(f)
+    return list(groups.values())
+
+
+def _finding(kind: FindingKind, group: list[_Found], figures: dict[str, Any], what: str) -> Finding:
+    """The finding of one layer, or of several alike: then the first one's node and
+    tensor, the pattern of their modules, and every layer listed."""
+    first = group[0]
+    if len(group) == 1:
+        node = first.node
+        message = f"{_where(node)}: {what}"
+        return Finding(kind, message, node.name, node.module, first.tensor, figures)
+    pattern = _pattern(first.node.module or "")
+    return Finding(
+        kind,
+        f"{len(group)} layers ({pattern}): {what}",
+        first.node.name,
+        pattern,
+        first.tensor,
+        figures,
+        tuple(FindingLayer(f.node.name, f.node.module, f.tensor) for f in group),
+    )
 
 
 #: How far back from Q and K the attention's input is looked for: projections, norms,

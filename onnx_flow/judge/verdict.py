@@ -42,8 +42,10 @@ def judge(
     fail_on: tuple[FindingKind, ...] = (),
     found: tuple[Finding, ...] = (),
     heads: Mapping[str, Head] | None = None,
+    ignore: tuple[FindingKind, ...] = (),
 ) -> Report:
-    """Solve the flow to each output and to all of them, and build the report.
+    """Solve the flow to each output and to all of them, and build the report, without
+    the findings of the kinds in ``ignore``.
 
     ``prepared`` is the flow network, prepared (:func:`~onnx_flow.flow.reduce.prepare`)
     for the output sets solved here, ending at the ``heads``' inputs, and weighed.
@@ -89,9 +91,10 @@ def judge(
         samples=widths.samples,
         energy=widths.energy,
         spectra=widths.spectra,
-        findings=found,
+        findings=tuple(f for f in found if f.kind not in ignore),
         fail_on=fail_on,
         whole_model=heads is None,
+        ignored=ignore,
     )
 
 

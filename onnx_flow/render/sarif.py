@@ -3,6 +3,9 @@
 Rules: ``ONNXFLOW001`` (an output receives less than the reference) and
 ``ONNXFLOW002`` (a model could not be audited). The level follows the ratio: below 0.1
 an error, below 0.5 a warning, else a note. The location is the model file as given.
+Findings from theory are warnings of rules ``ONNXFLOW101``-``103``, one per finding: a
+finding in several layers is one result, its location naming each layer as a logical
+location.
 """
 
 from __future__ import annotations
@@ -13,7 +16,15 @@ from pathlib import PurePath
 from typing import Any
 
 from onnx_flow.render.wording import cut_layers, figures, head
-from onnx_flow.report import Failure, FindingKind, OutputResult, Report, Result
+from onnx_flow.report import (
+    Failure,
+    Finding,
+    FindingKind,
+    FindingLayer,
+    OutputResult,
+    Report,
+    Result,
+)
 from onnx_flow.version import __version__
 
 __all__ = ["render"]
@@ -91,16 +102,7 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
         for output in report.outputs:
             if output.bottleneck:
                 results.append(_bottleneck(report, output))
-        for finding in report.findings:
-            result = _result(
-                _FINDING_RULES[finding.kind][0], "warning", finding.message, report.model
-            )
-            result["properties"] = {
-                "kind": finding.kind.value,
-                "node": finding.node,
-                **finding.figures,
-            }
-            results.append(result)
+        results += (_finding(report, finding) for finding in report.findings)
     log = {
         "$schema": _SCHEMA,
         "version": "2.1.0",
@@ -134,6 +136,21 @@ def _bottleneck(report: Report, output: OutputResult) -> dict[str, Any]:
         "ratio": output.ratio,
         "measure": report.measure,
     }
+    return result
+
+
+def _finding(report: Report, finding: Finding) -> dict[str, Any]:
+    """A warning with the finding's figures; its location names each of its layers."""
+    result = _result(_FINDING_RULES[finding.kind][0], "warning", finding.message, report.model)
+    layers = finding.layers or (FindingLayer(finding.node, finding.module, finding.tensor),)
+    result["locations"][0]["logicalLocations"] = [
+        {
+            "name": layer.module or layer.node,
+            "properties": {"node": layer.node, "tensor": layer.tensor},
+        }
+        for layer in layers
+    ]
+    result["properties"] = {"kind": finding.kind.value, "node": finding.node, **finding.figures}
     return result
 
 

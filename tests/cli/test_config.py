@@ -6,6 +6,9 @@ import json
 import subprocess
 from pathlib import Path
 
+import onnx
+
+from tests.onnx_builders import attention_layers
 from tests.runner import SHIPPED, run
 
 
@@ -79,3 +82,26 @@ def test_limits_from_the_config_and_the_flags(tmp_path: Path) -> None:
     assert _run(cwd, "--limit", "nodes=4").returncode == 1
     unknown = _run(cwd, "--limit", "seconds=4")
     assert unknown.returncode == 2 and "--limit seconds: unknown" in unknown.stderr
+
+
+def test_ignore_from_the_config_and_the_flags(tmp_path: Path) -> None:
+    """One attention without a residual (head 32 over 4 positions: no head-rank
+    finding): ignored by the project, it fails nothing; ``--ignore`` replaces the list."""
+    path = tmp_path / "attention.onnx"
+    onnx.save(attention_layers([1], queries=4, head=32, residual=False), path)
+    cwd = _project(tmp_path, 'ignore = ["attention_without_skip"]\nformat = "json"')
+    result = run("audit", path, "--fail-on", "all", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["ignored"], report["findings"]) == (["attention_without_skip"], [])
+    flag = run("audit", path, "--fail-on", "all", "--ignore", "attention_head_rank", cwd=cwd)
+    assert flag.returncode == 1
+    assert [f["kind"] for f in json.loads(flag.stdout)["findings"]] == ["attention_without_skip"]
+    both = run("audit", path, "--fail-on", "attention_without_skip", cwd=cwd)
+    assert both.returncode == 2 and len(both.stderr.splitlines()) == 1
+    assert "--ignore attention_without_skip" in both.stderr
+
+
+def test_ignore_must_be_a_list(tmp_path: Path) -> None:
+    result = _run(_project(tmp_path, 'ignore = "attention_head_rank"'))
+    assert result.returncode == 2 and "ignore must be a list of str values" in result.stderr

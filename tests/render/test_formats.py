@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -14,7 +15,7 @@ from onnx import helper
 
 from onnx_flow.render import Format, sarif
 from onnx_flow.report import FindingKind
-from tests.onnx_builders import linear, model
+from tests.onnx_builders import attention_layers, linear, model
 from tests.runner import SHIPPED, run
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "sarif-schema-2.1.0.json").read_text())
@@ -65,6 +66,36 @@ def test_sarif_without_a_bottleneck_has_only_the_finding(tmp_path: Path) -> None
     jsonschema.Draft4Validator(SCHEMA).validate(log)
     results = log["runs"][0]["results"]
     assert [(r["ruleId"], r["level"]) for r in results] == [("ONNXFLOW101", "warning")]
+
+
+def test_a_finding_in_layers_alike_is_one_result_or_line_in_every_format() -> None:
+    """Three attention layers without residuals: one finding of each kind, each one
+    SARIF result whose location names the three layers, one row or item elsewhere."""
+    from onnx_flow.options import Options
+    from onnx_flow.pipeline import run as audit
+    from onnx_flow.render import render
+
+    drawn = dataclasses.replace(Options.checked(), picture=True)  # HTML draws the profile
+    report = audit(attention_layers([2, 2, 2], queries=32, residual=False), drawn)
+    log = json.loads(render([report], Format.SARIF))
+    jsonschema.Draft4Validator(SCHEMA).validate(log)
+    results = [r for r in log["runs"][0]["results"] if r["ruleId"] != "ONNXFLOW001"]
+    assert [r["ruleId"] for r in results] == ["ONNXFLOW102", "ONNXFLOW103"]
+    for result in results:
+        (location,) = result["locations"]
+        assert [
+            (place["name"], place["properties"]["node"]) for place in location["logicalLocations"]
+        ] == [
+            (f"encoder.layer.{i}.attention", f"/encoder/layer.{i}/attention/Softmax")
+            for i in range(3)
+        ]
+        assert result["message"]["text"].startswith("3 layers (encoder.layer.*.attention): ")
+    for output_format, row in [
+        (Format.TEXT, "attention_head_rank"),
+        (Format.MARKDOWN, "| attention_head_rank |"),
+        (Format.HTML, "<b>attention_head_rank</b>"),
+    ]:
+        assert render([report], output_format).count(row) == 1, output_format
 
 
 def test_markdown_is_one_table_with_a_row_per_output(tmp_path: Path) -> None:
