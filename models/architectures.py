@@ -1,8 +1,9 @@
 """Real architectures from ``transformers`` configs (random weights, nothing downloaded).
 
 Small configs of BERT (masked LM), T5 (encoder-decoder LM), ViT and ResNet image
-classifiers, each with the figures an audit must give, derived by hand below. Export
-them like the reference models:
+classifiers, each with the figures an audit must give, derived by hand below; and
+``DEEP``: GPT-2 12, BERT-base, T5-small and Llama 64 at their depth and vocabulary, small
+widths. Export them like the reference models:
 
     python -m models.architectures OUT_DIR [NAME...]
 """
@@ -14,7 +15,7 @@ from torch import nn
 
 from models.reference import LanguageModelLogits, Reference, main
 
-__all__ = ["ARCHITECTURES"]
+__all__ = ["ARCHITECTURES", "DEEP"]
 
 VOCABULARY, HIDDEN = 1000, 32
 SEQUENCE, TARGET = 8, 4
@@ -236,5 +237,110 @@ ARCHITECTURES: dict[str, Reference] = {
 }
 
 
+def gpt2_12() -> nn.Module:
+    """GPT-2's 12 layers and 12 heads at d = 96 (head size 8), its vocabulary 50257."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(n_layer=12, n_embd=96, n_head=12, vocab_size=50257, n_positions=64)
+    config._attn_implementation = "eager"
+    return LanguageModelLogits(GPT2LMHeadModel(config), use_cache=False)
+
+
+def bert_base() -> nn.Module:
+    """BERT-base's 12 layers and 12 heads at d = 96, its vocabulary 30522."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=96,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=4 * 96,
+        max_position_embeddings=64,
+    )
+    config._attn_implementation = "eager"
+    return LanguageModelLogits(BertForMaskedLM(config))
+
+
+def t5_small() -> nn.Module:
+    """T5-small's 6 + 6 layers and 8 heads at d_model = 64 (d_kv 8), vocabulary 32128."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    config = T5Config(
+        vocab_size=32128,
+        d_model=64,
+        d_kv=8,
+        num_heads=8,
+        d_ff=4 * 64,
+        num_layers=6,
+        num_decoder_layers=6,
+        use_cache=False,
+    )
+    config._attn_implementation = "eager"
+    return Seq2SeqLanguageModel(T5ForConditionalGeneration(config))
+
+
+def llama_64() -> nn.Module:
+    """64 Llama layers at d = 64: 8 query heads of size 8 sharing 4 key/value heads
+    (grouped-query attention, as ``bench/bench_audit.py``'s decoder), vocabulary 32000."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=32000,
+        hidden_size=64,
+        intermediate_size=2 * 64,
+        num_hidden_layers=64,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        max_position_embeddings=64,
+    )
+    config._attn_implementation = "eager"
+    return LanguageModelLogits(LlamaForCausalLM(config), use_cache=False)
+
+
+#: Full-depth language models (the issue's GPT-2 12, BERT-base, T5-small, Llama 64) at
+#: small widths: what they must show (a trunk that passes, one softmax_bottleneck, a
+#: failing whole model, no plumbing among the bypassed layers) does not depend on d.
+#: Figures per token: the trunk ends at the head's input, d per position; the inputs are
+#: ids embedded at d. The whole model: the ids count one-hot (V each) and R = the logits.
+DEEP: dict[str, Reference] = {
+    # 16 ids x 96 in, 16 x 96 to lm_head; whole: 1536 of 16 x 50257 = 804112.
+    "gpt2_12": Reference(
+        build=gpt2_12,
+        example=(torch.randint(0, 50257, (2, 16)),),
+        max_flow=16 * 96,
+        reference=16 * 96,
+        whole=(16 * 96, 16 * 50257),
+    ),
+    # 16 x 96 to the MLM decoder (after its dense + LayerNorm transform); whole:
+    # 1536 of 16 x 30522 = 488352.
+    "bert_base": Reference(
+        build=bert_base,
+        example=(torch.randint(0, 30522, (2, 16)),),
+        max_flow=16 * 96,
+        reference=16 * 96,
+        whole=(16 * 96, 16 * 30522),
+    ),
+    # 16 encoder and 8 decoder ids (1536 embedded); the decoder's last hidden state,
+    # 8 x 64 = 512, reaches lm_head; whole: 512 of 8 x 32128 = 257024.
+    "t5_small": Reference(
+        build=t5_small,
+        example=(torch.randint(0, 32128, (2, 16)), torch.randint(0, 32128, (2, 8))),
+        max_flow=8 * 64,
+        reference=8 * 64,
+        whole=(8 * 64, 8 * 32128),
+        dynamic={"x": {0: "batch"}, "x1": {0: "batch"}},
+    ),
+    # 16 x 64 to lm_head; whole: 1024 of 16 x 32000 = 512000.
+    "llama_64": Reference(
+        build=llama_64,
+        example=(torch.randint(0, 32000, (2, 16)),),
+        max_flow=16 * 64,
+        reference=16 * 64,
+        whole=(16 * 64, 16 * 32000),
+    ),
+}
+
+
 if __name__ == "__main__":
-    main(ARCHITECTURES, __doc__)
+    main({**ARCHITECTURES, **DEEP}, __doc__)

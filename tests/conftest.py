@@ -12,10 +12,10 @@ EXPORTERS = ("torchscript", "dynamo")
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory: pytest.TempPathFactory):
     """Return ``export(name, exporter) -> Path``, exporting each model at most once."""
-    from models.architectures import ARCHITECTURES
+    from models.architectures import ARCHITECTURES, DEEP
     from models.reference import MODELS, export_reference
 
-    references = {**MODELS, **ARCHITECTURES}
+    references = {**MODELS, **ARCHITECTURES, **DEEP}
     folder = tmp_path_factory.mktemp("reference")
     cache: dict[tuple[str, str], Path] = {}
 

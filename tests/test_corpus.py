@@ -2,8 +2,8 @@
 wheels, and small models built once with skl2onnx, tf2onnx, jax2onnx and paddle2onnx.
 
 Each audits to a report at the input shapes its users feed; where the manifest gives
-figures derived by hand (per output too), findings, or the layer on the cut, the report
-has them.
+figures derived by hand (per output too), findings, or the layer or tensor on the cut,
+the report has them.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ def test_a_real_file_audits_at_the_shapes_its_users_feed(entry: dict[str, Any]) 
         assert cuts.isdisjoint(b.tensor for b in report.bypassed)
     if "findings" in entry:
         assert sorted({f.kind.value for f in report.findings}) == sorted(entry["findings"])
+    if entry.get("cut_tensor"):  # the squeeze derived by hand, where no layer is named
+        assert [t.tensor for t in report.total.cut_near_inputs] == [entry["cut_tensor"]]
     if entry.get("cut_layer"):
         # The narrowest result's cut; a layer named in the file is the user's layer.
         narrowest = min(report.outputs, key=lambda o: o.ratio)

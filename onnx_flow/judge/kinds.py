@@ -31,7 +31,8 @@ module counts as ``other``.
 
 Backward, from what reads a tensor (this overrides the forward
 kind): a tensor every reader of which uses it as a gate is a ``gate``, one every reader
-of which uses it as a scale or zero point is ``quantisation``:
+of which uses it as a scale or zero point is ``quantisation``, one every reader of which
+uses it to compute attention logits is ``attention_logits``:
 
 - ``gate``: a Sigmoid or HardSigmoid output that every reader multiplies into a wider
   tensor (squeeze-excite, attention gates), and every tensor read only to compute
@@ -39,14 +40,22 @@ of which uses it as a scale or zero point is ``quantisation``:
 - ``quantisation``: inputs 1 and 2 (scale, zero point) of QuantizeLinear and
   DequantizeLinear, DynamicQuantizeLinear's outputs 1 and 2, and every tensor read only
   to compute them.
+- ``attention_logits``: the two operands of Q K^T (the queries and keys, after their
+  scale, rotary embedding and head split), and every tensor read only to compute them:
+  a query or key projection, whose width the ``attention_head_rank`` finding judges.
+  They decide where each position looks, not what it reads: with grouped-query
+  attention the key and value projections are both narrower than the residual stream,
+  and the value projection alone is the squeezed branch.
 
 A data input of the graph is ``input`` whatever reads it; a graph output is never a gate
-or a quantisation parameter.
+or a quantisation parameter. A Shape or Size node reads no values: it counts as no
+reader.
 
-Cost: kinds are followed back from the tensors asked about only as far as they need
-(a learned op, a reduction or a comparison decides alone), each node once. The backward
-pass costs one look at each node's op; where the graph has gates or (de)quantisers, one
-count of every node's inputs, then only the nodes that compute gates and scales.
+Cost: kinds are followed back from the tensors asked about, and from each product of
+two tensors that carry samples, only as far as they need (a learned op, a reduction or
+a comparison decides alone), each node once. The backward pass costs one look at each
+node's op; where the graph has gates, (de)quantisers or attention, one count of every
+node's inputs, then only the nodes that compute gates, scales, queries and keys.
 """
 
 from __future__ import annotations
@@ -54,7 +63,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from onnx_flow.records import Node, ShapedGraph, TensorType
+from onnx_flow.records import SHAPE_OPS, Node, ShapedGraph, TensorType
 from onnx_flow.report import TensorKind
 
 __all__ = ["kinds"]
@@ -105,8 +114,10 @@ _PRECEDENCE = (_OTHER, _LOGITS, _INPUT, _RANDOM, _STATISTIC, _GATE, _QUANTISATIO
 def kinds(graph: ShapedGraph, tensors: Iterable[str]) -> dict[str, TensorKind]:
     """The kind of each of ``tensors`` (tensors that carry samples; see the module's
     rules), with the kinds of the tensors it took to decide them."""
-    found = _forward(graph, tensors)
-    found.update(_backward(graph))
+    products = _products(graph)
+    found = _forward(graph, [*tensors, *(node.outputs[0] for node in products)])
+    logits = [node for node in products if found[node.outputs[0]] is _LOGITS]
+    found.update(_backward(graph, logits))
     found.update(dict.fromkeys(graph.inputs, _INPUT))
     return found
 
@@ -138,6 +149,20 @@ def _forward(graph: ShapedGraph, tensors: Iterable[str]) -> dict[str, TensorKind
             elif node.op_type == "DynamicQuantizeLinear":
                 found.update(dict.fromkeys(node.outputs[1:], _QUANTISATION))
     return found
+
+
+def _products(graph: ShapedGraph) -> list[Node]:
+    """The learned ops that read two tensors that carry samples and no weight: Q K^T, or
+    the product of attention weights with V."""
+    carrying = graph.carrying
+    return [
+        node
+        for node in graph.nodes
+        if node.op_type in _LEARNED
+        and len(node.inputs) == 2
+        and node.outputs
+        and all(i in carrying for i in node.inputs)
+    ]
 
 
 def _decided(op: str, weighted: bool) -> bool:
@@ -208,13 +233,19 @@ def _elements(tensor: str, types: Mapping[str, TensorType]) -> int | None:
     return None if tensor_type is None else tensor_type.elements
 
 
-def _backward(graph: ShapedGraph) -> dict[str, TensorKind]:
-    """The tensors every reader of which uses as a gate, or as a quantisation parameter:
-    from each Mul by a gate and each (de)quantiser back, as far as that holds."""
+def _backward(graph: ShapedGraph, logits: Sequence[Node]) -> dict[str, TensorKind]:
+    """The tensors every reader of which uses as a gate, as a quantisation parameter,
+    or to compute attention logits: from each Mul by a gate, each (de)quantiser and
+    each of ``logits`` (the Q K^T products) back, as far as that holds."""
     seeds = _seeds(graph)
+    for product in logits:
+        seeds[_LOGITS].update(product.inputs)
     if not any(seeds.values()):
         return {}
-    reads = Counter(i for node in graph.nodes for i in node.inputs)
+    # A Shape or Size reads a tensor's shape, never its values: it is no reader here.
+    reads = Counter(
+        i for node in graph.nodes if not node.is_standard(SHAPE_OPS) for i in node.inputs
+    )
     outputs, carrying = set(graph.outputs), graph.carrying
     stack = [(t, k) for k, counts in seeds.items() for t in counts if counts[t] == reads[t]]
     sunk: dict[str, TensorKind] = {}
@@ -240,7 +271,7 @@ def _seeds(graph: ShapedGraph) -> dict[TensorKind, Counter[str]]:
     """How often each tensor is read as a gate (a Sigmoid output multiplied into a wider
     tensor) and as a scale or zero point."""
     producers, types = graph.producers, graph.types
-    seeds = {_GATE: Counter[str](), _QUANTISATION: Counter[str]()}
+    seeds = {_GATE: Counter[str](), _QUANTISATION: Counter[str](), _LOGITS: Counter[str]()}
     for node in graph.nodes:
         if node.op_type in _QUANTISERS:
             seeds[_QUANTISATION].update(node.inputs[1:3])

@@ -165,3 +165,52 @@ def test_an_attention_mask_input_and_what_is_made_of_it_are_no_layers() -> None:
         "bias": ("mask", 4, 64),
     }
     assert report.bypassed_layers() == ()
+
+
+def test_queries_and_keys_compute_logits_the_values_are_the_squeezed_branch() -> None:
+    """One narrow attention head in a residual block on x[1, 4, 16] (64 values):
+    q = x Wq, k = x Wk, v = x Wv (16 -> 8, 4 x 8 = 32 wide each), logits = q k^T
+    (4 x 4 = 16), Softmax (16), context = weights v (4 x 8 = 32), o = context Wo
+    (8 -> 16, 64), out = x + o. The skip carries 64 around the block.
+
+    Below 64: q, k and k^T (32) are read only to compute the logits (k also by a Shape,
+    as a rotary embedding reads x.shape[-1]: no values), so they are
+    ``attention_logits``, as the logits and weights (16) are; v (32) is the layer that
+    limits what the block reads; the context (32) mixes the weights and v: ``other``.
+    One row: v_proj, 64 -> 32 (before: k_proj and q_proj were rows too, as with
+    grouped-query attention, whose keys and values are both narrower than the stream).
+    """
+    f32 = np.float32
+    nodes = [
+        helper.make_node("MatMul", ["x", "wq"], ["q"], "/attn/q_proj/MatMul"),
+        helper.make_node("MatMul", ["x", "wk"], ["k"], "/attn/k_proj/MatMul"),
+        helper.make_node("MatMul", ["x", "wv"], ["v"], "/attn/v_proj/MatMul"),
+        helper.make_node("Shape", ["k"], ["k_shape"], "/attn/Shape"),
+        helper.make_node("Transpose", ["k"], ["kt"], "/attn/Transpose", perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["q", "kt"], ["logits"], "/attn/MatMul"),
+        helper.make_node("Softmax", ["logits"], ["weights"], "/attn/Softmax", axis=-1),
+        helper.make_node("MatMul", ["weights", "v"], ["context"], "/attn/MatMul_1"),
+        helper.make_node("MatMul", ["context", "wo"], ["o"], "/attn/o_proj/MatMul"),
+        helper.make_node("Add", ["x", "o"], ["out"], "/Add"),
+    ]
+    constants = [
+        _constant("wq", np.zeros((FEATURES, 8), f32)),
+        _constant("wk", np.zeros((FEATURES, 8), f32)),
+        _constant("wv", np.zeros((FEATURES, 8), f32)),
+        _constant("wo", np.zeros((8, FEATURES), f32)),
+    ]
+    shape = [1, POSITIONS, FEATURES]
+    io = [("x", TensorProto.FLOAT, shape)]
+    report = onnx_flow.audit(model(nodes, io, [("out", TensorProto.FLOAT, shape)], constants))
+    assert (report.total.max_flow, report.total.reference) == (64, 64)
+    assert {b.tensor: (b.kind.value, b.width, b.bypass) for b in report.bypassed} == {
+        "q": ("attention_logits", 32, 64),
+        "k": ("attention_logits", 32, 64),
+        "kt": ("attention_logits", 32, 64),
+        "logits": ("attention_logits", 16, 64),
+        "weights": ("attention_logits", 16, 64),
+        "v": ("layer", 32, 64),
+        "context": ("other", 32, 64),
+    }
+    (row,) = report.bypassed_layers()
+    assert (row.layer, row.inputs, row.output, row.bypass) == ("attn.v_proj", 64, 32, 64)
