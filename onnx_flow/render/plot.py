@@ -173,6 +173,7 @@ def _label_cut(axis: Any, drawn: Picture) -> None:
             fontsize=_LABEL_SIZE,
             ha="left",
             va="bottom",
+            annotation_clip=False,  # a mark at the last depth sits on the axis's edge
             arrowprops={
                 "arrowstyle": "-",
                 "color": drawn.cut_colour,

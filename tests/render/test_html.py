@@ -19,7 +19,7 @@ from PIL import Image
 from onnx_flow.options import Options
 from onnx_flow.pipeline import run as audit
 from onnx_flow.render import html, plot
-from onnx_flow.render.picture import CROSS_SECTION
+from onnx_flow.render.picture import CROSS_SECTION, picture
 from onnx_flow.report import Report
 from tests.browser import Browser, needs_chromium
 from tests.runner import SHIPPED, run
@@ -222,9 +222,9 @@ def _check_depth_axis(name: str, blocks: list[str], skips: int) -> None:
 def test_plot_labels_cover_nothing_in_matplotlib(
     deep, name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Through matplotlib's renderer, every text as it is drawn: none covers another
-    text, the legend, the cut's marks or the cross-section; GPT-2's depth axis is
-    labelled by its blocks."""
+    """Through matplotlib's renderer, every text as it is drawn: every label of the cut
+    is there, none covers another text, the legend, the cut's marks or the
+    cross-section; GPT-2's depth axis is labelled by its blocks."""
     from matplotlib.collections import PathCollection
     from matplotlib.text import Text
 
@@ -248,6 +248,8 @@ def test_plot_labels_cover_nothing_in_matplotlib(
 
     inside = set(legend.get_texts())
     boxes = [box(extent) | {"text": t.get_text()} for t, extent in drawn if t not in inside]
+    shown = picture(deep[name], deep[name].profile)
+    assert {m.label for m in shown.marks if m.label} <= {b["text"] for b in boxes}
     key = box(legend.get_window_extent())
     for first, second in itertools.combinations(boxes, 2):
         assert _overlap(first, second) < 1, (first["text"], second["text"])
