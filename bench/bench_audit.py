@@ -97,8 +97,8 @@ def gpt2_decoder(layers: int, path: Path) -> Path:
     return export_module(module, example, {"x": {0: "batch", 1: "sequence"}}, path, dynamo=True)
 
 
-def decoder(name: str, layers: int, path: Path, *, dynamo: bool) -> Path:
-    """Export a ``gpt2`` or ``llama`` decoder of ``layers`` layers, d=256, from a
+def decoder(name: str, layers: int, path: Path, *, dynamo: bool, width: int = 256) -> Path:
+    """Export a ``gpt2`` or ``llama`` decoder of ``layers`` layers, d=``width``, from a
     transformers config with random weights; weights saved as external data."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
@@ -108,13 +108,13 @@ def decoder(name: str, layers: int, path: Path, *, dynamo: bool) -> Path:
 
     torch.manual_seed(0)
     if name == "gpt2":
-        config = GPT2Config(n_layer=layers, n_embd=256, n_head=8, vocab_size=50257)
+        config = GPT2Config(n_layer=layers, n_embd=width, n_head=8, vocab_size=50257)
         model = GPT2LMHeadModel(config)
     else:
         config = LlamaConfig(
             vocab_size=32000,
-            hidden_size=256,
-            intermediate_size=512,
+            hidden_size=width,
+            intermediate_size=2 * width,
             num_hidden_layers=layers,
             num_attention_heads=8,
             num_key_value_heads=4,

@@ -30,6 +30,25 @@ def exported(tmp_path_factory: pytest.TempPathFactory):
     return get
 
 
+@pytest.fixture(scope="session")
+def decoder(tmp_path_factory: pytest.TempPathFactory):
+    """Return ``export(name, layers) -> Path``: a ``gpt2`` or ``llama`` decoder of that
+    many layers, d=64, from a transformers config with random weights (TorchScript
+    exporter, the faster), exported at most once."""
+    from bench.bench_audit import decoder as build
+
+    folder = tmp_path_factory.mktemp("decoders")
+    cache: dict[tuple[str, int], Path] = {}
+
+    def get(name: str, layers: int) -> Path:
+        if (name, layers) not in cache:
+            path = folder / f"{name}-{layers}.onnx"
+            cache[name, layers] = build(name, layers, path, dynamo=False, width=64)
+        return cache[name, layers]
+
+    return get
+
+
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     """Print the backend sweep's counts, when it ran, for comparison between runs."""
     from tests.test_backend_sweep import COUNTS

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from onnx_flow.render.picture import (
     CROSS_SECTION,
@@ -15,7 +16,10 @@ from onnx_flow.render.picture import (
     SKIP,
     TENSOR,
     UNCAPPED,
+    Picture,
+    lanes,
     picture,
+    spaced,
 )
 from onnx_flow.render.wording import (
     BYPASSED_COLUMNS,
@@ -157,43 +161,43 @@ def _findings(report: Report) -> str:
 
 def _svg(report: Report, shape: Profile) -> str:
     """The profile as inline SVG (see :mod:`onnx_flow.render.picture`), scaled to the
-    page's width: its labels stay inside the drawing at any width."""
+    page's width (its labels scale with it): top to bottom, the legend, the lines, the
+    lane of the cut's labels, the depth axis, the band of skips and the depth's blocks."""
     drawn = picture(report, shape)
     if not drawn.columns:
         return "<p>no tensor to draw</p>"
     legend, rows = _legend(drawn.legend())
     top = _TOP + rows * _ROW
-    bottom = _H - _BELOW
-    # Whole decades from below the narrowest width to above the widest.
-    lowest = math.floor(math.log10(drawn.lowest))
-    highest = max(math.log10(drawn.highest) + 0.1, lowest + 1)
-
-    def x(depth: int) -> float:
-        return _LEFT + (_W - _LEFT - _RIGHT) * depth / (drawn.last or 1)
-
-    def y(width: int) -> float:
-        return bottom - (bottom - top) * (math.log10(max(width, 1)) - lowest) / (highest - lowest)
-
+    scale = _Scale(drawn, top, top + _PLOT)
+    labels, lane = _cut_labels(drawn, scale)
+    axis = scale.bottom + _GAP + lane * _LANE
+    band = _BAND if drawn.skips else 0
+    ticks = axis + band + 16
+    height = ticks + (_LANE if drawn.blocks else 0) + 24
     parts = [
-        f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {_W} {_H}' width='100%'"
+        f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {_W} {height}' width='100%'"
         f" style='max-width:{_W}px' role='img' aria-label='{_e(drawn.title)}'>",
         legend,
-        f"<line x1='{_LEFT}' y1='{bottom}' x2='{_W - _RIGHT}' y2='{bottom}' stroke='#999'/>",
-        f"<text x='{(_LEFT + _W - _RIGHT) / 2:.0f}' y='{_H - 10}' text-anchor='middle'>"
-        "depth (tensors in topological order)</text>",
-        f"<text transform='rotate(-90)' x='{-(top + bottom) / 2:.0f}' y='16'"
+        f"<line x1='{_LEFT}' y1='{axis}' x2='{_W - _RIGHT}' y2='{axis}' stroke='#999'/>",
+        f"<text x='{(_LEFT + _W - _RIGHT) / 2:.0f}' y='{height - 8}' text-anchor='middle'>"
+        f"{_e(drawn.depth_title)}</text>",
+        f"<text transform='rotate(-90)' x='{-(top + scale.bottom) / 2:.0f}' y='16'"
         " text-anchor='middle'>width (log scale)</text>",
     ]
-    for power in range(lowest, math.floor(highest) + 1):
+    for power in range(scale.lowest, math.floor(scale.highest) + 1):
         parts.append(
-            f"<text x='{_LEFT - 8}' y='{y(10**power) + 4:.1f}' text-anchor='end'>1e{power}</text>"
+            f"<text x='{_LEFT - 8}' y='{scale.y(10**power) + 4:.1f}' text-anchor='end'>"
+            f"1e{power}</text>"
         )
-    for start, end in drawn.skips:
-        middle = (x(start) + x(end)) / 2
+    for reach in drawn.skips:
+        start, end = scale.x(reach.start), scale.x(reach.end)
+        depth = 2 * band * drawn.rise(reach)  # a quadratic curve reaches half its control
         parts.append(
-            f"<path class='skip' d='M {x(start):.1f} {bottom} Q {middle:.1f} {bottom + 2 * _ARC}"
-            f" {x(end):.1f} {bottom}' fill='none' stroke='{SKIP}' stroke-opacity='0.6'/>"
+            f"<path class='skip' d='M {start:.1f} {axis} Q {(start + end) / 2:.1f}"
+            f" {axis + depth:.1f} {end:.1f} {axis}' fill='none' stroke='{SKIP}'"
+            f" stroke-opacity='0.6' stroke-width='{reach.stroke:.2f}'/>"
         )
+    parts += _blocks(drawn, scale, axis, ticks)
     lines = [
         ([(c.depth, c.uncapped) for c in drawn.columns if c.uncapped], UNCAPPED, 1),
         ([(c.depth, c.width) for c in drawn.columns if c.width], TENSOR, 1),
@@ -201,47 +205,108 @@ def _svg(report: Report, shape: Profile) -> str:
     ]
     for coords, colour, stroke in lines:
         if coords:
-            line = " ".join(f"{x(d):.1f},{y(w or 1):.1f}" for d, w in coords)
+            line = " ".join(f"{scale.x(d):.1f},{scale.y(w or 1):.1f}" for d, w in coords)
             parts.append(
                 f"<polyline points='{line}' fill='none' stroke='{colour}' stroke-width='{stroke}'/>"
             )
-    level = y(drawn.max_flow)
+    level = scale.y(drawn.max_flow)
     parts.append(
         f"<line class='max-flow' x1='{_LEFT}' y1='{level:.1f}' x2='{_W - _RIGHT}'"
         f" y2='{level:.1f}' stroke='{MAX_FLOW}' stroke-dasharray='6 4'/>"
     )
-    labelled = 0
-    for mark in drawn.marks:
-        cx, cy = x(mark.depth), y(mark.width)
-        parts.append(
-            f"<circle class='cut' cx='{cx:.1f}' cy='{cy:.1f}' r='5' fill='{drawn.cut_colour}'/>"
-        )
-        if mark.label:
-            # Toward the side with room, stacked so that labels never overlap: above
-            # the mark, or below it where the top of the drawing is too near.
-            anchor, dx = ("end", -9) if cx > _W / 2 else ("start", 9)
-            ly = cy - 9 - 15 * labelled
-            if ly < top + 12:
-                ly = cy + 20 + 15 * labelled
-            labelled += 1
-            parts.append(
-                f"<text class='cut-label' x='{cx + dx:.1f}' y='{ly:.1f}' text-anchor='{anchor}'"
-                f" fill='{drawn.cut_colour}'>{_e(mark.label)}</text>"
-            )
+    parts += labels
     parts.append("</svg>")
     return "".join(parts)
 
 
-#: The drawing's size and margins, in its own units (it scales to the page).
-_W, _H = 960, 400
-_LEFT, _RIGHT, _TOP, _BELOW, _ROW, _ARC = 72, 24, 12, 78, 20, 18
+#: The drawing's width, margins and heights, in its own units (it scales to the page):
+#: legend rows, the lines, the gap under them, a row of labels, the band of skips.
+_W, _LEFT, _RIGHT, _TOP = 960, 72, 24, 12
+_ROW, _PLOT, _GAP, _LANE, _BAND = 20, 250, 10, 16, 40
+
+#: A generous estimate of a character's width at 11 px, in the drawing's units.
+_CHARACTER = 7
+
+
+@dataclass(frozen=True, slots=True)
+class _Scale:
+    """Where depths and widths go: whole decades of width from ``top`` to ``bottom``."""
+
+    drawn: Picture
+    top: float
+    bottom: float
+
+    @property
+    def lowest(self) -> int:
+        """The decade at the bottom: at or below the narrowest width."""
+        return math.floor(math.log10(self.drawn.lowest))
+
+    @property
+    def highest(self) -> float:
+        """The decade at the top: a little above the widest width."""
+        return max(math.log10(self.drawn.highest) + 0.1, self.lowest + 1)
+
+    def x(self, depth: int) -> float:
+        return _LEFT + (_W - _LEFT - _RIGHT) * depth / (self.drawn.last or 1)
+
+    def y(self, width: int) -> float:
+        share = (math.log10(max(width, 1)) - self.lowest) / (self.highest - self.lowest)
+        return self.bottom - (self.bottom - self.top) * share
+
+
+def _cut_labels(drawn: Picture, scale: _Scale) -> tuple[list[str], int]:
+    """The cut's marks and, in rows under the lines, their labels with leaders up to
+    them; and how many rows of labels."""
+    parts = []
+    for mark in drawn.marks:
+        parts.append(
+            f"<circle class='cut' cx='{scale.x(mark.depth):.1f}' cy='{scale.y(mark.width):.1f}'"
+            f" r='5' fill='{drawn.cut_colour}'/>"
+        )
+    labelled = [m for m in drawn.marks if m.label]
+    boxes = [(scale.x(m.depth), _CHARACTER * len(m.label)) for m in labelled]
+    placed = lanes(boxes, gap=12, bounds=(_LEFT, _W - _RIGHT))
+    for mark, (left, row), (_, width) in zip(labelled, placed, boxes, strict=True):
+        baseline = scale.bottom + _GAP + row * _LANE + 11
+        cx = scale.x(mark.depth)
+        end = min(max(cx, left + 4), left + width - 4)
+        parts.append(
+            f"<line class='leader' x1='{cx:.1f}' y1='{scale.y(mark.width) + 5:.1f}'"
+            f" x2='{end:.1f}' y2='{baseline - 12:.1f}' stroke='{drawn.cut_colour}'/>"
+            f"<text class='cut-label' x='{left:.1f}' y='{baseline:.1f}'"
+            f" fill='{drawn.cut_colour}'>{_e(mark.label)}</text>"
+        )
+    return parts, max((row + 1 for _, row in placed), default=0)
+
+
+def _blocks(drawn: Picture, scale: _Scale, axis: float, ticks: float) -> list[str]:
+    """A tick on the depth axis at each block, a label under the band of skips at each
+    block :func:`~onnx_flow.render.picture.spaced` keeps."""
+    parts = [
+        f"<line x1='{scale.x(b.depth):.1f}' y1='{axis}' x2='{scale.x(b.depth):.1f}'"
+        f" y2='{axis + 4}' stroke='#999'/>"
+        for b in drawn.blocks
+    ]
+    shown = spaced(
+        drawn.blocks,
+        scale.x,
+        lambda label: _CHARACTER * len(label),
+        gap=10,
+        bounds=(_LEFT / 2, _W),
+    )
+    parts += [
+        f"<text class='block' x='{scale.x(b.depth):.1f}' y='{ticks:.0f}'"
+        f" text-anchor='middle'>{_e(b.label)}</text>"
+        for b in shown
+    ]
+    return parts
 
 
 def _legend(entries: list[tuple[str, str, str]]) -> tuple[str, int]:
     """The legend as rows of swatches and words across the top; and how many rows."""
     parts, left, row = [], _LEFT, 0
     for words, colour, kind in entries:
-        size = 34 + 7 * len(words)  # a generous estimate of the words' width at 11 px
+        size = 34 + _CHARACTER * len(words)
         if left + size > _W - _RIGHT and left > _LEFT:
             left, row = _LEFT, row + 1
         y = _TOP + row * _ROW + 6

@@ -5,6 +5,7 @@ imported only when a plot is asked for."""
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,13 @@ from onnx_flow.render.picture import (
     TENSOR,
     UNCAPPED,
     Picture,
+    lanes,
     picture,
+    spaced,
 )
 from onnx_flow.report import Report, Result
 
-__all__ = ["render"]
+__all__ = ["figure", "render"]
 
 
 def render(reports: Sequence[Result], name: str) -> bytes:
@@ -33,6 +36,23 @@ def render(reports: Sequence[Result], name: str) -> bytes:
     kind = Path(name).suffix.lower().lstrip(".")
     if kind not in ("png", "svg"):
         raise AuditError(f"--plot {name}: the file must end in .png or .svg")
+    drawn = figure(reports)
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    # No timestamps or random ids: the same model gives the same bytes.
+    metadata = {"Date": None} if kind == "svg" else {"Software": None}
+    drawn.savefig(buffer, format=kind, metadata=metadata)
+    plt.close(drawn)
+    return buffer.getvalue()
+
+
+def figure(reports: Sequence[Result]) -> Any:
+    """The matplotlib figure, laid out: one panel per report that has a profile.
+
+    Raises:
+        AuditError: matplotlib is not installed.
+    """
     try:
         import matplotlib
 
@@ -44,28 +64,28 @@ def render(reports: Sequence[Result], name: str) -> bytes:
     drawn = [picture(r, r.profile) for r in reports if isinstance(r, Report) and r.profile]
     drawn = [d for d in drawn if d.columns]
     count = max(len(drawn), 1)
-    figure = plt.figure(figsize=(11, 4.4 * count), layout="constrained")
-    panels = figure.subfigures(count, 1, squeeze=False)[:, 0]
-    for panel, shown in zip(panels, drawn, strict=False):
-        _draw(panel, shown)
-    buffer = io.BytesIO()
-    # No timestamps or random ids: the same model gives the same bytes.
-    metadata = {"Date": None} if kind == "svg" else {"Software": None}
-    figure.savefig(buffer, format=kind, metadata=metadata)
-    plt.close(figure)
-    return buffer.getvalue()
+    result = plt.figure(figsize=(11, 4.8 * count), layout="constrained")
+    panels = result.subfigures(count, 1, squeeze=False)[:, 0]
+    axes = [_draw(panel, shown) for panel, shown in zip(panels, drawn, strict=False)]
+    # The lines, legends and titles decide where the axes go; the labels placed next
+    # are measured in pixels of that layout, which then must not move.
+    result.draw_without_rendering()
+    result.set_layout_engine("none")
+    for (axis, band), shown in zip(axes, drawn, strict=False):
+        _label_cut(axis, shown)
+        _label_blocks(band, shown)
+    return result
 
 
-def _draw(panel: Any, drawn: Picture) -> None:
-    """One model's picture on a matplotlib subfigure: the profile over a band of skips
-    (when there are skips)."""
+def _draw(panel: Any, drawn: Picture) -> tuple[Any, Any]:
+    """One model's picture on a matplotlib subfigure: the legend over the profile, over a
+    band of skips (when there are skips); its (profile, lowest) axes."""
     from matplotlib.lines import Line2D
-    from matplotlib.patches import PathPatch
-    from matplotlib.path import Path as Curve
     from matplotlib.ticker import MaxNLocator
 
     if drawn.skips:
         axis, band = panel.subplots(2, 1, sharex=True, height_ratios=(5, 1))
+        _skips(band, drawn)
     else:  # no band of skips to draw: the depth axis under the profile
         axis = band = panel.subplots(1, 1)
     depths = [c.depth for c in drawn.columns]
@@ -78,41 +98,113 @@ def _draw(panel: Any, drawn: Picture) -> None:
         if shown:
             axis.plot(*zip(*shown, strict=True), color=colour, linewidth=width)
     axis.axhline(drawn.max_flow, color=MAX_FLOW, linestyle="--", linewidth=1)
-    middle = drawn.last / 2
-    labelled = 0
     for mark in drawn.marks:
         axis.scatter([mark.depth], [mark.width], color=drawn.cut_colour, zorder=3, s=30)
-        if mark.label:
-            # Toward the side with room, stacked so that labels never overlap.
-            right = mark.depth > middle
-            axis.annotate(
-                mark.label,
-                (mark.depth, mark.width),
-                color=drawn.cut_colour,
-                xytext=(-8 if right else 8, 8 + 14 * labelled),
-                textcoords="offset points",
-                ha="right" if right else "left",
-            )
-            labelled += 1
     axis.set_yscale("log")
-    axis.set_ylim(drawn.lowest / 2, drawn.highest * 3)
+    axis.set_ylim(drawn.lowest / 2, drawn.highest * 1.5)
     axis.set_ylabel("width (log scale)")
-    axis.set_title(drawn.title, loc="left", fontsize=10)
+    panel.suptitle(drawn.title, x=0.01, ha="left", fontsize=10)
     handles = [_handle(Line2D, words, colour, kind) for words, colour, kind in drawn.legend()]
-    axis.legend(handles=handles, loc="upper right", fontsize=8, ncols=2, framealpha=0.9)
-    for start, end in drawn.skips:
-        middle_x = (start + end) / 2
-        curve = Curve(
-            [(start, 0), (middle_x, -2), (end, 0)], [Curve.MOVETO, Curve.CURVE3, Curve.CURVE3]
-        )
-        band.add_patch(PathPatch(curve, fill=False, edgecolor=SKIP, alpha=0.6))
-    if drawn.skips:
-        band.set_ylim(-1.1, 0.05)
-        band.set_yticks([])
-        band.set_ylabel("skips", rotation=0, ha="right", va="center")
-    band.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.legend(
+        handles=handles,
+        loc="lower left",
+        bbox_to_anchor=(0, 1.02),
+        borderaxespad=0,
+        fontsize=8,
+        ncols=3,
+        frameon=False,
+    )
     band.set_xlim(0, drawn.last or 1)
-    band.set_xlabel("depth (tensors in topological order)")
+    band.set_xlabel(drawn.depth_title)
+    if not drawn.blocks:
+        band.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return axis, band
+
+
+def _skips(band: Any, drawn: Picture) -> None:
+    """The skips as arcs hanging from the top of the band, as deep as their reach."""
+    from matplotlib.patches import PathPatch
+    from matplotlib.path import Path as Curve
+
+    for reach in drawn.skips:
+        middle = (reach.start + reach.end) / 2
+        curve = Curve(
+            [(reach.start, 0), (middle, -2 * drawn.rise(reach)), (reach.end, 0)],
+            [Curve.MOVETO, Curve.CURVE3, Curve.CURVE3],
+        )
+        band.add_patch(
+            PathPatch(curve, fill=False, edgecolor=SKIP, alpha=0.6, linewidth=reach.stroke)
+        )
+    band.set_ylim(-1.1, 0.05)
+    band.set_yticks([])
+    band.set_ylabel("skips", rotation=0, ha="right", va="center")
+
+
+#: The cut's labels' size, and the pixels between them and around their rows.
+_LABEL_SIZE, _GAP = 9, 6
+
+
+def _label_cut(axis: Any, drawn: Picture) -> None:
+    """The cut's labels in rows under the lowest line, each with a leader to its mark:
+    the axis's bottom is lowered to make room for the rows."""
+    labelled = [m for m in drawn.marks if m.label]
+    if not labelled:
+        return
+    sizes = [_size(axis, m.label, _LABEL_SIZE) for m in labelled]
+    frame = axis.get_window_extent()
+    x = [axis.transData.transform((m.depth, m.width))[0] - frame.x0 for m in labelled]
+    boxes = [(centre, width) for centre, (width, _) in zip(x, sizes, strict=True)]
+    placed = lanes(boxes, gap=2 * _GAP, bounds=(_GAP, frame.width - _GAP))
+    row = max(height for _, height in sizes) + _GAP
+    rows = max(r for _, r in placed) + 1
+    # The rows take the bottom of the axis; the lowest line drawn stays just above them.
+    share = (rows * row + 2 * _GAP) / frame.height
+    low, high = math.log(drawn.lowest / 1.2), math.log(axis.get_ylim()[1])
+    axis.set_ylim(bottom=math.exp((low - share * high) / (1 - share)))
+    for mark, (left, r), centre, (width, _) in zip(labelled, placed, x, sizes, strict=True):
+        # The leader leaves the label's top where it is nearest the mark.
+        start = min(max((centre - left) / width, 0.05), 0.95)
+        axis.annotate(
+            mark.label,
+            (mark.depth, mark.width),
+            xytext=(left, _GAP + (rows - 1 - r) * row),
+            textcoords="axes pixels",
+            color=drawn.cut_colour,
+            fontsize=_LABEL_SIZE,
+            ha="left",
+            va="bottom",
+            annotation_clip=False,  # a mark at the last depth sits on the axis's edge
+            arrowprops={
+                "arrowstyle": "-",
+                "color": drawn.cut_colour,
+                "linewidth": 0.8,
+                "relpos": (start, 1),
+            },
+        )
+
+
+def _label_blocks(band: Any, drawn: Picture) -> None:
+    """The depth axis's ticks at the blocks, labelled where labels do not touch."""
+    if not drawn.blocks:
+        return
+    size = band.xaxis.get_ticklabels()[0].get_fontsize()
+    shown = spaced(
+        drawn.blocks,
+        lambda depth: band.transData.transform((depth, 0))[0],
+        lambda label: _size(band, label, size)[0],
+        gap=2 * _GAP,
+        bounds=(0, band.get_figure(root=True).bbox.width),
+    )
+    band.set_xticks([b.depth for b in shown], [b.label for b in shown])
+    band.set_xticks([b.depth for b in drawn.blocks], minor=True)
+
+
+def _size(axis: Any, words: str, size: float) -> tuple[float, float]:
+    """The width and height of words drawn at a font size, in pixels of the figure."""
+    text = axis.text(0, 0, words, fontsize=size)
+    box = text.get_window_extent()
+    text.remove()
+    return box.width, box.height
 
 
 def _handle(line: Any, words: str, colour: str, kind: str) -> Any:

@@ -1,11 +1,14 @@
 """The HTML report and the plot: the width profile with the squeeze marked.
 
 The browser test opens the page in headless Chromium (Debian's ``chromium``): it must
-render, show the profile and name the cut's layer.
+render, show the profile and name the cut's layer. Deep decoders (GPT-2 of 12 layers,
+Llama of 64, d=64, random weights) and a U-Net are measured on the page and through
+matplotlib's renderer: no label, legend entry or mark covers another or the curve.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from pathlib import Path
@@ -13,8 +16,26 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from onnx_flow.options import Options
+from onnx_flow.pipeline import run as audit
+from onnx_flow.render import html, plot
+from onnx_flow.render.picture import CROSS_SECTION, picture
+from onnx_flow.report import Report
 from tests.browser import Browser, needs_chromium
 from tests.runner import SHIPPED, run
+
+_PICTURE = dataclasses.replace(Options.checked(), picture=True)
+
+
+@pytest.fixture(scope="module")
+def deep(exported, decoder) -> dict[str, Report]:
+    """The reports, with profiles, of GPT-2 of 12 layers, Llama of 64 and a U-Net."""
+    sequence = dataclasses.replace(Options.checked(dims={"sequence": 16}), picture=True)
+    return {
+        "gpt2_12": audit(decoder("gpt2", 12), sequence),
+        "llama_64": audit(decoder("llama", 64), sequence),
+        "unet": audit(exported("unet", "dynamo"), _PICTURE),
+    }
 
 
 def _html(exported, tmp_path: Path) -> Path:
@@ -47,8 +68,10 @@ def test_the_profile_marks_the_cut_in_the_verdicts_colour_and_draws_the_skips(
     assert "fill='#c0392b'/>" in squeeze.read_text()
 
 
-#: Measures each drawing on the page: its box, its texts' boxes, the cut marks' colours,
-#: the legend's words, the max-flow line's height and the cross-section's points.
+#: Measures each drawing on the page: its box, its texts' boxes, the cut marks' colours
+#: and boxes, the legend's words and entries' boxes, the max-flow line's height, the
+#: cross-section's points (in the drawing's units, and on the page), the depth axis's
+#: labels and the number of arcs of skips.
 _MEASURE = """(() => {
   const box = e => { const b = e.getBoundingClientRect();
     return {left: b.left, right: b.right, top: b.top, bottom: b.bottom}; };
@@ -56,7 +79,16 @@ _MEASURE = """(() => {
     frame: box(svg),
     texts: [...svg.querySelectorAll('text')].map(t => ({text: t.textContent, ...box(t)})),
     marks: [...svg.querySelectorAll('circle.cut')].map(c => c.getAttribute('fill')),
+    circles: [...svg.querySelectorAll('circle.cut')].map(box),
     legend: [...svg.querySelectorAll('g.legend text')].map(t => t.textContent),
+    entries: [...svg.querySelectorAll('g.legend')].map(box),
+    curve: [...svg.querySelectorAll('polyline')]
+      .filter(p => p.getAttribute('stroke') === '#2e86c1')
+      .flatMap(p => Array.from({length: p.points.length}, (_, i) => {
+        const q = p.points.getItem(i).matrixTransform(p.getScreenCTM());
+        return [q.x, q.y]; })),
+    blocks: [...svg.querySelectorAll('text.block')].map(t => t.textContent),
+    skips: svg.querySelectorAll('path.skip').length,
     level: Number(svg.querySelector('line.max-flow').getAttribute('y1')),
     section: [...svg.querySelectorAll('polyline')]
       .filter(p => p.getAttribute('stroke') === '#2e86c1')
@@ -67,7 +99,7 @@ _MEASURE = """(() => {
 
 
 @pytest.fixture(scope="module")
-def pages(exported, tmp_path_factory) -> dict[str, tuple[Path, bool]]:
+def pages(exported, deep, tmp_path_factory) -> dict[str, tuple[Path, bool]]:
     """One HTML page per kind of report: (page, whether the model has a bottleneck)."""
     import numpy as np
 
@@ -87,6 +119,10 @@ def pages(exported, tmp_path_factory) -> dict[str, tuple[Path, bool]]:
         result = run("audit", *arguments, "--format", "html", "--output", page)
         assert result.returncode in (0, 1), result.stderr
         built[name] = (page, result.returncode == 1)
+    for name, report in deep.items():
+        page = folder / f"deep-{name}.html"
+        page.write_text(html.render([report]))
+        built[f"deep-{name}"] = (page, report.bottleneck)
     return built
 
 
@@ -94,6 +130,40 @@ def _overlap(a: dict, b: dict) -> float:
     width = min(a["right"], b["right"]) - max(a["left"], b["left"])
     height = min(a["bottom"], b["bottom"]) - max(a["top"], b["top"])
     return max(width, 0) * max(height, 0)
+
+
+def _crosses(curve: list[list[float]], box: dict) -> bool:
+    """Whether the polyline through ``curve``'s points enters the box (less half a
+    pixel each side): each segment clipped to the box (Liang and Barsky)."""
+    left, right = box["left"] + 0.5, box["right"] - 0.5
+    top, bottom = box["top"] + 0.5, box["bottom"] - 0.5
+    for (x0, y0), (x1, y1) in itertools.pairwise(curve):
+        enter, leave = 0.0, 1.0
+        for p, q in (
+            (x0 - x1, x0 - left),
+            (x1 - x0, right - x0),
+            (y0 - y1, y0 - top),
+            (y1 - y0, bottom - y0),
+        ):
+            if p == 0:
+                if q < 0:
+                    break
+            elif p < 0:
+                enter = max(enter, q / p)
+            else:
+                leave = min(leave, q / p)
+        else:
+            if enter <= leave:
+                return True
+    return False
+
+
+def test_crosses_finds_a_segment_through_a_box_and_misses_one_beside_it() -> None:
+    box = {"left": 10, "right": 20, "top": 10, "bottom": 20}
+    assert _crosses([[0, 15], [30, 15]], box)  # straight through, no point inside
+    assert _crosses([[15, 0], [15, 12]], box)  # ends inside
+    assert not _crosses([[0, 0], [30, 5]], box)  # above it
+    assert not _crosses([[0, 30], [9, 0]], box)  # beside it
 
 
 @needs_chromium
@@ -115,17 +185,94 @@ def test_every_page_draws_its_profile_whole_in_a_browser(pages, width: int, tmp_
                 assert frame["top"] - 0.5 <= text["top"] and text["bottom"] <= frame["bottom"] + 0.5
             for first, second in itertools.combinations(drawing["texts"], 2):
                 assert _overlap(first, second) < 1, (name, first["text"], second["text"])
+            for box in drawing["texts"] + drawing["entries"]:
+                assert not _crosses(drawing["curve"], box), (name, box.get("text"))
+            for circle, text in itertools.product(drawing["circles"], drawing["texts"]):
+                assert _overlap(circle, text) < 1, (name, text["text"])
             assert drawing["legend"][0] == "cross-section: total width alive"
             assert any(words.startswith("max-flow ") for words in drawing["legend"])
             assert any(words.startswith("minimum cut") for words in drawing["legend"])
             colour = "#c0392b" if bottleneck else "#1e8449"
             assert drawing["marks"] and set(drawing["marks"]) == {colour}, name
-            if name == "unet":  # y grows downward: never below the level is never greater
+            if name.endswith("unet"):  # y grows downward: never below the level is never greater
                 assert max(drawing["section"]) <= drawing["level"] + 0.01
+            _check_depth_axis(name, drawing["blocks"], drawing["skips"])
             shot = browser.screenshot(tmp_path / f"{name}-{width}.png")
             colours = {c for _, c in Image.open(shot).convert("RGB").getcolors(1 << 24)}
             red = any(r > 150 and g < 90 and b < 90 for r, g, b in colours)
             assert red == bottleneck, name
+
+
+def _check_depth_axis(name: str, blocks: list[str], skips: int) -> None:
+    """GPT-2's 12 blocks fit one label each; Llama's 64 do not (about 13 of the drawing's
+    960 units a block, a label "layers.NN" about 50): a regular step of 5 or 10, from 0.
+    Every skip in these decoders stays in its block or reaches the next: at most two
+    arcs a block, where they are more than 20 a block."""
+    if name == "deep-gpt2_12":
+        assert blocks == [f"h.{i}" for i in range(12)]
+        assert skips <= 2 * 12
+    elif name == "deep-llama_64":
+        numbers = [int(label.removeprefix("layers.")) for label in blocks]
+        step = numbers[1]
+        assert step in (5, 10) and numbers == list(range(0, 64, step))
+        assert skips <= 2 * 64
+
+
+@pytest.mark.parametrize("name", ["gpt2_12", "llama_64", "unet"])
+def test_plot_labels_cover_nothing_in_matplotlib(
+    deep, name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Through matplotlib's renderer, every text as it is drawn: every label of the cut
+    is there, none covers another text, the legend, the cut's marks or the
+    cross-section; GPT-2's depth axis is labelled by its blocks."""
+    from matplotlib.collections import PathCollection
+    from matplotlib.text import Text
+
+    drawn: list[tuple[Text, object]] = []
+    draw = Text.draw
+
+    def recorded(text: Text, renderer) -> None:
+        draw(text, renderer)
+        if text.get_visible() and text.get_text():  # the words alone, without a leader
+            drawn.append((text, Text.get_window_extent(text, renderer)))
+
+    figure = plot.figure([deep[name]])
+    monkeypatch.setattr(Text, "draw", recorded)
+    figure.canvas.draw()
+    axis = figure.axes[0]
+    legend = axis.get_legend()
+
+    def box(extent) -> dict:
+        # Display y grows upward: flipped, as on a page.
+        return {"left": extent.x0, "right": extent.x1, "top": -extent.y1, "bottom": -extent.y0}
+
+    inside = set(legend.get_texts())
+    boxes = [box(extent) | {"text": t.get_text()} for t, extent in drawn if t not in inside]
+    shown = picture(deep[name], deep[name].profile)
+    assert {m.label for m in shown.marks if m.label} <= {b["text"] for b in boxes}
+    key = box(legend.get_window_extent())
+    for first, second in itertools.combinations(boxes, 2):
+        assert _overlap(first, second) < 1, (first["text"], second["text"])
+    (curve,) = [line for line in axis.get_lines() if line.get_color() == CROSS_SECTION]
+    points = [[x, -y] for x, y in curve.get_transform().transform(curve.get_xydata())]
+    marks = [
+        [x, -y]
+        for collection in axis.findobj(PathCollection)
+        for x, y in collection.get_offset_transform().transform(collection.get_offsets())
+    ]
+    assert marks
+    for area in [*boxes, key]:
+        assert _overlap(area, key) < 1 or area is key, area["text"]
+        assert not _crosses(points, area), area.get("text")
+        # A mark is a dot about 3 pixels across its centre.
+        assert not any(
+            area["left"] - 3 < x < area["right"] + 3 and area["top"] - 3 < y < area["bottom"] + 3
+            for x, y in marks
+        ), area.get("text")
+    if name == "gpt2_12":
+        ticks = [t.get_text() for t in figure.axes[-1].get_xticklabels()]
+        assert ticks == [f"h.{i}" for i in range(12)]
+    figure.savefig(tmp_path / f"{name}.png")
 
 
 @pytest.mark.parametrize("suffix", [".svg", ".png"])
