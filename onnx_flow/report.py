@@ -31,6 +31,7 @@ __all__ = [
     "Profile",
     "Report",
     "Result",
+    "Shape",
     "SpectrumFall",
     "TensorKind",
     "Unknown",
@@ -39,6 +40,7 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 
+#: A tensor's dims (a size, a symbolic name or ``None``), ``None`` when its rank is unknown.
 Shape = tuple[int | str | None, ...] | None
 
 
@@ -54,6 +56,10 @@ class CutTensor:
     op: str | None
     module: str | None
     """Framework layer path (``enc.2``); ``None`` when the model does not say."""
+    reads: int | None = None
+    """The width of the widest sample-carrying tensor its producer reads (what the layer
+    maps from); ``None`` for a graph input."""
+    reads_shape: Shape = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of this tensor."""
@@ -64,6 +70,7 @@ class CutTensor:
             "node": self.node,
             "op": self.op,
             "module": self.module,
+            "reads": self.reads,
         }
 
 

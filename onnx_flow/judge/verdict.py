@@ -156,11 +156,17 @@ class _Judge:
     def cut_tensor(self, tensor: str) -> CutTensor:
         """A cut tensor's record; a split's input is reported as the tensor it stands for."""
         tensor = self.prepared.network.split_inputs.get(tensor, tensor)
+        producer = self.graph.producers.get(tensor)
+        known = self.widths.known
+        read = [i for i in producer.inputs if i in known] if producer is not None else []
+        widest = max(read, key=known.__getitem__, default=None)
         return CutTensor(
             tensor,
-            self.widths.known[tensor],
+            known[tensor],
             self.graph.types[tensor].shape,
-            *_origin(self.graph.producers.get(tensor)),
+            *_origin(producer),
+            reads=None if widest is None else known[widest],
+            reads_shape=None if widest is None else self.graph.shape(widest),
         )
 
     def bypassed(self, flow: Flow) -> list[Bypassed]:

@@ -25,6 +25,7 @@ from onnx_flow.render.wording import (
     BYPASSED_COLUMNS,
     BYPASSED_TITLE,
     CUT_COLUMNS,
+    advice,
     bypassed_row,
     cut_layers,
     cut_row,
@@ -35,7 +36,6 @@ from onnx_flow.render.wording import (
     narrowed,
     spectra_title,
     verdict,
-    widening,
     width_heading,
 )
 from onnx_flow.report import Failure, OutputResult, Profile, Report, Result
@@ -79,9 +79,7 @@ def _section(report: Report, shape: Profile) -> str:
     css = "bad" if report.bottleneck else "ok"
     width = width_heading(report)
     cuts = _cut(total, width)
-    gain = widening(total)
-    if gain is not None:
-        cuts += f"<p class='gain'>{_e(gain)}</p>"
+    cuts += "".join(f"<p class='gain'>{_e(line)}</p>" for line in advice(total, report.measure))
     return (
         f"<h2>{_e(report.model)}</h2>"
         f"<p><span class='{css}'>{verdict(report)}</span> {_e(figures(total, report.measure))};"

@@ -15,6 +15,7 @@ from onnx_flow.render.wording import (
     BYPASSED_TITLE,
     CAPPED_WIDTH,
     CUT_COLUMNS,
+    advice,
     branch,
     bypassed_row,
     cut_row,
@@ -26,7 +27,6 @@ from onnx_flow.render.wording import (
     printable,
     spectra_title,
     verdict,
-    widening,
     width_heading,
 )
 from onnx_flow.report import (
@@ -120,8 +120,9 @@ def _report(console: Console, report: Report) -> None:
         console.print(table)
         for output in report.outputs:
             if output.bottleneck:
-                _cut(console, output, f"{cut_title(output)} of output {output.name}", cut_columns)
-    _cut(console, report.total, cut_title(report.total), cut_columns)
+                title = f"{cut_title(output)} of output {output.name}"
+                _cut(console, output, title, cut_columns, report.measure)
+    _cut(console, report.total, cut_title(report.total), cut_columns, report.measure)
     _table(console, BYPASSED_TITLE, BYPASSED_COLUMNS, report.bypassed_layers(), bypassed_row)
     if report.spectra:
         _table(console, spectra_title(report), _SPECTRUM_COLUMNS, narrowed(report), _spectrum_row)
@@ -159,12 +160,13 @@ def _verdict(result: OutputResult) -> Text:
     return Text("BOTTLENECK", "red") if result.bottleneck else Text("ok", "green")
 
 
-def _cut(console: Console, result: OutputResult, title: str, columns: tuple[str, ...]) -> None:
-    """The table of the layers on a result's minimum cuts, and what widening them gains."""
+def _cut(
+    console: Console, result: OutputResult, title: str, columns: tuple[str, ...], measure: str
+) -> None:
+    """The table of the layers on a result's minimum cuts, and what would lift them."""
     _table(console, title, columns, cut_rows(result), lambda row: cut_row(row, result))
-    gain = widening(result)
-    if gain is not None:
-        console.print(_safe(gain), soft_wrap=True)  # a layer name is never cut
+    for line in advice(result, measure):
+        console.print(_safe(line), soft_wrap=True)  # a layer name is never cut
 
 
 def _spectrum_row(s: LayerSpectrum) -> tuple[str, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from onnx_flow.report import (
@@ -13,6 +14,7 @@ from onnx_flow.report import (
     LayerSpectrum,
     OutputResult,
     Report,
+    Shape,
 )
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "BYPASSED_TITLE",
     "CAPPED_WIDTH",
     "CUT_COLUMNS",
+    "advice",
     "branch",
     "bypassed_row",
     "cut",
@@ -34,7 +37,6 @@ __all__ = [
     "printable",
     "spectra_title",
     "verdict",
-    "widening",
     "width_heading",
 ]
 
@@ -160,22 +162,110 @@ def cut_title(result: OutputResult) -> str:
     return "minimum cuts nearest the inputs and nearest the outputs"
 
 
-def widening(result: OutputResult) -> str | None:
-    """What widening the layers on a bottleneck's cuts would gain, and the next limit;
-    ``None`` when the report has no such figure."""
-    if result.widened is None:
+def advice(result: OutputResult, measure: str = "elements") -> list[str]:
+    """What would lift a bottleneck, in design terms: a uniform stack's width to raise,
+    or each narrow layer's features and the width it needs (and a skip around it where
+    its input is wider), then what would limit next; under ``rank`` and ``data``, a
+    layer capped below its elements needs directions, not features. The flow figures
+    are in JSON (``widened``). Empty when the result is no bottleneck."""
+    if not result.bottleneck:
+        return []
+    rows = [row for row in cut_rows(result) if row.ops != ("input",)]
+    if not rows:
+        return []
+    widened = result.widened
+    limit = "" if widened is None else _listed(widened.cut_near_inputs)
+    if widened is not None and widened.max_flow == result.max_flow:
+        return [f"widening the layers on the cut alone gains nothing: {limit} is as narrow"]
+    target = result.reference if widened is None else min(result.reference, widened.max_flow)
+    needed = target - result.max_flow
+    stream = _stream(rows)
+    if stream is not None and len(rows) >= _STACK:
+        features = _scaled(stream, rows[0].width + needed, rows[0].width)
+        lines = [
+            f"the residual stream's width limits: {len(rows)} layers, {rows[0].layer} to"
+            f" {rows[-1].layer}, each carry {stream} features per position; widening one"
+            f" gains nothing: raise the model's width to at least {features}"
+        ]
+    else:
+        capped = measure in ("rank", "data")
+        lines = [_widen(row, needed, capped=capped) for row in rows[:_NAMED_ADVICE]]
+        if len(rows) > _NAMED_ADVICE:
+            lines.append(f"and {len(rows) - _NAMED_ADVICE} more layers on the cut")
+    if widened is not None and widened.max_flow < result.reference:
+        lines.append(f"beyond that, {limit} limits (max-flow {widened.max_flow})")
+    return lines
+
+
+def _listed(tensors: tuple[CutTensor, ...]) -> str:
+    """``enc.1 (Relu, 128), x (input, 784)``."""
+    return ", ".join(f"{_layer(t)} ({t.op or 'input'}, {t.width})" for t in tensors)
+
+
+#: Layers on a cut that, all as wide, make a stack whose width is the model's.
+_STACK = 3
+#: The layers whose widening :func:`advice` spells out.
+_NAMED_ADVICE = 3
+
+
+def _widen(row: CutLayer, needed: int, *, capped: bool) -> str:
+    """``enc.2 (Gemm): 128 -> 32 features, needs at least 784``, and the skip."""
+    last, first = row.tensors[-1], row.tensors[0]
+    out = _features(last.shape)
+    ops = "+".join(row.ops)
+    elements = _elements(last.shape)
+    if capped and elements is not None and row.width < elements:
+        return (
+            f"{row.layer} ({ops}): its {elements} values span {row.width} directions;"
+            f" it needs at least {row.width + needed}"
+        )
+    if out is None:
+        return f"{row.layer} ({ops}) carries {row.width}: it needs at least {row.width + needed}"
+    maps = f"{_features(first.reads_shape) or '?'} -> {out}"
+    line = f"{row.layer} ({ops}): {maps} features, needs at least"
+    line += f" {_scaled(out, row.width + needed, row.width)}"
+    if first.reads is not None and first.reads > row.width:
+        line += f", or a skip around it (its input carries {first.reads})"
+    return line
+
+
+def _stream(rows: list[CutLayer]) -> int | None:
+    """The features per position every row carries, where all carry the same width and
+    the same last axis, and two or more are the residual sums of numbered blocks of one
+    stack (``h.0``, ``h.1``: an Add, no linear map); else ``None``."""
+    features = {_features(row.tensors[-1].shape) for row in rows}
+    if len({row.width for row in rows}) != 1 or len(features) != 1:
         return None
-    flow = result.widened.max_flow
-    limit = ", ".join(
-        f"{_layer(t)} ({t.op or 'input'}, {t.width})" for t in result.widened.cut_near_inputs
-    )
-    if flow == result.max_flow:
-        return f"widening the layers on the cut alone gains nothing: {limit} is as narrow"
-    ratio = flow / result.reference if result.reference else 1.0
-    return (
-        f"widening the layers on the cut: max-flow {flow} of {result.reference}"
-        f" (ratio {ratio:.4g}, +{flow - result.max_flow}); the next limit is {limit}"
-    )
+    sums = [row for row in rows if "Add" in row.ops and _LINEAR_OPS.isdisjoint(row.ops)]
+    blocks = [_BLOCK.sub("*", row.layer) for row in sums if _BLOCK.search(row.layer)]
+    if not any(blocks.count(pattern) > 1 for pattern in blocks):
+        return None
+    (shared,) = features
+    return shared
+
+
+#: Ops that make a row a learned map, not a residual sum.
+_LINEAR_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "Einsum"})
+#: A numbered part of a layer path after a named one (``h.3``, ``layers/3``): one block
+#: of a stack (a Sequential's own ``0``, ``2`` are no stack).
+_BLOCK = re.compile(r"(?<=[^\d./][./])\d+(?=[./]|$)")
+
+
+def _elements(shape: Shape) -> int | None:
+    """A shape's element count, ``None`` unless every dim is a size."""
+    sizes = [d for d in shape or () if isinstance(d, int)]
+    return math.prod(sizes) if shape is not None and len(sizes) == len(shape) else None
+
+
+def _features(shape: Shape) -> int | None:
+    """A shape's last axis (its features), ``None`` when unknown or a scalar."""
+    return shape[-1] if shape and isinstance(shape[-1], int) else None
+
+
+def _scaled(features: int, width: int, of: int) -> int:
+    """The features that make a layer of ``features`` at width ``of`` as wide as
+    ``width``: the positions stay."""
+    return -(-features * width // of)
 
 
 #: The heading of the table of :meth:`Report.bypassed_layers`.
