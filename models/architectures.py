@@ -225,6 +225,17 @@ ARCHITECTURES: dict[str, Reference] = {
         output="logits",
         whole=(768, 1000),
     ),
+    # A head like ResNet-18's, 512 -> 1000: the stem (16 x 8 x 8 = 1024) and the last
+    # stage (512 x 4 x 4) are wider than the pooled 512, which the trunk delivers whole;
+    # the whole model: 512 of the 1000 logits (ratio 0.512).
+    "resnet512": Reference(
+        build=lambda: resnet(widest=512, labels=1000),
+        example=_IMAGE,
+        max_flow=512,
+        reference=512,
+        output="logits",
+        whole=(512, 1000),
+    ),
     # A head like ResNet-50's, 2048 -> 1000: wide enough. The stem (16 x 8 x 8 = 1024)
     # and the pooled 2048 are above the 1000 logits: no squeeze.
     "resnet2048": Reference(
