@@ -132,16 +132,21 @@ class Bypassed(NamedTuple):
     """The max-flow with this tensor removed: what flows around it."""
     kind: TensorKind = TensorKind.OTHER
     """What the tensor is: only ``layer`` tensors are layers a person reads of."""
-    module_inputs: tuple[tuple[str, int], ...] = ()
-    """For a ``layer`` tensor, what its module reads from outside it to compute the
-    module's narrow tensors, with widths; empty for other kinds."""
+    reads: int | None = None
+    """For a ``layer`` tensor, the width of the widest sample-carrying tensor its
+    producer reads (what the layer maps from); ``None`` for other kinds."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of this tensor: its fields, in order."""
         return {
-            **self._asdict(),
+            "tensor": self.tensor,
+            "width": self.width,
+            "node": self.node,
+            "op": self.op,
+            "module": self.module,
+            "bypass": self.bypass,
             "kind": self.kind.value,
-            "module_inputs": dict(self.module_inputs),
+            "reads": self.reads,
         }
 
 
@@ -155,7 +160,7 @@ class BypassedLayer:
     """The ops producing its narrow tensors, each once, in graph order."""
     tensors: tuple[str, ...]
     inputs: int
-    """The width of what the module reads from outside it."""
+    """The width of what its first narrow tensor's producer maps from (a Linear's input)."""
     output: int
     """The width of what it hands on: its last narrow tensor."""
     bypass: int
@@ -645,7 +650,7 @@ def _bypassed_layer(rows: list[Bypassed]) -> BypassedLayer:
         layer=first.module or first.node or first.tensor,
         ops=tuple(dict.fromkeys(row.op or "input" for row in rows)),
         tensors=tuple(row.tensor for row in rows),
-        inputs=sum(dict(first.module_inputs).values()),
+        inputs=first.reads or 0,
         output=last.width,
         bypass=min(row.bypass for row in rows),
     )

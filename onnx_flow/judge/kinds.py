@@ -160,8 +160,9 @@ def _products(graph: ShapedGraph) -> list[Node]:
         for node in graph.nodes
         if node.op_type in _LEARNED
         and len(node.inputs) == 2
+        and node.inputs[0] in carrying
+        and node.inputs[1] in carrying
         and node.outputs
-        and all(i in carrying for i in node.inputs)
     ]
 
 

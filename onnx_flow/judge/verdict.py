@@ -157,17 +157,23 @@ class _Judge:
         """A cut tensor's record; a split's input is reported as the tensor it stands for."""
         tensor = self.prepared.network.split_inputs.get(tensor, tensor)
         producer = self.graph.producers.get(tensor)
-        known = self.widths.known
-        read = [i for i in producer.inputs if i in known] if producer is not None else []
-        widest = max(read, key=known.__getitem__, default=None)
+        widest = self.widest_read(producer)
         return CutTensor(
             tensor,
-            known[tensor],
+            self.widths.known[tensor],
             self.graph.types[tensor].shape,
             *_origin(producer),
-            reads=None if widest is None else known[widest],
+            reads=None if widest is None else self.widths.known[widest],
             reads_shape=None if widest is None else self.graph.shape(widest),
         )
+
+    def widest_read(self, node: Node | None) -> str | None:
+        """The widest sample-carrying tensor of known width ``node`` reads: what the layer
+        maps from; ``None`` for a graph input's producer (none)."""
+        if node is None:
+            return None
+        known = self.widths.known
+        return max((i for i in node.inputs if i in known), key=known.__getitem__, default=None)
 
     def bypassed(self, flow: Flow) -> list[Bypassed]:
         """Tensors narrower than the flow (width < F) that other paths go around.
@@ -200,63 +206,19 @@ class _Judge:
 
     def described(self, found: list[tuple[str, int, int]]) -> list[Bypassed]:
         """The records of bypassed (tensor, width, bypass): producer, kind and, for a
-        layer, what its module reads from outside it."""
+        layer, the width of what its producer maps from."""
         if not found:
             return []
         kind_of = kinds.kinds(self.graph, (tensor for tensor, _, _ in found))
-        layers = [tensor for tensor, _, _ in found if kind_of.get(tensor) is TensorKind.LAYER]
-        reads = _module_inputs(self.graph, self.widths.known, layers)
-        producers = self.graph.producers
-        return [
-            Bypassed(
-                tensor,
-                width,
-                *_origin(producers.get(tensor)),
-                without,
-                kind_of.get(tensor, TensorKind.OTHER),
-                reads.get(tensor, ()),
-            )
-            for tensor, width, without in found
-        ]
-
-
-def _module_inputs(
-    graph: ShapedGraph, known: Mapping[str, int], tensors: Sequence[str]
-) -> dict[str, tuple[tuple[str, int], ...]]:
-    """For each of ``tensors``, what its module reads from outside it to compute the
-    module's ``tensors``: (tensor, width), each once. A node without a module is a
-    module of its own."""
-    modules: dict[str | tuple[None, str], dict[str, Node]] = {}
-    for tensor in tensors:
-        producer = graph.producers[tensor]
-        module = producer.module
-        key = module if module is not None else (None, tensor)
-        modules.setdefault(key, {})[tensor] = producer
-    found: dict[str, tuple[tuple[str, int], ...]] = {}
-    for key, produced in modules.items():
-        module = key if isinstance(key, str) else None
-        reads = _outside(graph, list(produced.values()), module)
-        widths = tuple((tensor, known.get(tensor, 0)) for tensor in reads)
-        found.update(dict.fromkeys(produced, widths))
-    return found
-
-
-def _outside(graph: ShapedGraph, nodes: list[Node], module: str | None) -> dict[str, None]:
-    """The sample-carrying tensors ``nodes`` (of ``module``) are computed from, back
-    through the module's nodes, that come from outside it."""
-    outside: dict[str, None] = {}
-    stack, seen = list(nodes), {node.name for node in nodes}
-    while stack:
-        for tensor in stack.pop().inputs:
-            if tensor not in graph.carrying:
-                continue
-            producer = graph.producers.get(tensor)
-            if producer is None or module is None or producer.module != module:
-                outside[tensor] = None
-            elif producer.name not in seen:
-                seen.add(producer.name)
-                stack.append(producer)
-    return outside
+        producers, known = self.graph.producers, self.widths.known
+        records = []
+        for tensor, width, without in found:
+            producer = producers.get(tensor)
+            kind = kind_of.get(tensor, TensorKind.OTHER)
+            read = self.widest_read(producer) if kind is TensorKind.LAYER else None
+            reads = None if read is None else known[read]
+            records.append(Bypassed(tensor, width, *_origin(producer), without, kind, reads))
+        return records
 
 
 def _around(flow: Flow, without: int, width: int) -> bool:

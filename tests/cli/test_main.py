@@ -81,7 +81,7 @@ def test_json_report_has_the_contract_keys(tmp_path: Path) -> None:
     assert BYPASSED_KEYS <= bypassed.keys()
     assert (bypassed["width"], bypassed["bypass"], bypassed["node"]) == (2, 16, "down")
     # A MatMul by a weight: a layer, computed from x (16 wide) alone.
-    assert (bypassed["kind"], bypassed["module_inputs"]) == ("layer", {"x": 16})
+    assert (bypassed["kind"], bypassed["reads"]) == ("layer", 16)
 
 
 def test_several_models_give_a_list_in_order(tmp_path: Path) -> None:
