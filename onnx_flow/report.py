@@ -150,9 +150,11 @@ class Bypassed(NamedTuple):
         }
 
 
-@dataclass(frozen=True, slots=True)
-class BypassedLayer:
-    """The ``layer`` tensors of one module that skips go around: one row a person reads."""
+class BypassedLayer(NamedTuple):
+    """The ``layer`` tensors of one module that skips go around: one row a person reads.
+
+    A named tuple, like :class:`Bypassed`: a deep residual graph has 10,000s of rows.
+    """
 
     layer: str
     """The module's path; for a node without one, the node's name."""
@@ -647,10 +649,10 @@ def _bypassed_layer(rows: list[Bypassed]) -> BypassedLayer:
     """One module's row from its ``layer`` tensors (``rows``, in graph order)."""
     first, last = rows[0], rows[-1]
     return BypassedLayer(
-        layer=first.module or first.node or first.tensor,
-        ops=tuple(dict.fromkeys(row.op or "input" for row in rows)),
-        tensors=tuple(row.tensor for row in rows),
-        inputs=first.reads or 0,
-        output=last.width,
-        bypass=min(row.bypass for row in rows),
+        first.module or first.node or first.tensor,
+        tuple(dict.fromkeys([row.op or "input" for row in rows])),
+        tuple([row.tensor for row in rows]),
+        first.reads or 0,
+        last.width,
+        min([row.bypass for row in rows]),
     )
