@@ -128,16 +128,23 @@ def _forward(graph: ShapedGraph, tensors: Iterable[str]) -> dict[str, TensorKind
     carrying, producers, types = graph.carrying, graph.producers, graph.types
     found: dict[str, TensorKind] = dict.fromkeys(graph.inputs, _INPUT)
     for tensor in tensors:
+        if tensor in found:
+            continue
         stack = [tensor]
         while stack:
-            node = producers.get(stack[-1])
-            if stack[-1] in found or node is None:
+            name = stack[-1]
+            node = producers.get(name)
+            if node is None or name in found:
                 found.setdefault(stack.pop(), _OTHER)
                 continue
             carried = [i for i in node.inputs if i in carrying]
             weighted = len(carried) < len(node.inputs)
+            if weighted and node.op_type in _LEARNED:  # a layer, whatever it reads
+                stack.pop()
+                found.update(dict.fromkeys(node.outputs, _LAYER))
+                continue
             pending = [i for i in carried if i not in found]
-            if pending and not _decided(node.op_type, weighted):
+            if pending and node.op_type not in _BY_OP:
                 stack += pending
                 continue
             stack.pop()
@@ -164,11 +171,6 @@ def _products(graph: ShapedGraph) -> list[Node]:
         and node.inputs[1] in carrying
         and node.outputs
     ]
-
-
-def _decided(op: str, weighted: bool) -> bool:
-    """Whether an ``op`` node's kind follows from the op alone."""
-    return op in _BY_OP or (weighted and op in _LEARNED)
 
 
 def _kind(
