@@ -189,9 +189,11 @@ def advice(result: OutputResult, measure: str = "elements") -> list[str]:
         ]
     else:
         capped = measure in ("rank", "data")
-        lines = [_widen(row, needed, capped=capped) for row in rows[:_NAMED_ADVICE]]
-        if len(rows) > _NAMED_ADVICE:
-            lines.append(f"and {len(rows) - _NAMED_ADVICE} more layers on the cut")
+        # A row that only passes on what another maps (a norm, an activation) follows it.
+        mapping = [row for row in rows if _axis(row) is not None] or rows[:1]
+        lines = [_widen(row, needed, capped=capped) for row in mapping[:_NAMED_ADVICE]]
+        if len(mapping) > _NAMED_ADVICE:
+            lines.append(f"and {len(mapping) - _NAMED_ADVICE} more layers on the cut")
     if widened is not None and widened.max_flow < result.reference:
         lines.append(f"beyond that, {limit} limits (max-flow {widened.max_flow})")
     return lines
@@ -211,7 +213,7 @@ _NAMED_ADVICE = 3
 def _widen(row: CutLayer, needed: int, *, capped: bool) -> str:
     """``enc.2 (Gemm): 128 -> 32 features, needs at least 784``, and the skip."""
     last, first = row.tensors[-1], row.tensors[0]
-    out = _features(last.shape)
+    axis = _axis(row)
     ops = "+".join(row.ops)
     elements = _elements(last.shape)
     if capped and elements is not None and row.width < elements:
@@ -219,14 +221,45 @@ def _widen(row: CutLayer, needed: int, *, capped: bool) -> str:
             f"{row.layer} ({ops}): its {elements} values span {row.width} directions;"
             f" it needs at least {row.width + needed}"
         )
+    out = _size(last.shape, axis)
     if out is None:
         return f"{row.layer} ({ops}) carries {row.width}: it needs at least {row.width + needed}"
-    maps = f"{_features(first.reads_shape) or '?'} -> {out}"
-    line = f"{row.layer} ({ops}): {maps} features, needs at least"
+    unit = "channels" if axis == 1 and len(last.shape or ()) >= 3 else "features"
+    maps = f"{_size(first.reads_shape, axis) or '?'} -> {out}"
+    line = f"{row.layer} ({ops}): {maps} {unit}, needs at least"
     line += f" {_scaled(out, row.width + needed, row.width)}"
     if first.reads is not None and first.reads > row.width:
         line += f", or a skip around it (its input carries {first.reads})"
     return line
+
+
+#: Learned ops whose features are channels (axis 1), not the last axis.
+_CONVOLUTIONS = frozenset({"Conv", "ConvTranspose"})
+
+
+def _axis(row: CutLayer) -> int | None:
+    """The axis a row maps: the first its output's shape changes from what it reads
+    (channels of a Conv, features of a MatMul); for a learned op that keeps the shape,
+    its own (channels, or the last axis); ``None`` for a row that keeps its input's
+    shape and learns nothing (a norm, an activation: it passes on another's map)."""
+    shape, read = row.tensors[-1].shape, row.tensors[0].reads_shape
+    if not shape:
+        return None
+    if read is not None and len(read) == len(shape):
+        changed = [i for i, (a, b) in enumerate(zip(read, shape, strict=True)) if a != b]
+        if changed:
+            return changed[0]
+    if row.ops[0] in _CONVOLUTIONS:
+        return 1
+    return len(shape) - 1 if row.ops[0] in _LINEAR_OPS else None
+
+
+def _size(shape: Shape, axis: int | None) -> int | None:
+    """``shape[axis]`` where it is a size."""
+    if shape is None or axis is None or axis >= len(shape):
+        return None
+    size = shape[axis]
+    return size if isinstance(size, int) else None
 
 
 def _stream(rows: list[CutLayer]) -> int | None:

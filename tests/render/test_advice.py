@@ -91,3 +91,38 @@ def test_an_input_with_a_slight_share_is_no_row() -> None:
     assert report.total.max_flow == 257
     assert [t.tensor for t in report.total.cut_near_inputs] == ["audio", "sr"]
     assert [row.layer for row in cut_rows(report.total)] == ["audio", "mix"]
+
+
+def test_a_convolution_needs_channels_and_its_norm_follows_it() -> None:
+    """x[1, 16, 8, 8] -> squeeze (Conv 1x1, 16 -> 2) -> BatchNormalization -> expand
+    (Conv 1x1, 2 -> 16): 2 x 64 = 128 of 1024 pass. The squeeze and its norm are both on
+    the cut; the norm only passes the squeeze's channels on: one line, 16 channels."""
+    rng = np.random.default_rng(0)
+
+    def weight(name: str, *shape: int) -> onnx.TensorProto:
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "k0"], ["s"], name="/squeeze/Conv"),
+        helper.make_node(
+            "BatchNormalization", ["s", "g", "b", "m", "v"], ["n"], name="/norm/BatchNormalization"
+        ),
+        helper.make_node("Conv", ["n", "k1"], ["y"], name="/expand/Conv"),
+    ]
+    norm = [weight(name, 2) for name in ("g", "b", "m")] + [
+        numpy_helper.from_array(np.ones(2, np.float32), "v")
+    ]
+    report = onnx_flow.audit(
+        model(
+            nodes,
+            [("x", TensorProto.FLOAT, [1, 16, 8, 8])],
+            [("y", TensorProto.FLOAT, [1, 16, 8, 8])],
+            [weight("k0", 2, 16, 1, 1), *norm, weight("k1", 16, 2, 1, 1)],
+        )
+    )
+    assert (report.total.max_flow, report.total.reference) == (128, 1024)
+    assert [row.layer for row in cut_rows(report.total)] == ["squeeze", "norm"]
+    assert advice(report.total) == [
+        "squeeze (Conv): 16 -> 2 channels, needs at least 16, or a skip around it (its"
+        " input carries 1024)"
+    ]
