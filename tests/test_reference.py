@@ -154,3 +154,16 @@ def test_user_graph_has_op_nodes_and_tensor_edges_with_widths(exported) -> None:
     assert g.nodes["/down/Gemm"] == {"op_type": "Gemm", "module": "down"}
     assert {data["dtype"] for *_, data in g.edges(data=True)} == {"FLOAT"}
     assert g.number_of_edges("input:x", "/Add") == 1
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_gpt2_ids_in_bits_count_what_embeds_them(exported, exporter: str) -> None:
+    """16 ids embedded at 768 float32 values each: 16 x 768 x 32 bits in, the trunk's
+    16 x 768 x 32 out; the whole model counts each id one-hot over 50257 of 32 bits."""
+    path = exported("gpt2", exporter)
+    report = onnx_flow.audit(path, dims={"sequence": 16}, measure="bits")
+    assert dict(report.inputs) == {"x": 16 * 768 * 32}
+    assert (report.total.max_flow, report.total.reference) == (16 * 768 * 32, 16 * 768 * 32)
+    whole = onnx_flow.audit(path, dims={"sequence": 16}, measure="bits", whole_model=True)
+    assert dict(whole.inputs) == {"x": 16 * 50257 * 32}
+    assert (whole.total.max_flow, whole.total.reference) == (16 * 768 * 32, 16 * 50257 * 32)
