@@ -116,20 +116,22 @@ def run(source: Source, options: Options) -> Report:
             graph, ahead = _shaped(model, source, options, prepare=not options.allow)
             measured = _measured(graph, source, options)
             found = findings.find(graph, vocabularies=frozenset(measured.one_hot.values()))
-            ends = None if options.whole_model else heads.heads(graph, measured, found)
+            # Each output that ends in a head is judged at the head's input (the trunk).
+            apart = None if options.whole_model else heads.heads(graph, measured, found)
+            trunk_ends = {output: head.tensor for output, head in (apart or {}).items()}
             split = declared.split_tensors(graph, measured, options.allow)
-            prepared = ahead or reduce.prepare(graph.wiring, split=split)
+            prepared = (ahead or reduce.prepare(graph.wiring, split=split)).ending(trunk_ends)
             report = verdict.judge(
                 graph,
                 measured,
-                prepared.ending({o: h.tensor for o, h in (ends or {}).items()}).weighed(measured),
+                prepared.weighed(measured),
                 model=load.display_name(source),
                 measure=options.measure.value,
                 threshold=options.threshold,
                 allow=options.allow,
                 fail_on=options.fail_on,
                 found=found,
-                heads=ends,
+                heads=apart,
                 ignore=options.ignore,
             )
         if options.picture:
