@@ -69,24 +69,30 @@ class Residual(nn.Module):
 
 
 class UNet(nn.Module):
-    """Two-level U-Net on 3x32x32; the innermost tensor is 4x8x8 = 256 wide."""
+    """Two-level U-Net on 3x32x32; the innermost tensor is 4x8x8 = 256 wide. Without
+    ``skips``, each decoder level reads the level below it alone (a textbook mistake)."""
 
-    def __init__(self) -> None:
+    def __init__(self, skips: bool = True) -> None:
         super().__init__()
+        self.skips = skips
+        joined = 2 if skips else 1  # a skip doubles what each decoder level reads
         self.enc1 = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
         self.enc2 = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU())
         self.inner = nn.Sequential(nn.Conv2d(16, 4, 3, stride=2, padding=1), nn.ReLU())
         self.up2 = nn.ConvTranspose2d(4, 16, 2, stride=2)
-        self.dec2 = nn.Sequential(nn.Conv2d(32, 16, 3, padding=1), nn.ReLU())
+        self.dec2 = nn.Sequential(nn.Conv2d(16 * joined, 16, 3, padding=1), nn.ReLU())
         self.up1 = nn.ConvTranspose2d(16, 8, 2, stride=2)
-        self.dec1 = nn.Conv2d(16, 3, 3, padding=1)
+        self.dec1 = nn.Conv2d(8 * joined, 3, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         e1 = self.enc1(x)
         e2 = self.enc2(e1)
         inner = self.inner(e2)
-        d2 = self.dec2(torch.cat([self.up2(inner), e2], dim=1))
-        return self.dec1(torch.cat([self.up1(d2), e1], dim=1))
+        d2 = self.dec2(self._join(self.up2(inner), e2))
+        return self.dec1(self._join(self.up1(d2), e1))
+
+    def _join(self, up: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return torch.cat([up, skip], dim=1) if self.skips else up
 
 
 class LanguageModelLogits(nn.Module):

@@ -11,38 +11,22 @@ import torch
 from torch import nn
 
 import onnx_flow
+from models.reference import UNet
 from onnx_flow.render.wording import advice
 from tests.conftest import EXPORTERS
 
 DYNAMO = {"dynamo": True, "torchscript": False}
 
 
-class UNetWithoutSkips(nn.Module):
-    """The reference U-Net with its two skips cut: 3x32x32 -> enc1 8x32x32 (8192) ->
-    enc2 16x16x16 (4096) -> inner 4x8x8 (256) -> up2 16x16x16 (4096) -> dec2 (4096) ->
-    up1 8x32x32 (8192) -> dec1 3x32x32 (3072). Everything passes the inner 256 of 3072."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.enc1 = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
-        self.enc2 = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU())
-        self.inner = nn.Sequential(nn.Conv2d(16, 4, 3, stride=2, padding=1), nn.ReLU())
-        self.up2 = nn.ConvTranspose2d(4, 16, 2, stride=2)
-        self.dec2 = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.ReLU())
-        self.up1 = nn.ConvTranspose2d(16, 8, 2, stride=2)
-        self.dec1 = nn.Conv2d(8, 3, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        inner = self.inner(self.enc2(self.enc1(x)))
-        return self.dec1(self.up1(self.dec2(self.up2(inner))))
-
-
 @pytest.mark.parametrize("exporter", EXPORTERS)
 def test_a_unet_without_skips_fails_at_its_inner_layer(exporter: str) -> None:
-    """Widened, the inner layer lets the 3072 output through (every other tensor is at
+    """The reference U-Net with its two skips cut: 3x32x32 -> enc1 8x32x32 (8192) ->
+    enc2 16x16x16 (4096) -> inner 4x8x8 (256) -> up2 16x16x16 (4096) -> dec2 (4096) ->
+    up1 8x32x32 (8192) -> dec1 3x32x32 (3072). Everything passes the inner 256 of 3072;
+    widened, the inner layer lets the 3072 output through (every other tensor is at
     least 3072 wide): it needs 3072 / 64 positions = 48 channels."""
     report = onnx_flow.audit_module(
-        UNetWithoutSkips(), torch.randn(1, 3, 32, 32), dynamo=DYNAMO[exporter]
+        UNet(skips=False), torch.randn(1, 3, 32, 32), dynamo=DYNAMO[exporter]
     )
     assert (report.total.max_flow, report.total.reference, report.heads) == (256, 3072, ())
     assert {t.module for t in report.total.on_cut} == {"inner.0", "inner.1"}
