@@ -120,6 +120,9 @@ class Options:
     dims_where_declared: bool = False
     """Several models: each of ``dims`` binds the models that declare it (the caller
     checks that one does); else a model without it is an error."""
+    uncentred: bool = False
+    """``data``: the rank of the activations themselves, not of their differences from
+    their mean."""
     whole_model: bool = False
     """Judge the whole model, the logits its reference; else each head (a fixed linear
     map to logits that ends the model) is judged apart from its trunk."""
@@ -141,6 +144,7 @@ class Options:
         energy: float | None = None,
         limits: Mapping[str, int] | None = None,
         whole_model: bool = False,
+        uncentred: bool = False,
     ) -> Options:
         """Return the options, or raise :class:`AuditError` naming the bad one."""
         for name, size in (dims or {}).items():
@@ -188,6 +192,8 @@ class Options:
             failing = [kind for kind in FindingKind if kind not in ignored]
         if (chosen is Measure.DATA) != (inputs is not None):
             raise AuditError("--measure data and --inputs samples.npz go together")
+        if uncentred and chosen is not Measure.DATA:
+            raise AuditError("--uncentred is about activations: it needs --measure data")
         if energy is not None:
             if isinstance(energy, bool) or not _finite(energy) or not 0 < energy <= 1:
                 raise AuditError(f"--energy {energy}: must be a fraction in (0, 1]")
@@ -207,6 +213,7 @@ class Options:
             energy=None if energy is None else float(energy),
             limits=Limits().with_given(limits or {}),
             whole_model=bool(whole_model),
+            uncentred=bool(uncentred),
         )
 
 

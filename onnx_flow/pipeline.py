@@ -46,6 +46,7 @@ def audit(
     energy: float | None = None,
     limits: Mapping[str, int] | None = None,
     whole_model: bool = False,
+    uncentred: bool = False,
 ) -> Report:
     """Audit one model for information bottlenecks.
 
@@ -79,6 +80,9 @@ def audit(
         whole_model: judge the whole model, the logits its reference; by default a head
             that ends the model in a fixed linear map to logits (d -> V, d + 1 < V) is
             judged apart: the trunk up to its input, the head as a finding.
+        uncentred: for ``data``, the rank of the activations themselves; by default of
+            their differences from their mean (the mean tells nothing about which
+            sample came in).
 
     Raises:
         AuditError: the model or an option cannot be audited.
@@ -97,6 +101,7 @@ def audit(
         energy=energy,
         limits=limits,
         whole_model=whole_model,
+        uncentred=uncentred,
     )
     return run(source, options)
 
@@ -196,21 +201,24 @@ def _shaped(
 
 def _measured(graph: ShapedGraph, source: Source, options: Options) -> widths.Widths:
     """The measure: each tensor's width, capped by the weights' or the samples' ranks."""
-    caps, samples = None, None
+    caps, samples, centred = None, None, None
     spectra: list[LayerSpectrum] = []
     energy = options.energy
     if options.measure is Measure.RANK:
         caps, spectra = rank.caps(graph, Stored(source, graph.branches), energy)
     elif options.measure is Measure.DATA and options.inputs is not None:
-        feeds = data.load_samples(options.inputs, graph, options.limits.sample_bytes)
-        caps, spectra = data.caps(graph, Stored(source, graph.branches), feeds, energy)
-        samples = len(feeds)
+        loaded = data.load_samples(options.inputs, graph, options.limits.sample_bytes)
+        centred = not options.uncentred
+        stored = Stored(source, graph.branches)
+        caps, spectra = data.caps(graph, stored, loaded, energy, centred=centred)
+        samples = loaded.size
     return widths.compute(
         graph,
         embedded=not options.whole_model,
         measure=options.measure,
         caps=caps,
         samples=samples,
+        centred=centred,
         energy=energy,
         spectra=tuple(spectra),
     )

@@ -191,6 +191,25 @@ class LayerSpectrum(NamedTuple):
     """exp(entropy of the singular values normalised to sum 1)."""
     energy: float
     """The fraction ``energy_rank`` holds."""
+    matrix: tuple[int, int] = (0, 0)
+    """The matrix the values are of: a weight as stored (a Conv's out x in/groups x
+    kernel, per group), or the activations (samples, less one when centred, x width)."""
+    blocks: int = 1
+    """The Conv's groups: ``matrix`` is each group's block."""
+    baseline_energy_rank: int = 0
+    """The energy rank (at ``energy``) a random matrix of the same shape has."""
+    baseline_stable_rank: float = 0.0
+    """The stable rank a random matrix of the same shape has."""
+    margin: int = 0
+    """``baseline_energy_rank`` less ``energy_rank``: how far below random it is."""
+    capped: bool = False
+    """Whether ``--energy`` capped it at its energy rank (clearly below the baseline)."""
+    dead_units: int | None = None
+    """``data``: elements whose value is the same for every sample."""
+    dead_channels: int | None = None
+    """``data``, of an image tensor (N, C, H, W): channels all of whose elements are."""
+    sketched: bool = False
+    """``data``: measured through a count sketch of its columns (a wide tensor)."""
 
     @property
     def shortfall(self) -> float:
@@ -461,6 +480,9 @@ class Report:
     """Declared bottlenecks as given (``--allow``)."""
     samples: int | None = None
     """For the ``data`` measure, the number of samples: no capacity exceeds it."""
+    centred: bool | None = None
+    """For the ``data`` measure, whether the activations were centred (the default: the
+    affine span of what the samples make); ``None`` for the other measures."""
     findings: tuple[Finding, ...] = ()
     """Bottlenecks known by name (:mod:`onnx_flow.judge.findings`); they leave the flow
     verdict as it is."""
@@ -530,6 +552,7 @@ class Report:
             "unknown": [u.to_dict() for u in self.unknown],
             "allow": list(self.allow),
             "samples": self.samples,
+            "centred": self.centred,
             "energy": self.energy,
             "spectra": [s.to_dict() for s in self.spectra],
             "findings": [f.to_dict() for f in self.findings],

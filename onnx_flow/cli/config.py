@@ -14,6 +14,7 @@ defaults that command-line flags override::
     energy = 0.99              # rank and data: cap at the energy rank
     limits = { nodes = 500000 }  # budgets (see Limits)
     whole_model = true         # the logits as the reference: no head judged apart
+    uncentred = true           # data: the rank of the activations, not less their mean
     format = "sarif"
 """
 
@@ -55,6 +56,7 @@ class Config:
     format: str | None = None
     limits: Mapping[str, int] = field(default_factory=dict)
     whole_model: bool | None = None
+    uncentred: bool | None = None
 
 
 _KEYS = tuple(sorted(f.name for f in fields(Config)))
@@ -104,6 +106,7 @@ def load(start: Path) -> Config:
         format=_typed(table, "format", str, where),
         limits=dict(_typed(table, "limits", dict, where, item=int) or {}),
         whole_model=_flag(table, "whole_model", where),
+        uncentred=_flag(table, "uncentred", where),
     )
 
 

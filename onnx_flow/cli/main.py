@@ -96,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             energy=project.energy if arguments.energy is None else arguments.energy,
             limits={**project.limits, **parse_limits(arguments.limit)},
             whole_model=arguments.whole_model or bool(project.whole_model),
+            uncentred=arguments.uncentred or bool(project.uncentred),
         )
     except AuditError as error:
         return _fatal(str(error))
@@ -650,6 +651,12 @@ def _audit_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         metavar="RATIO",
         help="a max-flow / reference ratio below this is a bottleneck (default 1.0)",
+    )
+    parser.add_argument(
+        "--uncentred",
+        action="store_true",
+        help="with --measure data: the rank of the activations themselves (by default"
+        " of their differences from their mean, which tells nothing about the sample)",
     )
     parser.add_argument(
         "--whole-model",

@@ -89,6 +89,7 @@ def judge(
         branches=graph.branches,
         allow=allow,
         samples=widths.samples,
+        centred=widths.centred,
         energy=widths.energy,
         spectra=widths.spectra,
         findings=tuple(f for f in found if f.kind not in ignore),

@@ -51,6 +51,8 @@ class Widths:
     """Integer index tensors counted as one-hot, with their vocabulary size V."""
     samples: int | None = None
     """For the ``data`` measure: how many samples the caps come from (none exceeds it)."""
+    centred: bool | None = None
+    """For the ``data`` measure: whether the activations were centred."""
     uncapped: Mapping[str, int] = field(default_factory=dict)
     """Tensors whose width a cap lowered (the ``rank`` and ``data`` measures), with
     their element count: an output must still deliver that many values."""
@@ -75,6 +77,7 @@ def compute(
     measure: Measure = Measure.ELEMENTS,
     caps: Mapping[str, int] | None = None,
     samples: int | None = None,
+    centred: bool | None = None,
     energy: float | None = None,
     spectra: tuple[LayerSpectrum, ...] = (),
     embedded: bool = False,
@@ -154,6 +157,7 @@ def compute(
         one_hot={name: v for name, (v, _, _) in one_hot.items()},
         uncapped=uncapped,
         samples=samples,
+        centred=centred,
         energy=energy,
         spectra=spectra,
     )

@@ -61,8 +61,12 @@ def test_a_layer_that_collapses_the_data_is_a_bottleneck(tmp_path: Path) -> None
 
 def test_no_cap_exceeds_the_number_of_samples(tmp_path: Path) -> None:
     samples = _samples(tmp_path, 3, 8)
+    # Centred, 3 samples span 2 directions around their mean; as they are, 3.
     report = onnx_flow.audit(_two_layers(8), measure="data", inputs=str(samples))
-    assert report.total.max_flow == 3 and report.to_dict()["samples"] == 3
+    assert report.total.max_flow == 2 and report.to_dict()["samples"] == 3
+    assert report.to_dict()["centred"] is True
+    raw = onnx_flow.audit(_two_layers(8), measure="data", inputs=str(samples), uncentred=True)
+    assert raw.total.max_flow == 3 and raw.to_dict()["centred"] is False
 
 
 @pytest.mark.parametrize(

@@ -22,10 +22,16 @@ from tests.runner import run
 HALVING = 8 * 2.0 ** -np.arange(16)
 
 
-def _with_singular_values(values: np.ndarray, rows: int, columns: int, seed: int) -> np.ndarray:
-    """U diag(values) V^T with random orthonormal U (rows) and V (columns), float64."""
+def _with_singular_values(
+    values: np.ndarray, rows: int, columns: int, seed: int, *, centred: bool = False
+) -> np.ndarray:
+    """U diag(values) V^T with random orthonormal U (rows) and V (columns), float64;
+    ``centred``: U orthogonal to the ones vector too, so every column has mean 0."""
     generator = np.random.default_rng(seed)
-    left, _ = np.linalg.qr(generator.standard_normal((rows, len(values))))
+    left = generator.standard_normal((rows, len(values)))
+    if centred:
+        left -= left.mean(axis=0)
+    left, _ = np.linalg.qr(left)
     right, _ = np.linalg.qr(generator.standard_normal((columns, len(values))))
     return (left * values) @ right.T
 
@@ -239,7 +245,8 @@ def test_trained_layers_energy_ranks_equal_an_independent_svd(file: str) -> None
 
 def test_samples_with_halving_singular_values_give_the_known_figures(tmp_path: Path) -> None:
     path = tmp_path / "samples.npz"
-    np.savez(path, x=_with_singular_values(HALVING, 40, 16, seed=5).astype(np.float32))
+    samples = _with_singular_values(HALVING, 40, 16, seed=5, centred=True)
+    np.savez(path, x=samples.astype(np.float32))
     report = onnx_flow.audit(_layer(np.eye(16)), measure="data", inputs=str(path), energy=0.999)
     measured = {s.tensor: s for s in report.spectra}
     for name in ("x", "h"):  # h = x @ I
