@@ -212,9 +212,9 @@ class LayerSpectrum(NamedTuple):
     """``data``: measured through a count sketch of its columns (a wide tensor)."""
 
     @property
-    def shortfall(self) -> float:
-        """How far the energy rank falls below the width, as a fraction of the width."""
-        return 1 - self.energy_rank / self.width if self.width else 0.0
+    def below_random(self) -> float:
+        """How far the energy rank falls below a random matrix's, as a fraction of it."""
+        return self.margin / self.baseline_energy_rank if self.baseline_energy_rank else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of this spectrum: its fields, in order."""

@@ -25,6 +25,7 @@ from onnx_flow.render.wording import (
     BYPASSED_COLUMNS,
     BYPASSED_TITLE,
     CUT_COLUMNS,
+    SPECTRUM_COLUMNS,
     advice,
     bypassed_row,
     cut_layers,
@@ -34,7 +35,9 @@ from onnx_flow.render.wording import (
     figures,
     head,
     narrowed,
+    spectra_legend,
     spectra_title,
+    spectrum_row,
     verdict,
     width_heading,
 )
@@ -128,17 +131,15 @@ def _spectra(report: Report) -> str:
     if not report.spectra:
         return ""
     shown = narrowed(report)[:_ROWS]
+    heads = "".join(f"<th>{_e(c)}</th>" for c in SPECTRUM_COLUMNS)
     rows = "".join(
-        f"<tr><td>{_e(s.module or s.node or s.tensor)}</td><td>{_e(s.op or '')}</td>"
-        f"<td>{s.width}</td><td>{s.rank}</td><td>{s.energy_rank}</td>"
-        f"<td>{s.stable_rank:.3g}</td><td>{s.effective_rank:.4g}</td></tr>"
+        "<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in spectrum_row(s)) + "</tr>"
         for s in shown
     )
     note = _more(len(report.spectra) - len(shown))
     return (
-        f"<h3>{_e(spectra_title(report))}</h3><table><tr><th>layer</th><th>op</th>"
-        "<th>width</th><th>rank</th><th>energy rank</th><th>stable rank</th>"
-        f"<th>effective rank</th></tr>{rows}</table>{note}"
+        f"<h3>{_e(spectra_title(report))}</h3><table><tr>{heads}</tr>{rows}</table>"
+        f"<p>{_e(spectra_legend(report))}</p>{note}"
     )
 
 

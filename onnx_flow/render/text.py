@@ -15,6 +15,7 @@ from onnx_flow.render.wording import (
     BYPASSED_TITLE,
     CAPPED_WIDTH,
     CUT_COLUMNS,
+    SPECTRUM_COLUMNS,
     advice,
     branch,
     bypassed_row,
@@ -25,14 +26,16 @@ from onnx_flow.render.wording import (
     head,
     narrowed,
     printable,
+    samples_bound,
+    spectra_legend,
     spectra_title,
+    spectrum_row,
     verdict,
     width_heading,
 )
 from onnx_flow.report import (
     Failure,
     Finding,
-    LayerSpectrum,
     OutputResult,
     Report,
     Result,
@@ -45,10 +48,7 @@ _WIDTH = 110
 #: The width a table of names may take: whatever its longest row needs.
 _UNBOUNDED = 1_000_000
 _MAX_ROWS = 12
-_SPECTRUM_COLUMNS = ("layer", "op", "width", "rank", "energy rank", "stable", "effective")
-_NUMERIC = frozenset(
-    {"width", CAPPED_WIDTH, "share", *BYPASSED_COLUMNS[2:], *_SPECTRUM_COLUMNS[2:]}
-)
+_NUMERIC = frozenset({"width", CAPPED_WIDTH, "share", *BYPASSED_COLUMNS[2:], *SPECTRUM_COLUMNS[2:]})
 _Item = TypeVar("_Item")
 
 
@@ -91,12 +91,8 @@ def _report(console: Console, report: Report) -> None:
     graph_outputs = sum(not output.declared for output in report.outputs)
     console.print(_headline(report, "all outputs" if graph_outputs > 1 else None))
     if report.samples is not None:
-        console.print(
-            Text(
-                f"data measure over {report.samples} samples: no capacity exceeds {report.samples}",
-                style="dim",
-            )
-        )
+        bound = f"data measure over {report.samples} samples: {samples_bound(report)}"
+        console.print(Text(bound, style="dim"))
     for judged in report.heads:
         console.print(_safe(head(judged), "dim"), soft_wrap=True)
     if report.allow:
@@ -125,7 +121,8 @@ def _report(console: Console, report: Report) -> None:
     _cut(console, report.total, cut_title(report.total), cut_columns, report.measure)
     _table(console, BYPASSED_TITLE, BYPASSED_COLUMNS, report.bypassed_layers(), bypassed_row)
     if report.spectra:
-        _table(console, spectra_title(report), _SPECTRUM_COLUMNS, narrowed(report), _spectrum_row)
+        _table(console, spectra_title(report), SPECTRUM_COLUMNS, narrowed(report), spectrum_row)
+        console.print(_safe(spectra_legend(report), "dim"), soft_wrap=True)
     _table(
         console,
         "findings from theory (they leave the flow verdict as it is)",
@@ -167,18 +164,6 @@ def _cut(
     _table(console, title, columns, cut_rows(result), lambda row: cut_row(row, result))
     for line in advice(result, measure):
         console.print(_safe(line), soft_wrap=True)  # a layer name is never cut
-
-
-def _spectrum_row(s: LayerSpectrum) -> tuple[str, ...]:
-    layer = s.module or s.node or s.tensor
-    figures = (s.width, s.rank, s.energy_rank)
-    return (
-        layer,
-        s.op or "",
-        *map(str, figures),
-        f"{s.stable_rank:.3g}",
-        f"{s.effective_rank:.4g}",
-    )
 
 
 def _finding_row(f: Finding) -> tuple[str, ...]:

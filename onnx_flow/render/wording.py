@@ -22,6 +22,7 @@ __all__ = [
     "BYPASSED_TITLE",
     "CAPPED_WIDTH",
     "CUT_COLUMNS",
+    "SPECTRUM_COLUMNS",
     "advice",
     "branch",
     "bypassed_row",
@@ -35,7 +36,10 @@ __all__ = [
     "head",
     "narrowed",
     "printable",
+    "samples_bound",
+    "spectra_legend",
     "spectra_title",
+    "spectrum_row",
     "verdict",
     "width_heading",
 ]
@@ -318,15 +322,77 @@ def bypassed_row(layer: BypassedLayer) -> tuple[str, str, str, str]:
 
 
 def narrowed(report: Report) -> list[LayerSpectrum]:
-    """The measured layers, those whose energy rank falls furthest below their width
-    first (graph order among equals)."""
-    return sorted(report.spectra, key=lambda spectrum: -spectrum.shortfall)
+    """The measured layers, those whose energy rank falls furthest below a random
+    matrix's first (graph order among equals)."""
+    return sorted(report.spectra, key=lambda spectrum: -spectrum.below_random)
 
 
 def spectra_title(report: Report) -> str:
     """The heading of the spectra table (of a report that has spectra)."""
     energy = report.spectra[0].energy
-    return f"layers whose energy rank (at {energy:g}) falls furthest below their width"
+    capped = "; * capped by --energy" if report.energy is not None else ""
+    return (
+        f"layers furthest below a random matrix of their shape (energy rank at {energy:g}{capped})"
+    )
+
+
+#: The spectra table's columns: ``matrix`` is what the singular values are of.
+SPECTRUM_COLUMNS = (
+    "layer",
+    "op",
+    "matrix",
+    "rank",
+    "energy rank",
+    "random",
+    "stable",
+    "random stable",
+    "dead",
+)
+
+
+def spectrum_row(spectrum: LayerSpectrum) -> tuple[str, ...]:
+    """A spectrum's cells: ``fc``, ``Gemm``, ``64x256``, ``64``, ``12*``, ``50``,
+    ``1.4``, ``16.2``, and the dead units (``3 channels`` of an image tensor)."""
+    rows, columns = spectrum.matrix
+    matrix = f"{rows}x{columns}" + (f" x{spectrum.blocks}" if spectrum.blocks > 1 else "")
+    if spectrum.dead_channels:
+        dead = f"{spectrum.dead_channels} channels"
+    else:
+        dead = "" if spectrum.dead_units is None else str(spectrum.dead_units)
+    return (
+        spectrum.module or spectrum.node or spectrum.tensor,
+        spectrum.op or "",
+        matrix,
+        str(spectrum.rank),
+        f"{spectrum.energy_rank}{'*' if spectrum.capped else ''}",
+        str(spectrum.baseline_energy_rank),
+        f"{spectrum.stable_rank:.3g}",
+        f"{spectrum.baseline_stable_rank:.3g}",
+        dead,
+    )
+
+
+def samples_bound(report: Report) -> str:
+    """What the number of samples bounds: ``no capacity exceeds 99 (the samples less
+    their mean)``."""
+    samples = report.samples or 0
+    if report.centred:
+        return f"no capacity exceeds {max(samples - 1, 0)} (the samples less their mean)"
+    return f"no capacity exceeds {samples}"
+
+
+def spectra_legend(report: Report) -> str:
+    """What the spectra table's ``matrix`` and ``dead`` mean for the report's measure."""
+    if report.measure == "data":
+        centred = "less their mean" if report.centred else "as they are"
+        return (
+            f"matrix: samples{' - 1' if report.centred else ''} x elements of the"
+            f" activations ({centred}); dead: elements the same for every sample"
+        )
+    return (
+        "matrix: the weight as stored, a Conv's out x in/groups*kernel (x groups);"
+        " random: a random matrix of that shape (Marchenko-Pastur)"
+    )
 
 
 #: The width column's heading where ranks cap some widths (``rank``, ``data``).
