@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -119,11 +119,11 @@ class Spectrum(NamedTuple):
         producer: Node | None,
         width: int,
         energy: float | None,
-        **measured: object,
+        **measured: Any,
     ) -> LayerSpectrum:
         """The report's record of this spectrum, for ``tensor`` written by ``producer``
         (``width``: the most directions it could pass); ``measured`` gives the measure's
-        own fields (dead units, sketched)."""
+        own fields (dead units, sketched) and overrides (``capped``)."""
         fraction = REPORTED_ENERGY if energy is None else energy
         energy_rank = self.energy_rank(fraction)
         baseline = self.baseline
@@ -145,8 +145,7 @@ class Spectrum(NamedTuple):
             baseline_stable_rank=round(_stable_rank(baseline), 6),
             margin=baseline_rank - energy_rank,
             capped=self.capped(energy),
-            **measured,  # type: ignore[arg-type]
-        )
+        )._replace(**measured)
 
 
 def clearly_below(energy_rank: int, baseline: int) -> bool:
