@@ -181,3 +181,51 @@ def test_a_file_that_is_no_archive_is_named_so(tmp_path: Path) -> None:
     result = run("audit", model_path, "--measure", "data", "--inputs", path)
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
     assert "cannot read it as .npz (not a zip archive)" in result.stderr
+
+
+def _moved_batch() -> onnx.ModelProto:
+    """x (batch, 4, 2) -> Transpose to (4, batch, 2) -> times 2 -> y: the batch axis
+    moves, so a batched run's rows are not its samples."""
+    two = numpy_helper.from_array(np.array(2.0, np.float32), "two")
+    return model(
+        [
+            helper.make_node("Transpose", ["x"], ["t"], name="move", perm=[1, 0, 2]),
+            helper.make_node("Mul", ["t", "two"], ["y"], name="double"),
+        ],
+        [("x", TensorProto.FLOAT, ["batch", 4, 2])],
+        [("y", TensorProto.FLOAT, [4, "batch", 2])],
+        [two],
+    )
+
+
+def _fixed_batch() -> onnx.ModelProto:
+    """x (batch, 8) -> Reshape to (1, 8) -> MatMul -> y: only one sample at a time runs."""
+    weight = numpy_helper.from_array(RNG.standard_normal((8, 8)).astype(np.float32), "w")
+    shape = numpy_helper.from_array(np.array([1, 8], np.int64), "shape")
+    return model(
+        [
+            helper.make_node("Reshape", ["x", "shape"], ["r"], name="flat"),
+            helper.make_node("MatMul", ["r", "w"], ["y"], name="fc"),
+        ],
+        [("x", TensorProto.FLOAT, ["batch", 8])],
+        [("y", TensorProto.FLOAT, [1, 8])],
+        [weight, shape],
+    )
+
+
+def test_a_model_that_moves_the_batch_axis_runs_one_sample_at_a_time(tmp_path: Path) -> None:
+    # 30 samples on a 3-dimensional subspace of the 8 values: every tensor spans 3.
+    basis = RNG.standard_normal((3, 8))
+    x = (RNG.standard_normal((30, 3)) @ basis).reshape(30, 4, 2).astype(np.float32)
+    path = tmp_path / "samples.npz"
+    np.savez(path, x=x)
+    report = onnx_flow.audit(_moved_batch(), measure="data", inputs=str(path))
+    # y is 2x in another order, sample by sample: 3 directions; its rows mixed up
+    # across samples, as a batched run gives them, span all 8.
+    assert {s.tensor: s.rank for s in report.spectra} == {"x": 3, "t": 3, "y": 3}
+
+
+def test_a_model_with_a_fixed_batch_runs_one_sample_at_a_time(tmp_path: Path) -> None:
+    samples = _samples(tmp_path, 20, 5)
+    report = onnx_flow.audit(_fixed_batch(), measure="data", inputs=str(samples))
+    assert {s.tensor: s.rank for s in report.spectra} == {"x": 5, "r": 5, "y": 5}
