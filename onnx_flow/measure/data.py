@@ -165,23 +165,21 @@ def caps(
         for name in dict.fromkeys(sources.values())
     }
     passes = list(_passes(stores))
-    batched = None
     for number, names in enumerate(passes, start=1):
         try:
             runner = stored.runner(names)
-            size = min(
-                samples.size, _MAX_BATCH, _BATCH_BYTES // (8 * sum(stores[n].width for n in names))
-            )
-            if batched is None:
-                batched = size > 1 and _batches_agree(runner, samples, stores, size)
-            size = size if batched else 1
-            for start in range(0, samples.size, size):
-                stop = min(start + size, samples.size)
-                for name, value in runner.run(samples.feed(start, stop)).items():
-                    stores[name].add(value, stop - start)
-                progress.step(f"samples, pass {number} of {len(passes)}", stop, samples.size)
         except Exception as error:  # onnxruntime's errors: one line says why
             raise AuditError(f"onnxruntime cannot run the samples: {first_line(error)}") from None
+        batch = min(
+            samples.size, _MAX_BATCH, _BATCH_BYTES // (8 * sum(stores[n].width for n in names))
+        )
+        if batch > 1 and not _batches_agree(runner, samples, stores, batch):
+            batch = 1
+        for start in range(0, samples.size, batch):
+            stop = min(start + batch, samples.size)
+            for name, value in _run(runner, samples.feed(start, stop)).items():
+                stores[name].add(value, stop - start)
+            progress.step(f"samples, pass {number} of {len(passes)}", stop, samples.size)
     found: dict[str, int] = {}
     spectra: list[LayerSpectrum] = []
     measured = {
@@ -392,6 +390,18 @@ def _passes(stores: Mapping[str, _Activations]) -> Iterator[list[str]]:
         yield group
 
 
+def _run(runner: Runner, feed: Mapping[str, np.ndarray]) -> dict[str, object]:
+    """The runner's values for ``feed``.
+
+    Raises:
+        AuditError: onnxruntime cannot run it.
+    """
+    try:
+        return runner.run(feed)
+    except Exception as error:  # onnxruntime's errors: one line says why
+        raise AuditError(f"onnxruntime cannot run the samples: {first_line(error)}") from None
+
+
 def _batches_agree(
     runner: Runner, samples: Samples, stores: Mapping[str, _Activations], batch: int
 ) -> bool:
@@ -402,7 +412,7 @@ def _batches_agree(
     except Exception:  # onnxruntime refuses the batch
         return False
     for index in (0, batch - 1):
-        alone = runner.run(samples.feed(index, index + 1))
+        alone = _run(runner, samples.feed(index, index + 1))
         for name, value in alone.items():
             width = stores[name].width
             if not isinstance(value, np.ndarray) or value.size != width:
