@@ -180,6 +180,8 @@ def caps(
             for name, value in _run(runner, samples.feed(start, stop)).items():
                 stores[name].add(value, stop - start)
             progress.step(f"samples, pass {number} of {len(passes)}", stop, samples.size)
+    for store in stores.values():
+        store.close()
     found: dict[str, int] = {}
     spectra: list[LayerSpectrum] = []
     measured = {
@@ -276,6 +278,10 @@ class _Activations:
         if value.dtype == np.float64:
             self.dtype = value.dtype
         rows = value.reshape(samples, self.width)
+        if self.rows is not None and self.sketch is None:  # kept whole: see close()
+            self.rows[self.count : self.count + samples] = rows
+            self.count += samples
+            return
         if rows.dtype.kind != "f" or rows.dtype.itemsize < 4:
             rows = rows.astype(np.float32 if rows.dtype.itemsize < 4 else np.float64)
         flat = rows.reshape(-1)
@@ -297,6 +303,14 @@ class _Activations:
             self.gram += kept.T @ kept
             self.total += kept.sum(axis=0)
         self.count += samples
+
+    def close(self) -> None:
+        """Once every batch is in: the sum of squares and each element's least and
+        greatest value, of rows kept whole (the others are summed as they come)."""
+        if self.rows is not None and self.sketch is None and self.count:
+            rows = self.rows[: self.count]
+            self.squares = float(np.einsum("ij,ij->", rows, rows))
+            self.low, self.high = rows.min(axis=0), rows.max(axis=0)
 
     def spectrum(self, centred: bool) -> Spectrum:
         """The spectrum of the activations (centred: of their differences from the mean)."""
