@@ -1,0 +1,65 @@
+"""Real samples for the ``data`` measure, made from files that installed packages ship:
+nothing is downloaded, the same code gives the same samples on every machine of the
+same environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+#: What magika reads of a file: the first and the last 4,096 bytes, of which it keeps
+#: 1,024 at each end once the whitespace there is stripped.
+MAGIKA_BLOCK = 4096
+MAGIKA_SIDE = 1024
+MAGIKA_PADDING = 256
+
+
+def site_files(count: int, smallest: int = 8) -> list[Path]:
+    """``count`` files spread evenly over the site-packages folder numpy is installed in:
+    every file of at least ``smallest`` bytes outside ``__pycache__``, sorted by path,
+    then every k-th of them."""
+    root = Path(np.__file__).parents[1]
+    found: list[str] = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = [name for name in subfolders if name != "__pycache__"]
+        for name in names:
+            path = os.path.join(folder, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                if os.path.getsize(path) >= smallest:
+                    found.append(path)
+    found.sort()
+    if len(found) < count:
+        raise ValueError(f"only {len(found)} files under {root}, {count} wanted")
+    step = len(found) // count
+    return [Path(path) for path in found[::step][:count]]
+
+
+def magika_features(data: bytes) -> np.ndarray:
+    """magika's input for a file's bytes: the first bytes (leading whitespace stripped,
+    1,024 kept, padded after with 256) and the last (trailing whitespace stripped, 1,024
+    kept, padded before with 256), 2,048 int32 values."""
+    n = min(MAGIKA_BLOCK, len(data))
+    head = list(data[:n].lstrip()[:MAGIKA_SIDE])
+    tail = list(data[len(data) - n :].rstrip()[-MAGIKA_SIDE:])
+    head += [MAGIKA_PADDING] * (MAGIKA_SIDE - len(head))
+    tail = [MAGIKA_PADDING] * (MAGIKA_SIDE - len(tail)) + tail
+    return np.array(head + tail, dtype=np.int32)
+
+
+def magika_samples(count: int) -> np.ndarray:
+    """magika's inputs (count x 2,048 int32) for ``count`` files of site-packages."""
+    rows = []
+    for path in site_files(count):
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(0)
+            if size <= 2 * MAGIKA_BLOCK:
+                data = handle.read()
+            else:  # only the first and the last 4,096 bytes are read
+                data = handle.read(MAGIKA_BLOCK)
+                handle.seek(size - MAGIKA_BLOCK)
+                data += handle.read()
+        rows.append(magika_features(data))
+    return np.stack(rows)
