@@ -3,6 +3,7 @@ float64, of activations this test computes itself."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import NamedTuple
 
@@ -10,9 +11,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from threadpoolctl import threadpool_limits
 
 import onnx_flow
 from onnx_flow.report import Report
+from tests.onnx_builders import model
 from tests.samples import magika_features, magika_samples
 
 WHEELS = Path(__file__).parents[1] / "corpus" / "wheels"
@@ -168,3 +171,104 @@ def test_magika_spectra_are_consistent(magika_audit: Audited) -> None:
         assert found.energy_rank <= found.rank, found
         assert found.rank <= size - 1, found  # centred: the mean takes one direction
         assert found.rank <= found.width, found
+
+
+#: The shipped trained models and the input shapes the corpus audits them at.
+TRAINED = {
+    "magika_standard_v3_3.onnx": MAGIKA_SHAPES,
+    "ch_PP-OCRv4_det_infer.onnx": {"x": [1, 3, 640, 640]},
+    "ch_PP-OCRv4_rec_infer.onnx": {"x": [1, 3, 48, 320]},
+    "ch_ppocr_mobile_v2.0_cls_infer.onnx": {"x": [1, 3, 48, 192]},
+}
+
+
+@functools.cache
+def _gaussian_energy_rank(shape: tuple[int, int], energy: float, seeds: int = 5) -> int:
+    """The median, over ``seeds`` seeded Gaussian matrices of ``shape``, of their energy
+    rank at ``energy`` by numpy's SVD (on one thread: OpenBLAS's two threads took 10
+    times as long on a busy machine)."""
+    with threadpool_limits(1):
+        ranks = [
+            _energy_rank(
+                np.linalg.svd(np.random.default_rng(seed).standard_normal(shape), compute_uv=False),
+                energy,
+            )
+            for seed in range(seeds)
+        ]
+    return int(np.median(ranks))
+
+
+@pytest.mark.parametrize("name", sorted(TRAINED))
+def test_trained_weights_have_no_energy_rank_above_their_rank(name: str) -> None:
+    report = onnx_flow.audit(WHEELS / name, measure="rank", input_shapes=TRAINED[name])
+    assert len(report.spectra) >= 3
+    for found in report.spectra:
+        assert found.energy == 0.99  # reported at 0.99 when the caps are numerical ranks
+        assert 0 < found.energy_rank <= found.rank <= found.width, found
+        assert not found.capped  # no energy given: the numerical rank caps
+    # The random baseline against Gaussian matrices of each dense map's shape: the
+    # Marchenko-Pastur values hold for the sizes of trained layers (2 x 8 to 512 x 1280).
+    # A grouped Conv's 1 x k blocks are left out: one random value per block is no law.
+    dense = {found.matrix: found for found in report.spectra if found.blocks == 1}
+    assert len(dense) >= 3
+    for shape, found in dense.items():
+        gaussian = _gaussian_energy_rank(shape, 0.99)
+        assert abs(found.baseline_energy_rank - gaussian) <= max(2, 0.02 * gaussian), (
+            shape,
+            found.baseline_energy_rank,
+            gaussian,
+        )
+        assert found.margin == found.baseline_energy_rank - found.energy_rank
+
+
+def _planted_mlp(seed: int = 0) -> tuple[onnx.ModelProto, str]:
+    """x (64) -> MatMul layers of Gaussian weights, 64 x 64, 64 x 256, 256 x 300, a
+    planted 300 x 300 of rank 8 (A @ B), 300 x 300, 300 x 64, each but the last followed
+    by a Relu -> y (64); and the planted layer's output."""
+    rng = np.random.default_rng(seed)
+    shapes = [(64, 64), (64, 256), (256, 300), None, (300, 300), (300, 64)]
+    nodes, weights, x = [], [], "x"
+    for i, shape in enumerate(shapes):
+        if shape is None:  # the planted layer
+            weight = rng.standard_normal((300, 8)) @ rng.standard_normal((8, 300))
+        else:
+            weight = rng.standard_normal(shape) / np.sqrt(shape[0])
+        weights.append(onnx.numpy_helper.from_array(weight.astype(np.float32), f"w{i}"))
+        nodes.append(onnx.helper.make_node("MatMul", [x, f"w{i}"], [f"h{i}"], name=f"fc{i}"))
+        x = f"h{i}"
+        if i < len(shapes) - 1:
+            nodes.append(onnx.helper.make_node("Relu", [x], [f"a{i}"], name=f"act{i}"))
+            x = f"a{i}"
+    nodes.append(onnx.helper.make_node("Identity", [x], ["y"], name="out"))
+    built = model(
+        nodes,
+        [("x", onnx.TensorProto.FLOAT, ["batch", 64])],
+        [("y", onnx.TensorProto.FLOAT, ["batch", 64])],
+        weights,
+    )
+    return built, "h3"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_layers_are_never_capped_and_a_planted_low_rank_one_is(seed: int) -> None:
+    built, planted = _planted_mlp(seed)
+    report = onnx_flow.audit(built, measure="rank", energy=0.99)
+    spectra = {found.tensor: found for found in report.spectra}
+    assert set(spectra) == {f"h{i}" for i in range(6)}
+    assert [name for name, found in spectra.items() if found.capped] == [planted]
+    found = spectra[planted]
+    assert found.energy_rank <= 8 and found.matrix == (300, 300)
+    # numpy's figures for the stored weight: the float32 rounding of A @ B leaves values
+    # near 1e-7 of the largest, below 1e-5; 8 values above it, a clear gap.
+    (stored,) = [w for w in built.graph.initializer if w.name == "w3"]
+    values = np.linalg.svd(onnx.numpy_helper.to_array(stored).astype(np.float64), compute_uv=False)
+    assert _rank(values, 1e-5) == _rank(values, 1e-3) == found.rank == 8
+    assert found.energy_rank == _energy_rank(values[:8], 0.99)
+    # The random layers: at most 2 below their random baseline, far from the margin.
+    for name, other in spectra.items():
+        if name != planted:
+            assert other.rank == min(other.matrix) and other.margin <= 2, other
+    assert report.bottleneck
+    assert report.total.max_flow == found.energy_rank
+    assert [t.tensor for t in report.total.cut_near_inputs] == [planted]
+    assert [t.node for t in report.total.cut_near_inputs] == ["fc3"]
