@@ -63,3 +63,17 @@ def magika_samples(count: int) -> np.ndarray:
                 data += handle.read()
         rows.append(magika_features(data))
     return np.stack(rows)
+
+
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 handwritten digits (8 x 8 images, flattened to 64 values, in
+    its wheel): each pixel standardised (the 3 always blank ones left at 0), float32;
+    and their labels."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    pixels = data.data.astype(np.float64)
+    spread = pixels.std(axis=0)
+    spread[spread == 0] = 1
+    standard = (pixels - pixels.mean(axis=0)) / spread
+    return standard.astype(np.float32), data.target.astype(np.int64)
