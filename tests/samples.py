@@ -77,3 +77,21 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     spread[spread == 0] = 1
     standard = (pixels - pixels.mean(axis=0)) / spread
     return standard.astype(np.float32), data.target.astype(np.int64)
+
+
+def digit_lines(count: int, width: int = 320, per_line: int = 6) -> np.ndarray:
+    """``count`` text-line images as PP-OCR's recogniser takes them (count x 3 x 48 x
+    ``width``, float32): line i holds the next ``per_line`` of scikit-learn's digits,
+    each 8 x 8 image enlarged 6 times to 48 x 48, dark on white, padded on the right
+    with white; normalised as PP-OCR does, (value / 255 - 0.5) / 0.5."""
+    from sklearn.datasets import load_digits
+
+    images = load_digits().images  # 0 (blank) to 16 (ink)
+    if count * per_line > len(images) or per_line * 48 > width:
+        raise ValueError(f"{count} lines of {per_line} digits do not fit")
+    ink = np.kron(images[: count * per_line], np.ones((6, 6))) / 16
+    lines = np.ones((count, 48, width))
+    for place in range(per_line):
+        lines[:, :, place * 48 : (place + 1) * 48] = 1 - ink[place::per_line]
+    normalised = (lines - 0.5) / 0.5  # lines holds value / 255
+    return np.repeat(normalised[:, None], 3, axis=1).astype(np.float32)

@@ -35,20 +35,22 @@ MAGIKA_ACTIVATION = "jax2tf_get_logits_/pjit_get_logits_/MagikaV2/ApplyActivatio
 RELATIVE_TOLERANCE = 1e-5
 
 
-def _run(model: onnx.ModelProto, tensor: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
-    """``tensor``'s values for each sample (samples x elements, float32): the model run in
-    onnxruntime with ``tensor`` as its only output, 50 samples at a time."""
+def _run(
+    model: onnx.ModelProto, tensors: list[str], feeds: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Each tensor's values for each sample (samples x elements, float32): the model run
+    in onnxruntime with ``tensors`` as its outputs, 50 samples at a time."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
     del model.graph.output[:]
-    model.graph.output.append(onnx.helper.make_empty_tensor_value_info(tensor))
+    model.graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in tensors)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     count = len(next(iter(feeds.values())))
-    rows = []
+    rows: dict[str, list[np.ndarray]] = {tensor: [] for tensor in tensors}
     for start in range(0, count, 50):
         batch = {name: values[start : start + 50] for name, values in feeds.items()}
-        (value,) = session.run(None, batch)
-        rows.append(value.reshape(len(value), -1))
-    return np.concatenate(rows)
+        for tensor, value in zip(tensors, session.run(tensors, batch), strict=True):
+            rows[tensor].append(value.reshape(len(value), -1))
+    return {tensor: np.concatenate(values) for tensor, values in rows.items()}
 
 
 def _centred_singular_values(activations: np.ndarray) -> np.ndarray:
@@ -148,7 +150,9 @@ def test_magika_activation_rank_is_numpys(magika_audit: Audited) -> None:
     assert last.tensor == MAGIKA_ACTIVATION
     assert found.width == 512 * 256 and found.matrix == (size - 1, 512 * 256)
     assert found.sketched  # size x 131,072 values: above 2^24, folded into 4,096 columns
-    values = _centred_singular_values(_run(model, MAGIKA_ACTIVATION, {"bytes": samples}))
+    values = _centred_singular_values(
+        _run(model, [MAGIKA_ACTIVATION], {"bytes": samples})[MAGIKA_ACTIVATION]
+    )
     rank = _rank(values)
     # A clear gap: the same count over two orders of magnitude of tolerance.
     assert {_rank(values, relative) for relative in (1e-4, 1e-5, 1e-6)} == {rank}
@@ -382,3 +386,43 @@ def test_a_weight_decayed_digits_classifier_collapses_to_a_bottleneck(digits_net
     nodes = {found.node for found in report.spectra if found.node}
     cut = report.total.cut_near_inputs
     assert cut and all(tensor.node in nodes for tensor in cut)
+
+
+#: PP-OCRv4's recogniser, the width rapidocr feeds it, and its last two convolutions:
+#: the SVTR neck's conv4 (3 x 3, 960 -> 60 channels over 40 positions: 2,400 values, the
+#: corpus's cut) and the 1 x 1 conv after it (60 -> 120: 4,800).
+RECOGNISER = WHEELS / "ch_PP-OCRv4_rec_infer.onnx"
+RECOGNISER_SHAPES = {"x": [1, 3, 48, 320]}
+RECOGNISER_CONVS = ("conv2d_207.tmp_0", "conv2d_208.tmp_0")
+
+
+@pytest.mark.slow  # 404 tensors measured: some 2 minutes for 100 lines (25 s for 16)
+def test_pp_ocr_recogniser_on_digit_lines_ranks_as_numpy(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    from tests.samples import digit_lines
+
+    lines = 100
+    images = digit_lines(lines)
+    path = tmp_path / "lines.npz"
+    np.savez(path, x=images)
+    report = onnx_flow.audit(
+        RECOGNISER, measure="data", inputs=str(path), input_shapes=RECOGNISER_SHAPES, energy=0.99
+    )
+    assert report.samples == lines and len(report.spectra) > 100
+    for found in report.spectra:
+        assert found.energy_rank <= found.rank <= min(found.width, lines - 1), found
+    spectra = _spectra(report)
+    values = _run(onnx.load(RECOGNISER), list(RECOGNISER_CONVS), {"x": images})
+    for name in RECOGNISER_CONVS:
+        found = spectra[name]
+        assert found.op == "Conv" and not found.sketched
+        own = _centred_singular_values(values[name])
+        rank = _rank(own)
+        assert {_rank(own, relative) for relative in (1e-4, 1e-5, 1e-6)} == {rank}
+        assert abs(found.rank - rank) <= 0.01 * rank, (name, found.rank, rank)
+        energy_rank = _energy_rank(own[:rank], 0.99)
+        assert abs(found.energy_rank - energy_rank) <= 0.01 * energy_rank, (
+            name,
+            found.energy_rank,
+            energy_rank,
+        )
