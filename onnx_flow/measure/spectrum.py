@@ -13,7 +13,8 @@ activations alike.
 - effective rank: exp(entropy of the singular values normalised to sum 1) (Roy and
   Vetterli, 2007);
 - the **random baseline**: the singular values a matrix of independent random entries
-  of the same shape has, by the Marchenko-Pastur law (:func:`random_values`); a map is
+  of the same shape has, by the Marchenko-Pastur law (:func:`random_values`; a
+  depthwise Conv's one value per block by the chi law of a random filter's norm); a map is
   *clearly below* it when its energy rank is at least 10% and at least 3 directions
   below the baseline's (:func:`clearly_below`).
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable
+from statistics import NormalDist
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -98,6 +100,8 @@ class Spectrum(NamedTuple):
     @property
     def baseline(self) -> np.ndarray:
         """The singular values a random matrix of the same shape (and blocks) has."""
+        if self.blocks > 1 and min(self.shape) == 1:  # one value per block: its norm
+            return _norm_values(max(self.shape), self.blocks)
         return np.tile(random_values(*self.shape), self.blocks)
 
     def capped(self, energy: float | None) -> bool:
@@ -222,6 +226,22 @@ def random_values(rows: int, columns: int) -> np.ndarray:
     distribution /= distribution[-1]
     quantiles = np.interp((np.arange(small) + 0.5) / small, distribution, x)
     values = np.sqrt(quantiles)[::-1].copy()
+    values.flags.writeable = False
+    return values
+
+
+@functools.lru_cache(maxsize=256)
+def _norm_values(length: int, count: int) -> np.ndarray:
+    """The norms (largest first, unit scale) of ``count`` random vectors of ``length``
+    independent entries: the quantiles (i + 1/2) / count of a chi distribution (Wilson
+    and Hilferty's cube-root normal form), which the blocks of a depthwise Conv follow
+    where the Marchenko-Pastur law, one value per block, has no spread (its energy rank
+    came out 3% high on 96 random 1 x 9 blocks)."""
+    normal = NormalDist()
+    z = np.array([normal.inv_cdf((i + 0.5) / count) for i in range(count)])
+    step = 2 / (9 * length)
+    squares = np.clip(1 - step + z * math.sqrt(step), 0, None) ** 3
+    values = np.sqrt(squares)[::-1].copy()
     values.flags.writeable = False
     return values
 

@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import onnx_flow
-from onnx_flow.measure.spectrum import random_values, spectrum
+from onnx_flow.measure.spectrum import joined, random_values, spectrum
 from tests.onnx_builders import model
 
 #: 24 singular values falling from 8 to 8 x 2^-11.5 (2.8e-3 of the largest).
@@ -116,3 +116,16 @@ def test_a_low_rank_weight_is_capped_at_its_energy_rank() -> None:
     noisy = low + 1e-3 * generator.standard_normal((64, 64))
     found = spectrum(noisy.astype(np.float32))
     assert found.rank == 64 and found.capped(0.99) and found.cap(0.99) <= 6
+
+
+@pytest.mark.parametrize(("channels", "kernel"), [(96, 9), (192, 25), (64, 4)])
+def test_a_depthwise_conv_s_baseline_is_what_random_filters_give(channels, kernel) -> None:
+    generator = np.random.default_rng(channels)
+    ranks = []
+    for _ in range(21):
+        norms = np.sort(np.linalg.norm(generator.standard_normal((channels, kernel)), axis=1))
+        ranks.append(_energy_rank(norms[::-1], 0.99))
+    blocks = joined(
+        spectrum(generator.standard_normal((1, kernel)).astype(np.float32)) for _ in range(channels)
+    )
+    assert abs(_energy_rank(blocks.baseline, 0.99) - sorted(ranks)[10]) <= 1
