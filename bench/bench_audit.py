@@ -14,11 +14,18 @@ child process it infers large graphs in):
 Weights are in external data everywhere. Prints one JSON object.
 
     python bench/bench_audit.py --sizes 20000 200000 [--rounds 5] [--one-core 200000]
-        [--real gpt2:48 llama:64] [--rank-layers 12]
+        [--real gpt2:48 llama:64] [--rank-layers 12] [--data magika:200 ppocr:10]
 
 Rank: the ``rank`` measure on a GPT-2 of the given layers (d=768, V=50257), with
 numerical ranks and with ``--energy 0.99`` (each reporting every layer's spectrum): its
 time beside the elements audit, and its peak RSS over the size of the largest weight.
+
+Data: the ``data`` measure on a trained model of the corpus over N samples built from
+the installed packages, against a floor that loads the model in onnxruntime and runs
+the same samples, fetching its outputs only: magika's file-type model on the features
+of N package files, PP-OCRv4's text-line recogniser on N lines of package source drawn
+as 48 x 320 images. Timed side by side in ``--data-rounds`` rounds (3); the peak RSS of
+each from one run of its own.
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ import argparse
 import compileall
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -46,6 +55,114 @@ FLOOR = (
     "model = onnx.load(sys.argv[1], load_external_data=False)\n"
     "onnx.shape_inference.infer_shapes(model, data_prop=True)\n"
 )
+
+
+# The floor of the data measure: the model as onnxruntime runs it by default, over every
+# sample, fetching its outputs only, in batches of 64 (the most the audit runs at once;
+# fewer if the model's batch dim is fixed). magika's 300 samples all at once took as long
+# as batches of 64 and 3.5 times their memory.
+RUNTIME_FLOOR = (
+    "import sys, numpy as np, onnxruntime as ort\n"
+    "session = ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])\n"
+    "archive = np.load(sys.argv[2])\n"
+    "feeds = {i.name: archive[i.name] for i in session.get_inputs()}\n"
+    "count = len(next(iter(feeds.values())))\n"
+    "fixed = session.get_inputs()[0].shape[0]\n"
+    "batch = min(64, fixed) if isinstance(fixed, int) and fixed > 0 else 64\n"
+    "for start in range(0, count, batch):\n"
+    "    session.run(None, {n: v[start : start + batch] for n, v in feeds.items()})\n"
+)
+
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "wheels"
+
+
+def package_files() -> list[Path]:
+    """The files of the installed packages (the folder numpy is installed in), of 8
+    bytes or more, bytecode caches left out, sorted by path."""
+    root = Path(np.__file__).resolve().parents[1]
+    found = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = [name for name in subfolders if name != "__pycache__"]
+        for name in names:
+            path = Path(folder, name)
+            if path.is_file() and not path.is_symlink() and path.stat().st_size >= 8:
+                found.append(path)
+    return sorted(found)
+
+
+def every_kth(paths: list[Path], count: int) -> list[Path]:
+    """``count`` of ``paths``, spread evenly (every k-th); fewer if there are fewer."""
+    step = max(1, len(paths) // count)
+    return paths[::step][:count]
+
+
+def magika_features(path: Path) -> np.ndarray:
+    """magika's 2,048 input values for a file: the first 1,024 bytes of its first 4,096
+    with leading whitespace stripped, padded at the end with 256, then the last 1,024 of
+    its last 4,096 with trailing whitespace stripped, padded at the start."""
+    size = path.stat().st_size
+    n = min(4096, size)
+    with path.open("rb") as handle:
+        head = handle.read(n)
+        handle.seek(size - n)
+        tail = handle.read(n)
+    first = list(head.lstrip()[:1024])
+    last = list(tail.rstrip()[-1024:])
+    return np.array(
+        first + [256] * (1024 - len(first)) + [256] * (1024 - len(last)) + last, np.int32
+    )
+
+
+def magika_samples(count: int, path: Path) -> Path:
+    """Write the features of ``count`` package files as magika's input ``bytes``."""
+    files = every_kth(package_files(), count)
+    np.savez(path, bytes=np.stack([magika_features(file) for file in files]))
+    return path
+
+
+def ppocr_samples(count: int, path: Path) -> Path:
+    """Write ``count`` text lines as PP-OCRv4 rec's input ``x`` (N, 3, 48, 320), scaled
+    to [-1, 1] as rapidocr feeds it: the middle line of every k-th Python source file of
+    the installed packages, drawn black on white with Pillow's default font (without
+    Pillow: the file's first bytes as grey levels)."""
+    try:
+        from PIL import Image, ImageDraw, ImageFont
+    except ImportError:
+        Image = None
+    lines = []
+    for source in every_kth([p for p in package_files() if p.suffix == ".py"], count):
+        text = source.read_bytes()
+        if Image is not None:
+            rows = [row.strip() for row in text.decode("utf-8", "replace").splitlines()]
+            rows = [row for row in rows if row] or [source.name]
+            image = Image.new("L", (320, 48), 255)
+            font = ImageFont.load_default(size=32)
+            ImageDraw.Draw(image).text((4, 2), rows[len(rows) // 2], fill=0, font=font)
+            grey = np.asarray(image, np.float32)
+        else:
+            grey = np.resize(np.frombuffer(text, np.uint8), (48, 320)).astype(np.float32)
+        lines.append(np.broadcast_to(grey, (3, 48, 320)) / 127.5 - 1)
+    np.savez(path, x=np.stack(lines).astype(np.float32))
+    return path
+
+
+class DataCase(NamedTuple):
+    """A corpus model the data measure is timed on."""
+
+    model: str
+    """Its file under ``tests/corpus/wheels``."""
+    samples: Callable[[int, Path], Path]
+    """Writes ``count`` samples to ``path`` as ``.npz``."""
+    flags: list[str]
+    """The audit's flags beside ``--measure data --inputs``."""
+
+
+DATA_CASES = {
+    "magika": DataCase("magika_standard_v3_3.onnx", magika_samples, []),
+    "ppocr": DataCase(
+        "ch_PP-OCRv4_rec_infer.onnx", ppocr_samples, ["--input-shape", "x=1,3,48,320"]
+    ),
+}
 
 
 def residual_mlp(nodes: int, path: Path) -> Path:
@@ -256,6 +373,35 @@ def rank_cost(model: Path, rounds: int) -> dict[str, object]:
     return results
 
 
+def data_cost(case: str, count: int, folder: Path, rounds: int) -> dict[str, object]:
+    """The data measure on a corpus model over ``count`` samples against the floor:
+    onnxruntime running the model over the same samples, timed side by side round after
+    round; then one run of each whose peak RSS (of the audit's process tree) is sampled
+    (the runs are long, their peaks steady)."""
+    chosen = DATA_CASES[case]
+    model = CORPUS / chosen.model
+    samples = chosen.samples(count, folder / f"{case}-{count}.npz")
+    floor_cmd = [sys.executable, "-c", RUNTIME_FLOOR, str(model), str(samples)]
+    audit_cmd = [sys.executable, "-m", "onnx_flow", "audit", str(model), *chosen.flags]
+    audit_cmd += ["--measure", "data", "--inputs", str(samples)]
+    floors, audits = [], []
+    for _ in range(rounds):
+        floors.append(measure(floor_cmd).seconds)
+        audits.append(measure(audit_cmd).seconds)
+    floor_time, audit_time = statistics.median(floors), statistics.median(audits)
+    floor_rss = measure(floor_cmd, sample=True).peak_kib
+    audit_rss = measure(audit_cmd, sample=True).peak_kib
+    return {
+        "samples": count,
+        "floor_seconds": round(floor_time, 3),
+        "audit_seconds": round(audit_time, 3),
+        "time_ratio": round(audit_time / floor_time, 2),
+        "floor_peak_rss_mib": round(floor_rss / 1024, 1),
+        "audit_peak_rss_mib": round(audit_rss / 1024, 1),
+        "memory_ratio": round(audit_rss / floor_rss, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[20000, 200000])
@@ -276,6 +422,16 @@ def main() -> None:
         default=0,
         help="also time the rank measure on a GPT-2 of this many layers (0: skip)",
     )
+    parser.add_argument(
+        "--data",
+        nargs="*",
+        default=[],
+        metavar="MODEL:SAMPLES",
+        help=f"time the data measure on {' or '.join(DATA_CASES)} over this many samples",
+    )
+    parser.add_argument(
+        "--data-rounds", type=int, default=3, help="rounds of each data case (they are long)"
+    )
     arguments = parser.parse_args()
     # Time the audit from bytecode, as a regular `pip install` leaves it: an editable
     # install under PYTHONDONTWRITEBYTECODE would compile the package on every run.
@@ -288,6 +444,7 @@ def main() -> None:
         "one_core": None,
         "real": {},
         "rank": None,
+        "data": {},
     }
     with tempfile.TemporaryDirectory() as folder:
         sizes = [*arguments.sizes, *([arguments.one_core] if arguments.one_core else [])]
@@ -321,6 +478,11 @@ def main() -> None:
                 "model": f"gpt2-{arguments.rank_layers}-layers",
                 **rank_cost(model, arguments.rounds),
             }
+        for case in arguments.data:
+            name, count = case.split(":")
+            results["data"][f"{name}-{count}-samples"] = data_cost(
+                name, int(count), Path(folder), arguments.data_rounds
+            )
     print(json.dumps(results, indent=2))
 
 
