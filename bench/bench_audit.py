@@ -34,7 +34,6 @@ import argparse
 import compileall
 import json
 import math
-import os
 import statistics
 import subprocess
 import sys
@@ -76,73 +75,22 @@ RUNTIME_FLOOR = (
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "wheels"
 
 
-def package_files() -> list[Path]:
-    """The files of the installed packages (the folder numpy is installed in), of 8
-    bytes or more, bytecode caches left out, sorted by path."""
-    root = Path(np.__file__).resolve().parents[1]
-    found = []
-    for folder, subfolders, names in os.walk(root):
-        subfolders[:] = [name for name in subfolders if name != "__pycache__"]
-        for name in names:
-            path = Path(folder, name)
-            if path.is_file() and not path.is_symlink() and path.stat().st_size >= 8:
-                found.append(path)
-    return sorted(found)
-
-
-def every_kth(paths: list[Path], count: int) -> list[Path]:
-    """``count`` of ``paths``, spread evenly (every k-th); fewer if there are fewer."""
-    step = max(1, len(paths) // count)
-    return paths[::step][:count]
-
-
-def magika_features(path: Path) -> np.ndarray:
-    """magika's 2,048 input values for a file: the first 1,024 bytes of its first 4,096
-    with leading whitespace stripped, padded at the end with 256, then the last 1,024 of
-    its last 4,096 with trailing whitespace stripped, padded at the start."""
-    size = path.stat().st_size
-    n = min(4096, size)
-    with path.open("rb") as handle:
-        head = handle.read(n)
-        handle.seek(size - n)
-        tail = handle.read(n)
-    first = list(head.lstrip()[:1024])
-    last = list(tail.rstrip()[-1024:])
-    return np.array(
-        first + [256] * (1024 - len(first)) + [256] * (1024 - len(last)) + last, np.int32
-    )
-
-
 def magika_samples(count: int, path: Path) -> Path:
-    """Write the features of ``count`` package files as magika's input ``bytes``."""
-    files = every_kth(package_files(), count)
-    np.savez(path, bytes=np.stack([magika_features(file) for file in files]))
+    """Write magika's inputs for ``count`` files of site-packages (``tests/samples.py``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.samples import magika_samples as inputs
+
+    np.savez(path, bytes=inputs(count))
     return path
 
 
 def ppocr_samples(count: int, path: Path) -> Path:
-    """Write ``count`` text lines as PP-OCRv4 rec's input ``x`` (N, 3, 48, 320), scaled
-    to [-1, 1] as rapidocr feeds it: the middle line of every k-th Python source file of
-    the installed packages, drawn black on white with Pillow's default font (without
-    Pillow: the file's first bytes as grey levels)."""
-    try:
-        from PIL import Image, ImageDraw, ImageFont
-    except ImportError:
-        Image = None
-    lines = []
-    for source in every_kth([p for p in package_files() if p.suffix == ".py"], count):
-        text = source.read_bytes()
-        if Image is not None:
-            rows = [row.strip() for row in text.decode("utf-8", "replace").splitlines()]
-            rows = [row for row in rows if row] or [source.name]
-            image = Image.new("L", (320, 48), 255)
-            font = ImageFont.load_default(size=32)
-            ImageDraw.Draw(image).text((4, 2), rows[len(rows) // 2], fill=0, font=font)
-            grey = np.asarray(image, np.float32)
-        else:
-            grey = np.resize(np.frombuffer(text, np.uint8), (48, 320)).astype(np.float32)
-        lines.append(np.broadcast_to(grey, (3, 48, 320)) / 127.5 - 1)
-    np.savez(path, x=np.stack(lines).astype(np.float32))
+    """Write ``count`` text lines of scikit-learn's digits as PP-OCRv4 rec's input ``x``
+    (N, 3, 48, 320), normalised as PP-OCR does (``tests/samples.py``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.samples import digit_lines
+
+    np.savez(path, x=digit_lines(count))
     return path
 
 

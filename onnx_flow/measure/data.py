@@ -170,9 +170,8 @@ def caps(
             runner = stored.runner(names)
         except Exception as error:  # onnxruntime's errors: one line says why
             raise AuditError(f"onnxruntime cannot run the samples: {first_line(error)}") from None
-        batch = min(
-            samples.size, _MAX_BATCH, _BATCH_BYTES // (8 * sum(stores[n].width for n in names))
-        )
+        fetched = 8 * sum(stores[name].width for name in names)
+        batch = max(1, min(samples.size, _MAX_BATCH, _BATCH_BYTES // fetched))
         if batch > 1 and not _batches_agree(runner, samples, stores, batch):
             batch = 1
         for start in range(0, samples.size, batch):

@@ -229,3 +229,14 @@ def test_a_model_with_a_fixed_batch_runs_one_sample_at_a_time(tmp_path: Path) ->
     samples = _samples(tmp_path, 20, 5)
     report = onnx_flow.audit(_fixed_batch(), measure="data", inputs=str(samples))
     assert {s.tensor: s.rank for s in report.spectra} == {"x": 5, "r": 5, "y": 5}
+
+
+def test_a_pass_whose_activations_outgrow_the_batch_budget_runs_one_sample_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Few samples let one pass hold many wide tensors; a single sample of them may
+    then exceed what a batch may bring: it still runs, one sample at a time."""
+    monkeypatch.setattr("onnx_flow.measure.data._BATCH_BYTES", 8)
+    samples = _samples(tmp_path, 20, 3)
+    report = onnx_flow.audit(_two_layers(8), measure="data", inputs=str(samples))
+    assert (report.total.max_flow, report.total.reference) == (3, 3)
