@@ -23,9 +23,9 @@ time beside the elements audit, and its peak RSS over the size of the largest we
 Data: the ``data`` measure on a trained model of the corpus over N samples built from
 the installed packages, against a floor that loads the model in onnxruntime and runs
 the same samples, fetching its outputs only: magika's file-type model on the features
-of N package files, PP-OCRv4's text-line recogniser on N 48 x 320 lines of scikit-learn's
-digits (``tests/samples.py`` makes both). Timed side by side in ``--data-rounds`` rounds (3); the peak RSS of
-each from one run of its own.
+of N package files, PP-OCRv4's text-line recogniser on N 48 x 320 lines of
+scikit-learn's digits (``tests/samples.py`` makes both). Timed side by side in
+``--data-rounds`` rounds (3); the peak RSS of each from one run of its own.
 """
 
 from __future__ import annotations

@@ -10,13 +10,14 @@ clearly below the random baseline: :mod:`onnx_flow.measure.spectrum`) caps the t
 capacity, so no cap exceeds the number of samples.
 
 As a batch comes, each tensor keeps what its spectrum needs, whichever is smaller: its
-rows (samples x width) or its columns' Gram (width x width), in float64. Beyond 2^24
+rows (samples x width, as fetched) or its columns' float64 Gram (width x width); the
+spectrum comes from a float64 Gram either way. Beyond 2^24
 values a tensor is **sketched**: its columns are folded into 4,096 by a count sketch
 (each column added, with a seeded random sign, into one of 4,096 in a seeded random
 order), whose Gram is unbiased; its rank equals the activations' for data in general
 position, up to 4,096 (a sketch that fills its columns caps nothing); its energy
 figures are estimates, so ``--energy`` never caps it. Each tensor's store is at most
-128 MiB; the stores of one pass over the samples at most 2 GiB (more tensors take more
+128 MiB; the stores of one pass over the samples at most 1 GiB (more tensors take more
 passes). A tensor that holds another's elements in another order or shape (Reshape,
 Transpose, ...) has its singular values: it is measured once.
 """
@@ -49,7 +50,7 @@ _EXACT = 2**24
 _SKETCH = 4096
 
 #: Bytes the stores of one pass over the samples hold at most.
-_PASS_BYTES = 2 * 2**30
+_PASS_BYTES = 2**30
 
 #: Bytes of activations one batch may bring (float32 as fetched, float64 as sketched).
 _BATCH_BYTES = 256 * 2**20
@@ -252,7 +253,10 @@ class _Activations:
         exact = self.width <= _SKETCH or samples * self.width <= _EXACT
         self.sketch = None if exact else _CountSketch.of(self.width, _SKETCH)
         self.columns = self.width if exact else _SKETCH
-        self.rows = np.zeros((samples, self.columns)) if samples < self.columns else None
+        # Activations kept whole stay float32 as onnxruntime gives them (float64 if it
+        # gives that); a sketch's sums are float64.
+        kept = np.float32 if exact else np.float64
+        self.rows = np.zeros((samples, self.columns), kept) if samples < self.columns else None
         self.gram = None if self.rows is not None else np.zeros((self.columns, self.columns))
         self.total = np.zeros(self.columns)
         """The sum of the (sketched) activations (in the Gram's case, less ``origin``)."""
@@ -268,7 +272,9 @@ class _Activations:
     @property
     def nbytes(self) -> int:
         """The memory the store holds."""
-        return 8 * (self.columns * (len(self.rows) if self.rows is not None else self.columns))
+        if self.rows is not None:
+            return self.rows.nbytes
+        return 8 * self.columns * self.columns
 
     def add(self, value: object, samples: int) -> None:
         """Take a batch of ``samples`` activations; ignore a value of another size."""
@@ -278,6 +284,8 @@ class _Activations:
             self.dtype = value.dtype
         rows = value.reshape(samples, self.width)
         if self.rows is not None and self.sketch is None:  # kept whole: see close()
+            if rows.dtype == np.float64 and self.rows.dtype != np.float64:
+                self.rows = self.rows.astype(np.float64)
             self.rows[self.count : self.count + samples] = rows
             self.count += samples
             return
@@ -308,7 +316,7 @@ class _Activations:
         greatest value, of rows kept whole (the others are summed as they come)."""
         if self.rows is not None and self.sketch is None and self.count:
             rows = self.rows[: self.count]
-            self.squares = float(np.einsum("ij,ij->", rows, rows))
+            self.squares = float(np.einsum("ij,ij->", rows, rows, dtype=np.float64))
             self.low, self.high = rows.min(axis=0), rows.max(axis=0)
 
     def spectrum(self, centred: bool) -> Spectrum:
@@ -316,7 +324,7 @@ class _Activations:
         samples = self.count
         if self.rows is not None:
             rows = self.rows[:samples]
-            matrix_gram = gram(rows, rows.mean(axis=0) if centred else None)
+            matrix_gram = gram(rows, rows.mean(axis=0, dtype=np.float64) if centred else None)
         else:
             assert self.gram is not None and self.origin is not None
             mean = self.total / samples
