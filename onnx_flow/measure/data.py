@@ -63,7 +63,7 @@ _MAX_BATCH = 64
 
 #: A batched run agrees with single runs when each tensor differs by less than this
 #: fraction of its norm (rounding differs with the batch; a mixed-up layout does not).
-_BATCH_AGREEMENT = 1e-3
+_BATCH_AGREEMENT = 1e-2
 
 
 class Samples(NamedTuple):
@@ -166,6 +166,7 @@ def caps(
         for name in dict.fromkeys(sources.values())
     }
     passes = list(_passes(stores))
+    measured: dict[str, Spectrum] = {}
     for number, names in enumerate(passes, start=1):
         try:
             runner = stored.runner(names)
@@ -180,16 +181,15 @@ def caps(
             for name, value in _run(runner, samples.feed(start, stop)).items():
                 stores[name].add(value, stop - start)
             progress.step(f"samples, pass {number} of {len(passes)}", stop, samples.size)
-    for store in stores.values():
-        store.close()
+        for name in names:  # each pass's stores leave memory once measured
+            store = stores[name]
+            store.close()
+            # onnxruntime gives each value per sample, none of them NaN or Inf
+            if store.count == samples.size and math.isfinite(store.squares):
+                measured[name] = store.spectrum(centred)
+            store.release()
     found: dict[str, int] = {}
     spectra: list[LayerSpectrum] = []
-    measured = {
-        name: store.spectrum(centred)
-        for name, store in stores.items()
-        # onnxruntime gives each value per sample, none of them NaN or Inf
-        if store.count == samples.size and math.isfinite(store.squares)
-    }
     for name, source in sources.items():
         if source not in measured:
             continue
@@ -318,6 +318,10 @@ class _Activations:
             rows = self.rows[: self.count]
             self.squares = float(np.einsum("ij,ij->", rows, rows, dtype=np.float64))
             self.low, self.high = rows.min(axis=0), rows.max(axis=0)
+
+    def release(self) -> None:
+        """Drop the rows or Gram once the spectrum is taken (the statistics stay)."""
+        self.rows = self.gram = None
 
     def spectrum(self, centred: bool) -> Spectrum:
         """The spectrum of the activations (centred: of their differences from the mean)."""

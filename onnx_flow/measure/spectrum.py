@@ -284,18 +284,20 @@ def _singular_values(gram: np.ndarray) -> np.ndarray:
 def gram(matrix: np.ndarray, means: np.ndarray | None = None) -> np.ndarray:
     """The float64 Gram matrix of the small side of ``matrix`` (less ``means``, one per
     column, when given), summed over chunks of the long side."""
-    centre = np.zeros(matrix.shape[1]) if means is None else means
     if matrix.shape[0] > matrix.shape[1]:
         rows, long = matrix.shape[1], matrix.shape[0]
         result = np.zeros((rows, rows))
         for start in range(0, long, _CHUNK):
-            block = np.asarray(matrix[start : start + _CHUNK], dtype=np.float64) - centre
+            block = np.asarray(matrix[start : start + _CHUNK], dtype=np.float64)
+            if means is not None:
+                block = block - means
             result += block.T @ block
         return result
     rows, long = matrix.shape
     result = np.zeros((rows, rows))
     for start in range(0, long, _CHUNK):
         block = np.asarray(matrix[:, start : start + _CHUNK], dtype=np.float64)
-        block = block - centre[start : start + _CHUNK]
+        if means is not None:
+            block = block - means[start : start + _CHUNK]
         result += block @ block.T
     return result
