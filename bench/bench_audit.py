@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -325,7 +326,9 @@ def data_cost(case: str, count: int, folder: Path, rounds: int) -> dict[str, obj
     """The data measure on a corpus model over ``count`` samples against the floor:
     onnxruntime running the model over the same samples, timed side by side round after
     round; then one run of each whose peak RSS (of the audit's process tree) is sampled
-    (the runs are long, their peaks steady)."""
+    (the runs are long, their peaks steady). ``case_seconds``: all of it, samples built
+    included (CI's budget)."""
+    start = time.perf_counter()
     chosen = DATA_CASES[case]
     model = CORPUS / chosen.model
     samples = chosen.samples(count, folder / f"{case}-{count}.npz")
@@ -347,6 +350,7 @@ def data_cost(case: str, count: int, folder: Path, rounds: int) -> dict[str, obj
         "floor_peak_rss_mib": round(floor_rss / 1024, 1),
         "audit_peak_rss_mib": round(audit_rss / 1024, 1),
         "memory_ratio": round(audit_rss / floor_rss, 2),
+        "case_seconds": round(time.perf_counter() - start, 1),
     }
 
 
