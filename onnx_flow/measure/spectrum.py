@@ -110,8 +110,7 @@ class Spectrum(NamedTuple):
         random baseline there."""
         if energy is None:
             return False
-        baseline = _energy_rank(self.baseline, energy)
-        return clearly_below(min(self.energy_rank(energy), self.rank), baseline)
+        return clearly_below(self.energy_rank(energy), _energy_rank(self.baseline, energy))
 
     def cap(self, energy: float | None) -> int:
         """The directions it passes: the energy rank where ``energy`` caps it, else
