@@ -25,7 +25,6 @@ from onnx_flow.render.wording import (
     BYPASSED_COLUMNS,
     BYPASSED_TITLE,
     CUT_COLUMNS,
-    SPECTRUM_COLUMNS,
     advice,
     bypassed_row,
     cut_layers,
@@ -37,6 +36,7 @@ from onnx_flow.render.wording import (
     narrowed,
     spectra_legend,
     spectra_title,
+    spectrum_columns,
     spectrum_row,
     verdict,
     width_heading,
@@ -131,9 +131,12 @@ def _spectra(report: Report) -> str:
     if not report.spectra:
         return ""
     shown = narrowed(report)[:_ROWS]
-    heads = "".join(f"<th>{_e(c)}</th>" for c in SPECTRUM_COLUMNS)
+    columns = spectrum_columns(report)
+    heads = "".join(f"<th>{_e(c)}</th>" for c in columns)
     rows = "".join(
-        "<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in spectrum_row(s)) + "</tr>"
+        "<tr>"
+        + "".join(f"<td>{_e(cell)}</td>" for cell in spectrum_row(s)[: len(columns)])
+        + "</tr>"
         for s in shown
     )
     note = _more(len(report.spectra) - len(shown))

@@ -29,6 +29,7 @@ from onnx_flow.render.wording import (
     samples_bound,
     spectra_legend,
     spectra_title,
+    spectrum_columns,
     spectrum_row,
     verdict,
     width_heading,
@@ -121,7 +122,14 @@ def _report(console: Console, report: Report) -> None:
     _cut(console, report.total, cut_title(report.total), cut_columns, report.measure)
     _table(console, BYPASSED_TITLE, BYPASSED_COLUMNS, report.bypassed_layers(), bypassed_row)
     if report.spectra:
-        _table(console, spectra_title(report), SPECTRUM_COLUMNS, narrowed(report), spectrum_row)
+        columns = spectrum_columns(report)
+        _table(
+            console,
+            spectra_title(report),
+            columns,
+            narrowed(report),
+            lambda s: spectrum_row(s)[: len(columns)],
+        )
         console.print(_safe(spectra_legend(report), "dim"), soft_wrap=True)
     _table(
         console,

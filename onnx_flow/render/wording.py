@@ -39,6 +39,7 @@ __all__ = [
     "samples_bound",
     "spectra_legend",
     "spectra_title",
+    "spectrum_columns",
     "spectrum_row",
     "verdict",
     "width_heading",
@@ -348,6 +349,12 @@ SPECTRUM_COLUMNS = (
     "random stable",
     "dead",
 )
+
+
+def spectrum_columns(report: Report) -> tuple[str, ...]:
+    """The spectra table's columns for the report: ``dead`` only where the activations
+    were measured (``data``); weights have no dead units to show."""
+    return SPECTRUM_COLUMNS if report.measure == "data" else SPECTRUM_COLUMNS[:-1]
 
 
 def spectrum_row(spectrum: LayerSpectrum) -> tuple[str, ...]:
