@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
+import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, unique
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from onnx_flow.errors import AuditError
 from onnx_flow.report import FindingKind
 
 __all__ = [
+    "SETTINGS",
+    "Form",
     "Limits",
     "Measure",
     "Options",
+    "Setting",
+    "describe",
     "parse_dims",
     "parse_input_shapes",
     "parse_input_values",
@@ -63,6 +69,10 @@ class Limits:
     #: The names ``--limit`` takes, as they are spelled there.
     NAMES = ("nodes", "sample-bytes", "run-seconds", "run-memory", "model-seconds", "model-memory")
 
+    def named(self) -> tuple[tuple[str, int], ...]:
+        """Each budget by its ``--limit`` name, with its value."""
+        return tuple((name, getattr(self, name.replace("-", "_"))) for name in self.NAMES)
+
     def with_given(self, given: Mapping[str, int]) -> Limits:
         """These limits with some replaced, by their ``--limit`` names.
 
@@ -87,96 +97,250 @@ _VALUES = re.compile(r"^(.+?)=([^=]+)$")
 _BOOLEANS = {"true": 1, "false": 0}
 
 
+class Form(Enum):
+    """How a setting is given: on the command line, and in ``[tool.onnx-flow]``."""
+
+    SWITCH = "switch"
+    """``--whole-model``; ``true`` or ``false``."""
+    VALUE = "value"
+    """``--threshold 0.5``; a string or a number."""
+    LIST = "list"
+    """``--allow enc.2``, repeatable; a list of strings."""
+    TABLE = "table"
+    """``--dim NAME=N``, repeatable; a table by name."""
+
+
+#: The commands that read ``.onnx`` files, and the one that exports a module first.
+AUDIT, DIFF, AUDIT_MODULE = "audit", "diff", "audit-module"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One option of the audit, as every surface spells it: the Python keyword and the
+    ``[tool.onnx-flow]`` key (:attr:`name`), the flag, its help. Declared once, on its
+    :class:`Options` field; the command line, the project file, the Python API's
+    docstring and the report's echo are derived from it."""
+
+    name: str
+    flag: str
+    form: Form
+    help: str
+    metavar: str | None = None
+    parse: Callable[[Any], Any] | None = None
+    """Command line: the flag's text to a value (``VALUE``), or its texts to a table
+    (``TABLE``)."""
+    choices: tuple[str, ...] | None = None
+    item: type | None = None
+    """``[tool.onnx-flow]``: the type of a ``TABLE``'s values (``None``: checked with
+    the other options)."""
+    in_project: bool = True
+    """Whether ``[tool.onnx-flow]`` may set it."""
+    commands: tuple[str, ...] = (AUDIT, DIFF, AUDIT_MODULE)
+
+    def spelled(self, value: Any) -> list[str]:
+        """``value`` as the command line gives it: ``["--dim sequence=128"]``."""
+        if self.form is Form.SWITCH:
+            return [self.flag] if value else []
+        if self.form is Form.LIST:
+            return [f"{self.flag} {_text(item)}" for item in value]
+        if self.form is Form.TABLE:
+            return [f"{self.flag} {name}={_text(v)}" for name, v in value.items()]
+        return [f"{self.flag} {_text(value)}"]
+
+
+def _text(value: Any) -> str:
+    """A value as typed on the command line: ``1,3,48,320``, ``0.5``, ``rank``."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(_text, value))
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _setting(default: Any = None, **declared: Any) -> Any:
+    """A field of :class:`Options` that is a user's setting (declared by ``declared``,
+    the arguments of :class:`Setting` but its name)."""
+    metadata = {"setting": declared}
+    if isinstance(default, (dict, Limits)):
+        return field(default_factory=lambda: copy.copy(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
-    """How to audit a model."""
+    """How to audit a model: the user's settings (each declared here, once), then what
+    the caller adds."""
 
-    dims: Mapping[str, int]
-    """Sizes of named symbolic dims."""
-    batch_dim: str | None
-    """The dim bound to 1; ``None``: the symbolic axis 0 of the data inputs."""
-    measure: Measure
-    threshold: float
-    """A ratio below this is a bottleneck."""
-    allow: tuple[str, ...] = ()
-    """Declared bottlenecks: tensor names, node names or module paths."""
-    inputs: str | None = None
-    """Samples for the ``data`` measure: an ``.npz`` file, one array per graph input."""
-    fail_on: tuple[FindingKind, ...] = ()
-    """Finding kinds that make the exit code 1 (``all`` expanded to the kinds not
-    ignored)."""
-    ignore: tuple[FindingKind, ...] = ()
-    """Finding kinds left out of the report (``all`` expanded); none is in ``fail_on``."""
+    dims: Mapping[str, int] = _setting(
+        {},
+        flag="--dim",
+        form=Form.TABLE,
+        metavar="NAME=N",
+        parse=lambda texts: parse_dims(texts),
+        item=int,
+        help="bind a symbolic dim (repeatable), e.g. --dim sequence=128",
+    )
+    batch_dim: str | None = _setting(
+        flag="--batch-dim",
+        form=Form.VALUE,
+        metavar="NAME",
+        help="the symbolic dim bound to 1 (default: axis 0 of the data inputs)",
+    )
+    input_shapes: Mapping[str, tuple[int, ...]] = _setting(
+        {},
+        flag="--input-shape",
+        form=Form.TABLE,
+        metavar="NAME=D1,D2,...",
+        parse=lambda texts: parse_input_shapes(texts),
+        item=list,
+        commands=(AUDIT, DIFF),  # audit-module's --input-shape shapes the inputs it feeds
+        help="the whole shape of data input NAME, for dims with no usable name"
+        " (repeatable), e.g. --input-shape x=1,3,640,640",
+    )
+    input_values: Mapping[str, tuple[float, ...]] = _setting(
+        {},
+        flag="--input-value",
+        form=Form.TABLE,
+        metavar="NAME=V,...",
+        parse=lambda texts: parse_input_values(texts),
+        commands=(AUDIT, DIFF),
+        help="the value of a small data input, so that an If it decides is audited as the"
+        " branch it takes (repeatable), e.g. --input-value use_cache_branch=false",
+    )
+    measure: Measure = _setting(
+        Measure.ELEMENTS,
+        flag="--measure",
+        form=Form.VALUE,
+        choices=tuple(m.value for m in Measure),
+        help="elements (default), bits (elements x dtype bits), rank (linear maps capped"
+        " at their weight's numerical rank; reads the weights) or data (tensors capped at"
+        " the rank of their activations over --inputs; runs the model)",
+    )
+    energy: float | None = _setting(
+        flag="--energy",
+        form=Form.VALUE,
+        metavar="E",
+        parse=float,
+        help="with --measure rank or data: cap at the energy rank, the fewest singular"
+        " values holding a fraction E (0 < E <= 1) of the sum of their squares, where it"
+        " is clearly below a random matrix's (default: the numerical rank)",
+    )
+    inputs: str | None = _setting(
+        flag="--inputs",
+        form=Form.VALUE,
+        metavar="SAMPLES.npz",
+        in_project=False,
+        help="samples for --measure data: one array per graph input, first axis = sample",
+    )
+    uncentred: bool = _setting(
+        False,
+        flag="--uncentred",
+        form=Form.SWITCH,
+        help="with --measure data: the rank of the activations themselves (by default"
+        " of their differences from their mean, which tells nothing about the sample)",
+    )
+    threshold: float = _setting(
+        1.0,
+        flag="--threshold",
+        form=Form.VALUE,
+        metavar="RATIO",
+        parse=float,
+        help="a max-flow / reference ratio below this is a bottleneck (default 1.0)",
+    )
+    allow: tuple[str, ...] = _setting(
+        (),
+        flag="--allow",
+        form=Form.LIST,
+        metavar="LAYER",
+        help="a layer that is narrow on purpose (module path such as enc.2, node or tensor"
+        " name; repeatable): the model is split there and that squeeze passes",
+    )
+    whole_model: bool = _setting(
+        False,
+        flag="--whole-model",
+        form=Form.SWITCH,
+        help="judge the whole model, its logits the reference (by default a model that"
+        " ends in a fixed linear map to logits, d -> V, is judged up to the map's input,"
+        " and the map is the softmax_bottleneck finding)",
+    )
+    fail_on: tuple[FindingKind, ...] = _setting(
+        (),
+        flag="--fail-on",
+        form=Form.LIST,
+        metavar="KIND",
+        help="make findings of KIND count for exit code 1 ("
+        + ", ".join(k.value for k in FindingKind)
+        + ", or all; repeatable)",
+    )
+    ignore: tuple[FindingKind, ...] = _setting(
+        (),
+        flag="--ignore",
+        form=Form.LIST,
+        metavar="KIND",
+        help="leave findings of KIND out of the report and the exit code (the kinds of"
+        " --fail-on, or all; repeatable)",
+    )
+    limits: Limits = _setting(
+        Limits(),
+        flag="--limit",
+        form=Form.TABLE,
+        metavar="NAME=N",
+        parse=lambda texts: parse_limits(texts),
+        item=int,
+        help="a budget on what a model can make the audit do (repeatable): "
+        + ", ".join(f"{name} (default {value:,})" for name, value in Limits().named())
+        + "; see the README for each",
+    )
     picture: bool = False
     """Attach the profile and data flow to the report (HTML, plot, DOT draw them)."""
-    input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
-    """Whole shapes of data inputs, by input name: for dims with no usable name."""
-    input_values: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    """Values of small data inputs, by input name: they decide ``If`` conditions."""
-    energy: float | None = None
-    """For ``rank`` and ``data``: cap at the energy rank holding this fraction."""
-    limits: Limits = field(default_factory=Limits)
-    """Budgets on the work a model can ask for."""
-    dims_where_declared: bool = False
-    """Several models: each of ``dims`` binds the models that declare it (the caller
-    checks that one does); else a model without it is an error."""
-    uncentred: bool = False
-    """``data``: the rank of the activations themselves, not of their differences from
-    their mean."""
-    whole_model: bool = False
-    """Judge the whole model, the logits its reference; else each head (a fixed linear
-    map to logits that ends the model) is judged apart from its trunk."""
+    lenient: bool = False
+    """A dim, input shape, input value or allowed layer the model lacks is left out
+    and listed in the report's ``unused``; else it is an error. For runs of several
+    models and project defaults: the caller checks that each one given on the command
+    line serves some model."""
 
     @classmethod
-    def checked(
-        cls,
-        *,
-        dims: Mapping[str, int] | None = None,
-        batch_dim: str | None = None,
-        measure: str | Measure = Measure.ELEMENTS,
-        threshold: float = 1.0,
-        allow: Iterable[str] = (),
-        inputs: str | None = None,
-        fail_on: Iterable[str] = (),
-        ignore: Iterable[str] = (),
-        input_shapes: Mapping[str, Iterable[int]] | None = None,
-        input_values: Mapping[str, Iterable[float] | float] | None = None,
-        energy: float | None = None,
-        limits: Mapping[str, int] | None = None,
-        whole_model: bool = False,
-        uncentred: bool = False,
-    ) -> Options:
-        """Return the options, or raise :class:`AuditError` naming the bad one."""
-        for name, size in (dims or {}).items():
+    def checked(cls, **given: Any) -> Options:
+        """The options from settings by their names (see :data:`SETTINGS`; ``None`` for
+        the default), or raise :class:`AuditError` naming the bad one."""
+        unknown = sorted(set(given) - {s.name for s in SETTINGS})
+        if unknown:
+            raise TypeError(f"unknown option {unknown[0]!r}")
+        given = {name: value for name, value in given.items() if value is not None}
+        dims = given.get("dims", {})
+        for name, size in dims.items():
             if not _positive(size):
                 raise AuditError(
                     f"--dim {name}={size}: the size must be a positive integer below 2**63"
                 )
         shapes: dict[str, tuple[int, ...]] = {}
-        for name, given in sorted((input_shapes or {}).items()):
-            shape = tuple(given) if isinstance(given, (list, tuple)) else ()
+        for name, shape_given in sorted(given.get("input_shapes", {}).items()):
+            shape = tuple(shape_given) if isinstance(shape_given, (list, tuple)) else ()
             if not shape or not all(map(_positive, shape)):
                 raise AuditError(
-                    f"--input-shape {name}={given}: the dims must be positive integers below 2**63"
+                    f"--input-shape {name}={shape_given}: the dims must be positive integers"
+                    " below 2**63"
                 )
             shapes[name] = shape
         values: dict[str, tuple[float, ...]] = {}
-        for name, value in sorted((input_values or {}).items()):
+        for name, value in sorted(given.get("input_values", {}).items()):
             numbers = tuple(value) if isinstance(value, (list, tuple)) else (value,)
             if not numbers or not all(map(_finite, numbers)):
                 raise AuditError(f"--input-value {name}={value}: the values must be numbers")
             values[name] = numbers
+        measure = given.get("measure", Measure.ELEMENTS)
         try:
             chosen = Measure(measure)
         except ValueError:
             known = ", ".join(m.value for m in Measure)
             raise AuditError(f"--measure {measure}: unknown measure (known: {known})") from None
-        if not (isinstance(threshold, (int, float)) and math.isfinite(threshold)) or not (
-            0 < threshold <= 1
-        ):
+        threshold = given.get("threshold", 1.0)
+        if not _finite(threshold) or isinstance(threshold, bool) or not 0 < threshold <= 1:
             raise AuditError(f"--threshold {threshold}: must be a ratio in (0, 1]")
-        failing, fail_on_all = _kinds(fail_on, "--fail-on")
-        ignored, ignore_all = _kinds(ignore, "--ignore")
+        failing, fail_on_all = _kinds(given.get("fail_on", ()), "--fail-on")
+        ignored, ignore_all = _kinds(given.get("ignore", ()), "--ignore")
         if ignore_all:
             ignored = list(FindingKind)
         for kind in failing:  # named in both: which one is meant?
@@ -190,31 +354,82 @@ class Options:
             if ignore_all:
                 raise AuditError("--fail-on all --ignore all: every kind is ignored")
             failing = [kind for kind in FindingKind if kind not in ignored]
+        inputs = given.get("inputs")
         if (chosen is Measure.DATA) != (inputs is not None):
             raise AuditError("--measure data and --inputs samples.npz go together")
+        uncentred = bool(given.get("uncentred", False))
         if uncentred and chosen is not Measure.DATA:
             raise AuditError("--uncentred is about activations: it needs --measure data")
+        energy = given.get("energy")
         if energy is not None:
             if isinstance(energy, bool) or not _finite(energy) or not 0 < energy <= 1:
                 raise AuditError(f"--energy {energy}: must be a fraction in (0, 1]")
             if chosen not in (Measure.RANK, Measure.DATA):
                 raise AuditError("--energy caps ranks: it needs --measure rank or data")
         return cls(
-            dims=dict(sorted((dims or {}).items())),
-            batch_dim=batch_dim,
+            dims=dict(sorted(dims.items())),
+            batch_dim=given.get("batch_dim"),
             measure=chosen,
             threshold=float(threshold),
-            allow=tuple(dict.fromkeys(allow)),
+            allow=tuple(dict.fromkeys(given.get("allow", ()))),
             inputs=inputs,
             fail_on=tuple(dict.fromkeys(failing)),
             ignore=tuple(dict.fromkeys(ignored)),
             input_shapes=shapes,
             input_values=values,
             energy=None if energy is None else float(energy),
-            limits=Limits().with_given(limits or {}),
-            whole_model=bool(whole_model),
-            uncentred=bool(uncentred),
+            limits=Limits().with_given(given.get("limits", {})),
+            whole_model=bool(given.get("whole_model", False)),
+            uncentred=uncentred,
         )
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that differ from their defaults, by name, as :meth:`checked`
+        takes them (``limits`` by their ``--limit`` names)."""
+        default = Options()
+        changed: dict[str, Any] = {}
+        for setting in SETTINGS:
+            value = getattr(self, setting.name)
+            if value == getattr(default, setting.name):
+                continue
+            if isinstance(value, Limits):
+                value = {n: v for n, v in value.named() if (n, v) not in default.limits.named()}
+            elif setting.form is Form.LIST:
+                value = [_text(item) for item in value]
+            changed[setting.name] = value
+        return changed
+
+    def spelled(self) -> tuple[tuple[str, str], ...]:
+        """The settings that differ from their defaults, each name with the command
+        line's words (``--input-shape x=1,3,48,320``), in declaration order."""
+        by_name = {s.name: s for s in SETTINGS}
+        return tuple(
+            (name, text)
+            for name, value in self.settings().items()
+            for text in by_name[name].spelled(value)
+        )
+
+
+#: Every setting of :class:`Options`, in declaration order.
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(name=f.name, **f.metadata["setting"])
+    for f in dataclasses.fields(Options)
+    if "setting" in f.metadata
+)
+
+
+def describe() -> str:
+    """The settings as a docstring's entries: one per setting, with its flag."""
+    return "\n".join(
+        textwrap.fill(
+            f"{setting.name} (``{setting.flag}``): {setting.help}",
+            width=88,
+            initial_indent=" " * 8,
+            subsequent_indent=" " * 12,
+            break_on_hyphens=False,
+        )
+        for setting in SETTINGS
+    )
 
 
 def _kinds(given: Iterable[str], flag: str) -> tuple[list[FindingKind], bool]:

@@ -14,7 +14,8 @@ import contextlib
 import dataclasses
 import functools
 import gc
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
+from typing import Any
 
 from onnx_flow.errors import AuditError
 from onnx_flow.flow import reduce
@@ -23,87 +24,30 @@ from onnx_flow.frontend.load import Source
 from onnx_flow.frontend.stored import Stored
 from onnx_flow.judge import declared, findings, heads, profile, verdict
 from onnx_flow.measure import data, rank, widths
-from onnx_flow.options import Measure, Options
+from onnx_flow.options import Measure, Options, describe
 from onnx_flow.records import ShapedGraph
 from onnx_flow.report import LayerSpectrum, Report
 
 __all__ = ["audit", "resolve", "run"]
 
 
-def audit(
-    source: Source,
-    *,
-    dims: dict[str, int] | None = None,
-    batch_dim: str | None = None,
-    measure: str = "elements",
-    threshold: float = 1.0,
-    allow: Sequence[str] = (),
-    inputs: str | None = None,
-    fail_on: Sequence[str] = (),
-    ignore: Sequence[str] = (),
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
-    input_values: Mapping[str, Sequence[float] | float] | None = None,
-    energy: float | None = None,
-    limits: Mapping[str, int] | None = None,
-    whole_model: bool = False,
-    uncentred: bool = False,
-) -> Report:
+def audit(source: Source, **settings: Any) -> Report:
     """Audit one model for information bottlenecks.
 
-    Args:
-        source: path of an ``.onnx`` file, or a model in memory (left unchanged).
-        dims: sizes of named symbolic dims (``{"sequence": 128}``).
-        batch_dim: the dim bound to 1; by default the symbolic axis 0 of the data inputs.
-        measure: ``elements`` (product of dims), ``bits`` (elements x dtype bits) or
-            ``rank`` (elements, linear maps capped at their weight's rank; reads weights)
-            or ``data`` (elements, each tensor capped at the rank of its activations over
-            the samples in ``inputs``; runs the model).
-        threshold: a ratio below this is a bottleneck.
-        inputs: for the ``data`` measure, an ``.npz`` file: one array per graph input,
-            first axis = sample.
-        fail_on: finding kinds (``softmax_bottleneck``, ``attention_head_rank``,
-            ``attention_without_skip``, or ``all``) that make ``report.failing`` true.
-        ignore: finding kinds (the same, or ``all``) left out of the report; its
-            ``ignored`` names them. A kind named in both is an error; ``fail_on``'s
-            ``all`` means every kind not ignored.
-        allow: declared bottlenecks (tensor names, node names or module paths such as
-            ``enc.2``): the model is split at what they hand on, so their squeeze passes.
-        input_shapes: whole shapes of data inputs (``{"x": [1, 3, 640, 640]}``), for
-            dims that have no usable name.
-        input_values: values of small data inputs (``{"use_cache_branch": 0}``): an
-            ``If`` whose condition they decide is audited as the branch it takes.
-        energy: for ``rank`` and ``data``, cap at the energy rank: the fewest singular
-            values holding this fraction (0 < energy <= 1) of the sum of their squares;
-            ``None``: the numerical rank.
-        limits: budgets by their ``--limit`` names (``{"nodes": 500000}``); see
-            :class:`~onnx_flow.options.Limits` for each and its default.
-        whole_model: judge the whole model, the logits its reference; by default a head
-            that ends the model in a fixed linear map to logits (d -> V, d + 1 < V) is
-            judged apart: the trunk up to its input, the head as a finding.
-        uncentred: for ``data``, the rank of the activations themselves; by default of
-            their differences from their mean (the mean tells nothing about which
-            sample came in).
+    ``source`` is the path of an ``.onnx`` file, or a model in memory (left unchanged).
+    The settings are keywords, each the command line's flag by its Python name
+    (``dims={"sequence": 128}`` is ``--dim sequence=128``; a list for a repeatable
+    flag). A dim, input or layer the model lacks is an error.
 
     Raises:
-        AuditError: the model or an option cannot be audited.
+        AuditError: the model or a setting cannot be audited.
     """
-    options = Options.checked(
-        dims=dims,
-        batch_dim=batch_dim,
-        measure=measure,
-        threshold=threshold,
-        allow=allow,
-        inputs=inputs,
-        fail_on=fail_on,
-        ignore=ignore,
-        input_shapes=input_shapes,
-        input_values=input_values,
-        energy=energy,
-        limits=limits,
-        whole_model=whole_model,
-        uncentred=uncentred,
-    )
-    return run(source, options)
+    return run(source, Options.checked(**settings))
+
+
+audit.__doc__ = (audit.__doc__ or "").replace(
+    "    Raises:", f"    Settings:\n{describe()}\n\n    Raises:"
+)
 
 
 def run(source: Source, options: Options) -> Report:
@@ -124,7 +68,9 @@ def run(source: Source, options: Options) -> Report:
             # Each output that ends in a head is judged at the head's input (the trunk).
             apart = None if options.whole_model else heads.heads(graph, measured, found)
             trunk_ends = {output: head.tensor for output, head in (apart or {}).items()}
-            split = declared.split_tensors(graph, measured, options.allow)
+            split, unused_layers = declared.split_tensors(
+                graph, measured, options.allow, lenient=options.lenient
+            )
             prepared = (ahead or reduce.prepare(graph.wiring, split=split)).ending(trunk_ends)
             report = verdict.judge(
                 graph,
@@ -139,6 +85,11 @@ def run(source: Source, options: Options) -> Report:
                 heads=apart,
                 ignore=options.ignore,
             )
+        report = dataclasses.replace(
+            report,
+            unused=(*graph.unused, *unused_layers),
+            given=options.spelled(),
+        )
         if options.picture:
             report = dataclasses.replace(report, profile=profile.profile(graph, measured))
         return report
@@ -173,7 +124,7 @@ def _shaped(
         batch_dim=options.batch_dim,
         input_shapes=options.input_shapes,
         input_values=options.input_values,
-        dims_where_declared=options.dims_where_declared,
+        lenient=options.lenient,
     )
     followed = branches.follow(model, binding.values)
     with fork.beside(
@@ -212,16 +163,22 @@ def _measured(graph: ShapedGraph, source: Source, options: Options) -> widths.Wi
         stored = Stored(source, graph.branches)
         caps, spectra = data.caps(graph, stored, loaded, energy, centred=centred)
         samples = loaded.size
-    return widths.compute(
-        graph,
-        embedded=not options.whole_model,
-        measure=options.measure,
-        caps=caps,
-        samples=samples,
-        centred=centred,
-        energy=energy,
-        spectra=tuple(spectra),
-    )
+    try:
+        return widths.compute(
+            graph,
+            embedded=not options.whole_model,
+            measure=options.measure,
+            caps=caps,
+            samples=samples,
+            centred=centred,
+            energy=energy,
+            spectra=tuple(spectra),
+        )
+    except AuditError as error:  # it asks for dims or shapes: say which given ones missed
+        if not graph.unused:
+            raise
+        missed = "; ".join(f"{u.option}: {u.reason}" for u in graph.unused)
+        raise AuditError(f"{error}; given, but not in the model: {missed}") from None
 
 
 @contextlib.contextmanager

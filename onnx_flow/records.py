@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
-from onnx_flow.report import Branch
+from onnx_flow.report import Branch, Unused
 
 __all__ = [
     "FUSED_ATTENTION",
@@ -178,6 +178,8 @@ class ShapedGraph:
     branches: tuple[Branch, ...] = ()
     """The graph's ``If`` nodes and the branch followed in each (taken branches are
     inlined in ``wiring``)."""
+    unused: tuple[Unused, ...] = ()
+    """Dims and inputs given that the model lacks, left out."""
 
     @property
     def nodes(self) -> tuple[Node, ...]:

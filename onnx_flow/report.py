@@ -35,6 +35,7 @@ __all__ = [
     "SpectrumFall",
     "TensorKind",
     "Unknown",
+    "Unused",
     "Widened",
 ]
 
@@ -232,6 +233,29 @@ class Unknown:
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of this tensor."""
         return {"tensor": self.tensor, "reason": self.reason, "node": self.node}
+
+
+@dataclass(frozen=True, slots=True)
+class Unused:
+    """A setting that names something the model lacks (a dim, an input, a layer), left
+    out for it: several models share the settings of a run or a project."""
+
+    setting: str
+    """The setting's name (``dims``, ``input_shapes``, ``input_values``, ``allow``)."""
+    name: str
+    """What it names: the dim, the input or the layer."""
+    option: str
+    """As the command line gives it: ``--dim sequence=16``."""
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this setting."""
+        return {
+            "setting": self.setting,
+            "name": self.name,
+            "option": self.option,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,6 +502,11 @@ class Report:
     """The graph's ``If`` nodes and the branch followed in each."""
     allow: tuple[str, ...] = ()
     """Declared bottlenecks as given (``--allow``)."""
+    unused: tuple[Unused, ...] = ()
+    """Settings that name something this model lacks, left out for it."""
+    given: tuple[tuple[str, str], ...] = ()
+    """The settings that differ from their defaults: (name, as the command line gives
+    it: ``--input-shape x=1,3,48,320``)."""
     samples: int | None = None
     """For the ``data`` measure, the number of samples: no capacity exceeds it."""
     centred: bool | None = None
@@ -551,6 +580,8 @@ class Report:
             "bypassed": [b.to_dict() for b in self.bypassed],
             "unknown": [u.to_dict() for u in self.unknown],
             "allow": list(self.allow),
+            "unused": [u.to_dict() for u in self.unused],
+            "given": [text for _, text in self.given],
             "samples": self.samples,
             "centred": self.centred,
             "energy": self.energy,

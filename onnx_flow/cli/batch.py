@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from onnx_flow.cli.sandbox import Sandbox, audit_one
@@ -41,15 +41,15 @@ def expand(paths: Sequence[str]) -> list[str]:
 
 def audit_all(
     models: Sequence[str],
-    options: Options,
+    options: Mapping[str, Options],
     *,
     jobs: int = 1,
     scheduler: str | None = None,
     apart: bool | None = None,
     done: Callable[[Result], None] | None = None,
 ) -> list[Result]:
-    """Audit each model and return the results in the models' order; ``done(result)``
-    is called as each one finishes.
+    """Audit each model with its ``options`` and return the results in the models'
+    order; ``done(result)`` is called as each one finishes.
 
     The models are audited ``apart`` (by default, when there are several), each in a
     process of its own within ``--limit model-seconds`` and ``model-memory``, ``jobs``
@@ -72,7 +72,11 @@ def audit_all(
 
 
 def _results(
-    models: Sequence[str], options: Options, jobs: int, scheduler: str | None, apart: bool
+    models: Sequence[str],
+    options: Mapping[str, Options],
+    jobs: int,
+    scheduler: str | None,
+    apart: bool,
 ) -> Iterator[tuple[str, Result]]:
     """Each model with its result, as they finish."""
     if scheduler is not None:
@@ -83,10 +87,12 @@ def _results(
         yield from _apart(dict.fromkeys(models), options, jobs)
     else:
         for model in models:
-            yield model, audit_one(model, options)
+            yield model, audit_one(model, options[model])
 
 
-def _apart(models: Iterable[str], options: Options, jobs: int) -> Iterator[tuple[str, Result]]:
+def _apart(
+    models: Iterable[str], options: Mapping[str, Options], jobs: int
+) -> Iterator[tuple[str, Result]]:
     """The models audited by ``jobs`` sandboxes, as they finish.
 
     Each thread here waits on its own sandbox's pipe; a stop (Ctrl-C, an error in the
@@ -106,7 +112,7 @@ def _apart(models: Iterable[str], options: Options, jobs: int) -> Iterator[tuple
     def audit(model: str) -> tuple[str, Result]:
         sandbox = free.get()
         try:
-            return model, sandbox.audit(model, options, folder)
+            return model, sandbox.audit(model, options[model], folder)
         finally:
             free.put(sandbox)
 

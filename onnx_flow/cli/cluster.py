@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from onnx_flow.errors import AuditError, first_line
@@ -29,9 +29,11 @@ if TYPE_CHECKING:
 __all__ = ["audit_on"]
 
 
-def audit_on(address: str, models: Sequence[str], options: Options) -> Iterator[tuple[str, Result]]:
-    """Each model with its result, audited on the cluster whose scheduler is at
-    ``address``, as they finish.
+def audit_on(
+    address: str, models: Sequence[str], options: Mapping[str, Options]
+) -> Iterator[tuple[str, Result]]:
+    """Each model with its result, audited with its ``options`` on the cluster whose
+    scheduler is at ``address``, as they finish.
 
     Raises:
         AuditError: Dask distributed is not installed, or the scheduler cannot be reached
@@ -53,7 +55,7 @@ def audit_on(address: str, models: Sequence[str], options: Options) -> Iterator[
     try:
         futures = {
             client.submit(
-                _task, model, options, folder, key=f"onnx-flow-{run}-{index}", pure=False
+                _task, model, options[model], folder, key=f"onnx-flow-{run}-{index}", pure=False
             ): model
             for index, model in enumerate(dict.fromkeys(models))
         }

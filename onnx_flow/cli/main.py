@@ -11,25 +11,18 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from onnx_flow.cli import batch, config, resume, sandbox
 from onnx_flow.errors import AuditError, first_line
 from onnx_flow.measure import progress
-from onnx_flow.options import (
-    Limits,
-    Measure,
-    Options,
-    parse_dims,
-    parse_input_shapes,
-    parse_input_values,
-    parse_limits,
-)
+from onnx_flow.options import AUDIT, AUDIT_MODULE, DIFF, SETTINGS, Form, Options
 from onnx_flow.pytorch import INPUT_DTYPES
 from onnx_flow.render import Format, render
-from onnx_flow.render.wording import figures, printable, verdict
+from onnx_flow.render.wording import figures, printable, totals, verdict
 from onnx_flow.report import Failure, FindingKind, Report, Result
 from onnx_flow.version import __version__
 
@@ -76,39 +69,80 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     try:
         project = config.load(Path.cwd())
-        options = Options.checked(
-            dims={**project.dims, **parse_dims(arguments.dim)},
-            input_shapes={
-                **project.input_shapes,
-                **parse_input_shapes(getattr(arguments, "input_shapes", [])),
-            },
-            input_values={
-                **project.input_values,
-                **parse_input_values(getattr(arguments, "input_values", [])),
-            },
-            batch_dim=arguments.batch_dim,
-            measure=arguments.measure or project.measure or Measure.ELEMENTS.value,
-            threshold=_first(arguments.threshold, project.threshold, 1.0),
-            allow=arguments.allow or project.allow,
-            inputs=arguments.inputs,
-            fail_on=arguments.fail_on,
-            ignore=arguments.ignore or project.ignore,
-            energy=project.energy if arguments.energy is None else arguments.energy,
-            limits={**project.limits, **parse_limits(arguments.limit)},
-            whole_model=arguments.whole_model or bool(project.whole_model),
-            uncentred=arguments.uncentred or bool(project.uncentred),
-        )
+        given = _given(arguments)
+        options = _options(project.defaults, given)
+        for pattern, settings in project.per_path:  # every pattern's errors now, once
+            try:
+                _options(config.merged(project.defaults, settings), given)
+            except AuditError as error:
+                raise AuditError(f"per_path {pattern!r}: {error}") from None
     except AuditError as error:
         return _fatal(str(error))
     if arguments.command == "diff":
-        return _diff(arguments, options)
+        return _diff(arguments, options, given)
     if arguments.command == "audit-module":
-        return _audit_module(arguments, options, project.format)
-    return _audit(arguments, options, project.format)
+        return _audit_module(arguments, options, given, project.format)
+    return _audit(arguments, project, given)
+
+
+def _given(arguments: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line, by name (a table's texts parsed)."""
+    given = {}
+    for setting in SETTINGS:
+        value = getattr(arguments, setting.name, None)
+        if value is not None:
+            parse = setting.parse if setting.form is Form.TABLE else None
+            given[setting.name] = value if parse is None else parse(value)
+    return given
+
+
+def _options(project: Mapping[str, Any], given: Mapping[str, Any]) -> Options:
+    """The options of a model from its project's settings and the command line's,
+    which win (a table's names are added to the project's); a dim, input or layer the
+    model lacks is left out for it (:func:`_unmatched` checks the command line's).
+
+    Raises:
+        AuditError: a setting is bad.
+    """
+    settings = dict(project)
+    for name, value in given.items():
+        merge = isinstance(value, dict) and name in settings
+        settings[name] = {**settings[name], **value} if merge else value
+    return dataclasses.replace(Options.checked(**settings), lenient=True)
+
+
+def _unmatched(
+    given: Mapping[str, Any], audited: Sequence[tuple[str, Sequence[Mapping[str, str]]]]
+) -> list[str]:
+    """One line per dim, input or layer named on the command line that no audited
+    model has; ``audited``: each model with its report's ``unused`` (JSON objects)."""
+    named = [
+        (s, name) for s in ("dims", "input_shapes", "input_values") for name in given.get(s, {})
+    ]
+    named += [("allow", spec) for spec in given.get("allow", ())]
+    lines = []
+    for key in named:
+        lacking = [
+            next((u for u in unused if (u["setting"], u["name"]) == key), None)
+            for _, unused in audited
+        ]
+        first = lacking[0] if audited and all(lacking) else None
+        if first is not None:
+            model = audited[0][0]
+            where = (
+                model
+                if len(audited) == 1
+                else f"none of the {len(audited)} models audited has it; {model}"
+            )
+            lines.append(f"{first['option']}: {where}: {first['reason']}")
+    return lines
 
 
 def _audit_module(
-    arguments: argparse.Namespace, options: Options, project_format: str | None
+    arguments: argparse.Namespace,
+    options: Options,
+    given: Mapping[str, Any],
+    project_format: str | None,
 ) -> int:
     """``onnx-flow audit-module package.module:factory --input-shape ...``."""
     from onnx_flow import pytorch
@@ -137,38 +171,45 @@ def _audit_module(
         return _fatal(str(error))
     except Exception as error:  # the user's factory may raise anything: one line
         return _fatal(f"{arguments.factory}: {type(error).__name__}: {error}")
+    if _said(_unmatched(given, [(report.model, _unused(report))])):
+        return EXIT_ERROR
     return EXIT_BOTTLENECK if report.failing else EXIT_CLEAN
 
 
-def _audit(arguments: argparse.Namespace, options: Options, project_format: str | None) -> int:
-    """``onnx-flow audit``: every model, rendered in one format."""
+def _audit(arguments: argparse.Namespace, project: config.Project, given: Mapping[str, Any]) -> int:
+    """``onnx-flow audit``: every model with its options, rendered in one format."""
     try:
-        output_format = _format(arguments.format or project_format or Format.TEXT.value)
+        output_format = _format(arguments.format or project.format or Format.TEXT.value)
         if arguments.jobs < 1:
             raise AuditError(f"--jobs {arguments.jobs}: must be at least 1")
         models = batch.expand(arguments.models)
         to_file = arguments.output not in (None, "-")
         if arguments.resume and not (output_format is Format.JSONL and to_file):
             raise AuditError("--resume needs --format jsonl and --output FILE: the lines to resume")
+        shared: dict[tuple[str, ...], Options] = {}  # one per set of patterns matched
+        for model in models:
+            patterns = project.patterns(model)
+            if patterns not in shared:
+                found = _options(project.settings(model), given)
+                shared[patterns] = _drawn(found, output_format, plot=arguments.plot)
+        options = {model: shared[project.patterns(model)] for model in models}
     except AuditError as error:
         return _fatal(str(error))
-    options = _drawn(options, output_format, plot=arguments.plot)
-    if len(models) > 1:  # a --dim binds the models that have it
-        options = dataclasses.replace(options, dims_where_declared=True)
     stream, spared = None, []
     try:
         if output_format is Format.JSONL:
-            options_hex = resume.options_digest(options)
+            digests = {id(o): resume.options_digest(o) for o in shared.values()}
 
             @functools.cache  # a model --resume hashed is not hashed again for its line
             def fingerprint(model: str) -> str | None:
-                return resume.fingerprint(model, options, options_hex)
+                chosen = options[model]
+                return resume.fingerprint(model, chosen, digests[id(chosen)])
 
             if arguments.resume:
                 spared = _spared(models, fingerprint, arguments.output)
             stream = _stream(arguments.output, fingerprint)
         audited = [m for m in models if m not in {entry["model"] for entry in spared}]
-        with _bars(len(audited)) as advance:
+        with _bars(audited) as advance:
 
             def done(result: Result) -> None:
                 if stream is not None:
@@ -188,32 +229,38 @@ def _audit(arguments: argparse.Namespace, options: Options, project_format: str 
         return _fatal(str(error))
     reported = [r for r in results if isinstance(r, Report)]
     spared_reports = [entry for entry in spared if "error" not in entry]
-    bound = {name for r in reported for name, _ in r.dims}
-    bound.update(name for entry in spared_reports for name in entry["dims"])
-    unused = [name for name in options.dims if name not in bound]
-    if len(models) > 1 and unused and (reported or spared_reports):
-        name = unused[0]
-        size = options.dims[name]
-        return _fatal(f"--dim {name}={size}: no model audited has a dim named {name!r}")
     failures = [r for r in results if isinstance(r, Failure)]
     for failure in failures:
         _fatal(failure.error)
     if len(models) == 1 and failures:
         return EXIT_ERROR  # nothing to show but the reason
     try:
-        _emit(results, output_format, arguments, written=stream is not None)
+        _emit(results, output_format, arguments, written=stream is not None, spared=spared)
     except AuditError as error:
         return _fatal(str(error))
-    if failures or len(spared_reports) < len(spared):
+    audited_unused = [(r.model, _unused(r)) for r in reported]
+    audited_unused += [(entry["model"], entry.get("unused", [])) for entry in spared_reports]
+    if _said(_unmatched(given, audited_unused)) or failures or len(spared_reports) < len(spared):
         return EXIT_ERROR
-    fail_on = {kind.value for kind in options.fail_on}
     spared_failing = (
-        entry["bottleneck"] or any(f["kind"] in fail_on for f in entry["findings"])
+        entry["bottleneck"]
+        or any(FindingKind(f["kind"]) in options[entry["model"]].fail_on for f in entry["findings"])
         for entry in spared_reports
     )
     if any(r.failing for r in reported) or any(spared_failing):
         return EXIT_BOTTLENECK
     return EXIT_CLEAN
+
+
+def _unused(report: Report) -> list[dict[str, str]]:
+    return [u.to_dict() for u in report.unused]
+
+
+def _said(lines: Sequence[str]) -> bool:
+    """Say each error line; whether there was one."""
+    for line in lines:
+        _fatal(line)
+    return bool(lines)
 
 
 def _spared(
@@ -259,9 +306,11 @@ def _emit(
     arguments: argparse.Namespace,
     *,
     written: bool = False,
+    spared: Sequence[Mapping[str, Any]] = (),
 ) -> None:
-    """Print the results, or write them to ``--output`` and print each verdict (unless
-    they were ``written`` as each model finished); draw ``--plot``.
+    """Print the results, or write them to ``--output`` (unless they were ``written`` as
+    each model finished) and print one line: one model's verdict, or the totals over
+    the results and the JSON lines ``--resume`` ``spared``; draw ``--plot``.
 
     Raises:
         AuditError: a file cannot be written.
@@ -274,14 +323,17 @@ def _emit(
         _write(plot.render(results, arguments.plot), arguments.plot)
     if not written:
         _write(render(results, output_format, color=color), output)
-    if output is not None:  # the report went to the file: say what it says
-        for result in results:
-            if isinstance(result, Report):
-                line = f"{result.model}: {verdict(result)}  {figures(result.total)}"
-                _print(f"{printable(line)} (report in {output})\n".encode())
+    if output is None:
+        return
+    # The report went to the file: say what it says, in one line.
+    if len(results) == 1 and not spared and isinstance(results[0], Report):
+        line = f"{results[0].model}: {verdict(results[0])}  {figures(results[0].total)}"
+    else:
+        line = totals(results, spared)
+    _print(f"{printable(line)} (report in {output})\n".encode())
 
 
-def _diff(arguments: argparse.Namespace, options: Options) -> int:
+def _diff(arguments: argparse.Namespace, options: Options, given: Mapping[str, Any]) -> int:
     """``onnx-flow diff``: exit 1 when the new version regressed (squeezes more than the
     old, adds a failing finding or loses a skip: :class:`onnx_flow.report.Comparison`)."""
     reports = [sandbox.audit_one(model, options) for model in (arguments.old, arguments.new)]
@@ -300,6 +352,8 @@ def _diff(arguments: argparse.Namespace, options: Options) -> int:
         _write(render_comparison(comparison, arguments.format, color=color), arguments.output)
     except AuditError as error:
         return _fatal(str(error))
+    if _said(_unmatched(given, [(r.model, _unused(r)) for r in (before, after)])):
+        return EXIT_ERROR
     return EXIT_BOTTLENECK if comparison.regressed else EXIT_CLEAN
 
 
@@ -386,13 +440,18 @@ def _reason(error: Exception) -> str:
     return (error.strerror if isinstance(error, OSError) else None) or str(error)
 
 
+#: Seconds between two progress lines when stderr is no terminal (a CI log).
+PROGRESS_EVERY = 10.0
+
+
 @contextlib.contextmanager
-def _bars(models: int) -> Iterator[Callable[[Result], None] | None]:
-    """Progress on stderr, if it is a terminal: with several models, a bar of models
-    audited, with the count done and failed (the context gives the function to call
-    after each); with one, a bar per long measurement."""
+def _bars(models: Sequence[str]) -> Iterator[Callable[[Result], None] | None]:
+    """Progress on stderr, with several models: the context gives the function to call
+    after each. On a terminal, a bar of models audited with the count done and failed
+    (with one model, a bar per long measurement); else, as in CI, a line every
+    :data:`PROGRESS_EVERY` seconds."""
     if sys.stderr is None or not sys.stderr.isatty():
-        yield None
+        yield _lines(len(models)) if len(models) > 1 else None
         return
     from rich.console import Console
     from rich.progress import MofNCompleteColumn, Progress, TextColumn
@@ -403,15 +462,14 @@ def _bars(models: int) -> Iterator[Callable[[Result], None] | None]:
         TextColumn("{task.fields[failed]}"),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        if models > 1:
-            task = bar.add_task("auditing", total=models, failed="")
+        if len(models) > 1:
+            task = bar.add_task("auditing", total=len(models), failed="")
             failed = 0
 
             def advance(result: Result) -> None:
                 nonlocal failed
                 failed += isinstance(result, Failure)
-                name = Path(result.model).name
-                bar.update(task, advance=1, description=name, failed=f"{failed} failed")
+                bar.update(task, advance=1, description=result.model, failed=f"{failed} failed")
 
             yield advance
             return
@@ -424,6 +482,25 @@ def _bars(models: int) -> Iterator[Callable[[Result], None] | None]:
 
         with progress.listening(show):
             yield None
+
+
+def _lines(models: int, clock: Callable[[], float] = time.monotonic) -> Callable[[Result], None]:
+    """A function to call after each model that says, at most every
+    :data:`PROGRESS_EVERY` seconds, how many are done and failed, and the last one."""
+    start = last = clock()
+    done = failed = 0
+
+    def advance(result: Result) -> None:
+        nonlocal done, failed, last
+        done += 1
+        failed += isinstance(result, Failure)
+        now = clock()
+        if now - last >= PROGRESS_EVERY and done < models:
+            last = now
+            seconds = f"{now - start:.0f} s"
+            _say(f"{done} of {models} models audited, {failed} failed, {seconds}: {result.model}")
+
+    return advance
 
 
 def _fatal(message: str) -> int:
@@ -463,8 +540,7 @@ def _parser() -> argparse.ArgumentParser:
         help="an .onnx file, or a folder: every .onnx file under it",
     )
     _format_option(audit)
-    _audit_options(audit)
-    _input_options(audit)
+    _settings(audit, AUDIT)
     _written_options(audit)
     audit.add_argument(
         "--resume",
@@ -514,7 +590,7 @@ def _parser() -> argparse.ArgumentParser:
         "--exporter", choices=["dynamo", "torchscript"], default="dynamo", help="default: dynamo"
     )
     _format_option(audit_module)
-    _audit_options(audit_module)
+    _settings(audit_module, AUDIT_MODULE)
     _written_options(audit_module)
     diff = commands.add_parser(
         "diff",
@@ -532,8 +608,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the comparison to FILE (atomically) instead of stdout",
     )
-    _audit_options(diff)
-    _input_options(diff)
+    _settings(diff, DIFF)
     return parser
 
 
@@ -560,116 +635,24 @@ def _written_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _input_options(parser: argparse.ArgumentParser) -> None:
-    """``--input-shape NAME=D1,...`` and ``--input-value NAME=V,...``, for the commands
-    that read .onnx files (audit-module has its own --input-shape: the shapes of the
-    random inputs it feeds)."""
-    parser.add_argument(
-        "--input-shape",
-        action="append",
-        default=[],
-        dest="input_shapes",
-        metavar="NAME=D1,D2,...",
-        help="the whole shape of data input NAME, for dims with no usable name"
-        " (repeatable), e.g. --input-shape x=1,3,640,640",
+def _settings(parser: argparse.ArgumentParser, command: str) -> None:
+    """The flags of the settings ``command`` takes (:data:`~onnx_flow.options.SETTINGS`);
+    each is ``None`` when not given, so that the project's defaults show through."""
+    group = parser.add_argument_group(
+        "how a model is audited",
+        "Each can also be set in [tool.onnx-flow] of the nearest pyproject.toml, by its"
+        " Python name (--input-shape: input_shapes), for every model or per path.",
     )
-    parser.add_argument(
-        "--input-value",
-        action="append",
-        default=[],
-        dest="input_values",
-        metavar="NAME=V,...",
-        help="the value of a small data input, so that an If it decides is audited as the"
-        " branch it takes (repeatable), e.g. --input-value use_cache_branch=false",
-    )
-
-
-def _audit_options(parser: argparse.ArgumentParser) -> None:
-    """The options that say how a model is audited, shared by audit and diff."""
-    parser.add_argument(
-        "--dim",
-        action="append",
-        default=[],
-        metavar="NAME=N",
-        help="bind a symbolic dim (repeatable), e.g. --dim sequence=128",
-    )
-    parser.add_argument(
-        "--batch-dim",
-        metavar="NAME",
-        help="the symbolic dim bound to 1 (default: axis 0 of the data inputs)",
-    )
-    parser.add_argument(
-        "--measure",
-        choices=[m.value for m in Measure],
-        help="elements (default), bits (elements x dtype bits), rank (linear maps capped"
-        " at their weight's numerical rank; reads the weights) or data (tensors capped at"
-        " the rank of their activations over --inputs; runs the model)",
-    )
-    parser.add_argument(
-        "--energy",
-        type=float,
-        metavar="E",
-        help="with --measure rank or data: cap at the energy rank, the fewest singular"
-        " values holding a fraction E (0 < E <= 1) of the sum of their squares (default:"
-        " the numerical rank)",
-    )
-    parser.add_argument(
-        "--limit",
-        action="append",
-        default=[],
-        metavar="NAME=N",
-        help="a budget on what a model can make the audit do (repeatable): nodes (after"
-        f" inlining local functions, default {Limits().nodes:,}), sample-bytes (what"
-        f" --inputs may inflate to, default {Limits().sample_bytes:,}), run-seconds and"
-        " run-memory (the onnxruntime run that resolves shapes inference left open,"
-        f" default {Limits().run_seconds} s and {Limits().run_memory:,} bytes)",
-    )
-    parser.add_argument(
-        "--fail-on",
-        action="append",
-        default=[],
-        metavar="KIND",
-        help="make findings of KIND count for exit code 1 ("
-        + ", ".join(k.value for k in FindingKind)
-        + ", or all; repeatable)",
-    )
-    parser.add_argument(
-        "--ignore",
-        action="append",
-        default=[],
-        metavar="KIND",
-        help="leave findings of KIND out of the report and the exit code (the kinds of"
-        " --fail-on, or all; repeatable; default: ignore in [tool.onnx-flow])",
-    )
-    parser.add_argument(
-        "--inputs",
-        metavar="SAMPLES.npz",
-        help="samples for --measure data: one array per graph input, first axis = sample",
-    )
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        metavar="RATIO",
-        help="a max-flow / reference ratio below this is a bottleneck (default 1.0)",
-    )
-    parser.add_argument(
-        "--uncentred",
-        action="store_true",
-        help="with --measure data: the rank of the activations themselves (by default"
-        " of their differences from their mean, which tells nothing about the sample)",
-    )
-    parser.add_argument(
-        "--whole-model",
-        action="store_true",
-        help="judge the whole model, its logits the reference (by default a model that"
-        " ends in a fixed linear map to logits, d -> V, is judged up to the map's input,"
-        " and the map is the softmax_bottleneck finding)",
-    )
-    parser.add_argument(
-        "--allow",
-        action="append",
-        default=[],
-        metavar="LAYER",
-        help="a layer that is narrow on purpose (module path such as enc.2, node or tensor"
-        " name; repeatable): the model is split there and that squeeze passes",
-    )
+    for setting in SETTINGS:
+        if command not in setting.commands:
+            continue
+        kinds: dict[str, Any] = {"dest": setting.name, "default": None, "help": setting.help}
+        if setting.form is Form.SWITCH:
+            kinds["action"] = "store_true"
+        elif setting.form is Form.VALUE:
+            kinds.update(type=setting.parse or str, choices=setting.choices)
+        else:
+            kinds["action"] = "append"
+        if setting.metavar is not None:
+            kinds["metavar"] = setting.metavar
+        group.add_argument(setting.flag, **kinds)

@@ -15,6 +15,7 @@ import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import onnx
@@ -25,7 +26,7 @@ from onnx_flow.frontend import infer as inference
 from onnx_flow.frontend.fold import fold_values, known_values
 from onnx_flow.frontend.stored import Stored
 from onnx_flow.records import ShapedGraph, TensorType, Wiring, distinct
-from onnx_flow.report import Branch
+from onnx_flow.report import Branch, Unused
 
 __all__ = ["Binding", "bind", "complete", "infer"]
 
@@ -47,6 +48,8 @@ class Binding:
     """Dims the model declares on its inputs and outputs (bindable by the user)."""
     values: Mapping[str, np.ndarray]
     """Values given for data inputs (``--input-value``), in their dtype and shape."""
+    unused: tuple[Unused, ...] = ()
+    """Dims and inputs given that the model lacks, left out (``lenient``)."""
 
 
 def bind(
@@ -56,7 +59,7 @@ def bind(
     batch_dim: str | None = None,
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
     input_values: Mapping[str, tuple[float, ...]] | None = None,
-    dims_where_declared: bool = False,
+    lenient: bool = False,
 ) -> Binding:
     """Bind symbolic dims in ``model`` (in place), ready for shape inference.
 
@@ -68,13 +71,14 @@ def bind(
         input_shapes: whole shapes of data inputs (``--input-shape``); they win over
             ``dims`` on those inputs.
         input_values: values of data inputs (``--input-value``) of static shapes.
-        dims_where_declared: bind only the ``dims`` the model declares (one ``--dim``
-            given to several models); else a dim it lacks is an error.
+        lenient: leave out the dims and inputs named in ``dims``, ``input_shapes`` and
+            ``input_values`` that the model lacks (settings shared by several models),
+            listing them in :attr:`Binding.unused`; else the first is an error.
 
     Raises:
-        AuditError: the model has no data inputs, a name is not UTF-8, a dim named in
-            ``dims`` or ``batch_dim`` is not in the model, or an input shape or input
-            value does not fit.
+        AuditError: the model has no data inputs, a name is not UTF-8, a dim or input
+            named is not in the model (unless ``lenient``; ``batch_dim`` always), or an
+            input shape or input value does not fit.
     """
     graph = model.graph
     constants = frozenset(t.name for t in graph.initializer)
@@ -88,16 +92,27 @@ def bind(
         constants,
     )
     declared = symbols.declared(graph)
-    given_dims = {
-        name: size
-        for name, size in (dims or {}).items()
-        if not dims_where_declared or name in declared
-    }
-    bindings = symbols.bindings(graph, inputs, declared, given_dims, batch_dim)
+    unused = symbols.unused(
+        graph, inputs, declared, dims or {}, input_shapes or {}, input_values or {}
+    )
+    if unused and not lenient:
+        raise AuditError(f"{unused[0].option}: {unused[0].reason}")
+    left_out = {(u.setting, u.name) for u in unused}
+    bindings = symbols.bindings(graph, inputs, declared, _kept(dims, "dims", left_out), batch_dim)
     symbols.bind(_value_infos(graph), bindings)
-    symbols.shape_inputs(graph, inputs, input_shapes or {})
-    given = branches.input_values(graph, inputs, input_values or {})
-    return Binding(bindings, declared, given)
+    symbols.shape_inputs(graph, inputs, _kept(input_shapes, "input_shapes", left_out))
+    given = branches.input_values(graph, inputs, _kept(input_values, "input_values", left_out))
+    return Binding(bindings, declared, given, unused)
+
+
+_Value = TypeVar("_Value")
+
+
+def _kept(
+    named: Mapping[str, _Value] | None, setting: str, left_out: set[tuple[str, str]]
+) -> dict[str, _Value]:
+    """The entries of ``setting`` (a table by name) not ``left_out``."""
+    return {name: v for name, v in (named or {}).items() if (setting, name) not in left_out}
 
 
 def infer(model: onnx.ModelProto) -> inference.Inferred:
@@ -180,6 +195,7 @@ def complete(
         declared_dims=binding.declared,
         fallbacks=(*notes, *fallbacks),
         branches=followed,
+        unused=binding.unused,
     )
 
 

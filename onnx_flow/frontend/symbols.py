@@ -17,6 +17,7 @@ import onnx
 
 from onnx_flow.errors import AuditError
 from onnx_flow.records import Dim, format_shape
+from onnx_flow.report import Unused
 
 __all__ = ["bind", "bindings", "data_input", "declared", "input_shape", "shape_inputs"]
 
@@ -96,16 +97,14 @@ def bindings(
     dims: dict[str, int],
     batch_dim: str | None,
 ) -> dict[str, int]:
-    """Return the dims to bind: the user's, plus the batch dim at 1 unless given."""
-    named = [(f"--dim {name}={dims[name]}", name) for name in sorted(dims)]
-    if batch_dim is not None:
-        named.append((f"--batch-dim {batch_dim}", batch_dim))
-    for flag, name in named:
-        if name not in declared:
-            raise AuditError(
-                f"{flag}: the model has no dim named {name!r}"
-                f" (its symbolic dims: {', '.join(sorted(declared)) or 'none'})"
-            )
+    """Return the dims to bind: the user's (all ``declared``: :func:`unused`), plus the
+    batch dim at 1 unless given.
+
+    Raises:
+        AuditError: the model has no dim named ``batch_dim``.
+    """
+    if batch_dim is not None and batch_dim not in declared:
+        raise AuditError(f"--batch-dim {batch_dim}: {_no_dim(batch_dim, declared)}")
     if batch_dim is not None:
         batch_dims = {batch_dim}
     else:
@@ -116,6 +115,49 @@ def bindings(
                 if shape and shape[0].HasField("dim_param") and shape[0].dim_param:
                     batch_dims.add(shape[0].dim_param)
     return {name: dims.get(name, 1) for name in sorted(batch_dims)} | dims
+
+
+def unused(
+    graph: onnx.GraphProto,
+    inputs: tuple[str, ...],
+    declared: frozenset[str],
+    dims: Mapping[str, int],
+    input_shapes: Mapping[str, tuple[int, ...]],
+    input_values: Mapping[str, tuple[float, ...]],
+) -> tuple[Unused, ...]:
+    """The dims, input shapes and input values given that name a dim or a data input
+    the model lacks."""
+    data = [value.name for value in graph.input if value.name in inputs]
+    no_input = "the model has no data input named {!r} (its data inputs: " + ", ".join(data) + ")"
+    found = [
+        Unused("dims", name, f"--dim {name}={size}", _no_dim(name, declared))
+        for name, size in dims.items()
+        if name not in declared
+    ]
+    for setting, flag, named in (
+        ("input_shapes", "--input-shape", input_shapes),
+        ("input_values", "--input-value", input_values),
+    ):
+        found += [
+            Unused(
+                setting, name, f"{flag} {name}={','.join(map(_number, v))}", no_input.format(name)
+            )
+            for name, v in named.items()
+            if name not in data
+        ]
+    return tuple(found)
+
+
+def _number(value: float) -> str:
+    """``3.0`` -> ``3``, as the command line gives it."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _no_dim(name: str, declared: frozenset[str]) -> str:
+    return (
+        f"the model has no dim named {name!r}"
+        f" (its symbolic dims: {', '.join(sorted(declared)) or 'none'})"
+    )
 
 
 def shape_inputs(

@@ -15,33 +15,42 @@ from collections.abc import Sequence
 from onnx_flow.errors import AuditError
 from onnx_flow.measure.widths import Widths
 from onnx_flow.records import Node, ShapedGraph
+from onnx_flow.report import Unused
 
 __all__ = ["split_tensors"]
 
 
-def split_tensors(graph: ShapedGraph, widths: Widths, allow: Sequence[str]) -> tuple[str, ...]:
-    """The tensors at which the declared layers split the model, in graph order.
+def split_tensors(
+    graph: ShapedGraph, widths: Widths, allow: Sequence[str], *, lenient: bool = False
+) -> tuple[tuple[str, ...], tuple[Unused, ...]]:
+    """The tensors at which the declared layers split the model, in graph order, and the
+    entries of ``allow`` that match nothing (left out when ``lenient``).
 
     Each entry of ``allow`` names a tensor, a node, or a module path (``enc.2``: every
     node in that module or below it). A node or a module hands on the sample-carrying
     tensors it writes that something outside it reads, or that the graph outputs.
 
     Raises:
-        AuditError: an entry matches nothing, or a tensor it names has no known width.
+        AuditError: an entry matches nothing (unless ``lenient``), or a tensor it names
+            has no known width.
     """
     chosen: set[str] = set()
+    unused = []
     for spec in allow:
         found = _match(graph, widths, spec)
         if not found:
-            raise AuditError(
-                f"--allow {spec}: no tensor, node or module of the model that carries"
-                f" sample information has that name{_suggestion(graph, spec)}"
+            reason = (
+                "no tensor, node or module of the model that carries sample information"
+                f" has that name{_suggestion(graph, spec)}"
             )
+            if not lenient:
+                raise AuditError(f"--allow {spec}: {reason}")
+            unused.append(Unused("allow", spec, f"--allow {spec}", reason))
         for tensor in sorted(found):
             if tensor not in widths.known:
                 raise AuditError(f"--allow {spec}: the width of {tensor!r} is unknown")
         chosen |= found
-    return tuple(name for name in graph.carrying if name in chosen)
+    return tuple(name for name in graph.carrying if name in chosen), tuple(unused)
 
 
 def _match(graph: ShapedGraph, widths: Widths, spec: str) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from onnx_flow.render.wording import cut_layers, head, printable
+from onnx_flow.render.wording import cut_layers, head, printable, totals
 from onnx_flow.report import Failure, OutputResult, Report, Result
 
 __all__ = ["cell", "render", "table_row"]
@@ -24,13 +24,7 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
 
     ``color`` is unused: the format has no colours.
     """
-    bottlenecks = sum(r.bottleneck for r in reports)
-    failures = sum(isinstance(r, Failure) for r in reports)
-    audited = len(reports) - failures
-    summary = f"{audited} model{'s' if audited != 1 else ''} audited"
-    summary += f", {bottlenecks} with a bottleneck" if bottlenecks else ", no bottleneck"
-    if failures:
-        summary += f"; {failures} not audited"
+    summary = totals(reports)
     rows = "".join(_rows(r) for r in reports)
     judged = [(r, h) for r in reports if isinstance(r, Report) for h in r.heads]
     heads = "".join(f"- {cell(r.model)}: {cell(head(h))}\n" for r, h in judged)

@@ -78,14 +78,19 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
     return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 
 
+#: Settings the report shows in places of their own, not among those the header echoes.
+_HEADED = frozenset({"dims", "measure", "energy", "allow"})
+
+
 def _report(console: Console, report: Report) -> None:
     dims = ", ".join(f"{name}={size}" for name, size in report.dims)
     measure = (
         report.measure if report.energy is None else f"{report.measure}, energy {report.energy:g}"
     )
+    given = [text for name, text in report.given if name not in _HEADED]
     console.print(
         _safe(report.model, "bold"),
-        _safe(f"({measure}; {dims or 'no symbolic dims'})", "dim"),
+        _safe(f"({'; '.join([measure, dims or 'no symbolic dims', *given])})", "dim"),
     )
     width = width_heading(report)
     cut_columns = (*CUT_COLUMNS[:4], width, *CUT_COLUMNS[5:])

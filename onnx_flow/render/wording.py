@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from onnx_flow.report import (
     Branch,
     BypassedLayer,
     CutLayer,
     CutTensor,
+    Failure,
     Head,
     LayerSpectrum,
     OutputResult,
     Report,
+    Result,
     Shape,
 )
 
@@ -41,6 +45,7 @@ __all__ = [
     "spectra_title",
     "spectrum_columns",
     "spectrum_row",
+    "totals",
     "verdict",
     "width_heading",
 ]
@@ -48,6 +53,19 @@ __all__ = [
 
 #: C0 and C1 control characters, DEL included.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def totals(results: Sequence[Result], spared: Sequence[Mapping[str, Any]] = ()) -> str:
+    """``3 models audited, 1 with a bottleneck; 1 not audited``, over ``results`` and
+    the JSON lines of earlier results ``spared`` (``--resume``)."""
+    bottlenecks = sum(r.bottleneck for r in results) + sum(
+        bool(s.get("bottleneck")) for s in spared
+    )
+    failures = sum(isinstance(r, Failure) for r in results) + sum("error" in s for s in spared)
+    audited = len(results) + len(spared) - failures
+    said = f"{audited} model{'s' if audited != 1 else ''} audited"
+    said += f", {bottlenecks} with a bottleneck" if bottlenecks else ", no bottleneck"
+    return f"{said}; {failures} not audited" if failures else said
 
 
 def printable(text: str) -> str:

@@ -34,7 +34,10 @@ def test_resume_audits_exactly_the_removed_lines(tmp_path: Path) -> None:
     after = _lines(output)
     assert after[:80] == kept  # byte for byte
     assert sorted(after[80:]) == sorted(removed)  # the 20, audited again, and no other
-    assert resumed.stdout.count("\n") == len([r for r in removed if b'"error"' not in r])
+    # One line of totals over the whole file, not a line per model.
+    reports = [json.loads(line) for line in after if b'"error"' not in line]
+    assert (len(reports), any(report["bottleneck"] for report in reports)) == (100, False)
+    assert resumed.stdout == f"100 models audited, no bottleneck (report in {output})\n"
 
 
 def test_a_changed_file_or_option_is_audited_again(tmp_path: Path) -> None:
