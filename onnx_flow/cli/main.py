@@ -29,7 +29,7 @@ from onnx_flow.options import (
 )
 from onnx_flow.pytorch import INPUT_DTYPES
 from onnx_flow.render import Format, render
-from onnx_flow.render.wording import figures, printable, verdict
+from onnx_flow.render.wording import printable, verdict, verdict_basis
 from onnx_flow.report import Failure, FindingKind, Report, Result
 from onnx_flow.version import __version__
 
@@ -277,7 +277,7 @@ def _emit(
     if output is not None:  # the report went to the file: say what it says
         for result in results:
             if isinstance(result, Report):
-                line = f"{result.model}: {verdict(result)}  {figures(result.total)}"
+                line = f"{result.model}: {verdict(result)}  {verdict_basis(result)}"
                 _print(f"{printable(line)} (report in {output})\n".encode())
 
 
