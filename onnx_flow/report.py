@@ -433,6 +433,10 @@ class OutputResult:
     head: Head | None = None
     """The head judged apart: the output's figures are its trunk's, up to the head's
     input; ``None`` when the output is judged as it stands."""
+    joint: bool = False
+    """The flow to all outputs of a model with several, together: figures shown for
+    information, never a verdict. Two outputs computed from one 256-wide state each get
+    all they need, yet together carry 256 of their 257 values: the model passes."""
 
     @property
     def ratio(self) -> float:
@@ -441,8 +445,9 @@ class OutputResult:
 
     @property
     def bottleneck(self) -> bool:
-        """Whether the ratio is below the threshold."""
-        return self.ratio < self.threshold
+        """Whether the ratio is below the threshold; never for the :attr:`joint` flow (a
+        model with several outputs has a bottleneck where one of them has)."""
+        return not self.joint and self.ratio < self.threshold
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of this output."""
@@ -489,7 +494,8 @@ class Report:
     """Symbolic dims bound for the audit, sorted by name."""
     threshold: float
     total: OutputResult
-    """All outputs together (one super-sink); for one output, that output's figures."""
+    """All outputs together (one super-sink, :attr:`OutputResult.joint`); for one
+    output, that output's figures."""
     outputs: tuple[OutputResult, ...]
     """Graph outputs in graph order, then the outputs declared bottlenecks add."""
     bypassed: tuple[Bypassed, ...]
@@ -570,6 +576,7 @@ class Report:
             "reference": self.total.reference,
             "ratio": self.total.ratio,
             "bottleneck": self.bottleneck,
+            "joint": self.total.joint,
             "cut_near_inputs": [t.to_dict() for t in self.total.cut_near_inputs],
             "cut_near_outputs": [t.to_dict() for t in self.total.cut_near_outputs],
             "on_cut": self.total.on_cut_dicts(),

@@ -22,7 +22,7 @@ from onnx_flow.measure import progress
 from onnx_flow.options import AUDIT, AUDIT_MODULE, DIFF, SETTINGS, Form, Options
 from onnx_flow.pytorch import INPUT_DTYPES
 from onnx_flow.render import Format, render
-from onnx_flow.render.wording import figures, printable, totals, verdict
+from onnx_flow.render.wording import printable, totals, verdict, verdict_basis
 from onnx_flow.report import Failure, FindingKind, Report, Result
 from onnx_flow.version import __version__
 
@@ -327,7 +327,7 @@ def _emit(
         return
     # The report went to the file: say what it says, in one line.
     if len(results) == 1 and not spared and isinstance(results[0], Report):
-        line = f"{results[0].model}: {verdict(results[0])}  {figures(results[0].total)}"
+        line = f"{results[0].model}: {verdict(results[0])}  {verdict_basis(results[0])}"
     else:
         line = totals(results, spared)
     _print(f"{printable(line)} (report in {output})\n".encode())

@@ -69,7 +69,7 @@ def judge(
         total, flow = outputs[0], judged.flows[graph.outputs[0]]
     else:
         flow = solve(prepared, outputs=graph.outputs)
-        total = judged.result(ALL_OUTPUTS, flow, graph.outputs)
+        total = judged.result(ALL_OUTPUTS, flow, graph.outputs, joint=True)
     split = [name for name in prepared.network.outputs if name not in graph.outputs]
     outputs += tuple(judged.output(name, declared=True) for name in split)
     return Report(
@@ -123,7 +123,13 @@ class _Judge:
         return self.result(name, flow, [name], declared=declared)
 
     def result(
-        self, name: str, flow: Flow, outputs: Sequence[str], *, declared: bool = False
+        self,
+        name: str,
+        flow: Flow,
+        outputs: Sequence[str],
+        *,
+        declared: bool = False,
+        joint: bool = False,
     ) -> OutputResult:
         # An output delivers all its values, however few directions its last layer spans;
         # a trunk judged apart delivers its head's input.
@@ -141,9 +147,11 @@ class _Judge:
             cut_near_outputs=tuple(self.cut_tensor(t) for t in flow.near_outputs),
             declared=declared,
             head=self.heads.get(name),
+            joint=joint,
         )
         if not result.bottleneck:
-            # Nothing to change: a deep residual stack has a minimum cut at every layer.
+            # Nothing to change: a deep residual stack has a minimum cut at every layer,
+            # and the joint flow of several outputs is no verdict (each output's is).
             return result
         lifted = flow.widened(self.prepared.network)
         return dataclasses.replace(

@@ -29,7 +29,7 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
             continue
         flow = report.profile
         widths = {p.tensor: p.width for p in flow.points}
-        cut = cut_tensors(report.total)
+        cut = cut_tensors(report)
         lines = [
             f"digraph {_quote(report.model)} {{",
             "  rankdir=TB;",

@@ -25,20 +25,23 @@ from onnx_flow.render.wording import (
     BYPASSED_COLUMNS,
     BYPASSED_TITLE,
     CUT_COLUMNS,
+    JOINT_NOTE,
     advice,
     bypassed_row,
     cut_layers,
     cut_row,
     cut_rows,
     cut_title,
-    figures,
     head,
     narrowed,
+    output_label,
+    output_rows,
     spectra_legend,
     spectra_title,
     spectrum_columns,
     spectrum_row,
     verdict,
+    verdict_basis,
     width_heading,
 )
 from onnx_flow.report import Failure, OutputResult, Profile, Report, Result
@@ -78,23 +81,53 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
 
 
 def _section(report: Report, shape: Profile) -> str:
+    """A model's verdict, its profile, then, as the text format has them: the outputs
+    (of a model with several), the cuts of those with a bottleneck and what would lift
+    them, the narrowest cross-section, the bypassed layers, spectra and findings."""
     total = report.total
     css = "bad" if report.bottleneck else "ok"
-    width = width_heading(report)
-    cuts = _cut(total, width)
-    cuts += "".join(f"<p class='gain'>{_e(line)}</p>" for line in advice(total, report.measure))
+    basis = verdict_basis(report, report.measure)
+    if len(report.outputs) == 1:
+        basis += f"; narrowest layers: {cut_layers(total)}"
+        cuts = ""
+    else:
+        failing = (output for output in report.outputs if output.bottleneck)
+        cuts = _outputs(report) + "".join(_cut(o, report, f" of output {o.name}") for o in failing)
+    cuts += _cut(total, report)
     return (
         f"<h2>{_e(report.model)}</h2>"
-        f"<p><span class='{css}'>{verdict(report)}</span> {_e(figures(total, report.measure))};"
-        f" narrowest layers: {_e(cut_layers(total))}</p>"
+        f"<p><span class='{css}'>{verdict(report)}</span> {_e(basis)}</p>"
         f"{''.join(f'<p class=head>{_e(head(h))}</p>' for h in report.heads)}"
         f"{_svg(report, shape)}{cuts}{_bypassed(report)}{_spectra(report)}{_findings(report)}"
     )
 
 
-def _cut(result: OutputResult, width: str) -> str:
+#: The columns of the table of outputs.
+_OUTPUT_COLUMNS = ("output", "max-flow", "reference", "ratio", "verdict", "narrowest layers")
+
+
+def _outputs(report: Report) -> str:
+    """The table of the outputs, each with its verdict, and the joint flow's row."""
+    rows = "".join(
+        f"<tr><td>{_e(output_label(o))}</td><td>{o.max_flow}</td><td>{o.reference}</td>"
+        f"<td>{o.ratio:.4g}</td><td>{_output_verdict(o)}</td><td>{_e(cut_layers(o))}</td></tr>"
+        for o in output_rows(report)
+    )
+    heads = "".join(f"<th>{_e(c)}</th>" for c in _OUTPUT_COLUMNS)
+    note = f"<p>{_e(JOINT_NOTE)}</p>" if report.total.joint else ""
+    return f"<h3>outputs</h3><table><tr>{heads}</tr>{rows}</table>{note}"
+
+
+def _output_verdict(output: OutputResult) -> str:
+    """An output's verdict cell; the joint flow's has none (the outputs' rows have it)."""
+    if output.joint:
+        return "-"
+    return "<span class='bad'>bottleneck</span>" if output.bottleneck else "ok"
+
+
+def _cut(result: OutputResult, report: Report, of: str = "") -> str:
     """The table of the layers on a result's minimum cuts (the first ``_ROWS``), one row
-    per module."""
+    per module, headed by :func:`cut_title` and ``of``, and what would lift them."""
     rows = cut_rows(result)
     if not rows:
         return ""
@@ -103,9 +136,13 @@ def _cut(result: OutputResult, width: str) -> str:
         "<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in cut_row(row, result)) + "</tr>"
         for row in shown
     )
+    width = width_heading(report)
     heads = "".join(f"<th>{_e(c)}</th>" for c in (*CUT_COLUMNS[:4], width, *CUT_COLUMNS[5:]))
     note = _more(len(rows) - len(shown))
-    return f"<h3>{_e(cut_title(result))}</h3><table><tr>{heads}</tr>{cells}</table>{note}"
+    gains = "".join(f"<p class='gain'>{_e(line)}</p>" for line in advice(result, report.measure))
+    return (
+        f"<h3>{_e(cut_title(result) + of)}</h3><table><tr>{heads}</tr>{cells}</table>{note}{gains}"
+    )
 
 
 #: Rows of a table on the page (all of them are in the JSON).

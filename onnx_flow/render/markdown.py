@@ -5,7 +5,15 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from onnx_flow.render.wording import cut_layers, head, printable, totals
+from onnx_flow.render.wording import (
+    JOINT_NOTE,
+    cut_layers,
+    head,
+    output_label,
+    output_rows,
+    printable,
+    totals,
+)
 from onnx_flow.report import Failure, OutputResult, Report, Result
 
 __all__ = ["cell", "render", "table_row"]
@@ -35,24 +43,23 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
     if findings:
         findings = f"\n### Findings from theory\n\n{_FINDINGS}{findings}"
     heads = f"\n{heads}" if heads else ""
-    return f"## onnx-flow\n\n{summary}.\n\n{_HEADER}{rows}{heads}{findings}"
+    joint = any(isinstance(r, Report) and r.total.joint for r in reports)
+    note = f"\n{cell(JOINT_NOTE)}.\n" if joint else ""
+    return f"## onnx-flow\n\n{summary}.\n\n{_HEADER}{rows}{note}{heads}{findings}"
 
 
 def _rows(result: Result) -> str:
     if isinstance(result, Failure):
         return table_row(result.model, "", "", "", "", "**not audited**", result.error)
-    rows = [_output_row(result, output) for output in result.outputs]
-    if sum(not o.declared for o in result.outputs) > 1:
-        rows.append(_output_row(result, result.total, name="(all outputs)"))
-    return "".join(rows)
+    return "".join(_output_row(result, output) for output in output_rows(result))
 
 
-def _output_row(report: Report, output: OutputResult, name: str | None = None) -> str:
-    label = name or (f"{output.name} (declared)" if output.declared else output.name)
-    verdict = "**bottleneck**" if output.bottleneck else "ok"
+def _output_row(report: Report, output: OutputResult) -> str:
+    """An output's row; the joint flow's has no verdict (the outputs' rows have it)."""
+    verdict = "-" if output.joint else "**bottleneck**" if output.bottleneck else "ok"
     return table_row(
         report.model,
-        label,
+        output_label(output),
         str(output.max_flow),
         str(output.reference),
         f"{output.ratio:.4g}",

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 
 from onnx_flow.errors import AuditError
 from onnx_flow.render.picture import BOTTLENECK, PASS
-from onnx_flow.render.wording import cut_tensors, figures, verdict
+from onnx_flow.render.wording import cut_tensors, verdict, verdict_basis
 from onnx_flow.report import Failure, Report, Result
 
 __all__ = ["adapter_ids", "render"]
@@ -60,7 +60,7 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
         if op_type in ("Input", "Output"):  # vertex: ``input:x`` or ``output:y``
             name = vertex.split(":", 1)[1]
             keyed.append((f"[value] {name}", (name,)))
-    cut = cut_tensors(report.total)
+    cut = cut_tensors(report)
     bypassed = {t for layer in report.bypassed_layers() for t in layer.tensors}
     values: dict[str, tuple[int, str | None]] = {}
     for key, tensors in keyed:
@@ -79,7 +79,7 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
         key: {"value": width, "bgColor": mark or _shade(math.log10(max(width, 1)), low, high)}
         for key, (width, mark) in sorted(values.items())
     }
-    name = f"onnx-flow {report.measure} width: {verdict(report)}, {figures(report.total)}"
+    name = f"onnx-flow {report.measure} width: {verdict(report)}, {verdict_basis(report)}"
     return _data(name, results)
 
 

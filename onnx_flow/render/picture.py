@@ -35,7 +35,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from onnx_flow.render.wording import cut_tensors, figures, verdict
+from onnx_flow.render.wording import cut_tensors, verdict, verdict_basis
 from onnx_flow.report import Point, Profile, Report
 
 __all__ = [
@@ -193,7 +193,7 @@ def picture(report: Report, profile: Profile) -> Picture:
     marks, hidden = _marks(report, points)
     cut_label = "minimum cut" + (f" ({hidden} more layers in the table)" if hidden else "")
     return Picture(
-        title=f"{report.model}: {verdict(report)}, {figures(report.total)}",
+        title=f"{report.model}: {verdict(report)}, {verdict_basis(report)}",
         last=last,
         columns=tuple(_column(run) for run in runs.values()),
         blocks=blocks,
@@ -209,7 +209,7 @@ def picture(report: Report, profile: Profile) -> Picture:
 def _marks(report: Report, points: Sequence[Point]) -> tuple[tuple[Mark, ...], int]:
     """The cut's tensors, the first of each of the first ``_LABELS`` layers labelled;
     and how many layers on the cut go unnamed."""
-    on_cut = cut_tensors(report.total)
+    on_cut = cut_tensors(report)
     named: set[str] = set()
     layers: set[str] = set()
     marks = []

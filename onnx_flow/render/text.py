@@ -15,6 +15,7 @@ from onnx_flow.render.wording import (
     BYPASSED_TITLE,
     CAPPED_WIDTH,
     CUT_COLUMNS,
+    JOINT_NOTE,
     SPECTRUM_COLUMNS,
     advice,
     branch,
@@ -22,9 +23,10 @@ from onnx_flow.render.wording import (
     cut_row,
     cut_rows,
     cut_title,
-    figures,
     head,
     narrowed,
+    output_label,
+    output_rows,
     printable,
     samples_bound,
     spectra_legend,
@@ -32,6 +34,7 @@ from onnx_flow.render.wording import (
     spectrum_columns,
     spectrum_row,
     verdict,
+    verdict_basis,
     width_heading,
 )
 from onnx_flow.report import (
@@ -70,8 +73,8 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
         if index:
             console.print()
         if isinstance(report, Failure):
-            console.print(_safe(report.model, "bold"))
-            console.print(Text.assemble(("NOT AUDITED", "bold red"), _safe(f"  {report.error}")))
+            _line(console, _safe(report.model, "bold"))
+            _line(console, Text.assemble(("NOT AUDITED", "bold red"), _safe(f"  {report.error}")))
         else:
             _report(console, report)
     # Tables pad every cell; trailing blanks only get in the way of diffs and golden files.
@@ -88,38 +91,27 @@ def _report(console: Console, report: Report) -> None:
         report.measure if report.energy is None else f"{report.measure}, energy {report.energy:g}"
     )
     given = [text for name, text in report.given if name not in _HEADED]
-    console.print(
+    _line(
+        console,
         _safe(report.model, "bold"),
         _safe(f"({'; '.join([measure, dims or 'no symbolic dims', *given])})", "dim"),
     )
     width = width_heading(report)
     cut_columns = (*CUT_COLUMNS[:4], width, *CUT_COLUMNS[5:])
-    graph_outputs = sum(not output.declared for output in report.outputs)
-    console.print(_headline(report, "all outputs" if graph_outputs > 1 else None))
+    _line(console, _headline(report))
     if report.samples is not None:
         bound = f"data measure over {report.samples} samples: {samples_bound(report)}"
-        console.print(Text(bound, style="dim"))
+        _line(console, Text(bound, style="dim"))
     for judged in report.heads:
-        console.print(_safe(head(judged), "dim"), soft_wrap=True)
+        _line(console, _safe(head(judged), "dim"))
     if report.allow:
-        console.print(_safe(f"declared bottlenecks: {', '.join(report.allow)}", "dim"))
+        _line(console, _safe(f"declared bottlenecks: {', '.join(report.allow)}", "dim"))
     for method, count in report.shape_fallbacks:
-        console.print(Text(f"shapes of {count} tensors from {method}", style="dim"))
+        _line(console, Text(f"shapes of {count} tensors from {method}", style="dim"))
     for line in filter(None, map(branch, report.branches)):
-        console.print(_safe(line, "dim"))
+        _line(console, _safe(line, "dim"))
     if len(report.outputs) > 1:
-        table = Table(
-            "output", "max-flow", "reference", "ratio", "verdict", box=None, padding=(0, 2)
-        )
-        for output in report.outputs:
-            table.add_row(
-                _safe(f"{output.name} (declared)" if output.declared else output.name),
-                str(output.max_flow),
-                str(output.reference),
-                f"{output.ratio:.4g}",
-                _verdict(output),
-            )
-        console.print(table)
+        _outputs(console, report)
         for output in report.outputs:
             if output.bottleneck:
                 title = f"{cut_title(output)} of output {output.name}"
@@ -135,7 +127,7 @@ def _report(console: Console, report: Report) -> None:
             narrowed(report),
             lambda s: spectrum_row(s)[: len(columns)],
         )
-        console.print(_safe(spectra_legend(report), "dim"), soft_wrap=True)
+        _line(console, _safe(spectra_legend(report), "dim"))
     _table(
         console,
         "findings from theory (they leave the flow verdict as it is)",
@@ -153,20 +145,51 @@ def _report(console: Console, report: Report) -> None:
     )
 
 
+def _unbounded(console: Console, table: Table) -> None:
+    """Print a table of names as wide as its longest row needs: a name is never cut."""
+    width, console.width = console.width, _UNBOUNDED
+    console.print(table)
+    console.width = width
+
+
+def _line(console: Console, *parts: Text) -> None:
+    """Print a line of its own as it is: rich never wraps it (the terminal does, and
+    nothing does when piped), so a list of dims or a layer name is never broken at an
+    arbitrary column."""
+    console.print(*parts, soft_wrap=True)
+
+
 def _safe(text: str, style: str = "") -> Text:
     """Model-controlled text as it is, control characters shown as escapes: a name
     cannot forge a line, move the cursor or colour the terminal."""
     return Text(printable(text), style=style)
 
 
-def _headline(report: Report, label: str | None) -> Text:
-    """The model's verdict (a bottleneck in any output), with all outputs' figures."""
-    prefix = f"{label}: " if label else ""
+def _headline(report: Report) -> Text:
+    """The model's verdict (a bottleneck in any output) and what it rests on."""
     style = "bold red" if report.bottleneck else "bold green"
-    return Text.assemble(prefix, (verdict(report), style), f"  {figures(report.total)}")
+    return Text.assemble((verdict(report), style), _safe(f"  {verdict_basis(report)}"))
+
+
+def _outputs(console: Console, report: Report) -> None:
+    """The table of the outputs, each with its verdict, and the joint flow's row."""
+    table = Table("output", "max-flow", "reference", "ratio", "verdict", box=None, padding=(0, 2))
+    for output in output_rows(report):
+        table.add_row(
+            _safe(output_label(output)),
+            str(output.max_flow),
+            str(output.reference),
+            f"{output.ratio:.4g}",
+            _verdict(output),
+        )
+    _unbounded(console, table)
+    if report.total.joint:
+        _line(console, Text(JOINT_NOTE, style="dim"))
 
 
 def _verdict(result: OutputResult) -> Text:
+    if result.joint:
+        return Text("-")
     return Text("BOTTLENECK", "red") if result.bottleneck else Text("ok", "green")
 
 
@@ -176,7 +199,7 @@ def _cut(
     """The table of the layers on a result's minimum cuts, and what would lift them."""
     _table(console, title, columns, cut_rows(result), lambda row: cut_row(row, result))
     for line in advice(result, measure):
-        console.print(_safe(line), soft_wrap=True)  # a layer name is never cut
+        _line(console, _safe(line))
 
 
 def _finding_row(f: Finding) -> tuple[str, ...]:
@@ -204,7 +227,7 @@ def _table(
     """
     if not items:
         return
-    console.print(_safe(title, "italic"), soft_wrap=True)  # as long as it is
+    _line(console, _safe(title, "italic"))
     table = Table(box=None, padding=(0, 2))
     for column in columns:
         table.add_column(column, justify="right" if column in _NUMERIC else "left")
@@ -212,10 +235,8 @@ def _table(
         table.add_row(*map(_safe, row(item)))  # Text: a name's brackets are no markup
     if prose:
         console.print(table)
-    else:  # names are never cut: the table takes the width its longest row needs
-        width, console.width = console.width, _UNBOUNDED
-        console.print(table)
-        console.width = width
+    else:
+        _unbounded(console, table)
     if len(items) > _MAX_ROWS:
         hidden = len(items) - _MAX_ROWS
-        console.print(Text(f"  ... and {hidden} more (all of them in --format json)", style="dim"))
+        _line(console, Text(f"  ... and {hidden} more (all of them in --format json)", style="dim"))

@@ -26,6 +26,7 @@ __all__ = [
     "BYPASSED_TITLE",
     "CAPPED_WIDTH",
     "CUT_COLUMNS",
+    "JOINT_NOTE",
     "SPECTRUM_COLUMNS",
     "advice",
     "branch",
@@ -39,6 +40,8 @@ __all__ = [
     "figures",
     "head",
     "narrowed",
+    "output_label",
+    "output_rows",
     "printable",
     "samples_bound",
     "spectra_legend",
@@ -47,6 +50,7 @@ __all__ = [
     "spectrum_row",
     "totals",
     "verdict",
+    "verdict_basis",
     "width_heading",
 ]
 
@@ -85,6 +89,50 @@ def figures(result: OutputResult, measure: str | None = None) -> str:
     return f"max-flow {result.max_flow} of {result.reference} (ratio {result.ratio:.4g}{unit})"
 
 
+#: The outputs :func:`verdict_basis` names before it counts the rest.
+_NAMED_OUTPUTS = 4
+
+
+def verdict_basis(report: Report, measure: str | None = None) -> str:
+    """What the model's :func:`verdict` rests on, the same in every format: a one-output
+    model's :func:`figures`; for several outputs, those with a bottleneck (``in 1 of 2
+    outputs: a``), or ``in any of 2 outputs``. The flow to all outputs together is no
+    verdict (:attr:`~onnx_flow.report.OutputResult.joint`)."""
+    outputs = report.outputs
+    if len(outputs) == 1:
+        return figures(report.total, measure)
+    failing = [output_label(o) for o in outputs if o.bottleneck]
+    if not failing:
+        return f"in any of {len(outputs)} outputs"
+    named = ", ".join(failing[:_NAMED_OUTPUTS])
+    hidden = len(failing) - _NAMED_OUTPUTS
+    more = f" and {hidden} more" if hidden > 0 else ""
+    return f"in {len(failing)} of {len(outputs)} outputs: {named}{more}"
+
+
+#: The name of the joint row in a table of outputs.
+_JOINT = "(all outputs, joint)"
+#: What the joint row is, said under every table of outputs that has one.
+JOINT_NOTE = (
+    f"{_JOINT}: the flow to every output at once, shown for information; the verdict"
+    " is each output's"
+)
+
+
+def output_rows(report: Report) -> tuple[OutputResult, ...]:
+    """The rows of a table of outputs: each output, then the joint flow where the model
+    has several (:data:`JOINT_NOTE` says what it is)."""
+    return (*report.outputs, *((report.total,) if report.total.joint else ()))
+
+
+def output_label(output: OutputResult) -> str:
+    """An output's name in a table of outputs: ``a``, ``latent (declared)``, or for the
+    flow to all of them, ``(all outputs, joint)``."""
+    if output.joint:
+        return _JOINT
+    return f"{output.name} (declared)" if output.declared else output.name
+
+
 def head(head: Head) -> str:
     """What judging a head apart means, in one line."""
     layer = head.module or head.node
@@ -95,10 +143,12 @@ def head(head: Head) -> str:
     )
 
 
-def cut_tensors(result: OutputResult) -> set[str]:
-    """The tensors pictures mark: on some minimum cut of a bottleneck, else on either
-    extreme cut."""
-    return {t.tensor for t in cut(result)}
+def cut_tensors(report: Report) -> set[str]:
+    """The tensors pictures mark, in the verdict's colour: on some minimum cut of each
+    output with a bottleneck; for a model that passes, on either extreme cut of all its
+    outputs together."""
+    marked = [output for output in report.outputs if output.bottleneck] or [report.total]
+    return {t.tensor for result in marked for t in cut(result)}
 
 
 def cut(result: OutputResult) -> tuple[CutTensor, ...]:
@@ -177,8 +227,15 @@ def cut_layers(result: OutputResult) -> str:
 
 
 def cut_title(result: OutputResult) -> str:
-    """The heading of the table of :func:`cut`."""
-    if result.cut_near_inputs == result.cut_near_outputs:
+    """The heading of the table of :func:`cut`: a bottleneck's minimum cuts, what is to
+    change; for a result that passes (or the joint flow), its narrowest cross-section,
+    for information."""
+    unique = result.cut_near_inputs == result.cut_near_outputs
+    if not result.bottleneck:
+        title = "narrowest cross-section" + ("" if unique else "s")
+        title += " of all outputs together" if result.joint else ""
+        return title + ("" if unique else ", nearest the inputs and nearest the outputs")
+    if unique:
         return "minimum cut"
     if result.on_cut:
         return "every layer on a minimum cut (several cuts are as narrow)"
