@@ -79,10 +79,12 @@ def test_a_weight_cannot_be_declared() -> None:
         onnx_flow.audit(squeeze_mlp(), allow=["down.w"])  # it carries no sample information
 
 
-def test_an_allow_that_matches_nothing_is_an_error() -> None:
+def test_an_allow_that_matches_nothing_is_an_error_after_the_report() -> None:
     result = run("audit", "models/squeeze.onnx", "--allow", "enc.9")
-    assert result.returncode == 2 and result.stdout == ""
+    assert result.returncode == 2 and "BOTTLENECK" in result.stdout
     assert "--allow enc.9" in result.stderr and len(result.stderr.splitlines()) == 1
+    with pytest.raises(onnx_flow.AuditError, match=r"--allow enc\.9: no tensor, node or module"):
+        onnx_flow.audit(squeeze_mlp(), allow=["enc.9"])
 
 
 def test_the_shipped_model_passes_with_its_squeeze_declared() -> None:
