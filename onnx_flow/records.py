@@ -246,20 +246,53 @@ def module_path(scope: str | None) -> str | None:
     names them by Keras scope, ``mlp_1/squeeze_1/MatMul``: the layer is
     ``mlp_1/squeeze_1``. A weight's name (paddle2onnx's ``linear_1.w_0``, a state
     dict's ``encoder.0.weight``) less its last part is its layer.
+
+    What tools that rewrote the file put before the name is dropped
+    (``F2::If_0_then_branch__Inline_0__/decoder/rnn/LSTM`` in silero-vad's spox-built
+    file is ``decoder.rnn``), and a path that names a cast or an exporter's helper is
+    no layer (``None``).
     """
     if scope is None:
         return None
     if scope.startswith("["):
-        # A Python list literal of names: split it (literal_eval costs 20x more) unless
-        # a name holds a quote or a comma.
-        scopes: object = scope[2:-2].split("', '") if scope.endswith("']") else None
-        if not isinstance(scopes, list) or any("'" in s or "," in s for s in scopes):
-            try:
-                scopes = ast.literal_eval(scope)
-            except (ValueError, SyntaxError):
-                return None
-        layers = [s for s in scopes[:-1] if s] if isinstance(scopes, list) else []
-        return str(layers[-1]) if layers else None
+        path = _listed_layer(scope)
+    else:
+        if "::" in scope or "__Inline_" in scope:  # a substring test costs a tenth of sub
+            scope = _REWRITER_PREFIX.sub("", scope, count=1)
+        path = _named_layer(scope)
+    return None if path is None or _HELPER.search(path) else path
+
+
+#: Prefixes that tools rewriting a file put before every name: namespaces (``F2::``),
+#: and spox's inlining, ``<node>_<subgraph>__`` and ``Inline_<n>__`` before the name
+#: the inlined model gave (``If_0_then_branch__Inline_0__/decoder/rnn/LSTM``).
+_REWRITER_PREFIX = re.compile(r"\A(?:\w+::)*(?:[^/]*__Inline_\d+__)?")
+
+#: A path part (between ``/`` and ``.``, any case, less a ``_<n>`` suffix) that names a
+#: type cast or an exporter's helper, never a layer: paddle's ``auto.cast.95`` (mixed
+#: precision's cast, folded into a weight), paddle2onnx's ``p2o.helper.constant.3`` and
+#: ``p2o.pd_op.reshape.6.0`` (an op's output folded into a weight), Keras' ``tf.cast_1``
+#: (a lambda layer around a cast).
+_HELPER = re.compile(
+    r"(?<![^/.])(?:cast|autocast|auto_cast|helper|p2o)(?:_\d+)?(?![^/.])", re.IGNORECASE
+)
+
+
+def _listed_layer(scope: str) -> str | None:
+    """The layer of the dynamo exporter's ``name_scopes``, a Python list literal."""
+    # Split it (literal_eval costs 20x more) unless a name holds a quote or a comma.
+    scopes: object = scope[2:-2].split("', '") if scope.endswith("']") else None
+    if not isinstance(scopes, list) or any("'" in s or "," in s for s in scopes):
+        try:
+            scopes = ast.literal_eval(scope)
+        except (ValueError, SyntaxError):
+            return None
+    layers = [s for s in scopes[:-1] if s] if isinstance(scopes, list) else []
+    return str(layers[-1]) if layers else None
+
+
+def _named_layer(scope: str) -> str | None:
+    """The layer of a scoped node name (TorchScript's, tf2onnx's) or a weight's name."""
     if not scope.startswith("/"):
         separator = "/" if "/" in scope else "."
         return scope.rpartition(separator)[0] or None

@@ -24,6 +24,18 @@ from onnx_flow.records import module_path
         ("linear_1.w_0", "linear_1"),  # paddle2onnx's weight names
         ("m.bert.encoder.layer.3.output.dense.weight", "m.bert.encoder.layer.3.output.dense"),
         ("coefficient", None),  # a weight name with no layer part
+        # What a rewriting tool put before the name (spox, in silero-vad's files):
+        ("F2::If_0_then_branch__Inline_0__/decoder/rnn/LSTM", "decoder.rnn"),
+        ("If_0_then_branch__Inline_0__/encoder/1/reparam_conv/Conv", "encoder.1.reparam_conv"),
+        ("F0::If_0_then_branch__Inline_0__encoder.0.reparam_conv.weight", "encoder.0.reparam_conv"),
+        # A cast or an exporter's helper is no layer:
+        ("auto.cast.95", None),  # paddle's mixed precision
+        ("p2o.helper.constant.3", None),  # paddle2onnx
+        ("helper.constant.12", None),
+        ("p2o.pd_op.reshape.6.0", None),
+        ("model_1/tf.cast_1/Cast", None),  # a Keras lambda layer around tf.cast
+        ("['', 'model', 'model.autocast', 'to']", None),
+        ("broadcaster.0.weight", "broadcaster.0"),  # whole parts only
         (None, None),
     ],
 )

@@ -8,7 +8,7 @@ inferred in a child process.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from itertools import chain
 from typing import NamedTuple
 
@@ -22,6 +22,7 @@ from onnx_flow.records import (
     SUBGRAPH_OPS,
     Node,
     Wiring,
+    module_path,
     unnamed_label,
 )
 
@@ -45,8 +46,15 @@ def read(graph: onnx.GraphProto) -> Wiring:
     """
     constants = frozenset(t.name for t in graph.initializer)
     inputs = tuple(i.name for i in graph.input if i.name not in constants)
+    # Weights name the layers that read them: initializers, and what Constant nodes write
+    # (paddle2onnx stores its weights so), each before its readers in a sorted graph.
+    weights = set(constants)
+    records: list[Node] = []
     try:
-        records = [_node(node, index, constants) for index, node in enumerate(graph.node)]
+        for index, node in enumerate(graph.node):
+            records.append(record := _node(node, index, weights))
+            if record.op_type == "Constant" and record.is_standard():
+                weights.update(record.outputs)
     except TypeError:  # a bytes name met a str operation: find it and say so
         check_text(
             *zip(*((n.name, n.op_type, n.domain) for n in graph.node), strict=True),
@@ -189,12 +197,16 @@ def _sorted(records: list[Node]) -> list[Node]:
     return ordered
 
 
-def _node(node: onnx.NodeProto, index: int, constants: frozenset[str]) -> Node:
+def _node(node: onnx.NodeProto, index: int, weights: Container[str]) -> Node:
+    """The record of ``node``; ``weights``: the tensors whose names may name the layer
+    that reads them."""
     # Each field read from a protobuf message costs; this runs once per node. A slice
     # copies a repeated field in one call: a third faster than iterating it.
     name, op_type, domain = node.name, node.op_type, node.domain
-    inputs = _reads(node, op_type, domain)
-    scope = name if "/" in name else _layered_weight(inputs, constants)
+    own, outer = _reads(node, op_type, domain)
+    inputs = own + outer
+    # An If's branches read their layers' weights: the If is none of those layers.
+    scope = name if "/" in name else _layered_weight(own, weights)
     if node.metadata_props:
         for prop in node.metadata_props:
             if prop.key == _NAME_SCOPES:
@@ -209,15 +221,17 @@ def _node(node: onnx.NodeProto, index: int, constants: frozenset[str]) -> Node:
     return Node(label, op_type, domain, inputs, tuple(node.output[:]), scope)
 
 
-def _reads(node: onnx.NodeProto, op_type: str, domain: str) -> tuple[str, ...]:
-    """The names a node reads, each once: its non-empty inputs, then the outer names
-    its subgraphs read."""
+def _reads(
+    node: onnx.NodeProto, op_type: str, domain: str
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The names a node reads, each once: its non-empty inputs, and the other outer
+    names its subgraphs read."""
     inputs = tuple(node.input[:])
     if "" in inputs:
         inputs = tuple(n for n in inputs if n)
     if op_type in SUBGRAPH_OPS or domain not in STANDARD_DOMAINS:
-        inputs += tuple(n for n in dict.fromkeys(captured(node)) if n not in inputs)
-    return inputs
+        return inputs, tuple(n for n in dict.fromkeys(captured(node)) if n not in inputs)
+    return inputs, ()
 
 
 class Links(NamedTuple):
@@ -242,7 +256,8 @@ class Links(NamedTuple):
         for node in graph.node:
             op_type = node.op_type
             ops.append(op_type)
-            reads.append(_reads(node, op_type, node.domain))
+            own, outer = _reads(node, op_type, node.domain)
+            reads.append(own + outer)
             writes.append(tuple(node.output[:]))
         producer = {out: index for index, outs in enumerate(writes) for out in outs if out}
         return cls(ops, reads, writes, producer)
@@ -259,10 +274,10 @@ def constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
     return tensor
 
 
-def _layered_weight(inputs: tuple[str, ...], constants: frozenset[str]) -> str | None:
-    """The first initializer among ``inputs`` whose name has a layer part (``linear_1.w_0``,
-    ``encoder.0.weight``)."""
-    return next((i for i in inputs if i in constants and ("." in i or "/" in i)), None)
+def _layered_weight(inputs: tuple[str, ...], weights: Container[str]) -> str | None:
+    """The first weight among ``inputs`` whose name gives a layer (``linear_1.w_0``,
+    ``encoder.0.weight``; see :func:`~onnx_flow.records.module_path`)."""
+    return next((i for i in inputs if i in weights and module_path(i) is not None), None)
 
 
 def captured(node: onnx.NodeProto) -> list[str]:
