@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from onnx_flow.errors import AuditError
 from onnx_flow.flow import reduce
-from onnx_flow.frontend import branches, fork, infer, load, nodes, shapes
+from onnx_flow.frontend import arguments, branches, fork, infer, load, nodes, shapes
 from onnx_flow.frontend.load import Source
 from onnx_flow.frontend.stored import Stored
 from onnx_flow.judge import declared, findings, heads, profile, verdict
@@ -160,8 +160,9 @@ def _shaped(
     model: load.Model, source: Source, options: Options, *, prepare: bool
 ) -> tuple[ShapedGraph, reduce.Prepared | None]:
     """The frontend: bind the dims, follow the ``If`` branches the bound inputs decide,
-    infer shapes beside reading the nodes (and, if ``prepare``, preparing the flow
-    network), then complete the shapes.
+    refuse a model that needs more arguments (all of them named at once), infer shapes
+    beside reading the nodes (and, if ``prepare``, preparing the flow network), then
+    complete the shapes.
 
     The external-data check runs where a process would otherwise wait, and always
     before anything reads a weight (the shapes' onnxruntime run, the measures); a
@@ -176,6 +177,7 @@ def _shaped(
         dims_where_declared=options.dims_where_declared,
     )
     followed = branches.follow(model, binding.values)
+    arguments.require(model, followed, bound=binding.dims, given=binding.given, source=source)
     with fork.beside(
         functools.partial(shapes.infer, model),
         spare=functools.partial(load.check_external, model, source),

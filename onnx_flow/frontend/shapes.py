@@ -22,6 +22,7 @@ import onnx
 from onnx_flow.errors import AuditError
 from onnx_flow.frontend import branches, fallback, nodes, symbols
 from onnx_flow.frontend import infer as inference
+from onnx_flow.frontend.arguments import Arguments
 from onnx_flow.frontend.fold import fold_values, known_values
 from onnx_flow.frontend.stored import Stored
 from onnx_flow.records import ShapedGraph, TensorType, Wiring, distinct
@@ -47,6 +48,8 @@ class Binding:
     """Dims the model declares on its inputs and outputs (bindable by the user)."""
     values: Mapping[str, np.ndarray]
     """Values given for data inputs (``--input-value``), in their dtype and shape."""
+    given: Arguments
+    """The arguments given that apply to the model, as given."""
 
 
 def bind(
@@ -96,8 +99,9 @@ def bind(
     bindings = symbols.bindings(graph, inputs, declared, given_dims, batch_dim)
     symbols.bind(_value_infos(graph), bindings)
     symbols.shape_inputs(graph, inputs, input_shapes or {})
-    given = branches.input_values(graph, inputs, input_values or {})
-    return Binding(bindings, declared, given)
+    arrays = branches.input_values(graph, inputs, input_values or {})
+    given = Arguments(given_dims, dict(input_shapes or {}), dict(input_values or {}), batch_dim)
+    return Binding(bindings, declared, arrays, given)
 
 
 def infer(model: onnx.ModelProto) -> inference.Inferred:

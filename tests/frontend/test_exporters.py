@@ -66,8 +66,8 @@ def test_an_unnamed_dim_asks_for_the_input_shape(tmp_path: Path) -> None:
     refused = run("audit", path)
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.count("\n") == 1
-    assert "input 'x' has shape [1, 3, ?, ?]" in refused.stderr
-    assert "--input-shape x=1,3,N,N (input_shapes={'x': (1, 3, N, N)} in Python)" in refused.stderr
+    assert "the shape of input 'x' [1, 3, ?, ?]" in refused.stderr
+    assert "--input-shape x=1,3,H,W (input_shapes={'x': (1, 3, H, W)} in Python)" in refused.stderr
     given = run("audit", path, "--input-shape", "x=1,3,4,6", "--format", "json")
     assert given.returncode == 1 and '"max_flow": 24' in given.stdout
 
