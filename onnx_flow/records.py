@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
-from onnx_flow.report import Branch
+from onnx_flow.report import Branch, DroppedOutputShape, format_shape
 
 __all__ = [
     "FUSED_ATTENTION",
@@ -88,11 +88,6 @@ class TensorType:
         """The element count when the shape is static, else ``None``."""
         shape = self.static
         return None if shape is None else _product(shape)
-
-
-def format_shape(shape: Iterable[Dim]) -> str:
-    """``[?, 3, height, 640]``: sizes, names, and ``?`` for a dim with neither."""
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
 def _product(dims: Iterable[int]) -> int:
@@ -178,6 +173,8 @@ class ShapedGraph:
     branches: tuple[Branch, ...] = ()
     """The graph's ``If`` nodes and the branch followed in each (taken branches are
     inlined in ``wiring``)."""
+    dropped_output_shapes: tuple[DroppedOutputShape, ...] = ()
+    """Output shapes declared that the graph does not compute, dropped."""
 
     @property
     def nodes(self) -> tuple[Node, ...]:

@@ -26,7 +26,7 @@ from onnx_flow.frontend.arguments import Arguments
 from onnx_flow.frontend.fold import fold_values, known_values
 from onnx_flow.frontend.stored import Stored
 from onnx_flow.records import ShapedGraph, TensorType, Wiring, distinct
-from onnx_flow.report import Branch
+from onnx_flow.report import Branch, DroppedOutputShape
 
 __all__ = ["Binding", "bind", "complete", "infer"]
 
@@ -184,7 +184,21 @@ def complete(
         declared_dims=binding.declared,
         fallbacks=(*notes, *fallbacks),
         branches=followed,
+        dropped_output_shapes=tuple(_dropped_output_shapes(model.graph, types)),
     )
+
+
+def _dropped_output_shapes(
+    graph: onnx.GraphProto, types: Mapping[str, TensorType]
+) -> Iterator[DroppedOutputShape]:
+    """The graph outputs whose declared shape the shapes found contradict."""
+    for value in graph.output:
+        declared = symbols.declared_shape(value)
+        computed = types.get(value.name)
+        if declared is None or computed is None or computed.shape is None:
+            continue
+        if inference.contradicts(declared, computed.shape):
+            yield DroppedOutputShape(value.name, declared, computed.shape)
 
 
 def _fall_back(

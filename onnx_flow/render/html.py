@@ -31,6 +31,7 @@ from onnx_flow.render.wording import (
     cut_row,
     cut_rows,
     cut_title,
+    dropped_output_shape,
     figures,
     head,
     narrowed,
@@ -88,6 +89,7 @@ def _section(report: Report, shape: Profile) -> str:
         f"<p><span class='{css}'>{verdict(report)}</span> {_e(figures(total, report.measure))};"
         f" narrowest layers: {_e(cut_layers(total))}</p>"
         f"{''.join(f'<p class=head>{_e(head(h))}</p>' for h in report.heads)}"
+        f"{''.join(f'<p>{_e(dropped_output_shape(d))}</p>' for d in report.dropped_output_shapes)}"
         f"{_svg(report, shape)}{cuts}{_bypassed(report)}{_spectra(report)}{_findings(report)}"
     )
 

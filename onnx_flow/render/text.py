@@ -22,6 +22,7 @@ from onnx_flow.render.wording import (
     cut_row,
     cut_rows,
     cut_title,
+    dropped_output_shape,
     figures,
     head,
     narrowed,
@@ -102,6 +103,8 @@ def _report(console: Console, report: Report) -> None:
         console.print(Text(f"shapes of {count} tensors from {method}", style="dim"))
     for line in filter(None, map(branch, report.branches)):
         console.print(_safe(line, "dim"))
+    for dropped in report.dropped_output_shapes:
+        console.print(_safe(dropped_output_shape(dropped), "dim"))
     if len(report.outputs) > 1:
         table = Table(
             "output", "max-flow", "reference", "ratio", "verdict", box=None, padding=(0, 2)
