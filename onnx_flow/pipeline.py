@@ -19,14 +19,14 @@ from typing import Any
 
 from onnx_flow.errors import AuditError
 from onnx_flow.flow import reduce
-from onnx_flow.frontend import branches, fork, infer, load, nodes, shapes
+from onnx_flow.frontend import arguments, branches, fork, infer, load, nodes, shapes
 from onnx_flow.frontend.load import Source
 from onnx_flow.frontend.stored import Stored
 from onnx_flow.judge import declared, findings, heads, profile, verdict
 from onnx_flow.measure import data, rank, widths
 from onnx_flow.options import Measure, Options, describe
 from onnx_flow.records import ShapedGraph
-from onnx_flow.report import LayerSpectrum, Report
+from onnx_flow.report import LayerSpectrum, Report, Unused
 
 __all__ = ["audit", "resolve", "run"]
 
@@ -111,8 +111,9 @@ def _shaped(
     model: load.Model, source: Source, options: Options, *, prepare: bool
 ) -> tuple[ShapedGraph, reduce.Prepared | None]:
     """The frontend: bind the dims, follow the ``If`` branches the bound inputs decide,
-    infer shapes beside reading the nodes (and, if ``prepare``, preparing the flow
-    network), then complete the shapes.
+    refuse a model that needs more arguments (all of them named at once), infer shapes
+    beside reading the nodes (and, if ``prepare``, preparing the flow network), then
+    complete the shapes.
 
     The external-data check runs where a process would otherwise wait, and always
     before anything reads a weight (the shapes' onnxruntime run, the measures); a
@@ -127,6 +128,8 @@ def _shaped(
         lenient=options.lenient,
     )
     followed = branches.follow(model, binding.values)
+    with _saying(binding.unused):
+        arguments.require(model, followed, bound=binding.dims, given=binding.given, source=source)
     with fork.beside(
         functools.partial(shapes.infer, model),
         spare=functools.partial(load.check_external, model, source),
@@ -163,7 +166,7 @@ def _measured(graph: ShapedGraph, source: Source, options: Options) -> widths.Wi
         stored = Stored(source, graph.branches)
         caps, spectra = data.caps(graph, stored, loaded, energy, centred=centred)
         samples = loaded.size
-    try:
+    with _saying(graph.unused):
         return widths.compute(
             graph,
             embedded=not options.whole_model,
@@ -174,10 +177,18 @@ def _measured(graph: ShapedGraph, source: Source, options: Options) -> widths.Wi
             energy=energy,
             spectra=tuple(spectra),
         )
-    except AuditError as error:  # it asks for dims or shapes: say which given ones missed
-        if not graph.unused:
+
+
+@contextlib.contextmanager
+def _saying(unused: tuple[Unused, ...]) -> Iterator[None]:
+    """Add to an error (such as a dim or shape asked for) the settings given that the
+    model lacks: the likely misspelt names of what it asks for."""
+    try:
+        yield
+    except AuditError as error:
+        if not unused:
             raise
-        missed = "; ".join(f"{u.option}: {u.reason}" for u in graph.unused)
+        missed = "; ".join(f"{u.option}: {u.reason}" for u in unused)
         raise AuditError(f"{error}; given, but not in the model: {missed}") from None
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
-from onnx_flow.report import Branch, Unused
+from onnx_flow.report import Branch, DroppedOutputShape, Unused, format_shape
 
 __all__ = [
     "FUSED_ATTENTION",
@@ -88,11 +88,6 @@ class TensorType:
         """The element count when the shape is static, else ``None``."""
         shape = self.static
         return None if shape is None else _product(shape)
-
-
-def format_shape(shape: Iterable[Dim]) -> str:
-    """``[?, 3, height, 640]``: sizes, names, and ``?`` for a dim with neither."""
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
 def _product(dims: Iterable[int]) -> int:
@@ -180,6 +175,8 @@ class ShapedGraph:
     inlined in ``wiring``)."""
     unused: tuple[Unused, ...] = ()
     """Dims and inputs given that the model lacks, left out."""
+    dropped_output_shapes: tuple[DroppedOutputShape, ...] = ()
+    """Output shapes declared that the graph does not compute, dropped."""
 
     @property
     def nodes(self) -> tuple[Node, ...]:

@@ -7,6 +7,7 @@ module imports neither onnx nor networkx: renderers and other tools read it alon
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum, unique
 from typing import Any, NamedTuple
@@ -20,6 +21,7 @@ __all__ = [
     "Comparison",
     "CutLayer",
     "CutTensor",
+    "DroppedOutputShape",
     "Failure",
     "Finding",
     "FindingKind",
@@ -37,6 +39,7 @@ __all__ = [
     "Unknown",
     "Unused",
     "Widened",
+    "format_shape",
 ]
 
 SCHEMA_VERSION = 1
@@ -281,6 +284,27 @@ class Branch:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class DroppedOutputShape:
+    """A graph output whose declared shape the graph does not compute (another rank, or
+    another size on a fixed dim): the declaration is dropped, as stale ``value_info`` is,
+    and the output has the shape the graph gives."""
+
+    output: str
+    declared: tuple[int | str | None, ...]
+    """The shape declared, at the bound dims."""
+    computed: tuple[int | str | None, ...]
+    """The shape the graph gives (by inference, or by onnxruntime)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this output's declaration."""
+        return {
+            "output": self.output,
+            "declared": list(self.declared),
+            "computed": list(self.computed),
+        }
+
+
 @unique
 class FindingKind(str, Enum):
     """The bottlenecks known by name (:mod:`onnx_flow.judge.findings`)."""
@@ -506,6 +530,8 @@ class Report:
     """How shapes ONNX inference left open were resolved: (method, tensors)."""
     branches: tuple[Branch, ...] = ()
     """The graph's ``If`` nodes and the branch followed in each."""
+    dropped_output_shapes: tuple[DroppedOutputShape, ...] = ()
+    """Output shapes declared that the graph does not compute, dropped, in graph order."""
     allow: tuple[str, ...] = ()
     """Declared bottlenecks as given (``--allow``)."""
     unused: tuple[Unused, ...] = ()
@@ -599,6 +625,7 @@ class Report:
                 {"method": method, "tensors": tensors} for method, tensors in self.shape_fallbacks
             ],
             "branches": [b.to_dict() for b in self.branches],
+            "dropped_output_shapes": [d.to_dict() for d in self.dropped_output_shapes],
         }
 
 
@@ -700,6 +727,11 @@ class Comparison:
         """Whether some output regressed, or the new version adds a failing finding or
         loses a skip. A model against itself never regresses: nothing is added or lost."""
         return bool(self.regressed_outputs or self.failing_findings or self.skips_lost)
+
+
+def format_shape(shape: Iterable[int | str | None]) -> str:
+    """``[?, 3, height, 640]``: sizes, names, and ``?`` for a dim with neither."""
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
 def _shape(shape: Shape) -> list[int | str | None] | None:

@@ -21,6 +21,7 @@ import onnx
 
 from onnx_flow.errors import AuditError
 from onnx_flow.frontend import fold, symbols
+from onnx_flow.frontend.arguments import value_text
 from onnx_flow.records import STANDARD_DOMAINS, TensorType, format_shape
 from onnx_flow.report import Branch
 
@@ -44,9 +45,9 @@ def input_values(
     data = {value.name: value for value in graph.input if value.name in inputs}
     arrays: dict[str, np.ndarray] = {}
     for name, values in given.items():
-        flag = f"--input-value {name}={','.join(map(_text, values))}"
+        flag = f"--input-value {name}={','.join(map(value_text, values))}"
         value = symbols.data_input(data, name, flag)
-        shape = symbols.input_shape(value)
+        shape = symbols.declared_shape(value)
         static = TensorType(shape, "", None, False).static
         if static is None:
             written = "unknown" if shape is None else format_shape(shape)
@@ -83,7 +84,8 @@ def follow(model: onnx.ModelProto, values: Mapping[str, np.ndarray]) -> tuple[Br
     known = fold.known_values(graph)
     known.update(values)
     shapes = {
-        value.name: TensorType(symbols.input_shape(value), "", None, False) for value in graph.input
+        value.name: TensorType(symbols.declared_shape(value), "", None, False)
+        for value in graph.input
     }
     data = shapes.keys() - {t.name for t in graph.initializer}
     followed: list[Branch] = []
@@ -257,7 +259,3 @@ def _rename(nodes: Iterable[onnx.NodeProto], names: Mapping[str, str]) -> None:
                 ),
                 names,
             )
-
-
-def _text(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)

@@ -10,6 +10,7 @@ initializers' types (:func:`constant_types`) are read by the caller meanwhile.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
@@ -39,6 +40,7 @@ __all__ = [
     "Inferred",
     "OpenPart",
     "constant_types",
+    "contradicts",
     "numpy_dtype",
     "open_part",
     "tensor_type",
@@ -140,14 +142,16 @@ def constant_types(initializers: Iterable[onnx.TensorProto]) -> dict[str, Tensor
 def value_types(model: onnx.ModelProto) -> Inferred:
     """The types of the graph's inputs, outputs and values, after strict inference.
 
-    Where strict inference rejects the model as written, three causes are not the
+    Where strict inference rejects the model as written, four causes are not the
     model's fault, and each is taken away in turn: onnx's data propagation, which fails
     inside ``If`` branches that share value names, an exporter's ``value_info`` recorded for
     other input sizes (dropped from ``model`` and its subgraphs, such as the branches of
-    a merged decoder's ``If``, in place, and inferred again), and ops
-    that have no inference function (the ``ai.onnx.ml`` Scaler, custom ops: inferred
-    past, their outputs left to the onnxruntime fallbacks). Anything else, such as a
-    contradiction with the inputs' and outputs' own dims, is refused.
+    a merged decoder's ``If``, in place, and inferred again), output shapes declared
+    that the graph does not compute (set aside while inferred again; the report names
+    them, :func:`contradicts`), and ops that have no inference function (the
+    ``ai.onnx.ml`` Scaler, custom ops: inferred past, their outputs left to the
+    onnxruntime fallbacks). Anything else, such as a contradiction with the inputs' own
+    dims or between two inputs, is refused.
 
     Raises:
         AuditError: shape inference rejects the model; the message is strict
@@ -176,6 +180,13 @@ def value_types(model: onnx.ModelProto) -> Inferred:
         notes.append((STALE_VALUE_INFO, dropped))
         try:
             return Inferred(_inferred(model, strict=True, data_prop=data_prop), tuple(notes))
+        except AuditError:
+            pass
+    declared = _output_shapes(model.graph)
+    if declared:
+        try:
+            types = _outputs_inferred(model, declared, data_prop=data_prop)
+            return Inferred(types, tuple(notes))
         except AuditError:
             pass
     lacking = sorted(op for domain, op in ops if not _has_inference(model, domain, op))
@@ -299,6 +310,53 @@ def _inferred(model: onnx.ModelProto, *, strict: bool, data_prop: bool) -> dict[
                 by_proto[proto] = _value_type(value.type)
             types[value.name] = by_proto[proto]
     return types
+
+
+def _output_shapes(graph: onnx.GraphProto) -> dict[str, tuple[Dim, ...]]:
+    """The shapes the graph's outputs declare, by output."""
+    shapes = {value.name: _value_type(value.type).shape for value in graph.output}
+    return {name: shape for name, shape in shapes.items() if shape is not None}
+
+
+def _outputs_inferred(
+    model: onnx.ModelProto, declared: Mapping[str, tuple[Dim, ...]], *, data_prop: bool
+) -> dict[str, TensorType]:
+    """Strict inference with the ``declared`` shapes of graph outputs set aside
+    (restored after, in ``model``): an exporter may declare an output its graph does not
+    compute (ddddocr's ``[1, seqlen]``, where the graph gives ``[N, 1, 8210]``). A
+    declaration that agrees with what is inferred fills the dims inference left open,
+    as inference does with the declarations it keeps.
+
+    Raises:
+        AuditError: inference rejects the model all the same.
+    """
+    aside = [value.type.tensor_type for value in model.graph.output if value.name in declared]
+    kept = [onnx.TensorShapeProto() for _ in aside]
+    for tensor, copy in zip(aside, kept, strict=True):
+        copy.CopyFrom(tensor.shape)
+        tensor.ClearField("shape")
+    try:
+        types = _inferred(model, strict=True, data_prop=data_prop)
+    finally:
+        for tensor, copy in zip(aside, kept, strict=True):
+            tensor.shape.CopyFrom(copy)
+    for name, wanted in declared.items():
+        inferred = types.get(name)
+        if inferred is not None and inferred.shape is not None:
+            if not contradicts(wanted, inferred.shape):
+                pairs = zip(inferred.shape, wanted, strict=True)
+                shape = tuple(d if isinstance(d, int) else w for d, w in pairs)
+                types[name] = dataclasses.replace(inferred, shape=shape)
+    return types
+
+
+def contradicts(declared: tuple[Dim, ...], computed: tuple[Dim, ...]) -> bool:
+    """Whether a declared shape cannot be the computed one: their ranks differ, or a
+    dim fixed in both differs."""
+    return len(declared) != len(computed) or any(
+        isinstance(d, int) and isinstance(c, int) and d != c
+        for d, c in zip(declared, computed, strict=True)
+    )
 
 
 def _drop_value_info(graph: onnx.GraphProto) -> int:

@@ -23,10 +23,11 @@ import onnx
 from onnx_flow.errors import AuditError
 from onnx_flow.frontend import branches, fallback, nodes, symbols
 from onnx_flow.frontend import infer as inference
+from onnx_flow.frontend.arguments import Arguments
 from onnx_flow.frontend.fold import fold_values, known_values
 from onnx_flow.frontend.stored import Stored
 from onnx_flow.records import ShapedGraph, TensorType, Wiring, distinct
-from onnx_flow.report import Branch, Unused
+from onnx_flow.report import Branch, DroppedOutputShape, Unused
 
 __all__ = ["Binding", "bind", "complete", "infer"]
 
@@ -48,6 +49,8 @@ class Binding:
     """Dims the model declares on its inputs and outputs (bindable by the user)."""
     values: Mapping[str, np.ndarray]
     """Values given for data inputs (``--input-value``), in their dtype and shape."""
+    given: Arguments
+    """The arguments given that apply to the model, as given."""
     unused: tuple[Unused, ...] = ()
     """Dims and inputs given that the model lacks, left out (``lenient``)."""
 
@@ -98,11 +101,15 @@ def bind(
     if unused and not lenient:
         raise AuditError(f"{unused[0].option}: {unused[0].reason}")
     left_out = {(u.setting, u.name) for u in unused}
-    bindings = symbols.bindings(graph, inputs, declared, _kept(dims, "dims", left_out), batch_dim)
+    kept_dims = _kept(dims, "dims", left_out)
+    bindings = symbols.bindings(graph, inputs, declared, kept_dims, batch_dim)
     symbols.bind(_value_infos(graph), bindings)
-    symbols.shape_inputs(graph, inputs, _kept(input_shapes, "input_shapes", left_out))
-    given = branches.input_values(graph, inputs, _kept(input_values, "input_values", left_out))
-    return Binding(bindings, declared, given, unused)
+    kept_shapes = _kept(input_shapes, "input_shapes", left_out)
+    kept_values = _kept(input_values, "input_values", left_out)
+    symbols.shape_inputs(graph, inputs, kept_shapes)
+    arrays = branches.input_values(graph, inputs, kept_values)
+    given = Arguments(kept_dims, kept_shapes, kept_values, batch_dim)
+    return Binding(bindings, declared, arrays, given, unused)
 
 
 _Value = TypeVar("_Value")
@@ -196,7 +203,21 @@ def complete(
         fallbacks=(*notes, *fallbacks),
         branches=followed,
         unused=binding.unused,
+        dropped_output_shapes=tuple(_dropped_output_shapes(model.graph, types)),
     )
+
+
+def _dropped_output_shapes(
+    graph: onnx.GraphProto, types: Mapping[str, TensorType]
+) -> Iterator[DroppedOutputShape]:
+    """The graph outputs whose declared shape the shapes found contradict."""
+    for value in graph.output:
+        declared = symbols.declared_shape(value)
+        computed = types.get(value.name)
+        if declared is None or computed is None or computed.shape is None:
+            continue
+        if inference.contradicts(declared, computed.shape):
+            yield DroppedOutputShape(value.name, declared, computed.shape)
 
 
 def _fall_back(

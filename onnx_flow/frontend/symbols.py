@@ -4,13 +4,14 @@ The batch dim (axis 0 of the data inputs: named, unnamed or ``-1``, or ``--batch
 is bound to 1 and ``--dim NAME=N`` binds the others. A dim named by an expression
 (``past_sequence_length + sequence_length``) takes its size from the names it adds,
 subtracts or multiplies. ``--input-shape NAME=D1,D2,...`` gives a data input its whole
-shape, for dims that have no usable name (none, a placeholder shared by several axes
-such as ``?``, or a negative size, which exporters write for "any").
+shape, for dims that have no usable name (none, a negative size, which exporters write
+for "any", or a placeholder the exporter made up: :func:`usable`).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Mapping
 
 import onnx
@@ -19,7 +20,16 @@ from onnx_flow.errors import AuditError
 from onnx_flow.records import Dim, format_shape
 from onnx_flow.report import Unused
 
-__all__ = ["bind", "bindings", "data_input", "declared", "input_shape", "shape_inputs"]
+__all__ = [
+    "bind",
+    "bindings",
+    "data_input",
+    "declared",
+    "declared_shape",
+    "dim_names",
+    "shape_inputs",
+    "usable",
+]
 
 
 def bind(values: Iterable[onnx.ValueInfoProto], sizes: Mapping[str, int]) -> None:
@@ -48,14 +58,14 @@ def declared(graph: onnx.GraphProto) -> frozenset[str]:
         for value in (*graph.input, *graph.output)
         for dim in value.type.tensor_type.shape.dim
         if dim.HasField("dim_param") and dim.dim_param
-        for name in _names(dim.dim_param)
+        for name in dim_names(dim.dim_param)
     )
 
 
 _ARITHMETIC = {ast.Add: int.__add__, ast.Sub: int.__sub__, ast.Mult: int.__mul__}
 
 
-def _names(param: str) -> set[str]:
+def dim_names(param: str) -> set[str]:
     """The dim names a dim_param refers to: itself, or the names of its expression."""
     if param.isidentifier():
         return {param}
@@ -64,6 +74,22 @@ def _names(param: str) -> set[str]:
     except SyntaxError:
         return {param}
     return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} or {param}
+
+
+#: Names exporters make up for a dim they know nothing about: paddle2onnx's ``?`` and
+#: ``p2o.DynamicDimension.1``, tf2onnx's ``unk__12``, the TorchScript exporter's
+#: ``x_dynamic_axes_1``. Binding one by name says nothing the user knows.
+_PLACEHOLDER = re.compile(r"\?|unk__\d+|.*DynamicDimension.*|.*_dynamic_axes_\d+", re.IGNORECASE)
+
+
+def usable(dim: Dim, shape: tuple[Dim, ...]) -> bool:
+    """Whether a dim of ``shape`` that is not a size has a name ``--dim`` can bind on its
+    own: not none, not a name an exporter made up (:data:`_PLACEHOLDER`), and not a
+    text that is no identifier standing for several axes (binding it would make, say,
+    height and width alike)."""
+    if not isinstance(dim, str) or not dim or _PLACEHOLDER.fullmatch(dim):
+        return False
+    return dim.isidentifier() or shape.count(dim) == 1
 
 
 def _size(param: str, bindings: Mapping[str, int]) -> int | None:
@@ -174,7 +200,7 @@ def shape_inputs(
     data = {value.name: value for value in graph.input if value.name in inputs}
     for name, shape in shapes.items():
         flag = f"--input-shape {name}={','.join(map(str, shape))}"
-        declared = input_shape(data_input(data, name, flag))
+        declared = declared_shape(data_input(data, name, flag))
         if declared is not None:
             if len(declared) != len(shape):
                 raise AuditError(
@@ -212,8 +238,8 @@ def data_input(
     return data[name]
 
 
-def input_shape(value: onnx.ValueInfoProto) -> tuple[Dim, ...] | None:
-    """A graph input's declared shape as records; ``None`` when it declares none."""
+def declared_shape(value: onnx.ValueInfoProto) -> tuple[Dim, ...] | None:
+    """A value's declared shape as records; ``None`` when it declares none."""
     tensor = value.type.tensor_type
     return _dims(tensor.shape.dim) if tensor.HasField("shape") else None
 

@@ -87,6 +87,7 @@ def judge(
         inputs=tuple((name, widths.known[name]) for name in graph.inputs),
         shape_fallbacks=graph.fallbacks,
         branches=graph.branches,
+        dropped_output_shapes=graph.dropped_output_shapes,
         allow=allow,
         samples=widths.samples,
         centred=widths.centred,

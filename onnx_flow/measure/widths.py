@@ -21,7 +21,7 @@ from typing import cast
 
 from onnx_flow.errors import AuditError
 from onnx_flow.options import Measure
-from onnx_flow.records import Dim, ShapedGraph, TensorType, distinct, format_shape
+from onnx_flow.records import ShapedGraph, TensorType, distinct, format_shape
 from onnx_flow.report import LayerSpectrum
 
 __all__ = ["Widths", "compute"]
@@ -125,24 +125,13 @@ def compute(
         for name in unknown:
             del widths[name]
     known = cast(dict[str, int], widths)  # the reasons went to ``unknown``
-    for name in graph.inputs:
-        shape = graph.shape(name)
-        if name in unknown and shape is not None and any(_unnamed(d, shape) for d in shape):
-            dims = [str(d) if isinstance(d, int) else "N" for d in shape]
-            raise AuditError(
-                f"input {name!r} has shape {format_shape(shape)}, with dims that have no"
-                f" usable name: give its shape with --input-shape {name}={','.join(dims)}"
-                f" (input_shapes={{{name!r}: ({', '.join(dims)})}} in Python)"
-            )
     unbound: dict[str, str] = {}
     for name in unknown:
         for symbol in _symbols(graph.types.get(name)):
             if symbol in graph.declared_dims:
                 unbound.setdefault(symbol, name)
     if unbound:
-        # Name a dim of the inputs first: binding it often resolves the rest.
-        given = {d for name in graph.inputs for d in graph.shape(name) or () if d in unbound}
-        symbol = min(given or unbound)
+        symbol = min(unbound)
         raise AuditError(
             f"dim {symbol!r} is symbolic and tensor {unbound[symbol]!r} needs it:"
             f" bind it with --dim {symbol}=N (dims={{{symbol!r}: N}} in Python)"
@@ -233,15 +222,6 @@ def _index_web(graph: ShapedGraph, indices: str, carrying: Mapping[str, None]) -
             seen.update(fresh)
             pending.extend(fresh)
     return web
-
-
-def _unnamed(dim: Dim, shape: tuple[Dim, ...]) -> bool:
-    """Whether a dim of ``shape`` that is not a size has no name ``--dim`` can bind on its
-    own: none, or a placeholder that is no identifier and stands for several axes (the
-    ``?`` of ``[-1, 3, ?, ?]``: binding it would make height and width alike)."""
-    if dim is None:
-        return True
-    return isinstance(dim, str) and not dim.isidentifier() and shape.count(dim) > 1
 
 
 def _symbols(tensor: TensorType | None) -> list[str]:

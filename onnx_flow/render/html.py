@@ -32,6 +32,7 @@ from onnx_flow.render.wording import (
     cut_row,
     cut_rows,
     cut_title,
+    dropped_output_shape,
     head,
     narrowed,
     output_label,
@@ -98,6 +99,7 @@ def _section(report: Report, shape: Profile) -> str:
         f"<h2>{_e(report.model)}</h2>"
         f"<p><span class='{css}'>{verdict(report)}</span> {_e(basis)}</p>"
         f"{''.join(f'<p class=head>{_e(head(h))}</p>' for h in report.heads)}"
+        f"{''.join(f'<p>{_e(dropped_output_shape(d))}</p>' for d in report.dropped_output_shapes)}"
         f"{_svg(report, shape)}{cuts}{_bypassed(report)}{_spectra(report)}{_findings(report)}"
     )
 

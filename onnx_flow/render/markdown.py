@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from onnx_flow.render.wording import (
     JOINT_NOTE,
     cut_layers,
+    dropped_output_shape,
     head,
     output_label,
     output_rows,
@@ -28,24 +29,30 @@ _FINDINGS = "| model | kind | layer | what it means |\n| --- | --- | --- | --- |
 
 
 def render(reports: Sequence[Result], *, color: bool = False) -> str:
-    """A heading, the verdict in one line, then one row per output of every model.
+    """A heading, the verdict in one line, then one row per output of every model, and
+    one line per head judged apart and per output shape dropped.
 
     ``color`` is unused: the format has no colours.
     """
     summary = totals(reports)
     rows = "".join(_rows(r) for r in reports)
-    judged = [(r, h) for r in reports if isinstance(r, Report) for h in r.heads]
-    heads = "".join(f"- {cell(r.model)}: {cell(head(h))}\n" for r, h in judged)
+    notes = [
+        (r, note)
+        for r in reports
+        if isinstance(r, Report)
+        for note in (*map(head, r.heads), *map(dropped_output_shape, r.dropped_output_shapes))
+    ]
+    noted = "".join(f"- {cell(r.model)}: {cell(note)}\n" for r, note in notes)
     found = [(r, f) for r in reports if isinstance(r, Report) for f in r.findings]
     findings = "".join(
         table_row(r.model, f.kind.value, f.module or f.node, f.message) for r, f in found
     )
     if findings:
         findings = f"\n### Findings from theory\n\n{_FINDINGS}{findings}"
-    heads = f"\n{heads}" if heads else ""
     joint = any(isinstance(r, Report) and r.total.joint for r in reports)
     note = f"\n{cell(JOINT_NOTE)}.\n" if joint else ""
-    return f"## onnx-flow\n\n{summary}.\n\n{_HEADER}{rows}{note}{heads}{findings}"
+    noted = f"\n{noted}" if noted else ""
+    return f"## onnx-flow\n\n{summary}.\n\n{_HEADER}{rows}{note}{noted}{findings}"
 
 
 def _rows(result: Result) -> str:

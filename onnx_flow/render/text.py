@@ -23,6 +23,7 @@ from onnx_flow.render.wording import (
     cut_row,
     cut_rows,
     cut_title,
+    dropped_output_shape,
     head,
     narrowed,
     output_label,
@@ -110,6 +111,8 @@ def _report(console: Console, report: Report) -> None:
         _line(console, Text(f"shapes of {count} tensors from {method}", style="dim"))
     for line in filter(None, map(branch, report.branches)):
         _line(console, _safe(line, "dim"))
+    for dropped in report.dropped_output_shapes:
+        _line(console, _safe(dropped_output_shape(dropped), "dim"))
     if len(report.outputs) > 1:
         _outputs(console, report)
         for output in report.outputs:

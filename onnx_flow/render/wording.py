@@ -12,6 +12,7 @@ from onnx_flow.report import (
     BypassedLayer,
     CutLayer,
     CutTensor,
+    DroppedOutputShape,
     Failure,
     Head,
     LayerSpectrum,
@@ -19,6 +20,7 @@ from onnx_flow.report import (
     Report,
     Result,
     Shape,
+    format_shape,
 )
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "cut_rows",
     "cut_tensors",
     "cut_title",
+    "dropped_output_shape",
     "figures",
     "head",
     "narrowed",
@@ -140,6 +143,14 @@ def head(head: Head) -> str:
         f"head {layer} ({head.d} -> {head.vocabulary} logits) judged apart: the trunk is"
         f" judged up to its input, the head is the softmax_bottleneck finding"
         " (--whole-model judges the logits)"
+    )
+
+
+def dropped_output_shape(dropped: DroppedOutputShape) -> str:
+    """An output shape declared that the graph does not compute, in one line."""
+    return (
+        f"output {dropped.output!r} declares {format_shape(dropped.declared)}, the graph gives"
+        f" {format_shape(dropped.computed)}: the declaration is dropped"
     )
 
 

@@ -8,6 +8,7 @@ they were traced at; ``ai.onnx.ml`` ops have no inference function.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_flow
+from onnx_flow.report import DroppedOutputShape
 from tests.onnx_builders import model, squeeze_mlp, weight
 from tests.runner import run
+
+CORPUS = Path(__file__).parents[1] / "corpus"
 
 
 def _anonymous_batch(size: int | None) -> onnx.ModelProto:
@@ -66,8 +70,8 @@ def test_an_unnamed_dim_asks_for_the_input_shape(tmp_path: Path) -> None:
     refused = run("audit", path)
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.count("\n") == 1
-    assert "input 'x' has shape [1, 3, ?, ?]" in refused.stderr
-    assert "--input-shape x=1,3,N,N (input_shapes={'x': (1, 3, N, N)} in Python)" in refused.stderr
+    assert "the shape of input 'x' [1, 3, ?, ?]" in refused.stderr
+    assert "--input-shape x=1,3,H,W (input_shapes={'x': (1, 3, H, W)} in Python)" in refused.stderr
     given = run("audit", path, "--input-shape", "x=1,3,4,6", "--format", "json")
     assert given.returncode == 1 and '"max_flow": 24' in given.stdout
 
@@ -145,11 +149,75 @@ def test_value_info_that_fits_the_bound_shapes_is_kept() -> None:
     assert report.total.max_flow == 3 * 112 * 112 and report.shape_fallbacks == ()
 
 
-def test_a_contradiction_with_the_model_s_own_dims_is_still_refused() -> None:
+def test_an_output_declared_at_other_sizes_is_dropped_and_named() -> None:
     built = _stale_value_info()
     built.graph.output[0].type.tensor_type.shape.dim[2].dim_value = 5  # 64 / 2 is 32
+    report = onnx_flow.audit(built, dims={"h": 64, "w": 64})
+    assert (report.total.max_flow, report.total.reference) == (3072, 3072)
+    assert report.dropped_output_shapes == (
+        DroppedOutputShape("y", (1, 3, 5, "w2"), (1, 3, 32, 32)),
+    )
+
+
+def test_a_contradiction_inside_the_graph_is_still_refused() -> None:
+    """The pool's 32 x 32 (at h = w = 64) added to a bias fixed at 112 x 112."""
+    built = _stale_value_info()
+    del built.graph.value_info[:]
+    built.graph.node[1].op_type = "Add"
+    built.graph.node[1].input.append("bias")
+    built.graph.initializer.append(weight("bias", 1, 3, 112, 112))
     with pytest.raises(onnx_flow.AuditError, match="shape inference failed"):
         onnx_flow.audit(built, dims={"h": 64, "w": 64})
+    assert onnx_flow.audit(built, dims={"h": 224, "w": 224}).dropped_output_shapes == ()
+
+
+def _declared_output(shape: list[int]) -> onnx.ModelProto:
+    """x[1, 8] -> Linear 8 -> 4 -> y, whose output declares ``shape``."""
+    return model(
+        [helper.make_node("Gemm", ["x", "w"], ["y"])],
+        [("x", TensorProto.FLOAT, [1, 8])],
+        [("y", TensorProto.FLOAT, shape)],
+        [weight("w", 8, 4)],
+    )
+
+
+@pytest.mark.parametrize(
+    "declared", [[1, 4, 1], [4], [1, 5]], ids=["rank above", "rank below", "fixed dim"]
+)
+def test_an_output_the_graph_does_not_compute_is_audited_as_computed(
+    tmp_path: Path, declared: list[int]
+) -> None:
+    path = tmp_path / "declared.onnx"
+    onnx.save(_declared_output(declared), path)
+    report = onnx_flow.audit(path)
+    # 8 in, through the 4-wide Gemm output: 4 of min(8, 4).
+    assert (report.total.max_flow, report.total.reference) == (4, 4)
+    assert report.dropped_output_shapes == (DroppedOutputShape("y", tuple(declared), (1, 4)),)
+    text = run("audit", path)
+    assert text.returncode == 0, text.stderr
+    shown = f"output 'y' declares [{', '.join(map(str, declared))}], the graph gives [1, 4]"
+    assert shown in " ".join(text.stdout.split())
+    as_json = json.loads(run("audit", path, "--format", "json").stdout)
+    assert as_json["dropped_output_shapes"] == [
+        {"output": "y", "declared": declared, "computed": [1, 4]}
+    ]
+
+
+def test_an_output_declared_as_the_graph_computes_it_is_kept() -> None:
+    assert onnx_flow.audit(_declared_output([1, 4])).dropped_output_shapes == ()
+
+
+def test_ddddocr_s_output_declared_at_another_rank_is_dropped_and_named() -> None:
+    """ddddocr's recogniser declares ``[1, seqlen]``; its graph gives one row of 8210
+    classes per 8 columns of the image: ``[16, 1, 8210]`` at width 128 (onnxruntime's
+    own run of the file gives that shape, and warns that it differs)."""
+    path = CORPUS / "wheels" / "ddddocr_common_old.onnx"
+    report = onnx_flow.audit(path, input_shapes={"input1": [1, 1, 64, 128]})
+    assert report.dropped_output_shapes == (
+        DroppedOutputShape("387", (1, "seqlen"), (16, 1, 8210)),
+    )
+    # The reference: min(the image's 64 x 128 values, the output's 16 x 8210).
+    assert report.total.reference == 64 * 128
 
 
 def test_an_op_without_an_inference_function_falls_back_to_onnxruntime() -> None:

@@ -66,7 +66,30 @@ def assert_same_types(model: onnx.ModelProto) -> None:
     assert not differing
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=[entry["file"] for entry in ENTRIES])
+#: Real files whose open part infers otherwise than the whole folded model, and why.
+_DIFFERING = {
+    "wheels/ddddocr_common_old.onnx": (
+        "a com.microsoft LSTM that onnx cannot infer: inference past it names the dims it"
+        " makes up in another order, and the whole model's inference drops the output"
+        " shape declared at another rank, where the first round, past the LSTM, kept it"
+        " (the onnxruntime run gives the audit every one of these shapes)"
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        pytest.param(
+            entry,
+            id=entry["file"],
+            marks=[pytest.mark.xfail(reason=_DIFFERING[entry["file"]], strict=True)]
+            if entry["file"] in _DIFFERING
+            else [],
+        )
+        for entry in ENTRIES
+    ],
+)
 def test_the_open_part_infers_as_the_whole_model_does_on_real_files(entry) -> None:
     input_shapes = {name: tuple(shape) for name, shape in entry["feed"].items() if shape}
     values = {name: tuple(v) for name, v in (entry.get("values") or {}).items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import re
 import shutil
@@ -96,6 +97,25 @@ def test_a_finding_in_layers_alike_is_one_result_or_line_in_every_format() -> No
         (Format.HTML, "<b>attention_head_rank</b>"),
     ]:
         assert render([report], output_format).count(row) == 1, output_format
+
+
+def test_an_output_shape_dropped_is_one_line_in_every_format() -> None:
+    from onnx_flow.options import Options
+    from onnx_flow.pipeline import run as audit
+    from onnx_flow.render import render
+
+    gemm, weights = linear("y", "x", 8, 4)
+    built = model(
+        gemm, [("x", onnx.TensorProto.FLOAT, [1, 8])], [("y", onnx.TensorProto.FLOAT, [4])], weights
+    )
+    report = audit(built, dataclasses.replace(Options.checked(), picture=True))
+    line = "output 'y' declares [4], the graph gives [1, 4]: the declaration is dropped"
+    for output_format, shown in [
+        (Format.TEXT, line),
+        (Format.MARKDOWN, f"- &lt;model&gt;: {line}"),
+        (Format.HTML, f"<p>{html.escape(line)}</p>"),
+    ]:
+        assert render([report], output_format).count(shown) == 1, output_format
 
 
 def test_markdown_is_one_table_with_a_row_per_output(tmp_path: Path) -> None:
