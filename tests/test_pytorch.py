@@ -161,6 +161,17 @@ def test_token_ids_are_fed_as_integers() -> None:
     assert (report["reference"], report["max_flow"]) == (1600, 256), whole.stderr
 
 
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_floats_fed_to_an_embedding_say_which_flag_feeds_ids(exporter: str) -> None:
+    result = run(
+        "audit-module", "tests.test_pytorch:language_model", "--input-shape", "1,16",
+        "--exporter", exporter,
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert "'indices'" in line and line.endswith("give --input-dtype int64")
+
+
 def test_a_factory_in_the_working_folder_is_found(tmp_path) -> None:
     squeeze = "nn.Sequential(nn.Linear(8, 2), nn.Linear(2, 8))"
     (tmp_path / "mine.py").write_text(

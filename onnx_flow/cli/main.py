@@ -168,12 +168,18 @@ def _audit_module(
         )
         _emit([report], output_format, arguments)
     except AuditError as error:
+        if not arguments.input_dtype and _INDICES in str(error):  # floats fed to an embedding
+            return _fatal(f"{error}; the module reads ids: give --input-dtype int64")
         return _fatal(str(error))
     except Exception as error:  # the user's factory may raise anything: one line
         return _fatal(f"{arguments.factory}: {type(error).__name__}: {error}")
     if _said(_unmatched(given, [(report.model, _unused(report))])):
         return EXIT_ERROR
     return EXIT_BOTTLENECK if report.failing else EXIT_CLEAN
+
+
+#: What torch says of floats given to an embedding (or another op that indexes).
+_INDICES = "argument #1 'indices'"
 
 
 def _audit(arguments: argparse.Namespace, project: config.Project, given: Mapping[str, Any]) -> int:
