@@ -52,3 +52,37 @@ def test_hook_fails_on_a_bottleneck_and_passes_once_it_is_declared(tmp_path: Pat
     _git(project, "add", ".")
     passed = _try_repo(project, home)
     assert passed.returncode == 0, passed.stdout + passed.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_one_config_gates_a_repository_of_different_models(tmp_path: Path, exported) -> None:
+    """A CNN, an autoencoder and GPT-2 under one [tool.onnx-flow]: the dim binds GPT-2
+    alone, the latent is allowed for the autoencoder's path alone, and each model is
+    judged on its own; the exit code is the worst of them."""
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    _git(project, "init", "-q")
+    for name in ("resnet", "autoencoder", "gpt2"):
+        shutil.copy(exported(name, "torchscript"), project / "models" / f"{name}.onnx")
+    table = "[tool.onnx-flow]\ndims = { sequence = 16 }\n"
+    allowed = '\n[tool.onnx-flow.per_path."models/autoencoder.onnx"]\nallow = ["enc.2"]\n'
+    home = tmp_path / "pre-commit-home"
+
+    def gate(config: str) -> subprocess.CompletedProcess[str]:
+        (project / "pyproject.toml").write_text(f"[project]\nname = 'p'\n\n{config}")
+        _git(project, "add", ".")
+        return _try_repo(project, home)
+
+    passed = gate(table + allowed)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "BOTTLENECK" not in passed.stdout and "error" not in passed.stdout
+
+    failed = gate(table)  # the latent no longer declared: the autoencoder alone fails
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    blocks = failed.stdout.split("\n\n")
+    verdicts = {
+        name: next(b for b in blocks if f"models/{name}.onnx" in b).splitlines()[1].split()[0]
+        for name in ("resnet", "autoencoder", "gpt2")
+    }
+    assert verdicts == {"resnet": "no", "autoencoder": "BOTTLENECK", "gpt2": "no"}
