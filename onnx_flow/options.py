@@ -366,9 +366,8 @@ class Options:
                 raise AuditError(f"--energy {energy}: must be a fraction in (0, 1]")
             if chosen not in (Measure.RANK, Measure.DATA):
                 raise AuditError("--energy caps ranks: it needs --measure rank or data")
-        return cls(
+        checked: dict[str, Any] = dict(
             dims=dict(sorted(dims.items())),
-            batch_dim=given.get("batch_dim"),
             measure=chosen,
             threshold=float(threshold),
             allow=tuple(dict.fromkeys(given.get("allow", ()))),
@@ -382,6 +381,7 @@ class Options:
             whole_model=bool(given.get("whole_model", False)),
             uncentred=uncentred,
         )
+        return cls(**{**given, **checked})  # a setting checked above as checked, else as given
 
     def settings(self) -> dict[str, Any]:
         """The settings that differ from their defaults, by name, as :meth:`checked`
