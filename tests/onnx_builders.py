@@ -133,6 +133,15 @@ def linear(name: str, source: str, inputs: int, outputs: int) -> tuple[list, lis
     ]
 
 
+def sequence_model() -> onnx.ModelProto:
+    """x [batch, sequence, 8] -> Relu -> y: no bottleneck, and a dim named sequence."""
+    return model(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        [("x", TensorProto.FLOAT, ["batch", "sequence", 8])],
+        [("y", TensorProto.FLOAT, ["batch", "sequence", 8])],
+    )
+
+
 def squeeze_mlp(dtype: int = TensorProto.FLOAT, narrow: int = 4) -> onnx.ModelProto:
     """x[batch, 64] -> narrow -> 64 (layers ``down`` and ``up``), with a symbolic batch dim."""
     first, w1 = linear("down", "x", 64, narrow)

@@ -127,14 +127,14 @@ def _unmatched(
             for _, unused in audited
         ]
         first = lacking[0] if audited and all(lacking) else None
-        if first is not None:
-            model = audited[0][0]
-            where = (
-                model
-                if len(audited) == 1
-                else f"none of the {len(audited)} models audited has it; {model}"
-            )
-            lines.append(f"{first['option']}: {where}: {first['reason']}")
+        if first is None:
+            continue
+        option, model, reason = first["option"], audited[0][0], first["reason"]
+        if len(audited) == 1:
+            lines.append(f"{model}: {option}: {reason}")
+        else:
+            none = f"none of the {len(audited)} models audited has it"
+            lines.append(f"{option}: {none}; {model}: {reason}")
     return lines
 
 

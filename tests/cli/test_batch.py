@@ -13,12 +13,11 @@ import time
 from pathlib import Path
 
 import onnx
-from onnx import TensorProto, helper
 
 from onnx_flow.cli.batch import audit_all
 from onnx_flow.options import Options
 from onnx_flow.report import Report
-from tests.onnx_builders import endless_loop, model, squeeze_mlp
+from tests.onnx_builders import endless_loop, sequence_model, squeeze_mlp
 from tests.runner import SHIPPED, run, started
 
 
@@ -89,18 +88,10 @@ def test_a_model_that_fails_alone_writes_no_output(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.onnx"]
 
 
-def _sequence_model() -> onnx.ModelProto:
-    return model(
-        [helper.make_node("Relu", ["x"], ["y"])],
-        [("x", TensorProto.FLOAT, ["batch", "sequence", 8])],
-        [("y", TensorProto.FLOAT, ["batch", "sequence", 8])],
-    )
-
-
 def test_one_dim_binds_the_models_that_have_it(tmp_path: Path) -> None:
     """A repository of a text model and a CNN: --dim sequence=16 binds the text model,
     and the other is audited as it is."""
-    onnx.save(_sequence_model(), tmp_path / "text.onnx")
+    onnx.save(sequence_model(), tmp_path / "text.onnx")
     shutil.copy(SHIPPED, tmp_path / "squeeze.onnx")
     result = run("audit", tmp_path, "--dim", "sequence=16", "--format", "json")
     assert result.returncode == 1, result.stderr

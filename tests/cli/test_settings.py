@@ -13,27 +13,17 @@ from importlib import import_module
 from pathlib import Path
 
 import onnx
-from onnx import TensorProto, helper
 
 from onnx_flow.options import SETTINGS, Form
 from onnx_flow.pipeline import audit
-from tests.onnx_builders import model
+from tests.onnx_builders import sequence_model
 from tests.runner import SHIPPED, run
-
-
-def _text_model() -> onnx.ModelProto:
-    """x [batch, sequence, 8] -> Identity -> y: passes, with a dim named sequence."""
-    return model(
-        [helper.make_node("Identity", ["x"], ["y"])],
-        [("x", TensorProto.FLOAT, ["batch", "sequence", 8])],
-        [("y", TensorProto.FLOAT, ["batch", "sequence", 8])],
-    )
 
 
 def _repository(tmp_path: Path) -> Path:
     """squeeze.onnx (64 -> 4 -> 64: a bottleneck at layer 2) and text.onnx (passes)."""
     shutil.copy(SHIPPED, tmp_path / "squeeze.onnx")
-    onnx.save(_text_model(), tmp_path / "text.onnx")
+    onnx.save(sequence_model(), tmp_path / "text.onnx")
     return tmp_path
 
 
@@ -74,7 +64,7 @@ def test_one_model_and_a_setting_it_lacks(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert json.loads(result.stdout)["max_flow"] == 4
     assert result.stderr.splitlines() == [
-        f"onnx-flow: error: --dim seq=3: {SHIPPED}: the model"
+        f"onnx-flow: error: {SHIPPED}: --dim seq=3: the model"
         " has no dim named 'seq' (its symbolic dims: batch)"
     ]
 
