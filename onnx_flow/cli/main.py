@@ -244,9 +244,11 @@ def _audit(arguments: argparse.Namespace, project: config.Project, given: Mappin
         _emit(results, output_format, arguments, written=stream is not None, spared=spared)
     except AuditError as error:
         return _fatal(str(error))
+    if failures or len(spared_reports) < len(spared):
+        return EXIT_ERROR  # and a model that failed may have been the one a setting names
     audited_unused = [(r.model, _unused(r)) for r in reported]
     audited_unused += [(entry["model"], entry.get("unused", [])) for entry in spared_reports]
-    if _said(_unmatched(given, audited_unused)) or failures or len(spared_reports) < len(spared):
+    if _said(_unmatched(given, audited_unused)):
         return EXIT_ERROR
     spared_failing = (
         entry["bottleneck"]

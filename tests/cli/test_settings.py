@@ -58,6 +58,19 @@ def test_a_setting_no_model_has_is_an_error_beside_the_results(tmp_path: Path) -
     assert "no tensor, node or module" in lines[1]
 
 
+def test_a_failed_model_hides_no_other_result(tmp_path: Path) -> None:
+    """One model cannot be audited: the other's row is still there, and the --dim it
+    alone has is no error (the failed model may have had it too)."""
+    folder = _repository(tmp_path)
+    (folder / "squeeze.onnx").write_bytes(b"not a model")
+    result = run("audit", folder, "--dim", "sequence=16", "--format", "markdown")
+    assert result.returncode == 2
+    assert "text.onnx | y | 128 | 128 | 1 | ok" in result.stdout
+    assert "squeeze.onnx |  |  |  |  | **not audited**" in result.stdout
+    (line,) = result.stderr.splitlines()
+    assert "squeeze.onnx" in line and "not an ONNX model" in line
+
+
 def test_one_model_and_a_setting_it_lacks(tmp_path: Path) -> None:
     """One model: its report, then the line that says what it lacks; exit 2."""
     result = run("audit", SHIPPED, "--dim", "seq=3", "--format", "json")
