@@ -135,6 +135,9 @@ class Setting:
     the other options)."""
     in_project: bool = True
     """Whether ``[tool.onnx-flow]`` may set it."""
+    names_parts: bool = False
+    """Its entries name dims, inputs or layers, which a model may lack (left out for
+    it, and listed in its report's ``unused``)."""
     commands: tuple[str, ...] = (AUDIT, DIFF, AUDIT_MODULE)
 
     def spelled(self, value: Any) -> list[str]:
@@ -180,6 +183,7 @@ class Options:
         metavar="NAME=N",
         parse=lambda texts: parse_dims(texts),
         item=int,
+        names_parts=True,
         help="bind a symbolic dim (repeatable), e.g. --dim sequence=128",
     )
     batch_dim: str | None = _setting(
@@ -195,6 +199,7 @@ class Options:
         metavar="NAME=D1,D2,...",
         parse=lambda texts: parse_input_shapes(texts),
         item=list,
+        names_parts=True,
         commands=(AUDIT, DIFF),  # audit-module's --input-shape shapes the inputs it feeds
         help="the whole shape of data input NAME, for dims with no usable name"
         " (repeatable), e.g. --input-shape x=1,3,640,640",
@@ -205,6 +210,7 @@ class Options:
         form=Form.TABLE,
         metavar="NAME=V,...",
         parse=lambda texts: parse_input_values(texts),
+        names_parts=True,
         commands=(AUDIT, DIFF),
         help="the value of a small data input, so that an If it decides is audited as the"
         " branch it takes (repeatable), e.g. --input-value use_cache_branch=false",
@@ -254,6 +260,7 @@ class Options:
         flag="--allow",
         form=Form.LIST,
         metavar="LAYER",
+        names_parts=True,
         help="a layer that is narrow on purpose (module path such as enc.2, node or tensor"
         " name; repeatable): the model is split there and that squeeze passes",
     )

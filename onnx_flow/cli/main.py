@@ -116,10 +116,7 @@ def _unmatched(
 ) -> list[str]:
     """One line per dim, input or layer named on the command line that no audited
     model has; ``audited``: each model with its report's ``unused`` (JSON objects)."""
-    named = [
-        (s, name) for s in ("dims", "input_shapes", "input_values") for name in given.get(s, {})
-    ]
-    named += [("allow", spec) for spec in given.get("allow", ())]
+    named = [(s.name, name) for s in SETTINGS if s.names_parts for name in given.get(s.name, ())]
     lines = []
     for key in named:
         lacking = [
@@ -370,10 +367,6 @@ def _drawn(options: Options, output_format: Format, *, plot: str | None = None) 
     if output_format in (Format.DOT, Format.HTML, Format.MODEL_EXPLORER) or plot:
         return dataclasses.replace(options, picture=True)
     return options
-
-
-def _first(*values: float | None) -> float:
-    return next(v for v in values if v is not None)
 
 
 def _format(name: str) -> Format:
