@@ -21,10 +21,11 @@ import onnx
 from onnx_flow.errors import AuditError
 from onnx_flow.frontend import symbols
 from onnx_flow.frontend.load import Source, display_name
+from onnx_flow.frontend.symbols import value_text
 from onnx_flow.records import Dim, format_shape
 from onnx_flow.report import Branch
 
-__all__ = ["Arguments", "require", "value_text"]
+__all__ = ["Arguments", "require"]
 
 #: Placeholders for the open dims of one input, in order; past them, ``D<axis>``.
 _LETTERS = "NMKLPQRS"
@@ -186,13 +187,6 @@ def _placeholders(shape: tuple[Dim, ...]) -> tuple[int | str, ...]:
     return tuple(
         dim if isinstance(dim, int) else next(names, f"D{axis}") for axis, dim in enumerate(shape)
     )
-
-
-def value_text(value: float | str) -> str:
-    """A size or value as the command line writes it: ``16000``, not ``16000.0``."""
-    if isinstance(value, str):
-        return value
-    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def _python_tuple(items: tuple[float | str, ...]) -> str:

@@ -21,7 +21,7 @@ import onnx
 
 from onnx_flow.errors import AuditError
 from onnx_flow.frontend import fold, symbols
-from onnx_flow.frontend.arguments import value_text
+from onnx_flow.frontend.symbols import value_text
 from onnx_flow.records import STANDARD_DOMAINS, TensorType, format_shape
 from onnx_flow.report import Branch
 

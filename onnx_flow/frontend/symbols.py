@@ -28,7 +28,9 @@ __all__ = [
     "declared_shape",
     "dim_names",
     "shape_inputs",
+    "unused",
     "usable",
+    "value_text",
 ]
 
 
@@ -166,7 +168,10 @@ def unused(
     ):
         found += [
             Unused(
-                setting, name, f"{flag} {name}={','.join(map(_number, v))}", no_input.format(name)
+                setting,
+                name,
+                f"{flag} {name}={','.join(map(value_text, v))}",
+                no_input.format(name),
             )
             for name, v in named.items()
             if name not in data
@@ -174,8 +179,10 @@ def unused(
     return tuple(found)
 
 
-def _number(value: float) -> str:
-    """``3.0`` -> ``3``, as the command line gives it."""
+def value_text(value: float | str) -> str:
+    """A size or value as the command line writes it: ``16000``, not ``16000.0``."""
+    if isinstance(value, str):
+        return value
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
