@@ -52,7 +52,7 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
 
 
 def _quote(text: str, *, escaped: bool = False) -> str:
-    """A DOT string; ``escaped`` keeps ``\\n`` line breaks made by the caller."""
+    r"""A DOT string; ``escaped`` keeps ``\n`` line breaks made by the caller."""
     body = text.replace('"', '\\"') if escaped else text.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{body}"'
 

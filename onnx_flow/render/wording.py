@@ -76,8 +76,8 @@ def totals(results: Sequence[Result], spared: Sequence[Mapping[str, Any]] = ()) 
 
 
 def printable(text: str) -> str:
-    """``text`` with each control character written as its Python escape (``\\n``,
-    ``\\x1b``)."""
+    r"""``text`` with each control character written as its Python escape (``\n``,
+    ``\x1b``)."""
     return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
 
 
