@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from onnx_flow.frontend.load import INTEGER_TYPES
+from onnx_flow.frontend.dtypes import PLAIN
 
 __all__ = ["compute"]
 
@@ -59,14 +59,6 @@ _Attributes = dict[str, Any]
 #: The node's inputs in order: arrays, ``None`` for an empty optional one.
 _Inputs = list[Any]
 
-#: Element types numpy casts to exactly as ONNX does.
-_PLAIN = INTEGER_TYPES | {
-    onnx.TensorProto.BOOL,
-    onnx.TensorProto.FLOAT16,
-    onnx.TensorProto.FLOAT,
-    onnx.TensorProto.DOUBLE,
-}
-
 
 def compute(
     node: onnx.NodeProto,
@@ -97,7 +89,7 @@ def compute(
         return [np.array(shape[start:end], dtype=np.int64)]
     if not inputs or inputs[0] is None:
         return None
-    if node.op_type == "Cast" and attributes["to"] not in _PLAIN:
+    if node.op_type == "Cast" and attributes["to"] not in PLAIN:
         return None
     arguments = list(inputs)
     size = _SIZE_BEFORE.get(node.op_type)

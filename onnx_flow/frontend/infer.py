@@ -14,14 +14,13 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
-import numpy as np
 import onnx
 import onnx.defs
 import onnx.shape_inference
 
 from onnx_flow.errors import AuditError, first_line
+from onnx_flow.frontend.dtypes import BITS, ELEMENT_TYPES, INTEGER_TYPES, TYPE_NAMES
 from onnx_flow.frontend.fold import KnownValues
-from onnx_flow.frontend.load import INTEGER_TYPES
 from onnx_flow.frontend.nodes import Links
 from onnx_flow.records import (
     SHAPE_OPS,
@@ -32,7 +31,6 @@ from onnx_flow.records import (
 )
 
 __all__ = [
-    "ELEMENT_TYPES",
     "FORK_NODES",
     "LENIENT",
     "STALE_VALUE_INFO",
@@ -41,7 +39,6 @@ __all__ = [
     "OpenPart",
     "constant_types",
     "contradicts",
-    "numpy_dtype",
     "open_part",
     "tensor_type",
     "value_types",
@@ -53,55 +50,14 @@ __all__ = [
 #: fork and the types' transfer cost what the overlap saves.
 FORK_NODES = 5_000
 
-#: ONNX element type name -> number.
-ELEMENT_TYPES = dict(onnx.TensorProto.DataType.items())
-_TYPE_NAMES = {number: name for name, number in ELEMENT_TYPES.items()}
-
-# Bits per element of ONNX tensor types; a bool carries one bit, 4-bit types four.
-_BITS: dict[int, int] = {
-    onnx.TensorProto.FLOAT: 32,
-    onnx.TensorProto.UINT8: 8,
-    onnx.TensorProto.INT8: 8,
-    onnx.TensorProto.UINT16: 16,
-    onnx.TensorProto.INT16: 16,
-    onnx.TensorProto.INT32: 32,
-    onnx.TensorProto.INT64: 64,
-    onnx.TensorProto.BOOL: 1,
-    onnx.TensorProto.FLOAT16: 16,
-    onnx.TensorProto.DOUBLE: 64,
-    onnx.TensorProto.UINT32: 32,
-    onnx.TensorProto.UINT64: 64,
-    onnx.TensorProto.COMPLEX64: 64,
-    onnx.TensorProto.COMPLEX128: 128,
-    onnx.TensorProto.BFLOAT16: 16,
-    onnx.TensorProto.FLOAT8E4M3FN: 8,
-    onnx.TensorProto.FLOAT8E4M3FNUZ: 8,
-    onnx.TensorProto.FLOAT8E5M2: 8,
-    onnx.TensorProto.FLOAT8E5M2FNUZ: 8,
-    onnx.TensorProto.UINT4: 4,
-    onnx.TensorProto.INT4: 4,
-}
-
 
 def tensor_type(elem_type: int, shape: tuple[Dim, ...] | None) -> TensorType:
     """The record of a tensor of ONNX element type number ``elem_type``."""
     # An element type newer than this onnx (or a corrupt one) keeps its number.
-    name = _TYPE_NAMES.get(elem_type, f"element type {elem_type}") if elem_type else ""
+    name = TYPE_NAMES.get(elem_type, f"element type {elem_type}") if elem_type else ""
     return TensorType(
-        shape=shape, dtype=name, bits=_BITS.get(elem_type), integer=elem_type in INTEGER_TYPES
+        shape=shape, dtype=name, bits=BITS.get(elem_type), integer=elem_type in INTEGER_TYPES
     )
-
-
-def numpy_dtype(record: TensorType) -> np.dtype | None:
-    """The numpy dtype of a tensor type; ``None`` when it has no element type numpy
-    holds."""
-    number = ELEMENT_TYPES.get(record.dtype)
-    if number is None:
-        return None
-    try:
-        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(number))
-    except (KeyError, TypeError, ValueError):  # a string or a newer type
-        return None
 
 
 #: How shapes were inferred when strict inference of the model as written failed (the

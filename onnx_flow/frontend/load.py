@@ -27,7 +27,6 @@ from onnx_flow.frontend.nodes import constant_tensor
 
 __all__ = [
     "DATA_FIELDS",
-    "INTEGER_TYPES",
     "Model",
     "Source",
     "check_external",
@@ -52,20 +51,6 @@ _PROTOBUF_LIMIT = 2**31 - 1
 #: holds thousands: 1024 keeps every shape argument and drops all but the smallest
 #: weights, at no more than 8 KiB a tensor.
 _KEPT_ELEMENTS = 1024
-
-#: ONNX element types whose values are integers.
-INTEGER_TYPES = frozenset(
-    {
-        onnx.TensorProto.INT8,
-        onnx.TensorProto.INT16,
-        onnx.TensorProto.INT32,
-        onnx.TensorProto.INT64,
-        onnx.TensorProto.UINT8,
-        onnx.TensorProto.UINT16,
-        onnx.TensorProto.UINT32,
-        onnx.TensorProto.UINT64,
-    }
-)
 
 #: TensorProto fields that hold inline values.
 DATA_FIELDS = (

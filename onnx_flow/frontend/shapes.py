@@ -24,6 +24,7 @@ from onnx_flow.errors import AuditError
 from onnx_flow.frontend import branches, fallback, nodes, symbols
 from onnx_flow.frontend import infer as inference
 from onnx_flow.frontend.arguments import Arguments
+from onnx_flow.frontend.dtypes import ELEMENT_TYPES
 from onnx_flow.frontend.fold import fold_values, known_values
 from onnx_flow.frontend.stored import Stored
 from onnx_flow.records import ShapedGraph, TensorType, Wiring, distinct
@@ -245,7 +246,7 @@ def _fall_back(
             tensor = types.get(name)
             if tensor is None or not tensor.dtype or tensor.static is None:
                 return tuple(used)  # a run needs every input's shape and type
-            feeds[name] = (inference.ELEMENT_TYPES[tensor.dtype], tensor.static)
+            feeds[name] = (ELEMENT_TYPES[tensor.dtype], tensor.static)
         if sum(math.prod(shape) for _, shape in feeds.values()) > _RUN_ELEMENTS:
             return tuple(used)  # synthetic inputs that large are a broken model, not a run
         stored = Stored(source, followed)

@@ -19,6 +19,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from onnx_flow.frontend import branches, external, load
+from onnx_flow.frontend.dtypes import PACKED
 from onnx_flow.frontend.nodes import constant_tensor
 from onnx_flow.frontend.runtime import Runner
 from onnx_flow.report import Branch
@@ -83,7 +84,7 @@ class Stored:
             if length
             else np.empty(0, np.uint8)
         )
-        if tensor.data_type in _PACKED:  # onnx decodes these from raw bytes
+        if tensor.data_type in PACKED:  # onnx decodes these from raw bytes
             copy = onnx.TensorProto()
             copy.CopyFrom(tensor)
             del copy.external_data[:]
@@ -152,19 +153,3 @@ def _dequantized(
         shape[axis] = -1
         scale, zero = scale.reshape(shape), zero.reshape(shape) if zero.ndim else zero
     return (values - zero) * scale
-
-
-#: Element types stored packed or specially (4-bit, bfloat16, float8): read by onnx.
-_PACKED = frozenset(
-    {
-        onnx.TensorProto.INT4,
-        onnx.TensorProto.UINT4,
-        onnx.TensorProto.BFLOAT16,
-        onnx.TensorProto.FLOAT8E4M3FN,
-        onnx.TensorProto.FLOAT8E4M3FNUZ,
-        onnx.TensorProto.FLOAT8E5M2,
-        onnx.TensorProto.FLOAT8E5M2FNUZ,
-        onnx.TensorProto.BOOL,
-        onnx.TensorProto.STRING,
-    }
-)

@@ -33,7 +33,7 @@ import numpy as np
 
 from onnx_flow.errors import AuditError, first_line
 from onnx_flow.files import open_regular
-from onnx_flow.frontend.infer import numpy_dtype
+from onnx_flow.frontend.dtypes import numpy_dtype
 from onnx_flow.frontend.runtime import Runner
 from onnx_flow.frontend.stored import Stored
 from onnx_flow.measure import progress
