@@ -7,9 +7,10 @@ module imports neither onnx nor networkx: renderers and other tools read it alon
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, unique
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "CutTensor",
     "DroppedOutputShape",
     "Failure",
+    "Figures",
     "Finding",
     "FindingKind",
     "FindingLayer",
@@ -330,6 +332,27 @@ class FindingLayer(NamedTuple):
         return self._asdict()
 
 
+class Figures(Mapping[str, Any]):
+    """A finding's figures by name, read-only as the record that holds them."""
+
+    __slots__ = ("_figures",)
+
+    def __init__(self, figures: Mapping[str, Any] = MappingProxyType({})) -> None:
+        self._figures = dict(figures)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._figures[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._figures)
+
+    def __len__(self) -> int:
+        return len(self._figures)
+
+    def __repr__(self) -> str:
+        return f"Figures({self._figures!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One named bottleneck, with the figures its kind defines; or the same bottleneck
@@ -345,10 +368,15 @@ class Finding:
     (``encoder.layer.*.attention.self``)."""
     tensor: str
     """The tensor where it is found; for several layers, the first one's."""
-    figures: dict[str, Any] = field(default_factory=dict)
+    figures: Mapping[str, Any] = field(default_factory=Figures)
+    """The figures its kind defines (a :class:`Figures`, whatever was given)."""
     layers: tuple[FindingLayer, ...] = ()
     """Every layer a finding reported once for several stands for, in graph order;
     empty for a finding in one layer."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.figures, Figures):
+            object.__setattr__(self, "figures", Figures(self.figures))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object: kind, message, where, the figures, then the layers."""

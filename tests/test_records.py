@@ -41,3 +41,17 @@ from onnx_flow.records import module_path
 )
 def test_module_path_from_exporter_scopes(scope: str | None, module: str | None) -> None:
     assert module_path(scope) == module
+
+
+def test_a_finding_s_figures_cannot_change_and_travel_between_processes() -> None:
+    import pickle
+
+    from onnx_flow.report import Finding, FindingKind
+
+    given = {"d": 768, "vocabulary": 50257}
+    finding = Finding(FindingKind.SOFTMAX_BOTTLENECK, "m", "n", None, "t", given)
+    given["d"] = 1  # the caller's dict is not the record's
+    with pytest.raises(TypeError):
+        finding.figures["d"] = 2  # type: ignore[index]
+    assert dict(finding.figures) == {"d": 768, "vocabulary": 50257}
+    assert pickle.loads(pickle.dumps(finding)) == finding

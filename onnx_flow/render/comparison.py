@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from onnx_flow.render.markdown import cell, table_row
+from onnx_flow.render.text import safe
 from onnx_flow.render.wording import cut_layers
 from onnx_flow.report import Change, Comparison, Finding, FindingKind, OutputResult, SpectrumFall
 
@@ -37,23 +38,22 @@ def render(comparison: Comparison, output_format: str = "text", *, color: bool =
         file=buffer, width=110, force_terminal=color, no_color=not color, highlight=False
     )
     # Lines of their own are never wrapped: the headline is one line however many layers.
-    console.print(
-        Text(f"{comparison.old.model} -> {comparison.new.model}", style="bold"), soft_wrap=True
-    )
+    console.print(safe(f"{comparison.old.model} -> {comparison.new.model}", "bold"), soft_wrap=True)
     console.print(_headline(comparison), soft_wrap=True)
     table = Table(*_COLUMNS, box=None, padding=(0, 2))
     for change in comparison.changes:
-        table.add_row(*_cells(change))
+        styles = ("", "", "", _verdict(change)[1], "")
+        table.add_row(*map(safe, _cells(change), styles))
     console.print(table)
     for other in _other_changes(comparison):
-        console.print(Text(other), soft_wrap=True)
+        console.print(safe(other), soft_wrap=True)
     return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 
 
 def _headline(comparison: Comparison) -> Text:
     """``REGRESSED: `` and the reasons, or ``no regression``."""
     if comparison.regressed:
-        return Text(f"REGRESSED: {'; '.join(reasons(comparison))}", style="bold red")
+        return safe(f"REGRESSED: {'; '.join(reasons(comparison))}", "bold red")
     return Text("no regression", style="bold green")
 
 
@@ -64,7 +64,7 @@ def _markdown(comparison: Comparison) -> str:
         else "no regression"
     )
     header = table_row(*_COLUMNS) + "| --- | ---: | ---: | --- | --- |\n"
-    rows = "".join(table_row(*(text.plain for text in _cells(c))) for c in comparison.changes)
+    rows = "".join(table_row(*_cells(c)) for c in comparison.changes)
     models = f"{cell(comparison.old.model)} -> {cell(comparison.new.model)}"
     others = "".join(f"- {cell(line)}\n" for line in _other_changes(comparison))
     return f"## onnx-flow diff\n\n{models}: {verdict}.\n\n{header}{rows}" + (
@@ -149,16 +149,10 @@ def _listed(layers: tuple[str, ...] | list[str]) -> str:
     return ", ".join(layers[:_NAMED]) + (f" and {hidden} more" if hidden > 0 else "")
 
 
-def _cells(change: Change) -> tuple[Text, ...]:
+def _cells(change: Change) -> tuple[str, ...]:
     """A change's row: the output, both figures, the verdict, the new cut's layers."""
     layers = "" if change.new is None else _layers(change.new)
-    return (
-        Text(change.name),
-        Text(_figures(change.old)),
-        Text(_figures(change.new)),
-        _verdict(change),
-        Text(layers),
-    )
+    return change.name, _figures(change.old), _figures(change.new), _verdict(change)[0], layers
 
 
 def _figures(result: OutputResult | None) -> str:
@@ -167,14 +161,15 @@ def _figures(result: OutputResult | None) -> str:
     return f"{result.max_flow} of {result.reference} ({result.ratio:.4g})"
 
 
-def _verdict(change: Change) -> Text:
+def _verdict(change: Change) -> tuple[str, str]:
+    """The change in a word, and its colour."""
     if change.regressed:
-        return Text("worse", style="red")
+        return "worse", "red"
     if change.old is None or change.new is None:
-        return Text("added" if change.old is None else "removed")
+        return ("added" if change.old is None else "removed"), ""
     if change.new.ratio > change.old.ratio:
-        return Text("better", style="green")
-    return Text("same")
+        return "better", "green"
+    return "same", ""
 
 
 def _layers(result: OutputResult) -> str:

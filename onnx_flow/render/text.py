@@ -47,7 +47,7 @@ from onnx_flow.report import (
     Unknown,
 )
 
-__all__ = ["render"]
+__all__ = ["render", "safe"]
 
 _WIDTH = 110
 #: The width a table of names may take: whatever its longest row needs.
@@ -74,8 +74,8 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
         if index:
             console.print()
         if isinstance(report, Failure):
-            _line(console, _safe(report.model, "bold"))
-            _line(console, Text.assemble(("NOT AUDITED", "bold red"), _safe(f"  {report.error}")))
+            _line(console, safe(report.model, "bold"))
+            _line(console, Text.assemble(("NOT AUDITED", "bold red"), safe(f"  {report.error}")))
         else:
             _report(console, report)
     # Tables pad every cell; trailing blanks only get in the way of diffs and golden files.
@@ -94,8 +94,8 @@ def _report(console: Console, report: Report) -> None:
     given = [text for name, text in report.given if name not in _HEADED]
     _line(
         console,
-        _safe(report.model, "bold"),
-        _safe(f"({'; '.join([measure, dims or 'no symbolic dims', *given])})", "dim"),
+        safe(report.model, "bold"),
+        safe(f"({'; '.join([measure, dims or 'no symbolic dims', *given])})", "dim"),
     )
     width = width_heading(report)
     cut_columns = (*CUT_COLUMNS[:4], width, *CUT_COLUMNS[5:])
@@ -104,15 +104,15 @@ def _report(console: Console, report: Report) -> None:
         bound = f"data measure over {report.samples} samples: {samples_bound(report)}"
         _line(console, Text(bound, style="dim"))
     for judged in report.heads:
-        _line(console, _safe(head(judged), "dim"))
+        _line(console, safe(head(judged), "dim"))
     if report.allow:
-        _line(console, _safe(f"declared bottlenecks: {', '.join(report.allow)}", "dim"))
+        _line(console, safe(f"declared bottlenecks: {', '.join(report.allow)}", "dim"))
     for method, count in report.shape_fallbacks:
         _line(console, Text(f"shapes of {count} tensors from {method}", style="dim"))
     for line in filter(None, map(branch, report.branches)):
-        _line(console, _safe(line, "dim"))
+        _line(console, safe(line, "dim"))
     for dropped in report.dropped_output_shapes:
-        _line(console, _safe(dropped_output_shape(dropped), "dim"))
+        _line(console, safe(dropped_output_shape(dropped), "dim"))
     if len(report.outputs) > 1:
         _outputs(console, report)
         for output in report.outputs:
@@ -130,7 +130,7 @@ def _report(console: Console, report: Report) -> None:
             narrowed(report),
             lambda s: spectrum_row(s)[: len(columns)],
         )
-        _line(console, _safe(spectra_legend(report), "dim"))
+        _line(console, safe(spectra_legend(report), "dim"))
     _table(
         console,
         "findings from theory (they leave the flow verdict as it is)",
@@ -162,7 +162,7 @@ def _line(console: Console, *parts: Text) -> None:
     console.print(*parts, soft_wrap=True)
 
 
-def _safe(text: str, style: str = "") -> Text:
+def safe(text: str, style: str = "") -> Text:
     """Model-controlled text as it is, control characters shown as escapes: a name
     cannot forge a line, move the cursor or colour the terminal."""
     return Text(printable(text), style=style)
@@ -171,7 +171,7 @@ def _safe(text: str, style: str = "") -> Text:
 def _headline(report: Report) -> Text:
     """The model's verdict (a bottleneck in any output) and what it rests on."""
     style = "bold red" if report.bottleneck else "bold green"
-    return Text.assemble((verdict(report), style), _safe(f"  {verdict_basis(report)}"))
+    return Text.assemble((verdict(report), style), safe(f"  {verdict_basis(report)}"))
 
 
 def _outputs(console: Console, report: Report) -> None:
@@ -179,7 +179,7 @@ def _outputs(console: Console, report: Report) -> None:
     table = Table("output", "max-flow", "reference", "ratio", "verdict", box=None, padding=(0, 2))
     for output in output_rows(report):
         table.add_row(
-            _safe(output_label(output)),
+            safe(output_label(output)),
             str(output.max_flow),
             str(output.reference),
             f"{output.ratio:.4g}",
@@ -202,7 +202,7 @@ def _cut(
     """The table of the layers on a result's minimum cuts, and what would lift them."""
     _table(console, title, columns, cut_rows(result), lambda row: cut_row(row, result))
     for line in advice(result, measure):
-        _line(console, _safe(line))
+        _line(console, safe(line))
 
 
 def _finding_row(f: Finding) -> tuple[str, ...]:
@@ -230,12 +230,12 @@ def _table(
     """
     if not items:
         return
-    _line(console, _safe(title, "italic"))
+    _line(console, safe(title, "italic"))
     table = Table(box=None, padding=(0, 2))
     for column in columns:
         table.add_column(column, justify="right" if column in _NUMERIC else "left")
     for item in items[:_MAX_ROWS]:
-        table.add_row(*map(_safe, row(item)))  # Text: a name's brackets are no markup
+        table.add_row(*map(safe, row(item)))  # Text: a name's brackets are no markup
     if prose:
         console.print(table)
     else:

@@ -321,3 +321,22 @@ def test_a_spectrum_that_fell_under_rank() -> None:
         "spectra fell: down (rank 64 -> 16, energy rank 64 -> 16)"
     )
     assert compare(new, old).spectra_fell == ()
+
+
+def test_names_in_the_text_comparison_cannot_drive_the_terminal() -> None:
+    """An output and a layer named with terminal escapes, as a hostile file may: the
+    text shows the escapes written out, never the control characters."""
+    hostile = "\x1b[2J\x1b]8;;evil\x07y"
+
+    def renamed(narrow: int) -> onnx.ModelProto:
+        built = squeeze_mlp(narrow=narrow)
+        output = built.graph.output[0].name
+        for node in built.graph.node:
+            node.output[:] = [hostile if out == output else out for out in node.output]
+            node.name = f"{hostile}{node.name}"
+        built.graph.output[0].name = hostile
+        return built
+
+    text = render(compare(onnx_flow.audit(renamed(8)), onnx_flow.audit(renamed(4))), "text")
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b[2J\\x1b]8;;evil\\x07y" in text
