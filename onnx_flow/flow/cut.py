@@ -14,7 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from onnx_flow.flow.network import SINK, SOURCE, FlowNetwork
-from onnx_flow.flow.reduce import UNBOUNDED, Capacity, CoreEdge, Part, Prepared, Reduced
+from onnx_flow.flow.reduce import (
+    UNBOUNDED,
+    Capacity,
+    CoreEdge,
+    Part,
+    PartKind,
+    Prepared,
+    Reduced,
+)
 
 __all__ = ["Flow", "solve"]
 
@@ -73,7 +81,7 @@ class Flow:
         """The max-flow if ``tensor`` carried nothing (what goes around it)."""
         part = self._reduced.leaves[tensor]
         parent = part.parent
-        if parent is not None and parent.kind == "series":
+        if parent is not None and parent.kind is PartKind.SERIES:
             part = parent  # any child at 0 puts a series part at 0: one answer for all
         answer = self._answers.get(id(part))
         if answer is None:

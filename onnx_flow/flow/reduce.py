@@ -24,6 +24,7 @@ import math
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum, unique
 from itertools import compress, islice
 
 from onnx_flow.flow.network import SINK, SOURCE, FlowNetwork, connect
@@ -35,6 +36,7 @@ __all__ = [
     "Capacity",
     "CoreEdge",
     "Part",
+    "PartKind",
     "Prepared",
     "Reduced",
     "output_sets",
@@ -48,6 +50,18 @@ UNBOUNDED = math.inf
 
 #: An int, or :data:`UNBOUNDED`.
 Capacity = int | float
+
+
+@unique
+class PartKind(Enum):
+    """How a part is made."""
+
+    CHAIN = "chain"
+    """Tensors one after another, each the only reader of the one before."""
+    SERIES = "series"
+    """Parts one after another."""
+    PARALLEL = "parallel"
+    """Parts side by side between the same two vertices."""
 
 
 class Part:
@@ -65,9 +79,8 @@ class Part:
         "tensors",
     )
 
-    def __init__(self, kind: str, children: deque[Part]) -> None:
+    def __init__(self, kind: PartKind, children: deque[Part]) -> None:
         self.kind = kind
-        """``chain``, ``series`` or ``parallel``."""
         self.capacity: Capacity = UNBOUNDED
         """Set by :meth:`Reduced.weigh`."""
         self.children = children
@@ -83,20 +96,20 @@ class Part:
     @classmethod
     def chain(cls, tensor: str, number: int) -> Part:
         """A chain of one tensor; :func:`reduce` appends the tensors that follow it."""
-        part = cls("chain", _NO_CHILDREN)
+        part = cls(PartKind.CHAIN, _NO_CHILDREN)
         part.tensors.append(tensor)
         part.numbers.append(number)
         return part
 
     def cut(self, *, nearest_outputs: bool) -> Iterator[str]:
         """Tensors of this saturated part's minimum cut nearest the inputs or the outputs."""
-        if self.kind == "chain":
+        if self.kind is PartKind.CHAIN:
             # A residual search from the inputs stops at the first narrowest tensor,
             # one from the outputs at the last.
             last = len(self.capacities) - 1
             positions = range(last, -1, -1) if nearest_outputs else range(last + 1)
             yield self.tensors[next(i for i in positions if self.capacities[i] == self.capacity)]
-        elif self.kind == "parallel":
+        elif self.kind is PartKind.PARALLEL:
             # A saturated parallel part has every branch saturated: each holds a cut.
             for child in self.children:
                 yield from child.cut(nearest_outputs=nearest_outputs)
@@ -108,18 +121,18 @@ class Part:
     def cuts(self) -> Iterator[str]:
         """Tensors on some minimum cut of this saturated part: every narrowest tensor of a
         chain, every narrowest child of a series part, every child of a parallel one."""
-        if self.kind == "chain":
+        if self.kind is PartKind.CHAIN:
             for tensor, capacity in zip(self.tensors, self.capacities, strict=True):
                 if capacity == self.capacity:
                     yield tensor
         else:
             for child in self.children:
-                if self.kind == "parallel" or child.capacity == self.capacity:
+                if self.kind is PartKind.PARALLEL or child.capacity == self.capacity:
                     yield from child.cuts()
 
     def capacity_with(self, child: Part, capacity: Capacity) -> Capacity:
         """This part's capacity if ``child``'s were lowered to ``capacity``."""
-        if self.kind == "parallel":
+        if self.kind is PartKind.PARALLEL:
             if child.capacity == UNBOUNDED:
                 others = sum(c.capacity for c in self.children if c is not child)
                 return others + capacity
@@ -153,16 +166,16 @@ def _series(first: Part | None, second: Part | None) -> Part | None:
         return second
     if second is None:
         return first
-    return _compose("series", first, second)
+    return _compose(PartKind.SERIES, first, second)
 
 
 def _parallel(first: Part | None, second: Part | None) -> Part | None:
     if first is None or second is None:
         return None
-    return _compose("parallel", first, second)
+    return _compose(PartKind.PARALLEL, first, second)
 
 
-def _compose(kind: str, first: Part, second: Part) -> Part:
+def _compose(kind: PartKind, first: Part, second: Part) -> Part:
     """Join two parts in series (``first`` then ``second``) or in parallel.
 
     Both parts are consumed: a composite of the same kind absorbs the other part's
@@ -220,7 +233,7 @@ class Reduced:
         pending = list(self.roots)
         while pending:
             part = pending.pop()
-            if part.kind == "chain":
+            if part.kind is PartKind.CHAIN:
                 part.capacities = list(map(widths.__getitem__, part.numbers))
                 part.capacity = min(part.capacities)
             else:
@@ -228,7 +241,7 @@ class Reduced:
                 pending.extend(part.children)
         for part in reversed(composites):
             capacities = [child.capacity for child in part.children]
-            part.capacity = min(capacities) if part.kind == "series" else sum(capacities)
+            part.capacity = min(capacities) if part.kind is PartKind.SERIES else sum(capacities)
             part._minimum = None
 
 

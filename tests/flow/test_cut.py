@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from onnx_flow.flow import network
 from onnx_flow.flow.cut import solve
-from onnx_flow.flow.reduce import Prepared, output_sets, prepare, reduce
+from onnx_flow.flow.reduce import PartKind, Prepared, output_sets, prepare, reduce
 from onnx_flow.judge.verdict import judge
 from onnx_flow.measure import widths
 from onnx_flow.records import Node, ShapedGraph
@@ -213,12 +213,14 @@ def test_every_part_is_weighed(graph: ShapedGraph) -> None:
         pending.extend(part.children)
     assert {id(p) for p in parts} >= {id(p) for p in reduced.leaves.values()}
     for part in parts:
-        if part.kind == "chain":
+        if part.kind is PartKind.CHAIN:
             assert part.capacities == [sizes[t] for t in part.tensors]
             assert part.capacity == min(part.capacities)
         else:
             children = [child.capacity for child in part.children]
-            assert part.capacity == (min(children) if part.kind == "series" else sum(children))
+            assert part.capacity == (
+                min(children) if part.kind is PartKind.SERIES else sum(children)
+            )
 
 
 def _minimum_cuts(graph: ShapedGraph, outputs: Sequence[str]) -> list[set[str]]:
