@@ -9,6 +9,7 @@ import ast
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import Enum, unique
 from typing import NamedTuple, TypeVar
 
 from onnx_flow.report import Branch, DroppedOutputShape, Unused, format_shape
@@ -22,6 +23,7 @@ __all__ = [
     "Node",
     "ShapedGraph",
     "TensorType",
+    "ValueKind",
     "Wiring",
     "distinct",
     "file_name",
@@ -60,6 +62,20 @@ SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
 FUSED_ATTENTION = frozenset({"Attention", "MultiHeadAttention", "GroupQueryAttention"})
 
 
+@unique
+class ValueKind(Enum):
+    """What a graph value is: a tensor, or a kind of value with no fixed shape."""
+
+    TENSOR = "tensor"
+    SEQUENCE = "sequence"
+    MAP = "map"
+    OPTIONAL = "optional"
+    SPARSE_TENSOR = "sparse_tensor"
+    OPAQUE = "opaque"
+    UNKNOWN = "unknown"
+    """A type this onnx does not know."""
+
+
 @dataclass(frozen=True, slots=True)
 class TensorType:
     """What shape inference knows of one tensor."""
@@ -72,9 +88,7 @@ class TensorType:
     """Bits per element; ``None`` for strings and non-tensor types."""
     integer: bool
     """Whether the elements are integers (index tensors can be one-hot)."""
-    kind: str = "tensor"
-    """``tensor``, or the value kind that has no fixed shape: ``sequence``, ``optional``,
-    ``map``, ``sparse_tensor``."""
+    kind: ValueKind = ValueKind.TENSOR
 
     @property
     def static(self) -> tuple[int, ...] | None:

@@ -27,6 +27,7 @@ from onnx_flow.records import (
     SUBGRAPH_OPS,
     Dim,
     TensorType,
+    ValueKind,
     distinct,
 )
 
@@ -234,7 +235,9 @@ def open_part(
 def _static_rank(record: TensorType) -> int | None:
     """The rank of a static tensor type that can be written as an input; else ``None``
     (the tensor is then inferred again with its producer)."""
-    static = record.static if record.kind == "tensor" and record.dtype in ELEMENT_TYPES else None
+    static = (
+        record.static if record.kind is ValueKind.TENSOR and record.dtype in ELEMENT_TYPES else None
+    )
     return None if static is None else len(static)
 
 
@@ -345,7 +348,8 @@ def _has_inference(model: onnx.ModelProto, domain: str, op: str) -> bool:
 
 def _value_type(type_proto: onnx.TypeProto) -> TensorType:
     if not type_proto.HasField("tensor_type"):
-        kind = (type_proto.WhichOneof("value") or "unknown_type").removesuffix("_type")
+        name = (type_proto.WhichOneof("value") or "unknown_type").removesuffix("_type")
+        kind = next((k for k in ValueKind if k.value == name), ValueKind.UNKNOWN)
         return TensorType(shape=None, dtype="", bits=None, integer=False, kind=kind)
     tensor = type_proto.tensor_type
     if not tensor.HasField("shape"):

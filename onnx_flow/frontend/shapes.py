@@ -27,7 +27,7 @@ from onnx_flow.frontend.arguments import Arguments
 from onnx_flow.frontend.dtypes import ELEMENT_TYPES
 from onnx_flow.frontend.fold import fold_values, known_values
 from onnx_flow.frontend.stored import Stored
-from onnx_flow.records import ShapedGraph, TensorType, Wiring, distinct
+from onnx_flow.records import ShapedGraph, TensorType, ValueKind, Wiring, distinct
 from onnx_flow.report import Branch, DroppedOutputShape, Unused
 
 __all__ = ["Binding", "bind", "complete", "infer"]
@@ -267,7 +267,7 @@ def _open(carrying: Mapping[str, None], types: Mapping[str, TensorType]) -> set[
     types_open = {
         key
         for key, tensor in distinct(types.values()).items()
-        if tensor.kind == "tensor" and tensor.static is None
+        if tensor.kind is ValueKind.TENSOR and tensor.static is None
     }
     untyped = carrying.keys() - types.keys()
     if not types_open:

@@ -21,7 +21,7 @@ from typing import cast
 
 from onnx_flow.errors import AuditError
 from onnx_flow.options import Measure
-from onnx_flow.records import ShapedGraph, TensorType, distinct, format_shape
+from onnx_flow.records import ShapedGraph, TensorType, ValueKind, distinct, format_shape
 from onnx_flow.report import LayerSpectrum
 
 __all__ = ["Widths", "compute"]
@@ -239,8 +239,8 @@ def _elements(tensor: TensorType | None) -> int | str:
     """The tensor's element count, or why it has none."""
     if tensor is None:
         return "no type after shape inference"
-    if tensor.kind != "tensor":
-        return f"{tensor.kind.replace('_', ' ')} value, not a tensor: no fixed width"
+    if tensor.kind is not ValueKind.TENSOR:
+        return f"{tensor.kind.value.replace('_', ' ')} value, not a tensor: no fixed width"
     if tensor.shape is None:
         return "shape unknown after shape inference"
     symbols = _symbols(tensor)
