@@ -9,11 +9,11 @@ import re
 import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum, unique
+from enum import Enum
 from typing import Any, TypeVar
 
 from onnx_flow.errors import AuditError
-from onnx_flow.report import FindingKind
+from onnx_flow.report import FindingKind, Measure
 
 __all__ = [
     "SETTINGS",
@@ -28,21 +28,6 @@ __all__ = [
     "parse_input_values",
     "parse_limits",
 ]
-
-
-@unique
-class Measure(str, Enum):
-    """What a width counts."""
-
-    ELEMENTS = "elements"
-    BITS = "bits"
-    """Elements x the bits of the element type."""
-    RANK = "rank"
-    """Elements, each linear map's output capped at its weight's rank
-    (:mod:`onnx_flow.measure.rank`)."""
-    DATA = "data"
-    """Elements, each tensor capped at the rank of its activations over real samples
-    (:mod:`onnx_flow.measure.data`)."""
 
 
 @dataclass(frozen=True, slots=True)

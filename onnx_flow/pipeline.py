@@ -77,7 +77,7 @@ def run(source: Source, options: Options) -> Report:
                 measured,
                 prepared.weighed(measured),
                 model=load.display_name(source),
-                measure=options.measure.value,
+                measure=options.measure,
                 threshold=options.threshold,
                 allow=options.allow,
                 fail_on=options.fail_on,

@@ -30,6 +30,7 @@ __all__ = [
     "FindingLayer",
     "Head",
     "LayerSpectrum",
+    "Measure",
     "OutputResult",
     "Point",
     "Profile",
@@ -308,6 +309,21 @@ class DroppedOutputShape:
 
 
 @unique
+class Measure(str, Enum):
+    """What a width counts."""
+
+    ELEMENTS = "elements"
+    BITS = "bits"
+    """Elements x the bits of the element type."""
+    RANK = "rank"
+    """Elements, each linear map's output capped at its weight's rank
+    (:mod:`onnx_flow.measure.rank`)."""
+    DATA = "data"
+    """Elements, each tensor capped at the rank of its activations over real samples
+    (:mod:`onnx_flow.measure.data`)."""
+
+
+@unique
 class FindingKind(str, Enum):
     """The bottlenecks known by name (:mod:`onnx_flow.judge.findings`)."""
 
@@ -541,7 +557,7 @@ class Report:
 
     model: str
     """The path as given (``<model>`` for a model passed in memory)."""
-    measure: str
+    measure: Measure
     dims: tuple[tuple[str, int], ...]
     """Symbolic dims bound for the audit, sorted by name."""
     threshold: float
@@ -622,7 +638,7 @@ class Report:
         return {
             "schema_version": SCHEMA_VERSION,
             "model": self.model,
-            "measure": self.measure,
+            "measure": self.measure.value,
             "dims": dict(self.dims),
             "threshold": self.threshold,
             "inputs": [{"name": name, "width": width} for name, width in self.inputs],

@@ -79,7 +79,7 @@ def render(reports: Sequence[Result], *, color: bool = False) -> str:
         key: {"value": width, "bgColor": mark or _shade(math.log10(max(width, 1)), low, high)}
         for key, (width, mark) in sorted(values.items())
     }
-    name = f"onnx-flow {report.measure} width: {verdict(report)}, {verdict_basis(report)}"
+    name = f"onnx-flow {report.measure.value} width: {verdict(report)}, {verdict_basis(report)}"
     return _data(name, results)
 
 

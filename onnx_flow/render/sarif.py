@@ -134,7 +134,7 @@ def _bottleneck(report: Report, output: OutputResult) -> dict[str, Any]:
         "max_flow": output.max_flow,
         "reference": output.reference,
         "ratio": output.ratio,
-        "measure": report.measure,
+        "measure": report.measure.value,
     }
     return result
 

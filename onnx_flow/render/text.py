@@ -41,6 +41,7 @@ from onnx_flow.render.wording import (
 from onnx_flow.report import (
     Failure,
     Finding,
+    Measure,
     OutputResult,
     Report,
     Result,
@@ -88,9 +89,9 @@ _HEADED = frozenset({"dims", "measure", "energy", "allow"})
 
 def _report(console: Console, report: Report) -> None:
     dims = ", ".join(f"{name}={size}" for name, size in report.dims)
-    measure = (
-        report.measure if report.energy is None else f"{report.measure}, energy {report.energy:g}"
-    )
+    measure = report.measure.value
+    if report.energy is not None:
+        measure += f", energy {report.energy:g}"
     given = [text for name, text in report.given if name not in _HEADED]
     _line(
         console,
@@ -197,7 +198,7 @@ def _verdict(result: OutputResult) -> Text:
 
 
 def _cut(
-    console: Console, result: OutputResult, title: str, columns: tuple[str, ...], measure: str
+    console: Console, result: OutputResult, title: str, columns: tuple[str, ...], measure: Measure
 ) -> None:
     """The table of the layers on a result's minimum cuts, and what would lift them."""
     _table(console, title, columns, cut_rows(result), lambda row: cut_row(row, result))

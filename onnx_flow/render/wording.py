@@ -16,6 +16,7 @@ from onnx_flow.report import (
     Failure,
     Head,
     LayerSpectrum,
+    Measure,
     OutputResult,
     Report,
     Result,
@@ -86,9 +87,9 @@ def verdict(result: OutputResult | Report) -> str:
     return "BOTTLENECK" if result.bottleneck else "no bottleneck"
 
 
-def figures(result: OutputResult, measure: str | None = None) -> str:
+def figures(result: OutputResult, measure: Measure | None = None) -> str:
     """``max-flow 4 of 64 (ratio 0.0625)``, or with the measure ``(ratio 0.0625, bits)``."""
-    unit = f", {measure}" if measure else ""
+    unit = f", {measure.value}" if measure else ""
     return f"max-flow {result.max_flow} of {result.reference} (ratio {result.ratio:.4g}{unit})"
 
 
@@ -96,7 +97,7 @@ def figures(result: OutputResult, measure: str | None = None) -> str:
 _NAMED_OUTPUTS = 4
 
 
-def verdict_basis(report: Report, measure: str | None = None) -> str:
+def verdict_basis(report: Report, measure: Measure | None = None) -> str:
     """What the model's :func:`verdict` rests on, the same in every format: a one-output
     model's :func:`figures`; for several outputs, those with a bottleneck (``in 1 of 2
     outputs: a``), or ``in any of 2 outputs``. The flow to all outputs together is no
@@ -253,7 +254,7 @@ def cut_title(result: OutputResult) -> str:
     return "minimum cuts nearest the inputs and nearest the outputs"
 
 
-def advice(result: OutputResult, measure: str = "elements") -> list[str]:
+def advice(result: OutputResult, measure: Measure = Measure.ELEMENTS) -> list[str]:
     """What would lift a bottleneck, in design terms: a uniform stack's width to raise,
     or each narrow layer's features and the width it needs (and a skip around it where
     its input is wider), then what would limit next; under ``rank`` and ``data``, a
@@ -279,7 +280,7 @@ def advice(result: OutputResult, measure: str = "elements") -> list[str]:
             f" gains nothing: raise the model's width to at least {features}"
         ]
     else:
-        capped = measure in ("rank", "data")
+        capped = measure in (Measure.RANK, Measure.DATA)
         # A row that only passes on what another maps (a norm, an activation) follows it.
         mapping = [row for row in rows if _axis(row) is not None] or rows[:1]
         lines = [_widen(row, needed, capped=capped) for row in mapping[:_NAMED_ADVICE]]
@@ -440,7 +441,7 @@ SPECTRUM_COLUMNS = (
 def spectrum_columns(report: Report) -> tuple[str, ...]:
     """The spectra table's columns for the report: ``dead`` only where the activations
     were measured (``data``); weights have no dead units to show."""
-    return SPECTRUM_COLUMNS if report.measure == "data" else SPECTRUM_COLUMNS[:-1]
+    return SPECTRUM_COLUMNS if report.measure is Measure.DATA else SPECTRUM_COLUMNS[:-1]
 
 
 def spectrum_row(spectrum: LayerSpectrum) -> tuple[str, ...]:
@@ -476,7 +477,7 @@ def samples_bound(report: Report) -> str:
 
 def spectra_legend(report: Report) -> str:
     """What the spectra table's ``matrix`` and ``dead`` mean for the report's measure."""
-    if report.measure == "data":
+    if report.measure is Measure.DATA:
         centred = "less their mean" if report.centred else "as they are"
         return (
             f"matrix: samples{' - 1' if report.centred else ''} x elements of the"
@@ -494,7 +495,7 @@ CAPPED_WIDTH = "width or cap"
 
 def width_heading(report: Report) -> str:
     """The width column's heading: ranks cap some widths under ``rank`` and ``data``."""
-    return CAPPED_WIDTH if report.measure in ("rank", "data") else "width"
+    return CAPPED_WIDTH if report.measure in (Measure.RANK, Measure.DATA) else "width"
 
 
 def branch(branch: Branch) -> str | None:

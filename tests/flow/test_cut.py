@@ -21,7 +21,7 @@ from onnx_flow.flow.reduce import PartKind, Prepared, output_sets, prepare, redu
 from onnx_flow.judge.verdict import judge
 from onnx_flow.measure import widths
 from onnx_flow.records import Node, ShapedGraph
-from onnx_flow.report import Report
+from onnx_flow.report import Measure, Report
 from tests.oracles import flow_digraph
 from tests.strategies import random_dags, shaped_graph
 
@@ -34,7 +34,7 @@ def _prepared(graph: ShapedGraph, resolved: widths.Widths | None = None) -> Prep
 def _report(graph: ShapedGraph) -> Report:
     resolved = widths.compute(graph)
     flows = _prepared(graph, resolved)
-    return judge(graph, resolved, flows, model="m", measure="elements", threshold=1.0)
+    return judge(graph, resolved, flows, model="m", measure=Measure.ELEMENTS, threshold=1.0)
 
 
 def _sizes(graph: ShapedGraph) -> dict[str, int]:
@@ -191,7 +191,12 @@ def test_reductions_made_before_the_widths_give_the_same_report(graph: ShapedGra
     for reduced in after.values():
         reduced.weigh(weighed.capacity)
     late = judge(
-        graph, resolved, Prepared(weighed, after), model="m", measure="elements", threshold=1.0
+        graph,
+        resolved,
+        Prepared(weighed, after),
+        model="m",
+        measure=Measure.ELEMENTS,
+        threshold=1.0,
     )
     assert late == _report(graph)
 

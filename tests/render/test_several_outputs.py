@@ -16,7 +16,7 @@ import pytest
 from onnx_flow.options import Options
 from onnx_flow.pipeline import run as audit
 from onnx_flow.render import Format, render
-from onnx_flow.report import CutTensor, OutputResult, Point, Profile, Report
+from onnx_flow.report import CutTensor, Measure, OutputResult, Point, Profile, Report
 from tests.runner import run
 
 CORPUS = Path(__file__).parents[1] / "corpus"
@@ -55,7 +55,7 @@ def _report(total: OutputResult, *outputs: OutputResult) -> Report:
     )
     return Report(
         model="vad.onnx",
-        measure="elements",
+        measure=Measure.ELEMENTS,
         dims=(),
         threshold=1.0,
         total=total,
