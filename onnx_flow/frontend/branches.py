@@ -21,6 +21,7 @@ import onnx
 
 from onnx_flow.errors import AuditError
 from onnx_flow.frontend import fold, symbols
+from onnx_flow.frontend.nodes import subgraphs
 from onnx_flow.frontend.symbols import value_text
 from onnx_flow.records import STANDARD_DOMAINS, TensorType, format_shape
 from onnx_flow.report import Branch
@@ -247,15 +248,4 @@ def _rename(nodes: Iterable[onnx.NodeProto], names: Mapping[str, str]) -> None:
     for node in nodes:
         node.input[:] = [names.get(i, i) for i in node.input]
         node.output[:] = [names.get(o, o) for o in node.output]
-        for attribute in node.attribute:
-            _rename(
-                (
-                    n
-                    for g in (
-                        *([attribute.g] if attribute.HasField("g") else []),
-                        *attribute.graphs,
-                    )
-                    for n in g.node
-                ),
-                names,
-            )
+        _rename((inner for graph in subgraphs(node) for inner in graph.node), names)

@@ -22,6 +22,7 @@ import onnx
 
 from onnx_flow.errors import AuditError
 from onnx_flow.files import NotARegularFile, open_regular
+from onnx_flow.frontend.nodes import attribute_graphs
 
 __all__ = ["check", "external_tensors", "opened"]
 
@@ -50,10 +51,7 @@ def external_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
             for tensor in (*tensors, *attribute.tensors):
                 if tensor.data_location == onnx.TensorProto.EXTERNAL:
                     yield tensor
-            for subgraph in (
-                *([attribute.g] if attribute.HasField("g") else []),
-                *attribute.graphs,
-            ):
+            for subgraph in attribute_graphs(attribute):
                 yield from external_tensors(subgraph)
 
 

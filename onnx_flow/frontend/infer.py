@@ -21,7 +21,7 @@ import onnx.shape_inference
 from onnx_flow.errors import AuditError, first_line
 from onnx_flow.frontend.dtypes import BITS, ELEMENT_TYPES, INTEGER_TYPES, TYPE_NAMES
 from onnx_flow.frontend.fold import KnownValues
-from onnx_flow.frontend.nodes import Links
+from onnx_flow.frontend.nodes import Links, subgraphs
 from onnx_flow.records import (
     SHAPE_OPS,
     SUBGRAPH_OPS,
@@ -324,12 +324,8 @@ def _drop_value_info(graph: onnx.GraphProto) -> int:
     dropped = len(graph.value_info)
     del graph.value_info[:]
     for node in graph.node:
-        for attribute in node.attribute:
-            for subgraph in (
-                *([attribute.g] if attribute.HasField("g") else []),
-                *attribute.graphs,
-            ):
-                dropped += _drop_value_info(subgraph)
+        for subgraph in subgraphs(node):
+            dropped += _drop_value_info(subgraph)
     return dropped
 
 

@@ -8,7 +8,7 @@ inferred in a child process.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Iterator
 from itertools import chain
 from typing import NamedTuple
 
@@ -26,7 +26,16 @@ from onnx_flow.records import (
     unnamed_label,
 )
 
-__all__ = ["Links", "captured", "carrying_tensors", "check_text", "constant_tensor", "read"]
+__all__ = [
+    "Links",
+    "attribute_graphs",
+    "captured",
+    "carrying_tensors",
+    "check_text",
+    "constant_tensor",
+    "read",
+    "subgraphs",
+]
 
 #: The dynamo exporter's metadata key for a node's module scopes.
 _NAME_SCOPES = "pkg.torch.onnx.name_scopes"
@@ -280,15 +289,28 @@ def _layered_weight(inputs: tuple[str, ...], weights: Container[str]) -> str | N
     return next((i for i in inputs if i in weights and module_path(i) is not None), None)
 
 
+def subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
+    """The graphs a node holds in its attributes (an ``If``'s branches, a ``Loop``'s
+    body), in attribute order."""
+    for attribute in node.attribute:
+        yield from attribute_graphs(attribute)
+
+
+def attribute_graphs(attribute: onnx.AttributeProto) -> Iterator[onnx.GraphProto]:
+    """The graphs an attribute holds: its graph, or its list of graphs."""
+    if attribute.HasField("g"):
+        yield attribute.g
+    yield from attribute.graphs
+
+
 def captured(node: onnx.NodeProto) -> list[str]:
     """Names a node's subgraphs read from the outer scope, in order of first use."""
     names: list[str] = []
-    for attribute in node.attribute:
-        for subgraph in (*([attribute.g] if attribute.HasField("g") else []), *attribute.graphs):
-            defined = {i.name for i in subgraph.input} | {t.name for t in subgraph.initializer}
-            for inner in subgraph.node:
-                for name in (*inner.input, *captured(inner)):
-                    if name and name not in defined and name not in names:
-                        names.append(name)
-                defined.update(inner.output)
+    for subgraph in subgraphs(node):
+        defined = {i.name for i in subgraph.input} | {t.name for t in subgraph.initializer}
+        for inner in subgraph.node:
+            for name in (*inner.input, *captured(inner)):
+                if name and name not in defined and name not in names:
+                    names.append(name)
+            defined.update(inner.output)
     return names
