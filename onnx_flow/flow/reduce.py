@@ -247,7 +247,8 @@ class Reduced:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A flow network and its reduction for each output set the verdict solves."""
+    """A flow network and its reduction for each output set the verdict solves. The
+    record is frozen, its reductions are not: :meth:`weighed` weighs them in place."""
 
     network: FlowNetwork
     reductions: Mapping[tuple[str, ...], Reduced]
