@@ -82,7 +82,10 @@ def test_the_documentation_shows_its_examples() -> None:
     assert any(page == "docs/measures.md" and "--energy" in command for page, command in shown)
 
 
-@pytest.mark.parametrize(("page", "command", "shown"), _examples(), ids=lambda x: str(x)[:60])
+@pytest.mark.parametrize(
+    ("page", "command", "shown"),
+    [pytest.param(*example, id=f"{example[0]}: {example[1]}") for example in _examples()],
+)
 def test_every_example_is_what_the_tool_prints(page: str, command: str, shown: list[str]) -> None:
     result = run(*shlex.split(command)[1:])
     assert result.returncode in (0, 1), result.stderr
