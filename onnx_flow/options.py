@@ -283,7 +283,7 @@ class Options:
         item=int,
         help="a budget on what a model can make the audit do (repeatable): "
         + ", ".join(f"{name} (default {value:,})" for name, value in Limits().named())
-        + "; see the README for each",
+        + "; see docs/security.md#budgets",
     )
     picture: bool = False
     """Attach the profile and data flow to the report (HTML, plot, DOT draw them)."""
