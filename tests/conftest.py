@@ -49,6 +49,31 @@ def decoder(tmp_path_factory: pytest.TempPathFactory):
     return get
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--quick",
+        action="store_true",
+        help="leave out the tests marked slow (exports, browsers, clusters): a quick loop",
+    )
+
+
+#: Fixtures that export models with torch: a test that uses one takes seconds.
+_EXPORTING = frozenset({"exported", "decoder"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark slow every test that exports models; ``--quick``: deselect the slow ones."""
+    for item in items:
+        if _EXPORTING & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+    if not config.getoption("--quick"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item.get_closest_marker("slow") is None]
+
+
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     """Print the backend sweep's counts, when it ran, for comparison between runs."""
     from tests.test_backend_sweep import COUNTS

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from tests import sweep
 
 #: The name under which the test records the counts, for the session's summary.
 COUNTS = "backend sweep"
 
 
+@pytest.mark.slow  # some two thousand models
 def test_every_backend_model_is_reported_or_refused(
     record_property: Callable[[str, object], None],
 ) -> None:

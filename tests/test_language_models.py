@@ -47,7 +47,7 @@ BYPASSED = {
 
 
 #: Llama's 64 layers take about a minute to export and audit twice.
-NAMES = [pytest.param(n, marks=pytest.mark.slow) if n == "llama_64" else n for n in sorted(DEEP)]
+NAMES = [pytest.param(n, marks=pytest.mark.long) if n == "llama_64" else n for n in sorted(DEEP)]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -17,6 +17,9 @@ from onnx_flow.testing import assert_no_bottleneck
 from tests.conftest import EXPORTERS
 from tests.runner import REPO, run
 
+# Each exports a module with torch: seconds each.
+pytestmark = pytest.mark.slow
+
 DYNAMO = {"dynamo": True, "torchscript": False}
 
 

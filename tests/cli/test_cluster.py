@@ -21,6 +21,9 @@ from tests.onnx_builders import endless_loop, squeeze_mlp
 from tests.runner import deep_model, run, started
 from tests.sweep import backend_files
 
+# A scheduler and workers started per test: seconds each.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:

@@ -12,6 +12,9 @@ import pytest
 
 from tests.runner import REPO, SHIPPED
 
+# pre-commit builds the hook's environment: a minute.
+pytestmark = pytest.mark.slow
+
 PRE_COMMIT = [sys.executable, "-m", "pre_commit"]
 
 
@@ -54,7 +57,7 @@ def test_hook_fails_on_a_bottleneck_and_passes_once_it_is_declared(tmp_path: Pat
     assert passed.returncode == 0, passed.stdout + passed.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_one_config_gates_a_repository_of_different_models(tmp_path: Path, exported) -> None:
     """A CNN, an autoencoder and GPT-2 under one [tool.onnx-flow]: the dim binds GPT-2

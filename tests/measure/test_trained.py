@@ -99,10 +99,10 @@ def _prefix(model: onnx.ModelProto, output: str) -> onnx.ModelProto:
     scope="module",
     params=[
         pytest.param((200, "front", 0.01), id="front-200"),
-        pytest.param((500, "whole", 0.01), id="whole-500", marks=pytest.mark.slow),
+        pytest.param((500, "whole", 0.01), id="whole-500", marks=pytest.mark.long),
         # 1,500 rows in 4,096 sketched columns: the sketch's values spread, its energy
         # rank falls 3.3% low (1,306 against numpy's 1,350).
-        pytest.param((1500, "whole", 0.06), id="whole-1500", marks=pytest.mark.slow),
+        pytest.param((1500, "whole", 0.06), id="whole-1500", marks=pytest.mark.long),
     ],
 )
 def magika_audit(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
@@ -397,7 +397,7 @@ RECOGNISER_SHAPES = {"x": [1, 3, 48, 320]}
 RECOGNISER_CONVS = ("conv2d_207.tmp_0", "conv2d_208.tmp_0")
 
 
-@pytest.mark.slow  # 404 tensors measured: some 2 minutes for 100 lines (25 s for 16)
+@pytest.mark.long  # 404 tensors measured: some 2 minutes for 100 lines (25 s for 16)
 def test_pp_ocr_recogniser_on_digit_lines_ranks_as_numpy(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
     from tests.samples import digit_lines
