@@ -5,9 +5,9 @@ in a child of its own, cut at the model's limits.
 The child has ``--limit model-memory`` bytes of address space and is killed after
 ``--limit model-seconds`` (:func:`onnx_flow.processes.child.bounded`): a model that
 hangs, crashes the interpreter or exhausts memory costs its own entry, never the run.
-Here is only what is the audit's: what the server imports before it forks
+This module holds the audit's part only: what the server imports before it forks
 (:data:`ON_DEMAND`), the request (a model, its options, the working folder), and the
-entry a model gets when its process dies.
+entry of a model whose process died.
 """
 
 from __future__ import annotations
