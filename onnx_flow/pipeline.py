@@ -4,7 +4,7 @@
 
 Each stage is called once, in order, with what the one before it returned. One step
 runs two pieces of work side by side: onnx's shape inference holds the GIL for its
-whole run, so on a large graph it runs in a forked child (:func:`fork.beside`) while
+whole run, so on a large graph it runs in a forked child (:func:`child.beside`) while
 this process reads the nodes and prepares the flow network, which need the nodes alone.
 """
 
@@ -19,12 +19,13 @@ from typing import Any
 
 from onnx_flow.errors import AuditError
 from onnx_flow.flow import reduce
-from onnx_flow.frontend import arguments, branches, fork, infer, load, nodes, shapes
+from onnx_flow.frontend import arguments, branches, infer, load, nodes, shapes
 from onnx_flow.frontend.load import Source
 from onnx_flow.frontend.stored import Stored
 from onnx_flow.judge import declared, findings, heads, profile, verdict
 from onnx_flow.measure import data, rank, widths
 from onnx_flow.options import Measure, Options, describe
+from onnx_flow.processes import child
 from onnx_flow.records import ShapedGraph
 from onnx_flow.report import LayerSpectrum, Report, Unused
 
@@ -130,7 +131,7 @@ def _shaped(
     followed = branches.follow(model, binding.values)
     with _saying(binding.unused):
         arguments.require(model, followed, bound=binding.dims, given=binding.given, source=source)
-    with fork.beside(
+    with child.beside(
         functools.partial(shapes.infer, model),
         spare=functools.partial(load.check_external, model, source),
         fork=len(model.graph.node) >= infer.FORK_NODES,

@@ -1,10 +1,14 @@
-"""Shared fixtures: the reference models, exported once per test run."""
+"""Shared fixtures: the reference models, exported once per test run; the children
+forked meanwhile."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+from onnx_flow.processes import child
 
 EXPORTERS = ("torchscript", "dynamo")
 
@@ -47,6 +51,40 @@ def decoder(tmp_path_factory: pytest.TempPathFactory):
         return cache[name, layers]
 
     return get
+
+
+@pytest.fixture
+def recorded_forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pids of the children forked during the test."""
+    started: list[int] = []
+    fork = os.fork
+
+    def recorded() -> int:
+        pid = fork()
+        if pid:
+            started.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", recorded)
+    return started
+
+
+@pytest.fixture(params=[True, False], ids=["child checks", "caller checks"])
+def sent(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Whether the caller of :func:`~onnx_flow.processes.child.beside` finds the result
+    sent when it asks: if not, it runs ``spare`` itself rather than wait (the child
+    runs it too, after the result)."""
+    monkeypatch.setattr(child._Child, "_sent", lambda _: request.param)
+    return bool(request.param)
+
+
+def gone(pid: int) -> bool:
+    """Whether the child has been reaped (it is no longer this process's child)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

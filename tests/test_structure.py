@@ -92,6 +92,57 @@ def test_the_report_and_the_renderers_import_no_pipeline_stage() -> None:
         assert not {m for m in reached if m.split(".")[1] in stages}, name
 
 
+def test_the_processes_package_imports_no_stage() -> None:
+    stages = ("frontend", "measure", "flow", "judge", "cli", "pipeline", "options", "report")
+    for name in (m for m in MODULES if m.startswith("onnx_flow.processes")):
+        reached = {m for m in IMPORTS[name] if m.startswith("onnx_flow.")}
+        assert not {m for m in reached if m.split(".")[1] in stages}, name
+
+
+#: What starts a process or limits one: modules, and functions of ``os`` and
+#: ``threading`` (whether forking is safe is decided in one place).
+_PROCESS_MODULES = {
+    "multiprocessing",
+    "subprocess",
+    "resource",
+    "pty",
+    "concurrent.futures.process",
+}
+_PROCESS_FUNCTIONS = {
+    "os": {"fork", "forkpty", "posix_spawn", "posix_spawnp", "system", "popen", "register_at_fork"},
+    "threading": {"active_count"},
+}
+
+
+def _process_calls(name: str) -> set[str]:
+    """What module ``name`` uses of :data:`_PROCESS_MODULES` and
+    :data:`_PROCESS_FUNCTIONS` (``os.exec*`` and ``os.spawn*`` included)."""
+    found = {
+        m for m in IMPORTS[name] if any(m == p or m.startswith(p + ".") for p in _PROCESS_MODULES)
+    }
+    for node in ast.walk(ast.parse(MODULES[name].read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            owner, used = node.value.id, node.attr
+        elif isinstance(node, ast.ImportFrom) and node.module in _PROCESS_FUNCTIONS:
+            owner, used = node.module, ",".join(alias.name for alias in node.names)
+        else:
+            continue
+        for one in used.split(","):
+            spawns = owner == "os" and one.startswith(("exec", "spawn"))
+            if one in _PROCESS_FUNCTIONS.get(owner, ()) or spawns:
+                found.add(f"{owner}.{one}")
+    return found
+
+
+def test_only_the_processes_package_starts_or_limits_processes() -> None:
+    users = {name: used for name in MODULES if (used := _process_calls(name))}
+    assert users, "the walk finds them"
+    outside = {
+        name: used for name, used in users.items() if not name.startswith("onnx_flow.processes")
+    }
+    assert outside == {}
+
+
 def test_at_most_twelve_modules_at_the_package_root() -> None:
     root = sorted(path.name for path in PACKAGE.glob("*.py"))
     assert len(root) <= 12, root

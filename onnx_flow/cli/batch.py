@@ -8,12 +8,11 @@ time, and the results keep the order of the models.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from onnx_flow.cli.sandbox import Sandbox, audit_one
+from onnx_flow.cli import sandbox
 from onnx_flow.errors import AuditError
 from onnx_flow.options import Options
 from onnx_flow.report import Result
@@ -84,44 +83,7 @@ def _results(
 
         yield from audit_on(scheduler, models, options)
     elif apart:
-        yield from _apart(dict.fromkeys(models), options, jobs)
+        yield from sandbox.audit_apart(dict.fromkeys(models), options, jobs)
     else:
         for model in models:
-            yield model, audit_one(model, options[model])
-
-
-def _apart(
-    models: Iterable[str], options: Mapping[str, Options], jobs: int
-) -> Iterator[tuple[str, Result]]:
-    """The models audited by ``jobs`` sandboxes, as they finish.
-
-    Each thread here waits on its own sandbox's pipe; a stop (Ctrl-C, an error in the
-    caller) cancels the models not started and kills the sandboxes.
-    """
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-    from queue import SimpleQueue
-
-    folder = os.getcwd()
-    free: SimpleQueue[Sandbox] = SimpleQueue()
-    sandboxes = [Sandbox() for _ in range(jobs)]
-    for sandbox in sandboxes:
-        with contextlib.suppress(OSError):  # started on first use, then
-            sandbox.start()  # here, while no other thread runs: forked, quicker
-        free.put(sandbox)
-
-    def audit(model: str) -> tuple[str, Result]:
-        sandbox = free.get()
-        try:
-            return model, sandbox.audit(model, options[model], folder)
-        finally:
-            free.put(sandbox)
-
-    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="onnx-flow")
-    try:
-        futures = [pool.submit(audit, model) for model in models]
-        for future in as_completed(futures):
-            yield future.result()
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-        for sandbox in sandboxes:
-            sandbox.close()
+            yield model, sandbox.audit_one(model, options[model])

@@ -5,9 +5,9 @@
 Each task carries a model's path, the options and the working folder of the command
 (never the file's bytes: a model's external data lives beside it), so the workers must
 see the models at the same paths, as on a shared file system. On the worker, the task
-hands the model to a :class:`~onnx_flow.cli.sandbox.Sandbox` of its thread: the same
-limits as on one machine, and a model that hangs or crashes costs its own entry, never
-the worker. A worker that dies (killed, its machine lost) has its tasks run again by
+hands the model to its thread's sandbox (:func:`~onnx_flow.cli.sandbox.sandbox`): the
+same limits as on one machine, and a model that hangs or crashes costs its own entry,
+never the worker. A worker that dies (killed, its machine lost) has its tasks run again by
 the scheduler on another; a model whose workers all die gets its error entry.
 """
 
@@ -24,7 +24,7 @@ from onnx_flow.options import Options
 from onnx_flow.report import Failure, Result
 
 if TYPE_CHECKING:
-    from onnx_flow.cli.sandbox import Sandbox
+    from onnx_flow.processes.server import Server
 
 __all__ = ["audit_on"]
 
@@ -75,9 +75,9 @@ _local = threading.local()
 
 def _task(model: str, options: Options, folder: str) -> Result:
     """On a worker: the model audited by its thread's sandbox."""
-    sandbox: Sandbox | None = getattr(_local, "sandbox", None)
-    if sandbox is None:
-        from onnx_flow.cli.sandbox import Sandbox
+    from onnx_flow.cli import sandbox
 
-        sandbox = _local.sandbox = Sandbox()
-    return sandbox.audit(model, options, folder)
+    server: Server | None = getattr(_local, "sandbox", None)
+    if server is None:
+        server = _local.sandbox = sandbox.sandbox()
+    return sandbox.audit(server, model, options, folder)

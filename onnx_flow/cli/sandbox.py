@@ -1,129 +1,31 @@
-"""Audit one model: here (:func:`audit_one`), or in a process of its own, cut at the
-model's limits (:class:`Sandbox`).
+"""Audit one model: here (:func:`audit_one`), or in a sandbox (:func:`sandbox`), a
+preloaded server (:mod:`onnx_flow.processes.server`) that audits each model it is sent
+in a child of its own, cut at the model's limits.
 
-A :class:`Sandbox` is a server process (:func:`serve`, in a Python of its own) that has
-imported the audit once and runs no other thread. For each model it is sent, it forks
-a child with ``--limit model-memory`` bytes of address space, and kills it after
-``--limit model-seconds``: a model that hangs, crashes the interpreter or exhausts
-memory costs its own entry, never the run. The server is forked from the command
-where that is safe (no other thread runs yet), else started by ``subprocess`` (never
-``multiprocessing``), so that any process may own one: a thread of ``--jobs``, or a
-Dask worker (a daemonic process, which ``multiprocessing`` forbids to have children).
-
-Requests and replies are pickles on the server's standard input and output, each
-after its length; the server's own prints go to standard error.
+The child has ``--limit model-memory`` bytes of address space and is killed after
+``--limit model-seconds`` (:func:`onnx_flow.processes.child.bounded`): a model that
+hangs, crashes the interpreter or exhausts memory costs its own entry, never the run.
+This module holds the audit's part only: what the server imports before it forks
+(:data:`ON_DEMAND`), the request (a model, its options, the working folder), and the
+entry of a model whose process died.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
-import pickle
-import signal
-import subprocess
-import sys
+from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
-from typing import IO, Any, Protocol
 
 from onnx_flow.errors import AuditError, first_line
-from onnx_flow.frontend import fork
 from onnx_flow.frontend.fallback import symbolic_inference
 from onnx_flow.options import Options
 from onnx_flow.pipeline import run
+from onnx_flow.processes import child
+from onnx_flow.processes.server import Server, Service, answered
 from onnx_flow.report import Failure, Result
 
-__all__ = ["Sandbox", "audit_one", "serve"]
-
-#: Bytes that give a message's length before it.
-_LENGTH = 8
-
-
-class Sandbox:
-    """A server that audits the models it is sent, each in a forked child; started on
-    first use, and again after it dies."""
-
-    def __init__(self) -> None:
-        self._server: _Server | None = None
-
-    def audit(self, model: str, options: Options, folder: str) -> Result:
-        """The model's report, or why it was not audited: its path is read from
-        ``folder`` (the working folder of the command that named it)."""
-        result: Result | None = None
-        try:
-            _, requests, replies = self.start()
-            _send(requests, (model, options, folder))
-            result = _receive(replies)
-        except (OSError, pickle.UnpicklingError):  # no process to spare, or it died
-            pass
-        if result is None:
-            self.close()
-            return Failure(model, f"{model}: the process auditing it died")
-        return result
-
-    def start(self) -> _Server:
-        """The server, started if it is not: forked from this process where that is
-        safe (Linux, no other Python thread: it has imported the audit already, 1.5 s
-        saved), else in a new Python."""
-        if self._server is None:
-            if fork.safe():
-                forked = _Forked()
-                requests = os.fdopen(forked.requests, "wb")
-                self._server = (forked, requests, os.fdopen(forked.replies, "rb"))
-            else:
-                started = subprocess.Popen(
-                    [sys.executable, "-c", "from onnx_flow.cli.sandbox import serve; serve()"],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                )
-                assert started.stdin is not None and started.stdout is not None
-                self._server = (started, started.stdin, started.stdout)
-        return self._server
-
-    def close(self) -> None:
-        """Stop the server and its child, if any."""
-        server, self._server = self._server, None
-        if server is not None:
-            process, requests, replies = server
-            process.kill()  # its child dies with it (or ends at its time limit)
-            process.wait()
-            for stream in (requests, replies):
-                with contextlib.suppress(OSError):
-                    stream.close()
-
-
-class _Process(Protocol):
-    """What :class:`Sandbox` does to a server process (as ``subprocess.Popen`` has it)."""
-
-    def kill(self) -> None: ...
-
-    def wait(self) -> int: ...
-
-
-#: A server: its process, and the streams of its requests and of its replies.
-_Server = tuple[_Process, IO[bytes], IO[bytes]]
-
-
-class _Forked:
-    """A server forked from this process, that dies with it: :attr:`requests` and
-    :attr:`replies` are this side's ends of its pipes."""
-
-    def __init__(self) -> None:
-        requests, self.requests = os.pipe()
-        self.replies, replies = os.pipe()
-        self.pid = fork.forked(
-            lambda: serve(os.fdopen(requests, "rb"), os.fdopen(replies, "wb")),
-            close=(self.requests, self.replies),
-        )
-        os.close(requests)
-        os.close(replies)
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
-
-    def wait(self) -> int:
-        return os.waitpid(self.pid, 0)[1]
+__all__ = ["ON_DEMAND", "SERVICE", "audit", "audit_apart", "audit_one", "sandbox"]
 
 
 def audit_one(model: str, options: Options) -> Result:
@@ -140,35 +42,44 @@ def audit_one(model: str, options: Options) -> Result:
         )
 
 
-def _send(stream: IO[bytes], message: object) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(len(data).to_bytes(_LENGTH, "little") + data)
-    stream.flush()
+def sandbox() -> Server:
+    """A server that audits the models it is sent (:func:`audit`), each in a child."""
+    return Server(SERVICE)
 
 
-def _receive(stream: IO[bytes]) -> Any:
-    """The next message, or ``None`` at the end of the stream."""
-    announced = stream.read(_LENGTH)
-    if len(announced) < _LENGTH:
-        return None
-    length = int.from_bytes(announced, "little")
-    data = stream.read(length)
-    if len(data) < length:
-        return None
-    return pickle.loads(data)
+def audit(server: Server, model: str, options: Options, folder: str) -> Result:
+    """The model's report from ``server``, or why it was not audited: its path is read
+    from ``folder`` (the working folder of the command that named it)."""
+    return _received(model, server.ask((model, options, folder)))
 
 
-def _bounded(model: str, options: Options, folder: str) -> Result:
-    """The model audited in a forked child within its limits."""
+def audit_apart(
+    models: Iterable[str], options: Mapping[str, Options], jobs: int
+) -> Iterator[tuple[str, Result]]:
+    """Each model with its result, audited by ``jobs`` sandboxes, as they finish."""
+    folder = os.getcwd()
+    requests = ((model, (model, options[model], folder)) for model in models)
+    for model, reply in answered(SERVICE, requests, jobs):
+        yield model, _received(model, reply)
+
+
+def _received(model: str, reply: Result | None) -> Result:
+    """The sandbox's reply, or the entry of a model whose process died."""
+    return reply if reply is not None else Failure(model, f"{model}: the process auditing it died")
+
+
+def _bounded(request: tuple[str, Options, str]) -> Result:
+    """In the server: the model audited in a forked child within its limits."""
+    model, options, folder = request
     limits = options.limits
     try:
-        return fork.bounded(
+        return child.bounded(
             partial(_audit_from, folder, model, options),
             seconds=limits.model_seconds,
             memory=limits.model_memory,
             what=f"{model}: the audit",
         )
-    except fork.Overrun as error:
+    except child.Overrun as error:
         return Failure(model, first_line(f"{error} (--limit model-seconds=N, model-memory=BYTES)"))
 
 
@@ -187,17 +98,15 @@ def _audit_from(folder: str, model: str, options: Options) -> Result:
 ON_DEMAND = ("networkx.algorithms.flow", "onnx.reference", "onnxruntime")
 
 
-def serve(requests: IO[bytes] | None = None, replies: IO[bytes] | None = None) -> None:
-    """The server: import what the audits may need, then answer each request, until
-    they end (or the command is stopped). Without streams, the requests come on
-    standard input and the replies go to standard output; either way, what the audits
-    print goes to standard error."""
+def _preload() -> None:
+    """In the server, before any fork: what the audits load on demand."""
     for name in ON_DEMAND:
         importlib.import_module(name)
     symbolic_inference()  # cached: the children inherit it
-    if requests is None or replies is None:
-        requests, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):  # stopped: no traceback
-        while (request := _receive(requests)) is not None:
-            _send(replies, _bounded(*request))
+
+
+#: The sandbox's service, by the name a new Python finds it under.
+SERVICE = f"{__name__}:SANDBOX"
+
+SANDBOX = Service(preload=_preload, answer=_bounded)
+"""What a sandbox does: preload the audit, then audit each model sent."""

@@ -26,9 +26,9 @@ import numpy as np
 import onnx
 
 from onnx_flow.errors import AuditError
-from onnx_flow.frontend import fork
 from onnx_flow.frontend.runtime import quiet
 from onnx_flow.frontend.stored import Stored
+from onnx_flow.processes import child
 
 __all__ = ["RUN", "SYMBOLIC", "Shapes", "run", "symbolic"]
 
@@ -126,13 +126,13 @@ def run(
     """
     work = functools.partial(_run, stored, inputs, names, values)
     try:
-        return fork.bounded(work, seconds=seconds, memory=memory, what="the onnxruntime run")
-    except (fork.Overrun, MemoryError, OSError) as error:
+        return child.bounded(work, seconds=seconds, memory=memory, what="the onnxruntime run")
+    except (child.Overrun, MemoryError, OSError) as error:
         if isinstance(error, OSError) and error.errno != errno.ENOMEM:
             raise
         reason = (
             str(error)
-            if isinstance(error, fork.Overrun)
+            if isinstance(error, child.Overrun)
             else "the onnxruntime run ran out of memory"
         )
         raise AuditError(

@@ -3,7 +3,7 @@
 onnx's C++ inference holds the GIL for its whole run, and reading a large graph into
 records (:mod:`onnx_flow.frontend.nodes`) is Python work of about the same length: a
 graph of :data:`FORK_NODES` nodes or more is worth inferring in a child process
-(:mod:`onnx_flow.frontend.fork`) while the caller reads it. The child runs
+(:func:`onnx_flow.processes.child.beside`) while the caller reads it. The child runs
 :func:`onnx_flow.frontend.shapes.infer` (:func:`value_types`, folding, and again); the
 initializers' types (:func:`constant_types`) are read by the caller meanwhile.
 """

@@ -1,4 +1,5 @@
-"""Run one function in a forked child while the caller works: a future over ``fork``.
+"""Forked children: one that dies with its parent (:func:`forked`), one bounded in time
+and memory (:func:`bounded`), and one that works beside the caller (:func:`beside`).
 
 Work that holds the GIL for its whole run (a C++ library's) cannot overlap the
 caller's Python work in a thread; in a forked child it can. :func:`beside` starts the
@@ -6,15 +7,17 @@ work in a child and gives a :class:`Pending` whose :meth:`~Pending.result` waits
 it. A second, shorter function (``spare``) runs where a process would otherwise wait:
 in the caller if the result is not ready when it asks, else in the child once it has
 sent the result. Errors keep one order whichever process runs what: the caller's own
-(raised inside the block), then ``spare``'s, then the work's.
+(raised inside the block), then ``spare``'s, then the work's. :func:`bounded` runs
+work that may hang or exhaust memory: a child with an address-space limit, killed at
+a time limit.
 
-Forking is done on Linux, in a process that may run on more than one CPU and runs no
-other Python thread: a lock another thread held at the fork would stay held in the
-child. Native threads that wait idle are no such risk, as the child runs nothing but
-the two functions and pickle (numpy's OpenBLAS starts its workers on import, and
-restarts them after a fork). Elsewhere, or when forking fails, both functions run in
-the caller when it asks for the result. This module knows nothing of what the
-functions do.
+Forking is done on Linux, in a process that runs no other Python thread (:func:`safe`):
+a lock another thread held at the fork would stay held in the child. Native threads
+that wait idle are no such risk, as the child runs nothing but the given functions and
+pickle (numpy's OpenBLAS starts its workers on import, and restarts them after a
+fork). Elsewhere, or when forking fails, the work runs in the caller. Results come
+back through a :class:`~onnx_flow.processes.protocol.Spool`. This module knows nothing
+of what the functions do.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import pickle
 import resource
 import select
 import signal
@@ -34,6 +36,7 @@ from functools import partial
 from typing import Any, Generic, TypeVar
 
 from onnx_flow.errors import AuditError
+from onnx_flow.processes.protocol import Ended, Spool
 
 __all__ = ["Overrun", "Pending", "beside", "bounded", "forked", "safe"]
 
@@ -166,9 +169,8 @@ class _Child(Pending[_T]):
     """A forked process that runs the work, sends its result, then runs ``spare``
     (which the caller runs itself if it asks for the result before it is sent).
 
-    Each message (the result, then ``spare``'s error or ``None``) is pickled into a
-    memory file and announced on a pipe by its length: the child never waits for the
-    parent to read, and a child that dies leaves the pipe at its end.
+    Its messages (the result, then ``spare``'s error or ``None``) come through a
+    :class:`~onnx_flow.processes.protocol.Spool`.
     """
 
     def __init__(
@@ -181,26 +183,18 @@ class _Child(Pending[_T]):
     ) -> None:
         super().__init__(work, spare)
         self._what = what
-        self._data = os.memfd_create("onnx-flow-result")
+        self._spool = spool = Spool()
         try:
-            reading, writing = os.pipe()
+            pid = forked(partial(_serve, work, spare, spool, memory), close=(spool.pipe,))
         except OSError:
-            os.close(self._data)
+            spool.close()
             raise
-        out = _Messages(writing, self._data)
-        try:
-            pid = forked(partial(_serve, work, spare, out, memory), close=(reading,))
-        except OSError:
-            for descriptor in (reading, writing, self._data):
-                os.close(descriptor)
-            raise
-        os.close(writing)
+        spool.close_writing()
         self._pid = pid
-        self.pipe = reading
+        self.pipe = spool.pipe
         """Readable once the child has sent its result, or ended."""
         self.died = False
         """Whether the child ended without sending its result."""
-        self._read = 0  # bytes of the memory file read so far
         self._status: int | None = None  # the wait status, once reaped
         self._received = False  # whether the result was received
 
@@ -233,8 +227,7 @@ class _Child(Pending[_T]):
         if self._status is None:
             os.kill(self._pid, signal.SIGKILL)
             self._reap()
-        os.close(self.pipe)
-        os.close(self._data)
+        self._spool.close()
 
     def _sent(self) -> bool:
         """Whether the child has announced its first message (or ended)."""
@@ -242,13 +235,11 @@ class _Child(Pending[_T]):
 
     def _receive(self) -> tuple[str, Any]:
         """The child's next message; its end without one is an error."""
-        announced = os.read(self.pipe, _LENGTH)
-        if len(announced) < _LENGTH:
+        try:
+            message: tuple[str, Any] = self._spool.receive()
+        except Ended:
             self.died = True
-            raise AuditError(f"{self._what} crashed ({_ended(self._reap())})")
-        length = int.from_bytes(announced, "little")
-        message: tuple[str, Any] = pickle.loads(os.pread(self._data, length, self._read))
-        self._read += length
+            raise AuditError(f"{self._what} crashed ({_ended(self._reap())})") from None
         return message
 
     def _reap(self) -> int:
@@ -256,28 +247,10 @@ class _Child(Pending[_T]):
         return self._status
 
 
-#: Bytes that announce a message's length on the pipe (one write: it arrives whole).
-_LENGTH = 8
-
-
-class _Messages:
-    """The child's end: pickles written to the memory file, lengths to the pipe."""
-
-    def __init__(self, pipe: int, data: int) -> None:
-        self.pipe, self._data = pipe, data
-
-    def send(self, message: tuple[str, object]) -> None:
-        payload = memoryview(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
-        written = 0
-        while written < len(payload):
-            written += os.write(self._data, payload[written:])
-        os.write(self.pipe, len(payload).to_bytes(_LENGTH, "little"))
-
-
 def _serve(
     work: Callable[[], object],
     spare: Callable[[], object] | None,
-    out: _Messages,
+    out: Spool,
     memory: int | None,
 ) -> None:
     """In the child: limit its address space to ``memory`` bytes (if given), run the
