@@ -17,7 +17,7 @@ import onnx
 from onnx_flow.options import SETTINGS, Form
 from onnx_flow.pipeline import audit
 from tests.onnx_builders import sequence_model
-from tests.runner import SHIPPED, run
+from tests.runner import SHIPPED, invoke, run
 
 
 def _repository(tmp_path: Path) -> Path:
@@ -73,7 +73,7 @@ def test_a_failed_model_hides_no_other_result(tmp_path: Path) -> None:
 
 def test_one_model_and_a_setting_it_lacks(tmp_path: Path) -> None:
     """One model: its report, then the line that says what it lacks; exit 2."""
-    result = run("audit", SHIPPED, "--dim", "seq=3", "--format", "json")
+    result = invoke("audit", SHIPPED, "--dim", "seq=3", "--format", "json")
     assert result.returncode == 2
     assert json.loads(result.stdout)["max_flow"] == 4
     assert result.stderr.splitlines() == [
@@ -88,7 +88,7 @@ def test_project_defaults_never_refuse_a_model(tmp_path: Path) -> None:
     folder = _repository(tmp_path)
     _project(folder, 'allow = ["2"]\ndims = { sequence = 16 }\nformat = "json"')
     for models in (["squeeze.onnx", "text.onnx"], ["text.onnx"], ["squeeze.onnx"]):
-        result = run("audit", *models, cwd=folder)
+        result = invoke("audit", *models, cwd=folder)
         assert (result.returncode, result.stderr) == (0, ""), models
 
 
@@ -133,7 +133,7 @@ def test_every_setting_is_a_flag_a_key_and_a_keyword(tmp_path: Path) -> None:
     """The declaration is the one source: each setting has its flag in the help of the
     commands that take it, is accepted in [tool.onnx-flow] and by audit(), and the
     report echoes it as the command line gives it."""
-    helps = {command: run(command, "--help").stdout for command in ("audit", "diff")}
+    helps = {command: invoke(command, "--help").stdout for command in ("audit", "diff")}
     for setting in SETTINGS:
         for command in ("audit", "diff"):
             assert (setting.flag in helps[command]) == (command in setting.commands), setting
@@ -158,7 +158,7 @@ def test_every_setting_is_a_flag_a_key_and_a_keyword(tmp_path: Path) -> None:
 
 
 def test_the_limit_help_names_every_budget() -> None:
-    help_text = " ".join(run("audit", "--help").stdout.split())
+    help_text = " ".join(invoke("audit", "--help").stdout.split())
     for name in (
         "nodes",
         "sample-bytes",
