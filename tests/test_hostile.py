@@ -292,6 +292,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
 }
 
 
+@pytest.mark.slow  # each a process of its own under a memory limit: seconds
 @pytest.mark.parametrize("case", CASES)
 def test_refused_with_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
     """Each under 2 GiB of address space and the runner's time limit: a regression that
@@ -317,6 +318,7 @@ def test_a_link_inside_the_folder_is_fine(tmp_path: Path) -> None:
     assert invoke("audit", path).returncode == 1
 
 
+@pytest.mark.slow  # waits out its time limits
 def test_a_run_that_never_ends_costs_its_own_model_only(tmp_path: Path) -> None:
     """In a folder audited by two workers, the endless model gets its error entry and
     the squeeze its verdict."""
@@ -331,6 +333,7 @@ def test_a_run_that_never_ends_costs_its_own_model_only(tmp_path: Path) -> None:
     assert squeeze["max_flow"] == 4
 
 
+@pytest.mark.slow  # waits out its time limits
 def test_a_model_that_hangs_is_cut_at_the_model_time_limit(tmp_path: Path) -> None:
     """Serially too, each of several models has its own process and time limit: the
     endless model (its onnxruntime run allowed far longer) is killed at 2 s."""

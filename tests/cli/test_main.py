@@ -1,8 +1,8 @@
 """The command line: exit codes, one-line refusals, the JSON contract, determinism.
 
 Most call :func:`~onnx_flow.cli.main.main` here (:func:`~tests.runner.invoke`); README's
-first command, several models (each audited in a process of its own), the golden files
-and determinism across runs run ``onnx-flow`` in a process of its own.
+first command, several models (each audited in a process of its own) and determinism
+across runs run ``onnx-flow`` in a process of its own.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ CUT_KEYS = {"tensor", "width", "shape", "node", "op", "module"}
 BYPASSED_KEYS = {"tensor", "width", "node", "module", "bypass", "op", "kind"}
 
 
+@pytest.mark.slow  # a process of its own: seconds
 def test_shipped_model_is_a_bottleneck_exit_1() -> None:
     result = run("audit", SHIPPED)
     assert result.returncode == 1, result.stderr
@@ -89,6 +90,7 @@ def test_json_report_has_the_contract_keys(tmp_path: Path) -> None:
     assert (bypassed["kind"], bypassed["reads"]) == ("layer", 16)
 
 
+@pytest.mark.slow  # a process of its own: seconds
 def test_several_models_give_a_list_in_order(tmp_path: Path) -> None:
     clean = tmp_path / "relu.onnx"
     onnx.save(
@@ -189,7 +191,7 @@ GOLDEN = Path(__file__).parent / "golden"
 )
 def test_output_matches_golden_file(name: str, flags: list[str]) -> None:
     """Set ONNX_FLOW_UPDATE_GOLDEN=1 to rewrite the golden files, then review the diff."""
-    result = run("audit", "models/squeeze.onnx", *flags)
+    result = invoke("audit", "models/squeeze.onnx", *flags)
     golden = GOLDEN / name
     if os.environ.get("ONNX_FLOW_UPDATE_GOLDEN") == "1":
         golden.write_text(result.stdout)

@@ -13,6 +13,7 @@ from importlib import import_module
 from pathlib import Path
 
 import onnx
+import pytest
 
 from onnx_flow.options import SETTINGS, Form
 from onnx_flow.pipeline import audit
@@ -31,6 +32,7 @@ def _project(folder: Path, table: str) -> None:
     (folder / "pyproject.toml").write_text(f"[project]\nname = 'p'\n\n[tool.onnx-flow]\n{table}\n")
 
 
+@pytest.mark.slow  # several models, each audited in a process of its own
 def test_each_setting_serves_the_models_that_have_it(tmp_path: Path) -> None:
     """--allow 2 is the squeeze's layer, --dim sequence=16 the text model's dim: each
     model takes what it has, both are answered, and both pass."""
@@ -44,6 +46,7 @@ def test_each_setting_serves_the_models_that_have_it(tmp_path: Path) -> None:
     assert unused == {"squeeze.onnx": ["--dim sequence=16"], "text.onnx": ["--allow 2"]}
 
 
+@pytest.mark.slow  # several models, each audited in a process of its own
 def test_a_setting_no_model_has_is_an_error_beside_the_results(tmp_path: Path) -> None:
     folder = _repository(tmp_path)
     flags = ("--allow", "enc.2", "--dim", "sequence=16", "--dim", "seq=16", "--format", "markdown")
@@ -58,6 +61,7 @@ def test_a_setting_no_model_has_is_an_error_beside_the_results(tmp_path: Path) -
     assert "no tensor, node or module" in lines[1]
 
 
+@pytest.mark.slow  # several models, each audited in a process of its own
 def test_a_failed_model_hides_no_other_result(tmp_path: Path) -> None:
     """One model cannot be audited: the other's row is still there, and the --dim it
     alone has is no error (the failed model may have had it too)."""
@@ -92,6 +96,7 @@ def test_project_defaults_never_refuse_a_model(tmp_path: Path) -> None:
         assert (result.returncode, result.stderr) == (0, ""), models
 
 
+@pytest.mark.slow  # several models, each audited in a process of its own
 def test_per_path_settings_apply_to_the_files_they_match(tmp_path: Path) -> None:
     folder = _repository(tmp_path)
     (folder / "models").mkdir()
@@ -116,6 +121,7 @@ def test_per_path_settings_apply_to_the_files_they_match(tmp_path: Path) -> None
     assert text["given"] == ["--dim sequence=4", "--threshold 0.9"]
 
 
+@pytest.mark.slow  # several models, each audited in a process of its own
 def test_a_bad_per_path_setting_is_one_line(tmp_path: Path) -> None:
     folder = _repository(tmp_path)
     _project(folder, '[tool.onnx-flow.per_path."*.onnx"]\nthreshold = 3\n')

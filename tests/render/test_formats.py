@@ -32,6 +32,7 @@ def _folder(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow  # three models, each audited in a process of its own
 def test_sarif_is_valid_and_has_one_result_per_bottleneck(tmp_path: Path) -> None:
     result = run("audit", _folder(tmp_path), "--format", "sarif")
     assert result.returncode == 2
@@ -118,6 +119,7 @@ def test_an_output_shape_dropped_is_one_line_in_every_format() -> None:
         assert render([report], output_format).count(shown) == 1, output_format
 
 
+@pytest.mark.slow  # three models, each audited in a process of its own
 def test_markdown_is_one_table_with_a_row_per_output(tmp_path: Path) -> None:
     result = run("audit", _folder(tmp_path), "--format", "markdown")
     lines = result.stdout.split("### Findings")[0].splitlines()

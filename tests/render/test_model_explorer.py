@@ -81,6 +81,7 @@ def test_every_key_is_a_node_of_the_adapters_graph(tmp_path: Path, source: str) 
     assert data["name"].startswith("onnx-flow elements width: BOTTLENECK, max-flow 4 of 64")
 
 
+@pytest.mark.slow  # two models, each audited in a process of its own
 def test_several_models_are_refused_in_one_line() -> None:
     result = run("audit", SHIPPED, SHIPPED, "--format", "model-explorer")
     assert result.returncode == 2
@@ -93,6 +94,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.slow  # starts Model Explorer and a browser
 @needs_chromium
 def test_model_explorer_colours_the_cut_with_its_width(tmp_path: Path) -> None:
     """Model Explorer, started headless with the model and the node data, shows the
