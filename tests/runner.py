@@ -1,8 +1,11 @@
-"""The command line run as a user runs it: a fresh process, in a folder of the test's."""
+"""The command line run as a user runs it: a fresh process, in a folder of the test's
+(:func:`run`, :func:`started`); or its :func:`~onnx_flow.cli.main.main` called here, as
+quick, for what happens within the command (:func:`invoke`)."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import resource
 import signal
@@ -32,6 +35,33 @@ def run(
     with started(*args, cwd=cwd, memory=memory, env=env) as process:
         stdout, stderr = process.communicate(timeout=120)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def invoke(*args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """``onnx-flow ARGS`` run by :func:`onnx_flow.cli.main.main` in this process, in
+    ``cwd`` (the repository by default), its standard output and error captured: what
+    :func:`run` gives, less a second of Python starting and importing the audit.
+
+    What only a process of its own shows stays with :func:`run`: the ``onnx-flow``
+    executable's exit (:func:`~onnx_flow.cli.main.entry`), signals, limits, closed streams.
+    """
+    from onnx_flow.cli.main import main
+
+    arguments = list(map(str, args))
+    stdout, stderr = io.StringIO(), io.StringIO()
+    previous = Path.cwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = main(arguments)
+            except SystemExit as exit:  # argparse: usage errors, --help, --version
+                code = int(exit.code or 0)
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(
+        ["onnx-flow", *arguments], code, stdout.getvalue(), stderr.getvalue()
+    )
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from tests.onnx_builders import (
     model,
     squeeze_mlp,
 )
-from tests.runner import run
+from tests.runner import invoke, run
 
 
 def _weights_from_outside(folder: Path, link: Callable[[Path, Path], None]) -> Path:
@@ -292,6 +292,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
 }
 
 
+@pytest.mark.slow  # each a process of its own under a memory limit: seconds
 @pytest.mark.parametrize("case", CASES)
 def test_refused_with_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
     """Each under 2 GiB of address space and the runner's time limit: a regression that
@@ -306,7 +307,7 @@ def test_refused_with_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
 
 
 def test_a_missing_file_is_no_matter_where_no_weight_is_read(tmp_path: Path) -> None:
-    result = run("audit", _missing_file(tmp_path))
+    result = invoke("audit", _missing_file(tmp_path))
     assert result.returncode == 1 and "max-flow 4 of 64" in result.stdout, result.stderr
 
 
@@ -314,9 +315,10 @@ def test_a_link_inside_the_folder_is_fine(tmp_path: Path) -> None:
     _, path = external_squeeze_mlp(tmp_path)
     os.rename(tmp_path / "weights.bin", tmp_path / "real.bin")
     (tmp_path / "weights.bin").symlink_to("real.bin")
-    assert run("audit", path).returncode == 1
+    assert invoke("audit", path).returncode == 1
 
 
+@pytest.mark.slow  # waits out its time limits
 def test_a_run_that_never_ends_costs_its_own_model_only(tmp_path: Path) -> None:
     """In a folder audited by two workers, the endless model gets its error entry and
     the squeeze its verdict."""
@@ -331,6 +333,7 @@ def test_a_run_that_never_ends_costs_its_own_model_only(tmp_path: Path) -> None:
     assert squeeze["max_flow"] == 4
 
 
+@pytest.mark.slow  # waits out its time limits
 def test_a_model_that_hangs_is_cut_at_the_model_time_limit(tmp_path: Path) -> None:
     """Serially too, each of several models has its own process and time limit: the
     endless model (its onnxruntime run allowed far longer) is killed at 2 s."""

@@ -18,7 +18,7 @@ import onnx_flow
 from onnx_flow.options import Options
 from onnx_flow.pipeline import resolve
 from tests.onnx_builders import model, weight
-from tests.runner import run
+from tests.runner import invoke
 
 CORPUS = Path(__file__).parent / "corpus"
 EXPORTERS = CORPUS / "exporters"
@@ -61,7 +61,7 @@ def test_allow_takes_a_keras_layer_by_its_own_name() -> None:
     """The scope adds a tracing suffix (squeeze_1): the layer's own name works too."""
     for name in ("squeeze", "mlp_1/squeeze_1", "mlp_1/squeeze_1/MatMul"):
         assert onnx_flow.audit(EXPORTERS / "keras_mlp.onnx", allow=[name]).bottleneck is False
-    assert run("audit", EXPORTERS / "keras_mlp.onnx", "--allow", "squeeze").returncode == 0
+    assert invoke("audit", EXPORTERS / "keras_mlp.onnx", "--allow", "squeeze").returncode == 0
 
 
 def test_allow_by_an_own_name_refuses_when_two_layers_share_it(tmp_path: Path) -> None:
@@ -78,9 +78,9 @@ def test_allow_by_an_own_name_refuses_when_two_layers_share_it(tmp_path: Path) -
     )
     path = tmp_path / "two.onnx"
     onnx.save(built, path)
-    refused = run("audit", path, "--allow", "dense")
+    refused = invoke("audit", path, "--allow", "dense")
     assert refused.returncode == 2 and "--allow dense: no tensor, node or module" in refused.stderr
-    assert run("audit", path, "--allow", "a/dense_1").returncode == 0
+    assert invoke("audit", path, "--allow", "a/dense_1").returncode == 0
 
 
 #: rapidocr's PP-OCRv4 files, paddle2onnx's weights in ``Constant`` nodes, at the input

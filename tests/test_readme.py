@@ -82,6 +82,7 @@ def test_the_documentation_shows_its_examples() -> None:
     assert any(page == "docs/measures.md" and "--energy" in command for page, command in shown)
 
 
+@pytest.mark.slow  # each example a process of its own
 @pytest.mark.parametrize(
     ("page", "command", "shown"),
     [pytest.param(*example, id=f"{example[0]}: {example[1]}") for example in _examples()],
@@ -132,6 +133,7 @@ def test_every_relative_link_leads_to_a_file_and_heading() -> None:
     assert broken == []
 
 
+@pytest.mark.slow  # draws the picture with matplotlib: seconds
 def test_the_readme_picture_is_what_the_script_draws(tmp_path: Path) -> None:
     """docs/pictures.py draws the README's picture anew: the same models, the same
     verdicts and figures in its titles (the bytes may differ with matplotlib's version)."""

@@ -18,6 +18,7 @@ from tests.conftest import EXPORTERS
 DYNAMO = {"dynamo": True, "torchscript": False}
 
 
+@pytest.mark.slow  # exports with torch
 @pytest.mark.parametrize("exporter", EXPORTERS)
 def test_a_unet_without_skips_fails_at_its_inner_layer(exporter: str) -> None:
     """The reference U-Net with its two skips cut: 3x32x32 -> enc1 8x32x32 (8192) ->
@@ -53,6 +54,7 @@ class Seq2Seq(nn.Module):
         return out
 
 
+@pytest.mark.slow  # exports with torch
 def test_an_lstm_seq2seq_fails_at_the_encoders_final_state() -> None:
     report = onnx_flow.audit_module(Seq2Seq(), torch.randn(1, 10, 8), dynamo=False)
     assert (report.total.max_flow, report.total.reference, report.heads) == (16, 80, ())

@@ -13,12 +13,16 @@ import time
 from pathlib import Path
 
 import onnx
+import pytest
 
 from onnx_flow.cli.batch import audit_all
 from onnx_flow.options import Options
 from onnx_flow.report import Report
 from tests.onnx_builders import endless_loop, sequence_model, squeeze_mlp
 from tests.runner import SHIPPED, run, started
+
+# Several models, each audited in a process of its own: seconds each.
+pytestmark = pytest.mark.slow
 
 
 def _folder(tmp_path: Path) -> Path:

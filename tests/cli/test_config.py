@@ -9,11 +9,11 @@ from pathlib import Path
 import onnx
 
 from tests.onnx_builders import attention_layers
-from tests.runner import SHIPPED, run
+from tests.runner import SHIPPED, invoke
 
 
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run("audit", SHIPPED, *args, cwd=cwd)
+    return invoke("audit", SHIPPED, *args, cwd=cwd)
 
 
 def _project(tmp_path: Path, table: str) -> Path:
@@ -90,14 +90,14 @@ def test_ignore_from_the_config_and_the_flags(tmp_path: Path) -> None:
     path = tmp_path / "attention.onnx"
     onnx.save(attention_layers([1], queries=4, head=32, residual=False), path)
     cwd = _project(tmp_path, 'ignore = ["attention_without_skip"]\nformat = "json"')
-    result = run("audit", path, "--fail-on", "all", cwd=cwd)
+    result = invoke("audit", path, "--fail-on", "all", cwd=cwd)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert (report["ignored"], report["findings"]) == (["attention_without_skip"], [])
-    flag = run("audit", path, "--fail-on", "all", "--ignore", "attention_head_rank", cwd=cwd)
+    flag = invoke("audit", path, "--fail-on", "all", "--ignore", "attention_head_rank", cwd=cwd)
     assert flag.returncode == 1
     assert [f["kind"] for f in json.loads(flag.stdout)["findings"]] == ["attention_without_skip"]
-    both = run("audit", path, "--fail-on", "attention_without_skip", cwd=cwd)
+    both = invoke("audit", path, "--fail-on", "attention_without_skip", cwd=cwd)
     assert both.returncode == 2 and len(both.stderr.splitlines()) == 1
     assert "--ignore attention_without_skip" in both.stderr
 

@@ -12,6 +12,7 @@ import io
 from pathlib import Path
 
 import onnx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -155,6 +156,7 @@ def _mutant(seed: bytes, kind: str, data: st.DataObject) -> bytes:
     return built.SerializeToString()
 
 
+@pytest.mark.slow  # audits mutants of every exporter's models: seconds
 @settings(
     max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

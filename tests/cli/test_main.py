@@ -1,4 +1,9 @@
-"""The command line: exit codes, one-line refusals, the JSON contract, determinism."""
+"""The command line: exit codes, one-line refusals, the JSON contract, determinism.
+
+Most call :func:`~onnx_flow.cli.main.main` here (:func:`~tests.runner.invoke`); README's
+first command, several models (each audited in a process of its own) and determinism
+across runs run ``onnx-flow`` in a process of its own.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from tests.onnx_builders import cycle, model, squeeze_mlp
-from tests.runner import SHIPPED, run
+from tests.runner import SHIPPED, invoke, run
 
 REPORT_KEYS = {
     "model",
@@ -42,6 +47,7 @@ CUT_KEYS = {"tensor", "width", "shape", "node", "op", "module"}
 BYPASSED_KEYS = {"tensor", "width", "node", "module", "bypass", "op", "kind"}
 
 
+@pytest.mark.slow  # a process of its own: seconds
 def test_shipped_model_is_a_bottleneck_exit_1() -> None:
     result = run("audit", SHIPPED)
     assert result.returncode == 1, result.stderr
@@ -54,7 +60,7 @@ def test_clean_model_exits_0(tmp_path: Path) -> None:
         model([helper.make_node("Relu", ["x"], ["y"])], [("x", 1, [1, 8])], [("y", 1, [1, 8])]),
         path,
     )
-    result = run("audit", path)
+    result = invoke("audit", path)
     assert result.returncode == 0, result.stderr
     assert "no bottleneck" in result.stdout
 
@@ -69,7 +75,7 @@ def test_json_report_has_the_contract_keys(tmp_path: Path) -> None:
         numpy_helper.from_array(np.zeros((2, 16), np.float32), "wu"),
     ]
     onnx.save(model([down, up, add], [("x", 1, ["n", 16])], [("y", 1, ["n", 16])], weights), path)
-    result = run("audit", path, "--format", "json")
+    result = invoke("audit", path, "--format", "json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert REPORT_KEYS <= report.keys()
@@ -84,6 +90,7 @@ def test_json_report_has_the_contract_keys(tmp_path: Path) -> None:
     assert (bypassed["kind"], bypassed["reads"]) == ("layer", 16)
 
 
+@pytest.mark.slow  # a process of its own: seconds
 def test_several_models_give_a_list_in_order(tmp_path: Path) -> None:
     clean = tmp_path / "relu.onnx"
     onnx.save(
@@ -98,15 +105,15 @@ def test_several_models_give_a_list_in_order(tmp_path: Path) -> None:
 
 
 def test_bits_measure_and_dims_reach_the_report() -> None:
-    result = run("audit", SHIPPED, "--format", "json", "--measure", "bits", "--dim", "batch=4")
+    result = invoke("audit", SHIPPED, "--format", "json", "--measure", "bits", "--dim", "batch=4")
     report = json.loads(result.stdout)
     assert report["measure"] == "bits" and report["dims"] == {"batch": 4}
     assert (report["max_flow"], report["reference"]) == (4 * 4 * 32, 4 * 64 * 32)
 
 
 def test_threshold_below_the_ratio_passes() -> None:
-    assert run("audit", SHIPPED, "--threshold", "0.05").returncode == 0
-    assert run("audit", SHIPPED, "--threshold", "0.07").returncode == 1
+    assert invoke("audit", SHIPPED, "--threshold", "0.05").returncode == 0
+    assert invoke("audit", SHIPPED, "--threshold", "0.07").returncode == 1
 
 
 def test_json_is_byte_identical_across_runs(exported) -> None:
@@ -148,7 +155,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
     make, flags, message = BAD_INPUTS[case]
     path = tmp_path / "model.onnx"
     make(path)
-    result = run("audit", path, *flags)
+    result = invoke("audit", path, *flags)
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.splitlines()
@@ -159,7 +166,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
 def test_cyclic_graph_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "cycle.onnx"
     onnx.save(cycle(), path)
-    result = run("audit", path)
+    result = invoke("audit", path)
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
     assert "cycle" in result.stderr
 
@@ -171,7 +178,7 @@ def test_weights_are_never_read(tmp_path: Path) -> None:
     )
     weights = tmp_path / "weights.bin"
     weights.write_bytes(b"\xff" * weights.stat().st_size)  # every float a NaN
-    result = run("audit", path, "--format", "json")
+    result = invoke("audit", path, "--format", "json")
     assert result.returncode == 1, result.stderr
     assert json.loads(result.stdout)["max_flow"] == 4
 
@@ -184,7 +191,7 @@ GOLDEN = Path(__file__).parent / "golden"
 )
 def test_output_matches_golden_file(name: str, flags: list[str]) -> None:
     """Set ONNX_FLOW_UPDATE_GOLDEN=1 to rewrite the golden files, then review the diff."""
-    result = run("audit", "models/squeeze.onnx", *flags)
+    result = invoke("audit", "models/squeeze.onnx", *flags)
     golden = GOLDEN / name
     if os.environ.get("ONNX_FLOW_UPDATE_GOLDEN") == "1":
         golden.write_text(result.stdout)
@@ -200,15 +207,15 @@ def test_output_matches_golden_file(name: str, flags: list[str]) -> None:
     ],
 )
 def test_a_usage_error_is_one_line(flags: list[str], named: str) -> None:
-    result = run("audit", SHIPPED, *flags)
+    result = invoke("audit", SHIPPED, *flags)
     assert result.returncode == 2 and result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith("onnx-flow") and named in line and "--help)" in line
 
 
 def test_a_capped_width_says_so() -> None:
-    printed = run("audit", SHIPPED, "--measure", "rank").stdout
-    assert "width or cap" in printed and run("audit", SHIPPED).stdout.count("width or cap") == 0
+    printed = invoke("audit", SHIPPED, "--measure", "rank").stdout
+    assert "width or cap" in printed and invoke("audit", SHIPPED).stdout.count("width or cap") == 0
 
 
 def test_names_cannot_forge_lines_or_drive_the_terminal(tmp_path: Path) -> None:
@@ -222,7 +229,7 @@ def test_names_cannot_forge_lines_or_drive_the_terminal(tmp_path: Path) -> None:
     path = tmp_path / "forged.onnx"
     onnx.save(built, path)
     for output_format in ("text", "markdown"):
-        result = run("audit", path, "--format", output_format)
+        result = invoke("audit", path, "--format", output_format)
         assert result.returncode == 1, result.stderr
         assert "\x1b" not in result.stdout and "\nno bottleneck" not in result.stdout
         assert "evil\\nno bottleneck" in result.stdout or "evil no bottleneck" in result.stdout

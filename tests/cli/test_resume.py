@@ -9,10 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 
 from tests.onnx_builders import external_squeeze_mlp, squeeze_mlp
 from tests.runner import SHIPPED, run
 from tests.sweep import backend_files
+
+# Several models and JSON Lines files, each run a process of its own: seconds each.
+pytestmark = pytest.mark.slow
 
 
 def _lines(path: Path) -> list[bytes]:

@@ -13,11 +13,12 @@ from importlib import import_module
 from pathlib import Path
 
 import onnx
+import pytest
 
 from onnx_flow.options import SETTINGS, Form
 from onnx_flow.pipeline import audit
 from tests.onnx_builders import sequence_model
-from tests.runner import SHIPPED, run
+from tests.runner import SHIPPED, invoke, run
 
 
 def _repository(tmp_path: Path) -> Path:
@@ -31,6 +32,7 @@ def _project(folder: Path, table: str) -> None:
     (folder / "pyproject.toml").write_text(f"[project]\nname = 'p'\n\n[tool.onnx-flow]\n{table}\n")
 
 
+@pytest.mark.slow  # several models, each audited in a process of its own
 def test_each_setting_serves_the_models_that_have_it(tmp_path: Path) -> None:
     """--allow 2 is the squeeze's layer, --dim sequence=16 the text model's dim: each
     model takes what it has, both are answered, and both pass."""
@@ -44,6 +46,7 @@ def test_each_setting_serves_the_models_that_have_it(tmp_path: Path) -> None:
     assert unused == {"squeeze.onnx": ["--dim sequence=16"], "text.onnx": ["--allow 2"]}
 
 
+@pytest.mark.slow  # several models, each audited in a process of its own
 def test_a_setting_no_model_has_is_an_error_beside_the_results(tmp_path: Path) -> None:
     folder = _repository(tmp_path)
     flags = ("--allow", "enc.2", "--dim", "sequence=16", "--dim", "seq=16", "--format", "markdown")
@@ -58,6 +61,7 @@ def test_a_setting_no_model_has_is_an_error_beside_the_results(tmp_path: Path) -
     assert "no tensor, node or module" in lines[1]
 
 
+@pytest.mark.slow  # several models, each audited in a process of its own
 def test_a_failed_model_hides_no_other_result(tmp_path: Path) -> None:
     """One model cannot be audited: the other's row is still there, and the --dim it
     alone has is no error (the failed model may have had it too)."""
@@ -73,7 +77,7 @@ def test_a_failed_model_hides_no_other_result(tmp_path: Path) -> None:
 
 def test_one_model_and_a_setting_it_lacks(tmp_path: Path) -> None:
     """One model: its report, then the line that says what it lacks; exit 2."""
-    result = run("audit", SHIPPED, "--dim", "seq=3", "--format", "json")
+    result = invoke("audit", SHIPPED, "--dim", "seq=3", "--format", "json")
     assert result.returncode == 2
     assert json.loads(result.stdout)["max_flow"] == 4
     assert result.stderr.splitlines() == [
@@ -88,10 +92,11 @@ def test_project_defaults_never_refuse_a_model(tmp_path: Path) -> None:
     folder = _repository(tmp_path)
     _project(folder, 'allow = ["2"]\ndims = { sequence = 16 }\nformat = "json"')
     for models in (["squeeze.onnx", "text.onnx"], ["text.onnx"], ["squeeze.onnx"]):
-        result = run("audit", *models, cwd=folder)
+        result = invoke("audit", *models, cwd=folder)
         assert (result.returncode, result.stderr) == (0, ""), models
 
 
+@pytest.mark.slow  # several models, each audited in a process of its own
 def test_per_path_settings_apply_to_the_files_they_match(tmp_path: Path) -> None:
     folder = _repository(tmp_path)
     (folder / "models").mkdir()
@@ -116,6 +121,7 @@ def test_per_path_settings_apply_to_the_files_they_match(tmp_path: Path) -> None
     assert text["given"] == ["--dim sequence=4", "--threshold 0.9"]
 
 
+@pytest.mark.slow  # several models, each audited in a process of its own
 def test_a_bad_per_path_setting_is_one_line(tmp_path: Path) -> None:
     folder = _repository(tmp_path)
     _project(folder, '[tool.onnx-flow.per_path."*.onnx"]\nthreshold = 3\n')
@@ -133,7 +139,7 @@ def test_every_setting_is_a_flag_a_key_and_a_keyword(tmp_path: Path) -> None:
     """The declaration is the one source: each setting has its flag in the help of the
     commands that take it, is accepted in [tool.onnx-flow] and by audit(), and the
     report echoes it as the command line gives it."""
-    helps = {command: run(command, "--help").stdout for command in ("audit", "diff")}
+    helps = {command: invoke(command, "--help").stdout for command in ("audit", "diff")}
     for setting in SETTINGS:
         for command in ("audit", "diff"):
             assert (setting.flag in helps[command]) == (command in setting.commands), setting
@@ -158,7 +164,7 @@ def test_every_setting_is_a_flag_a_key_and_a_keyword(tmp_path: Path) -> None:
 
 
 def test_the_limit_help_names_every_budget() -> None:
-    help_text = " ".join(run("audit", "--help").stdout.split())
+    help_text = " ".join(invoke("audit", "--help").stdout.split())
     for name in (
         "nodes",
         "sample-bytes",

@@ -11,8 +11,13 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pytest
+
 from tests.onnx_builders import endless_loop
 from tests.runner import COMMAND, ENV, SHIPPED, run, started
+
+# Each runs onnx-flow in a process of its own, its streams bent: seconds each.
+pytestmark = pytest.mark.slow
 
 _COMMAND = [*COMMAND, "audit"]
 

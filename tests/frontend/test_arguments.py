@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 import onnx_flow
 from onnx_flow.frontend import symbols
 from tests.onnx_builders import model
-from tests.runner import run
+from tests.runner import invoke
 
 WHEELS = "tests/corpus/wheels"
 MERGED = "tests/corpus/exporters/optimum_gpt2_decoder_merged.onnx"
@@ -19,7 +19,7 @@ MERGED = "tests/corpus/exporters/optimum_gpt2_decoder_merged.onnx"
 
 def _asked(model_path: str, *flags: str) -> str:
     """The one line of a refusal for arguments."""
-    refused = run("audit", model_path, *flags)
+    refused = invoke("audit", model_path, *flags)
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
     return refused.stderr
@@ -49,7 +49,7 @@ def test_silero_vad_is_asked_for_both_shapes_and_the_sample_rate_at_once() -> No
     assert "input_values={'sr': V} in Python" in line
     # The placeholders replaced by what silero-vad feeds: 512 samples at 16 kHz.
     given = _replaced(words, {"input": "input=1,512", "state": "state=2,1,128", "sr": "sr=16000"})
-    done = run(*given[1:])
+    done = invoke(*given[1:])
     assert done.returncode in (0, 1), done.stderr
     assert "If 'If_0' follows its then_branch (decided by sr)" in done.stdout
 
@@ -95,7 +95,7 @@ def test_a_merged_decoder_is_asked_for_its_dims_and_its_branch_at_once() -> None
             "use_cache_branch": "use_cache_branch=true",
         },
     )
-    done = run(*given[1:], "--format", "json")
+    done = invoke(*given[1:], "--format", "json")
     assert done.returncode in (0, 1), done.stderr
     assert '"branch": "then_branch"' in done.stdout
 

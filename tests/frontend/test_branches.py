@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import onnx_flow
 from tests.onnx_builders import model
-from tests.runner import run
+from tests.runner import invoke
 
 X = ("x", TensorProto.FLOAT, [1, 64])
 FLAG = ("flag", TensorProto.BOOL, [1])
@@ -206,7 +206,7 @@ def test_a_branch_that_redefines_a_graph_name_is_refused(tmp_path: Path) -> None
     )
     path = tmp_path / "clash.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-    result = run("audit", path, "--input-value", "flag=true")
+    result = invoke("audit", path, "--input-value", "flag=true")
     assert result.returncode == 2
     assert "its then_branch defines 'taken', which the graph defines too" in result.stderr
 
@@ -223,7 +223,7 @@ def test_a_branch_that_redefines_a_graph_name_is_refused(tmp_path: Path) -> None
 def test_a_value_that_does_not_fit_is_refused(tmp_path: Path, value: str, message: str) -> None:
     path = tmp_path / "flagged.onnx"
     onnx.save(_flagged(), path)
-    result = run("audit", path, "--input-value", value)
+    result = invoke("audit", path, "--input-value", value)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert message in result.stderr
@@ -270,15 +270,15 @@ def test_values_come_from_the_project_and_the_text_says_what_was_followed(
     tmp_path: Path,
 ) -> None:
     onnx.save(_flagged(), tmp_path / "flagged.onnx")
-    whole = run("audit", "flagged.onnx", cwd=tmp_path)
+    whole = invoke("audit", "flagged.onnx", cwd=tmp_path)
     assert whole.returncode == 0
     words = " ".join(whole.stdout.split())  # the text wraps long lines
     assert "its condition reads flag; choose a branch with --input-value flag=..." in words
     (tmp_path / "pyproject.toml").write_text("[tool.onnx-flow]\ninput_values = { flag = true }\n")
-    followed = run("audit", "flagged.onnx", cwd=tmp_path)
+    followed = invoke("audit", "flagged.onnx", cwd=tmp_path)
     assert followed.returncode == 1
     assert "If 'switch' follows its then_branch (decided by flag)" in followed.stdout
-    overridden = run("audit", "flagged.onnx", "--input-value", "flag=false", cwd=tmp_path)
+    overridden = invoke("audit", "flagged.onnx", "--input-value", "flag=false", cwd=tmp_path)
     assert overridden.returncode == 0
 
 

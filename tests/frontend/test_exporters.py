@@ -19,7 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 import onnx_flow
 from onnx_flow.report import DroppedOutputShape
 from tests.onnx_builders import model, squeeze_mlp, weight
-from tests.runner import run
+from tests.runner import invoke
 
 CORPUS = Path(__file__).parents[1] / "corpus"
 
@@ -67,12 +67,12 @@ def test_input_shape_sets_unnamed_dims_one_by_one() -> None:
 def test_an_unnamed_dim_asks_for_the_input_shape(tmp_path: Path) -> None:
     path = tmp_path / "paddle.onnx"
     onnx.save(_unnamed_image_dims(), path)
-    refused = run("audit", path)
+    refused = invoke("audit", path)
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.count("\n") == 1
     assert "the shape of input 'x' [1, 3, ?, ?]" in refused.stderr
     assert "--input-shape x=1,3,H,W (input_shapes={'x': (1, 3, H, W)} in Python)" in refused.stderr
-    given = run("audit", path, "--input-shape", "x=1,3,4,6", "--format", "json")
+    given = invoke("audit", path, "--input-shape", "x=1,3,4,6", "--format", "json")
     assert given.returncode == 1 and '"max_flow": 24' in given.stdout
 
 
@@ -90,7 +90,7 @@ def test_an_input_shape_that_does_not_fit_is_refused(
 ) -> None:
     path = tmp_path / "paddle.onnx"
     onnx.save(_unnamed_image_dims(), path)
-    refused = run("audit", path, "--input-shape", shape)
+    refused = invoke("audit", path, "--input-shape", shape)
     assert refused.returncode == 2 and refused.stdout == ""
     assert message in refused.stderr and refused.stderr.count("\n") == 1
 
@@ -100,7 +100,7 @@ def test_input_shapes_come_from_the_project(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         "[tool.onnx-flow]\ninput_shapes = { x = [1, 3, 4, 6] }\n"
     )
-    done = run("audit", "paddle.onnx", "--format", "json", cwd=tmp_path)
+    done = invoke("audit", "paddle.onnx", "--format", "json", cwd=tmp_path)
     assert done.returncode == 1 and '"max_flow": 24' in done.stdout
 
 
@@ -193,11 +193,11 @@ def test_an_output_the_graph_does_not_compute_is_audited_as_computed(
     # 8 in, through the 4-wide Gemm output: 4 of min(8, 4).
     assert (report.total.max_flow, report.total.reference) == (4, 4)
     assert report.dropped_output_shapes == (DroppedOutputShape("y", tuple(declared), (1, 4)),)
-    text = run("audit", path)
+    text = invoke("audit", path)
     assert text.returncode == 0, text.stderr
     shown = f"output 'y' declares [{', '.join(map(str, declared))}], the graph gives [1, 4]"
     assert shown in " ".join(text.stdout.split())
-    as_json = json.loads(run("audit", path, "--format", "json").stdout)
+    as_json = json.loads(invoke("audit", path, "--format", "json").stdout)
     assert as_json["dropped_output_shapes"] == [
         {"output": "y", "declared": declared, "computed": [1, 4]}
     ]

@@ -13,7 +13,7 @@ import onnx_flow
 from onnx_flow.errors import AuditError
 from onnx_flow.frontend import fallback
 from tests.onnx_builders import linear
-from tests.runner import run
+from tests.runner import invoke
 
 
 def _squeeze_through(
@@ -107,7 +107,7 @@ def test_fallbacks_write_nothing_into_the_working_directory(tmp_path: Path) -> N
     onnx.save(_squeeze_through(mystery, [], "example.custom"), model_path)
     work = tmp_path / "work"
     work.mkdir()
-    result = run("audit", model_path, cwd=work)
+    result = invoke("audit", model_path, cwd=work)
     assert result.returncode == 2 and "'mid' is unknown" in result.stderr
     assert list(work.iterdir()) == []
     assert sorted(p.name for p in model_path.parent.iterdir()) == ["mystery.onnx"]

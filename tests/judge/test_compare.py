@@ -19,7 +19,7 @@ from onnx_flow.judge.compare import compare
 from onnx_flow.render.comparison import render
 from tests.judge.test_findings import attention_stack
 from tests.onnx_builders import linear, model, squeeze_mlp
-from tests.runner import run
+from tests.runner import invoke
 
 
 def _mlp(tmp_path: Path, name: str, narrow: int) -> Path:
@@ -31,7 +31,7 @@ def _mlp(tmp_path: Path, name: str, narrow: int) -> Path:
 
 def test_a_lower_ratio_is_a_regression(tmp_path: Path) -> None:
     old, new = _mlp(tmp_path, "old", 8), _mlp(tmp_path, "new", 4)
-    result = run("diff", old, new, "--format", "json")
+    result = invoke("diff", old, new, "--format", "json")
     assert result.returncode == 1
     change = json.loads(result.stdout)["outputs"][0]
     assert (change["old"]["ratio"], change["new"]["ratio"]) == (8 / 64, 4 / 64)
@@ -40,30 +40,30 @@ def test_a_lower_ratio_is_a_regression(tmp_path: Path) -> None:
 
 def test_a_higher_ratio_is_not(tmp_path: Path) -> None:
     old, new = _mlp(tmp_path, "old", 4), _mlp(tmp_path, "new", 8)
-    result = run("diff", old, new)
+    result = invoke("diff", old, new)
     assert result.returncode == 0 and "better" in result.stdout
 
 
 def test_a_new_bottleneck_is_a_regression(tmp_path: Path) -> None:
     old, new = _mlp(tmp_path, "old", 64), _mlp(tmp_path, "new", 32)
-    assert run("diff", old, new).returncode == 1
-    assert run("diff", new, old).returncode == 0
+    assert invoke("diff", old, new).returncode == 1
+    assert invoke("diff", new, old).returncode == 0
 
 
 def test_the_same_model_is_no_regression(tmp_path: Path) -> None:
     path = _mlp(tmp_path, "m", 4)
-    assert run("diff", path, path).returncode == 0
+    assert invoke("diff", path, path).returncode == 0
 
 
 def test_a_declared_squeeze_passes_in_both(tmp_path: Path) -> None:
     old, new = _mlp(tmp_path, "old", 8), _mlp(tmp_path, "new", 4)
-    assert run("diff", old, new, "--allow", "down").returncode == 0
+    assert invoke("diff", old, new, "--allow", "down").returncode == 0
 
 
 def test_a_model_that_cannot_be_read_is_exit_2(tmp_path: Path) -> None:
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"nope")
-    result = run("diff", _mlp(tmp_path, "m", 4), broken)
+    result = invoke("diff", _mlp(tmp_path, "m", 4), broken)
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1
 
@@ -71,7 +71,7 @@ def test_a_model_that_cannot_be_read_is_exit_2(tmp_path: Path) -> None:
 def test_markdown_goes_to_the_output_file(tmp_path: Path) -> None:
     old, new = _mlp(tmp_path, "old", 8), _mlp(tmp_path, "new", 4)
     target = tmp_path / "comment.md"
-    result = run("diff", old, new, "--format", "markdown", "--output", target)
+    result = invoke("diff", old, new, "--format", "markdown", "--output", target)
     assert result.returncode == 1 and result.stdout == ""
     lines = target.read_text().splitlines()
     assert lines[0] == "## onnx-flow diff"
@@ -156,7 +156,7 @@ def test_removing_the_attention_residuals_regresses_in_one_line(transformers) ->
     """Both blocks' attentions lose their residual; 8 x 16 = 128 still flows (no
     bottleneck), so the findings alone say it, even without --fail-on."""
     with_skips, without = transformers
-    result = run("diff", with_skips, without)
+    result = invoke("diff", with_skips, without)
     assert result.returncode == 1
     assert result.stdout.splitlines()[1] == (
         "REGRESSED: attention without a skip at layers.0.attn, layers.1.attn (new)"
@@ -165,7 +165,7 @@ def test_removing_the_attention_residuals_regresses_in_one_line(transformers) ->
 
 def test_the_lost_residuals_in_json(transformers) -> None:
     with_skips, without = transformers
-    result = run("diff", with_skips, without, "--format", "json")
+    result = invoke("diff", with_skips, without, "--format", "json")
     comparison = json.loads(result.stdout)
     assert comparison["regressed"] and comparison["reasons"] == [
         "attention without a skip at layers.0.attn, layers.1.attn (new)"
@@ -182,7 +182,7 @@ def test_the_lost_residuals_in_json(transformers) -> None:
 
 def test_restoring_the_residuals_is_no_regression(transformers) -> None:
     with_skips, without = transformers
-    result = run("diff", without, with_skips, "--fail-on", "all")
+    result = invoke("diff", without, with_skips, "--fail-on", "all")
     assert result.returncode == 0
     assert result.stdout.splitlines()[1] == "no regression"
     assert result.stdout.splitlines()[-1] == (
@@ -203,7 +203,7 @@ def test_the_lost_residuals_in_markdown(transformers) -> None:
 @pytest.mark.parametrize("residual", [True, False])
 def test_the_transformer_against_itself_is_no_regression(transformers, residual: bool) -> None:
     path = transformers[0 if residual else 1]
-    result = run("diff", path, path, "--fail-on", "all", "--format", "json")
+    result = invoke("diff", path, path, "--fail-on", "all", "--format", "json")
     assert result.returncode == 0
     comparison = json.loads(result.stdout)
     changes = ("findings_added", "findings_removed", "newly_on_cut", "no_longer_bypassed")
@@ -230,7 +230,7 @@ def test_a_failing_finding_that_appears_regresses(
     for positions in (old, new):
         paths.append(tmp_path / f"stack-{positions}.onnx")
         onnx.save(attention_stack(2, residual=True, n=positions, d=4), paths[-1])
-    result = run("diff", *paths, *flags)
+    result = invoke("diff", *paths, *flags)
     assert result.returncode == code, result.stderr
     if code:
         assert result.stdout.splitlines()[1] == (
@@ -288,7 +288,7 @@ def test_a_skip_lost_regresses_even_where_the_ratio_rises(tmp_path: Path) -> Non
     old, new = tmp_path / "old.onnx", tmp_path / "new.onnx"
     onnx.save(_adapter(squeeze=4, narrow=3, skip=True), old)
     onnx.save(_adapter(squeeze=8, narrow=5, skip=False), new)
-    result = run("diff", old, new)
+    result = invoke("diff", old, new)
     assert result.returncode == 1
     assert result.stdout.splitlines()[1] == "REGRESSED: skip lost around down"
     assert "better" in result.stdout

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 import onnx_flow
 from tests.conftest import EXPORTERS
 from tests.onnx_builders import linear, model, squeeze_mlp
-from tests.runner import run
+from tests.runner import invoke
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)
@@ -80,7 +80,7 @@ def test_a_weight_cannot_be_declared() -> None:
 
 
 def test_an_allow_that_matches_nothing_is_an_error_after_the_report() -> None:
-    result = run("audit", "models/squeeze.onnx", "--allow", "enc.9")
+    result = invoke("audit", "models/squeeze.onnx", "--allow", "enc.9")
     assert result.returncode == 2 and "BOTTLENECK" in result.stdout
     assert "--allow enc.9" in result.stderr and len(result.stderr.splitlines()) == 1
     with pytest.raises(onnx_flow.AuditError, match=r"--allow enc\.9: no tensor, node or module"):
@@ -88,7 +88,7 @@ def test_an_allow_that_matches_nothing_is_an_error_after_the_report() -> None:
 
 
 def test_the_shipped_model_passes_with_its_squeeze_declared() -> None:
-    assert run("audit", "models/squeeze.onnx", "--allow", "2").returncode == 0
+    assert invoke("audit", "models/squeeze.onnx", "--allow", "2").returncode == 0
 
 
 def test_an_allow_that_matches_nothing_suggests_the_closest_layers(exported) -> None:

@@ -17,7 +17,7 @@ from onnx_flow.judge.findings import _pattern
 from onnx_flow.records import ShapedGraph
 from tests.conftest import EXPORTERS
 from tests.onnx_builders import attention_layers, model
-from tests.runner import run
+from tests.runner import invoke
 from tests.strategies import random_dags
 
 
@@ -295,7 +295,7 @@ def test_a_module_pattern_has_its_numbers_as_stars(module: str, pattern: str) ->
 def test_fail_on_makes_findings_count(tmp_path, flags: list[str], code: int) -> None:
     path = tmp_path / "stack.onnx"
     onnx.save(attention_stack(2, residual=False, n=4, d=8), path)
-    result = run("audit", path, *flags)
+    result = invoke("audit", path, *flags)
     assert result.returncode == code, result.stderr
     if code != 2:
         assert "attention_without_skip" in result.stdout
@@ -306,7 +306,7 @@ def test_an_ignored_kind_is_in_no_format_and_fails_nothing(tmp_path, output_form
     path = tmp_path / "stack.onnx"
     onnx.save(attention_stack(2, residual=False, n=4, d=8), path)
     flags = ["--fail-on", "all", "--ignore", "attention_without_skip"]
-    result = run("audit", path, *flags, "--format", output_format)
+    result = invoke("audit", path, *flags, "--format", output_format)
     assert result.returncode == 0, result.stderr
     assert "such attention(s) in a row" not in result.stdout  # the finding's message
 
@@ -314,11 +314,11 @@ def test_an_ignored_kind_is_in_no_format_and_fails_nothing(tmp_path, output_form
 def test_json_names_the_ignored_kinds_and_leaves_their_findings_out(tmp_path) -> None:
     path = tmp_path / "stack.onnx"
     onnx.save(attention_stack(2, residual=False, n=6, d=4), path)
-    result = run("audit", path, "--format", "json", "--ignore", "attention_without_skip")
+    result = invoke("audit", path, "--format", "json", "--ignore", "attention_without_skip")
     report = json.loads(result.stdout)
     assert report["ignored"] == ["attention_without_skip"]
     assert {f["kind"] for f in report["findings"]} == {"attention_head_rank"}
-    everything = json.loads(run("audit", path, "--format", "json", "--ignore", "all").stdout)
+    everything = json.loads(invoke("audit", path, "--format", "json", "--ignore", "all").stdout)
     assert everything["findings"] == [] and len(everything["ignored"]) == 3
 
 
@@ -334,7 +334,7 @@ def test_json_names_the_ignored_kinds_and_leaves_their_findings_out(tmp_path) ->
 def test_an_ignored_kind_cannot_fail(tmp_path, flags: list[str]) -> None:
     path = tmp_path / "stack.onnx"
     onnx.save(attention_stack(1, residual=False), path)
-    result = run("audit", path, *flags)
+    result = invoke("audit", path, *flags)
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and "--ignore" in result.stderr, result.stderr
 
@@ -360,7 +360,7 @@ def test_findings_are_in_every_format(tmp_path) -> None:
         ("html", "Findings from theory"),
         ("text", "findings from theory"),
     ]:
-        assert marker in run("audit", path, "--format", output_format).stdout, output_format
+        assert marker in invoke("audit", path, "--format", output_format).stdout, output_format
 
 
 def fused(

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import onnx_flow
 from tests.onnx_builders import model
-from tests.runner import run
+from tests.runner import invoke
 
 
 def _weight(name: str, *shape: int) -> onnx.TensorProto:
@@ -118,11 +118,11 @@ def test_the_cli_says_the_head_is_judged_apart_and_whole_model_judges_the_logits
 ) -> None:
     path = tmp_path / "lm.onnx"
     onnx.save(_squeezed_head("logits"), path)
-    result = run("audit", path)
+    result = invoke("audit", path)
     assert result.returncode == 0, result.stderr
     assert "no bottleneck  max-flow 8 of 8" in result.stdout
     assert "head out (8 -> 100 logits) judged apart" in result.stdout
-    whole = run("audit", path, "--whole-model", "--format", "json")
+    whole = invoke("audit", path, "--whole-model", "--format", "json")
     assert whole.returncode == 1
     report = json.loads(whole.stdout)
     assert (report["max_flow"], report["reference"], report["whole_model"]) == (8, 64, True)
@@ -132,8 +132,8 @@ def test_the_cli_says_the_head_is_judged_apart_and_whole_model_judges_the_logits
 def test_whole_model_in_the_project_config(tmp_path) -> None:
     onnx.save(_squeezed_head("logits"), tmp_path / "lm.onnx")
     (tmp_path / "pyproject.toml").write_text("[tool.onnx-flow]\nwhole_model = true\n")
-    assert run("audit", "lm.onnx", cwd=tmp_path).returncode == 1
+    assert invoke("audit", "lm.onnx", cwd=tmp_path).returncode == 1
     (tmp_path / "pyproject.toml").write_text("[tool.onnx-flow]\nwhole_model = 1\n")
-    result = run("audit", "lm.onnx", cwd=tmp_path)
+    result = invoke("audit", "lm.onnx", cwd=tmp_path)
     assert result.returncode == 2
     assert "whole_model must be true or false" in result.stderr

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import onnx_flow
 from tests.onnx_builders import model
-from tests.runner import run
+from tests.runner import invoke
 
 #: x is 4 positions x 16 features: 64 values a sample, all carried along the main path.
 POSITIONS, FEATURES = 4, 16
@@ -121,17 +121,17 @@ def test_a_module_is_one_row_from_what_it_reads_to_what_it_hands_on() -> None:
 def test_text_and_html_list_only_the_layer_json_every_tensor(tmp_path: Path) -> None:
     path = tmp_path / "plumbing.onnx"
     onnx.save(_plumbing(), path)
-    text = run("audit", path).stdout.splitlines()
+    text = invoke("audit", path).stdout.splitlines()
     title = text.index("narrow layers bypassed by skips")
     assert text[title + 1].split() == ["layer", "op", "in", "->", "out", "flow", "around"]
     assert text[title + 2].split() == ["adapter.0", "MatMul+Add", "64", "->", "8", "64"]
     assert not text[title + 3 :] or not text[title + 3].startswith("  ")
     page = tmp_path / "plumbing.html"
-    run("audit", path, "--format", "html", "--output", page)
+    invoke("audit", path, "--format", "html", "--output", page)
     table = page.read_text().split("<h3>narrow layers bypassed by skips</h3>")[1]
     rows = table[: table.index("</table>")].split("<tr>")[2:]
     assert rows == ["<td>adapter.0</td><td>MatMul+Add</td><td>64 -&gt; 8</td><td>64</td></tr>"]
-    report = json.loads(run("audit", path, "--format", "json").stdout)
+    report = json.loads(invoke("audit", path, "--format", "json").stdout)
     assert {b["tensor"]: (b["kind"], b["width"]) for b in report["bypassed"]} == EXPECTED
     down = next(b for b in report["bypassed"] if b["tensor"] == "down")
     assert down["reads"] == 64 and down["op"] == "MatMul"

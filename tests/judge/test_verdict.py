@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 
 import onnx_flow
 from tests.onnx_builders import linear, model
-from tests.runner import run
+from tests.runner import invoke
 
 
 def _two_heads(*, skip: bool = False) -> onnx.ModelProto:
@@ -54,7 +54,7 @@ def test_a_skip_around_a_narrow_layer_still_bypasses_it() -> None:
 def test_the_text_names_the_cut_of_each_bottlenecked_output(tmp_path: Path) -> None:
     path = tmp_path / "two.onnx"
     onnx.save(_two_heads(), path)
-    result = run("audit", path)
+    result = invoke("audit", path)
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     # The verdict is the outputs': a fails; all outputs together (64 of 64) is no verdict.
@@ -93,7 +93,7 @@ def test_every_layer_of_every_minimum_cut_and_the_gain_of_widening_them(
     assert [t.tensor for t in total.widened.cut_near_inputs] == ["d"]
     path = tmp_path / "series.onnx"
     onnx.save(_series_of_narrow_layers(), path)
-    text = run("audit", path).stdout
+    text = invoke("audit", path).stdout
     assert "every layer on a minimum cut (several cuts are as narrow)" in text
     for layer in ("a", "b", "c"):
         assert f"  {layer}        MatMul    {layer}         1x4          4     100%" in text
@@ -104,7 +104,7 @@ def test_every_layer_of_every_minimum_cut_and_the_gain_of_widening_them(
         "c (MatMul): 4 -> 4 features, needs at least 16\n"
         "beyond that, d (MatMul, 16) limits (max-flow 16)\n"
     )
-    data = json.loads(run("audit", path, "--format", "json").stdout)
+    data = json.loads(invoke("audit", path, "--format", "json").stdout)
     assert [(t["tensor"], t["share"]) for t in data["on_cut"]] == [
         ("a", 1.0),
         ("b", 1.0),

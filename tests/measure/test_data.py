@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import onnx_flow
 from tests.onnx_builders import model
-from tests.runner import run
+from tests.runner import invoke, run
 
 RNG = np.random.default_rng(1)
 
@@ -79,7 +79,7 @@ def test_no_cap_exceeds_the_number_of_samples(tmp_path: Path) -> None:
 def test_bad_data_options_are_one_line(tmp_path: Path, flags: list[str], message: str) -> None:
     path = tmp_path / "m.onnx"
     onnx.save(_two_layers(8), path)
-    result = run("audit", path, *flags)
+    result = invoke("audit", path, *flags)
     assert result.returncode == 2 and message in result.stderr
     assert len(result.stderr.splitlines()) == 1
 
@@ -117,7 +117,7 @@ def test_samples_of_another_kind_are_refused_in_one_line(tmp_path: Path) -> None
     np.savez(path, x=np.ones((5, 8), np.int64))
     model_path = tmp_path / "m.onnx"
     onnx.save(_two_layers(8), model_path)
-    result = run("audit", model_path, "--measure", "data", "--inputs", path)
+    result = invoke("audit", model_path, "--measure", "data", "--inputs", path)
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
     assert "samples of 'x' are int64, the model wants float32" in result.stderr
 
@@ -151,7 +151,7 @@ def test_samples_that_carry_nothing_are_refused(
     np.savez(path, x=samples)
     model_path = tmp_path / "m.onnx"
     onnx.save(_two_layers(1), model_path)
-    result = run("audit", model_path, "--measure", "data", "--inputs", path)
+    result = invoke("audit", model_path, "--measure", "data", "--inputs", path)
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
     assert message in result.stderr
 
@@ -166,7 +166,7 @@ def test_an_archive_that_inflates_past_the_limit_is_refused_before_it_is_read(
     model_path = tmp_path / "m.onnx"
     onnx.save(_two_layers(8), model_path)
     flags = ["--measure", "data", "--inputs", path, "--limit", "sample-bytes=1000000"]
-    result = run("audit", model_path, *flags)
+    result = invoke("audit", model_path, *flags)
     assert result.returncode == 2, result.stderr
     assert "inflate to 67,108,992 bytes, above the limit of 1,000,000" in result.stderr
     assert "(--limit sample-bytes=N)" in result.stderr
@@ -178,7 +178,7 @@ def test_a_file_that_is_no_archive_is_named_so(tmp_path: Path) -> None:
     path.write_bytes(b"garbage, not a zip archive")
     model_path = tmp_path / "m.onnx"
     onnx.save(_two_layers(8), model_path)
-    result = run("audit", model_path, "--measure", "data", "--inputs", path)
+    result = invoke("audit", model_path, "--measure", "data", "--inputs", path)
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
     assert "cannot read it as .npz (not a zip archive)" in result.stderr
 

@@ -140,6 +140,7 @@ def test_the_gram_rank_agrees_with_numpy(rows, columns, rank, scale, seed) -> No
     assert spectrum(weight).rank == np.linalg.matrix_rank(weight) == rank
 
 
+@pytest.mark.slow  # a process of its own on a terminal: seconds
 def test_progress_shows_on_a_terminal_only(tmp_path: Path) -> None:
     """Under a pseudo-terminal the rank measure draws its progress on stderr; piped, no."""
     import os

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 import onnx_flow
 from onnx_flow.measure.spectrum import spectrum
 from tests.onnx_builders import model
-from tests.runner import run
+from tests.runner import invoke
 
 #: Singular values 8 x 2^-i: energy rank 4 at 0.99 and 5 at 0.999, stable rank 4/3,
 #: effective rank 4 (the limits of the geometric series; 16 terms are within 1e-3).
@@ -123,7 +123,7 @@ def test_the_energy_rank_caps_a_trained_looking_layer(tmp_path: Path) -> None:
     assert numerical.to_dict()["spectra"][0]["energy_rank"] == 4
     path = tmp_path / "layer.onnx"
     onnx.save(layer, path)
-    shown = run("audit", path, "--measure", "rank", "--energy", "0.999")
+    shown = invoke("audit", path, "--measure", "rank", "--energy", "0.999")
     assert shown.returncode == 1 and "energy rank at 0.999" in shown.stdout
     assert "max-flow 5 of 16" in shown.stdout
 
@@ -180,7 +180,7 @@ def test_samples_decide_what_there_is_to_carry(
 def test_bad_energy_is_one_line(tmp_path: Path, flags: list[str], message: str) -> None:
     path = tmp_path / "layer.onnx"
     onnx.save(_layer(np.eye(16)), path)
-    result = run("audit", path, *flags)
+    result = invoke("audit", path, *flags)
     assert result.returncode == 2 and message in result.stderr
     assert len(result.stderr.splitlines()) == 1
 
@@ -191,7 +191,7 @@ def test_energy_comes_from_the_project(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         '[tool.onnx-flow]\nmeasure = "rank"\nenergy = 0.99\n', encoding="utf-8"
     )
-    result = run("audit", path, "--format", "json", cwd=tmp_path)
+    result = invoke("audit", path, "--format", "json", cwd=tmp_path)
     assert result.returncode == 1
     assert '"energy": 0.99' in result.stdout and '"max_flow": 4' in result.stdout
 

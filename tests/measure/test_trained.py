@@ -143,6 +143,7 @@ def test_magika_samples_are_files_of_many_packages() -> None:
     assert (samples == 256).mean() < 0.5
 
 
+@pytest.mark.slow  # runs magika on 200 files: seconds
 def test_magika_activation_rank_is_numpys(magika_audit: Audited) -> None:
     report, model, samples, size, energy_error = magika_audit
     (found,) = [s for s in report.spectra if s.tensor == MAGIKA_ACTIVATION]
@@ -169,6 +170,7 @@ def test_magika_activation_rank_is_numpys(magika_audit: Audited) -> None:
     assert not found.capped
 
 
+@pytest.mark.slow  # runs magika on 200 files: seconds
 def test_magika_spectra_are_consistent(magika_audit: Audited) -> None:
     report, _, _, size, _ = magika_audit
     assert report.samples == size and len(report.spectra) > 10
@@ -350,6 +352,7 @@ def _spectra(report: Report) -> dict[str, LayerSpectrum]:
     return {found.tensor: found for found in report.spectra}
 
 
+@pytest.mark.slow  # trains two classifiers: seconds
 def test_a_digits_classifier_has_no_bottleneck(digits_nets) -> None:
     from tests.samples import digits
 
@@ -370,6 +373,7 @@ def test_a_digits_classifier_has_no_bottleneck(digits_nets) -> None:
     assert relu.energy_rank == _energy_rank(values[: relu.rank], 0.99)
 
 
+@pytest.mark.slow  # trains two classifiers: seconds
 def test_a_weight_decayed_digits_classifier_collapses_to_a_bottleneck(digits_nets) -> None:
     trained, collapsed = digits_nets(0.0), digits_nets(COLLAPSING_DECAY)
     assert collapsed.accuracy < trained.accuracy

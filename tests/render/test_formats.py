@@ -17,7 +17,7 @@ from onnx import helper
 from onnx_flow.render import Format, sarif
 from onnx_flow.report import FindingKind
 from tests.onnx_builders import attention_layers, linear, model
-from tests.runner import SHIPPED, run
+from tests.runner import SHIPPED, invoke, run
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "sarif-schema-2.1.0.json").read_text())
 
@@ -32,6 +32,7 @@ def _folder(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow  # three models, each audited in a process of its own
 def test_sarif_is_valid_and_has_one_result_per_bottleneck(tmp_path: Path) -> None:
     result = run("audit", _folder(tmp_path), "--format", "sarif")
     assert result.returncode == 2
@@ -61,7 +62,7 @@ def test_sarif_without_a_bottleneck_has_only_the_finding(tmp_path: Path) -> None
     softmax = helper.make_node("Softmax", ["scores"], ["p"], axis=-1)
     path = tmp_path / "classifier.onnx"
     onnx.save(model([*down, softmax], [("x", 1, [1, 8])], [("p", 1, [1, 100])], weights), path)
-    result = run("audit", path, "--format", "sarif")
+    result = invoke("audit", path, "--format", "sarif")
     assert result.returncode == 0
     log = json.loads(result.stdout)
     jsonschema.Draft4Validator(SCHEMA).validate(log)
@@ -118,6 +119,7 @@ def test_an_output_shape_dropped_is_one_line_in_every_format() -> None:
         assert render([report], output_format).count(shown) == 1, output_format
 
 
+@pytest.mark.slow  # three models, each audited in a process of its own
 def test_markdown_is_one_table_with_a_row_per_output(tmp_path: Path) -> None:
     result = run("audit", _folder(tmp_path), "--format", "markdown")
     lines = result.stdout.split("### Findings")[0].splitlines()
@@ -142,12 +144,13 @@ def test_markdown_writes_a_model_in_memory_as_text() -> None:
 
 
 def test_dot_draws_the_cut_in_red() -> None:
-    result = run("audit", SHIPPED, "--format", "dot")
+    result = invoke("audit", SHIPPED, "--format", "dot")
     red = [line for line in result.stdout.splitlines() if 'color="red"' in line]
     assert len(red) == 1 and '"/2/Gemm_output_0\\n4"' in red[0]
     assert result.stdout.count(" -> ") == 5  # x, three hidden tensors, y
 
 
+@pytest.mark.slow  # two processes per format, each auditing three models apart
 @pytest.mark.parametrize("output_format", [f.value for f in Format])
 def test_two_runs_are_byte_identical(tmp_path: Path, output_format: str) -> None:
     # Node data for Model Explorer belongs to one model's graph.
@@ -169,6 +172,6 @@ def test_text_never_cuts_a_layer_name(tmp_path: Path) -> None:
     )
     path = tmp_path / "long.onnx"
     onnx.save(built, path)
-    printed = run("audit", path).stdout
+    printed = invoke("audit", path).stdout
     layer = "image_encoder_backbone.transformer_layers.11.attention.output_projection"
     assert f"{layer}.narrow_branch" in printed and "…" not in printed, printed

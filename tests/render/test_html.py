@@ -22,7 +22,7 @@ from onnx_flow.render import html, plot
 from onnx_flow.render.picture import CROSS_SECTION, picture
 from onnx_flow.report import Report
 from tests.browser import Browser, needs_chromium
-from tests.runner import SHIPPED, run
+from tests.runner import SHIPPED, invoke, run
 
 _PICTURE = dataclasses.replace(Options.checked(), picture=True)
 
@@ -40,7 +40,9 @@ def deep(exported, decoder) -> dict[str, Report]:
 
 def _html(exported, tmp_path: Path) -> Path:
     target = tmp_path / "report.html"
-    result = run("audit", exported("autoencoder", "dynamo"), "--format", "html", "--output", target)
+    result = invoke(
+        "audit", exported("autoencoder", "dynamo"), "--format", "html", "--output", target
+    )
     assert result.returncode == 1, result.stderr
     return target
 
@@ -56,14 +58,14 @@ def test_the_profile_marks_the_cut_in_the_verdicts_colour_and_draws_the_skips(
     exported, tmp_path: Path
 ) -> None:
     target = tmp_path / "residual.html"
-    run("audit", exported("residual", "dynamo"), "--format", "html", "--output", target)
+    invoke("audit", exported("residual", "dynamo"), "--format", "html", "--output", target)
     page = target.read_text()
     assert "<path class='skip' d='M" in page  # the skip around the 4-wide branch
     # The model passes: its cut (the input, 64 wide) is green, nothing is red.
     assert "<circle class='cut'" in page and "fill='#1e8449'" in page
     assert "#c0392b" not in page[page.index("<svg") : page.index("</svg>")]
     squeeze = tmp_path / "squeeze.html"
-    run("audit", SHIPPED, "--format", "html", "--output", squeeze)
+    invoke("audit", SHIPPED, "--format", "html", "--output", squeeze)
     assert "<circle class='cut' cx='" in squeeze.read_text()
     assert "fill='#c0392b'/>" in squeeze.read_text()
 
@@ -116,7 +118,7 @@ def pages(exported, deep, tmp_path_factory) -> dict[str, tuple[Path, bool]]:
     built = {}
     for name, arguments in cases.items():
         page = folder / f"{name}.html"
-        result = run("audit", *arguments, "--format", "html", "--output", page)
+        result = invoke("audit", *arguments, "--format", "html", "--output", page)
         assert result.returncode in (0, 1), result.stderr
         built[name] = (page, result.returncode == 1)
     for name, report in deep.items():
@@ -290,7 +292,7 @@ def test_plot_draws_the_profile(exported, tmp_path: Path, suffix: str) -> None:
 
 
 def test_plot_refuses_other_suffixes(tmp_path: Path) -> None:
-    result = run("audit", "models/squeeze.onnx", "--plot", tmp_path / "p.jpg")
+    result = invoke("audit", "models/squeeze.onnx", "--plot", tmp_path / "p.jpg")
     assert result.returncode == 2 and ".png or .svg" in result.stderr
 
 
@@ -298,7 +300,7 @@ def test_the_page_lists_the_layers_furthest_below_random(tmp_path: Path) -> None
     wheels = Path(__file__).parents[1] / "corpus" / "wheels"
     target = tmp_path / "ocr.html"
     flags = ["--input-shape", "x=1,3,640,640", "--measure", "rank", "--energy", "0.99"]
-    result = run(
+    result = invoke(
         "audit",
         wheels / "ch_PP-OCRv4_det_infer.onnx",
         *flags,
@@ -325,7 +327,7 @@ def test_the_page_shows_every_layer_on_a_cut_and_the_bypassed_layers(
     exported, tmp_path: Path
 ) -> None:
     capped = tmp_path / "capped.html"
-    run("audit", SHIPPED, "--measure", "rank", "--format", "html", "--output", capped)
+    invoke("audit", SHIPPED, "--measure", "rank", "--format", "html", "--output", capped)
     page = capped.read_text()
     # Ranks cap the squeeze's last layer at 4 too: both are on a minimum cut, and
     # widening the inner one gains nothing, the output being as narrow.
@@ -335,7 +337,7 @@ def test_the_page_shows_every_layer_on_a_cut_and_the_bypassed_layers(
     assert table.count("<td>4</td><td>100%</td></tr>") == 2
     assert "gains nothing: 3 (Gemm, 4) is as narrow" in page
     residual = tmp_path / "residual.html"
-    run("audit", exported("residual", "dynamo"), "--format", "html", "--output", residual)
+    invoke("audit", exported("residual", "dynamo"), "--format", "html", "--output", residual)
     table = residual.read_text().split("<h3>narrow layers bypassed by skips</h3>")[1]
     rows = table[: table.index("</table>")].split("<tr>")[2:]
     # One row: the module down squeezes x's 64 to 4, 64 flowing around it; the ReLU

@@ -21,7 +21,7 @@ from PIL import Image
 from onnx_flow.render.model_explorer import adapter_ids
 from tests.browser import Browser, needs_chromium
 from tests.onnx_builders import linear, model
-from tests.runner import SHIPPED, run
+from tests.runner import SHIPPED, invoke, run
 
 adapter = pytest.importorskip("model_explorer_onnx.main")
 
@@ -66,7 +66,7 @@ def test_adapter_ids_follow_the_adapters_naming() -> None:
 @pytest.mark.parametrize("source", ["awkward", "shipped"])
 def test_every_key_is_a_node_of_the_adapters_graph(tmp_path: Path, source: str) -> None:
     path = _awkwardly_named(tmp_path / "awkward.onnx") if source == "awkward" else SHIPPED
-    result = run("audit", path, "--format", "model-explorer")
+    result = invoke("audit", path, "--format", "model-explorer")
     assert result.returncode == 1, result.stderr
     data = json.loads(result.stdout)
     ids = _adapter_node_ids(path)
@@ -81,6 +81,7 @@ def test_every_key_is_a_node_of_the_adapters_graph(tmp_path: Path, source: str) 
     assert data["name"].startswith("onnx-flow elements width: BOTTLENECK, max-flow 4 of 64")
 
 
+@pytest.mark.slow  # two models, each audited in a process of its own
 def test_several_models_are_refused_in_one_line() -> None:
     result = run("audit", SHIPPED, SHIPPED, "--format", "model-explorer")
     assert result.returncode == 2
@@ -93,13 +94,14 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.slow  # starts Model Explorer and a browser
 @needs_chromium
 def test_model_explorer_colours_the_cut_with_its_width(tmp_path: Path) -> None:
     """Model Explorer, started headless with the model and the node data, shows the
     cut's node with its width (4) in red, the others in blue; the screenshot is left in
     the test's folder."""
     data = tmp_path / "flow.json"
-    assert run("audit", SHIPPED, "--format", "model-explorer", "--output", data).returncode == 1
+    assert invoke("audit", SHIPPED, "--format", "model-explorer", "--output", data).returncode == 1
     port = _free_port()
     server = subprocess.Popen(
         [
@@ -177,7 +179,7 @@ def test_keys_are_the_adapters_on_other_exporters_files(name: str) -> None:
     """tf2onnx, paddle2onnx, jax2onnx and skl2onnx name nodes their own ways: every key
     is still a node of the adapter's graph, and the squeezes' cuts are red."""
     path = EXPORTERS / f"{name}.onnx"
-    result = run("audit", path, "--format", "model-explorer")
+    result = invoke("audit", path, "--format", "model-explorer")
     assert result.returncode in (0, 1), result.stderr
     data = json.loads(result.stdout)
     assert data["results"] and set(data["results"]) <= _adapter_node_ids(path)

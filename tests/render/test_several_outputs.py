@@ -17,7 +17,6 @@ from onnx_flow.options import Options
 from onnx_flow.pipeline import run as audit
 from onnx_flow.render import Format, render
 from onnx_flow.report import CutTensor, Measure, OutputResult, Point, Profile, Report
-from tests.runner import run
 
 CORPUS = Path(__file__).parents[1] / "corpus"
 ENTRIES = {e["file"]: e for e in json.loads((CORPUS / "manifest.json").read_text())["files"]}
@@ -221,9 +220,3 @@ def test_a_two_output_export_with_a_squeezed_output_fails_in_every_format(
 ) -> None:
     """Keras' two heads: a squeezes 64 through 4, b gets 64 of 64, together 64 of 64."""
     _reads_as_failing(_audited("exporters/keras_two_outputs.onnx"), output_format, "a")
-
-
-def test_the_command_line_passes_silero_vad() -> None:
-    result = run("audit", CORPUS / "wheels" / "silero_vad_openvino_16k.onnx", "--format", "json")
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["bottleneck"] is False
