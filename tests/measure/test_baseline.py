@@ -18,7 +18,8 @@ from tests.onnx_builders import model
 #: 24 singular values falling from 8 to 8 x 2^-11.5 (2.8e-3 of the largest).
 FALLING = 8 * 2.0 ** (-np.arange(24) / 2)
 
-WIDTHS = [64, 4096, 131072]
+#: The widest takes seconds: slow, out of the quick loop.
+WIDTHS = [64, 4096, pytest.param(131072, marks=pytest.mark.slow)]
 
 
 def _energy_rank(values: np.ndarray, energy: float) -> int:
@@ -70,6 +71,7 @@ def test_activations_figures_are_exact_at_any_width(width: int, tmp_path) -> Non
     assert measured.matrix == (39, width)
 
 
+@pytest.mark.slow  # sketches a wide tensor: seconds
 def test_a_sketched_tensor_keeps_its_rank(tmp_path) -> None:
     # 300 samples x 131,072 is beyond the exact store: the columns are count-sketched.
     samples = _with_values(FALLING, 300, 131072, centred=True)

@@ -225,7 +225,14 @@ def _singular_values(node: onnx.NodeProto, weight: np.ndarray) -> np.ndarray:
     return np.sort(np.concatenate([np.linalg.svd(b, compute_uv=False) for b in blocks]))[::-1]
 
 
-@pytest.mark.parametrize("file", TRAINED)
+@pytest.mark.parametrize(
+    "file",
+    # The detector's 640 x 640 input takes seconds: slow, out of the quick loop.
+    [
+        pytest.param(f, marks=pytest.mark.slow) if f.startswith("ch_PP-OCRv4") else f
+        for f in TRAINED
+    ],
+)
 def test_trained_layers_energy_ranks_equal_an_independent_svd(file: str) -> None:
     """Weights of trained models shipped in PyPI wheels: every measured layer's energy
     rank at 0.99 is the one numpy's float64 SVD of the same weight gives."""
