@@ -19,7 +19,7 @@ from typing import Any
 
 from onnx_flow.errors import AuditError
 from onnx_flow.flow import reduce
-from onnx_flow.frontend import arguments, branches, infer, load, nodes, shapes
+from onnx_flow.frontend import arguments, branches, inference, load, nodes, shapes
 from onnx_flow.frontend.load import Source
 from onnx_flow.frontend.stored import Stored
 from onnx_flow.judge import declared, findings, heads, profile, verdict
@@ -134,12 +134,12 @@ def _shaped(
     with child.beside(
         functools.partial(shapes.infer, model),
         spare=functools.partial(load.check_external, model, source),
-        fork=len(model.graph.node) >= infer.FORK_NODES,
+        fork=len(model.graph.node) >= inference.FORK_NODES,
         what="shape inference",
     ) as inferring:
         wiring = nodes.read(model.graph)
         ahead = reduce.prepare(wiring) if prepare else None
-        constants = infer.constant_types(model.graph.initializer)  # read while the child infers
+        constants = inference.constant_types(model.graph.initializer)  # read while the child infers
         inferred = inferring.result().including(constants)
     limits = options.limits
     graph = shapes.complete(

@@ -101,7 +101,7 @@ def fold_values(
     """Compute the outputs of the nodes whose inputs are all known values.
 
     The nodes stay as they are: the next round of inference reads the values found from
-    :func:`onnx_flow.frontend.infer.open_part`. A ``Constant`` node's value joins
+    :func:`onnx_flow.frontend.inference.open_part`. A ``Constant`` node's value joins
     ``values`` unread until a node to fold needs it.
 
     Args:

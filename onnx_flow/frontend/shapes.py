@@ -21,8 +21,7 @@ import numpy as np
 import onnx
 
 from onnx_flow.errors import AuditError
-from onnx_flow.frontend import branches, fallback, nodes, symbols
-from onnx_flow.frontend import infer as inference
+from onnx_flow.frontend import branches, fallback, inference, nodes, symbols
 from onnx_flow.frontend.arguments import Arguments
 from onnx_flow.frontend.dtypes import ELEMENT_TYPES
 from onnx_flow.frontend.fold import fold_values, known_values

@@ -20,7 +20,7 @@ from onnx import TensorProto, helper
 import onnx_flow
 from models.reference import MODELS
 from onnx_flow.errors import AuditError
-from onnx_flow.frontend import external, infer
+from onnx_flow.frontend import external, inference
 from onnx_flow.processes import child
 from tests.conftest import EXPORTERS, gone
 from tests.onnx_builders import cycle, external_entry, model, squeeze_mlp
@@ -29,7 +29,7 @@ from tests.onnx_builders import cycle, external_entry, model, squeeze_mlp
 @pytest.fixture
 def may_fork(recorded_forks: list[int], monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Graphs of any size may fork; the list collects the children's pids."""
-    monkeypatch.setattr(infer, "FORK_NODES", 0)
+    monkeypatch.setattr(inference, "FORK_NODES", 0)
     return recorded_forks
 
 
@@ -43,7 +43,7 @@ def forks(may_fork: list[int], monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 def _in_process(patch: pytest.MonkeyPatch) -> None:
     """Infer in this process from here on: the reference a forked result must match."""
-    patch.setattr(infer, "FORK_NODES", 10**9)
+    patch.setattr(inference, "FORK_NODES", 10**9)
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)
@@ -78,7 +78,7 @@ def test_the_child_hands_on_an_inference_error(forks, monkeypatch: pytest.Monkey
 
 def test_a_child_that_dies_is_an_error(forks, monkeypatch: pytest.MonkeyPatch) -> None:
     # The child runs the patched function: it kills itself where inference would run.
-    monkeypatch.setattr(infer, "value_types", lambda _: os.kill(os.getpid(), signal.SIGKILL))
+    monkeypatch.setattr(inference, "value_types", lambda _: os.kill(os.getpid(), signal.SIGKILL))
     with pytest.raises(AuditError, match=r"shape inference crashed \(killed by SIGKILL\)"):
         onnx_flow.audit(squeeze_mlp())
     assert len(forks) == 1 and gone(forks[0])
@@ -87,7 +87,7 @@ def test_a_child_that_dies_is_an_error(forks, monkeypatch: pytest.MonkeyPatch) -
 def test_an_error_in_the_parent_stops_the_child(forks, monkeypatch: pytest.MonkeyPatch) -> None:
     waiting = threading.Event()
     # A child that would never finish: only the parent's error can end it.
-    monkeypatch.setattr(infer, "value_types", lambda _: waiting.wait())
+    monkeypatch.setattr(inference, "value_types", lambda _: waiting.wait())
     with pytest.raises(AuditError, match="cycle"):
         onnx_flow.audit(cycle())
     assert len(forks) == 1 and gone(forks[0])

@@ -12,8 +12,7 @@ from onnx import numpy_helper
 
 from models.architectures import ARCHITECTURES
 from models.reference import MODELS
-from onnx_flow.frontend import branches, fold, load, nodes, shapes
-from onnx_flow.frontend import infer as inference
+from onnx_flow.frontend import branches, fold, inference, load, nodes, shapes
 from onnx_flow.options import Limits
 from onnx_flow.records import TensorType
 
