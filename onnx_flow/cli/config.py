@@ -40,7 +40,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["Project", "find", "load", "merged"]
+__all__ = ["Project", "find", "load"]
 
 _TABLE = "onnx-flow"
 _PER_PATH = "per_path"
@@ -60,11 +60,13 @@ class Project:
     """The folder of the ``pyproject.toml``: the patterns match paths below it."""
     format: str | None = None
 
-    def settings(self, model: str) -> dict[str, Any]:
-        """The settings for ``model``: the defaults, then each matching pattern's."""
+    def settings(self, patterns: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The settings of a model that matches ``patterns`` (:meth:`patterns`): the
+        defaults, then each pattern's, in the file's order."""
         settings = dict(self.defaults)
-        for pattern in self.patterns(model):
-            settings = merged(settings, dict(self.per_path)[pattern])
+        for pattern, more in self.per_path:
+            if pattern in patterns:
+                settings = _merged(settings, more)
         return settings
 
     def patterns(self, model: str) -> tuple[str, ...]:
@@ -84,7 +86,7 @@ class Project:
         )
 
 
-def merged(base: Mapping[str, Any], more: Mapping[str, Any]) -> dict[str, Any]:
+def _merged(base: Mapping[str, Any], more: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` with ``more`` on top: tables add names, lists add items, values replace."""
     result = dict(base)
     for name, value in more.items():

@@ -71,9 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         project = config.load(Path.cwd())
         given = _given(arguments)
         options = _options(project.defaults, given)
-        for pattern, settings in project.per_path:  # every pattern's errors now, once
+        for pattern, _ in project.per_path:  # every pattern's errors now, once
             try:
-                _options(config.merged(project.defaults, settings), given)
+                _options(project.settings((pattern,)), given)
             except AuditError as error:
                 raise AuditError(f"per_path {pattern!r}: {error}") from None
     except AuditError as error:
@@ -190,12 +190,13 @@ def _audit(arguments: argparse.Namespace, project: config.Project, given: Mappin
         if arguments.resume and not (output_format is Format.JSONL and to_file):
             raise AuditError("--resume needs --format jsonl and --output FILE: the lines to resume")
         shared: dict[tuple[str, ...], Options] = {}  # one per set of patterns matched
+        options: dict[str, Options] = {}
         for model in models:
             patterns = project.patterns(model)
             if patterns not in shared:
-                found = _options(project.settings(model), given)
+                found = _options(project.settings(patterns), given)
                 shared[patterns] = _drawn(found, output_format, plot=arguments.plot)
-        options = {model: shared[project.patterns(model)] for model in models}
+            options[model] = shared[patterns]
     except AuditError as error:
         return _fatal(str(error))
     stream, spared = None, []
